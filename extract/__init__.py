@@ -1,0 +1,1 @@
+"""Engagement mart: extract, gate, load, build and publish."""
