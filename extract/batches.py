@@ -1,0 +1,108 @@
+"""Raw batches: one immutable directory per source and data interval.
+
+A batch is written into a temporary sibling directory and renamed into place, so a reader
+sees either the whole previous batch or the whole new one. Re-running an interval replaces
+its batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+SOURCES = ("x", "support_site")
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO date or date-time; naive values are UTC. Returns an aware UTC datetime."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Interval:
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("interval bounds must be timezone-aware")
+        if not self.start < self.end:
+            raise ValueError(
+                f"empty interval: start {iso(self.start)} is not before end {iso(self.end)}"
+            )
+
+    @classmethod
+    def parse(cls, start: str, end: str) -> Interval:
+        return cls(parse_instant(start), parse_instant(end))
+
+    @property
+    def batch_id(self) -> str:
+        fmt = "%Y%m%dT%H%M%SZ"
+        return f"{self.start:{fmt}}_{self.end:{fmt}}"
+
+    def contains(self, instant: datetime) -> bool:
+        return self.start <= instant < self.end
+
+
+def batch_dir(root: Path, source: str, interval: Interval) -> Path:
+    return root / source / interval.batch_id
+
+
+@contextmanager
+def landing(root: Path, source: str, interval: Interval) -> Iterator[Path]:
+    """Yield an empty work directory; on success it atomically becomes the interval's batch."""
+    final = batch_dir(root, source, interval)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
+    work.mkdir()
+    try:
+        yield work
+        old = None
+        if final.exists():
+            old = final.parent / f".{final.name}.{uuid.uuid4().hex}.old"
+            os.rename(final, old)
+        os.rename(work, final)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if work.exists():
+            shutil.rmtree(work)
+
+
+def write_manifest(directory: Path, manifest: dict) -> None:
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def read_manifest(directory: Path) -> dict:
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"no batch at {directory} (missing {MANIFEST})")
+    return json.loads(path.read_text())
+
+
+def summary(manifest: dict, path: Path) -> dict:
+    """The one-line JSON object every command prints last."""
+    return {
+        "batch": manifest["batch"],
+        "source": manifest["source"],
+        "start": manifest["start"],
+        "end": manifest["end"],
+        "records": manifest["records"],
+        "quarantined": manifest["quarantined"],
+        "path": str(path),
+    }

@@ -1,0 +1,99 @@
+"""`engagement`: the command line over the extract package."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from extract import pipeline
+from extract.batches import Interval
+from extract.gate import BatchRejected
+from extract.settings import Settings
+
+
+def _interval(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--start", required=True, help="interval start, ISO (inclusive, UTC)")
+    parser.add_argument("--end", required=True, help="interval end, ISO (exclusive, UTC)")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="engagement", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    sandbox = commands.add_parser("sandbox", help="serve the sample company over X API v2")
+    sandbox.add_argument("--port", type=int, default=8765)
+    sandbox.add_argument("--seed", type=int, default=7)
+
+    sample = commands.add_parser("sample", help="write the sample support-site access logs")
+    sample.add_argument("--out", required=True)
+    sample.add_argument("--seed", type=int, default=7)
+
+    extract = commands.add_parser("extract", help="land one raw batch for an interval")
+    sources = extract.add_subparsers(dest="source", required=True)
+    _interval(sources.add_parser("x", help="posts, mentions and users from the X API"))
+    site = sources.add_parser("support-site", help="support-site access logs")
+    site.add_argument("--logs", help="glob of log files (default: $SUPPORT_SITE_LOGS)")
+    _interval(site)
+
+    load = commands.add_parser("load", help="validate an interval's batch, then load it")
+    load.add_argument("--source", required=True, choices=["x", "support-site"])
+    _interval(load)
+
+    commands.add_parser("build", help="dbt build, then publish the mart atomically")
+
+    run = commands.add_parser("run", help="extract, validate, load, build, publish")
+    run.add_argument("--logs", help="glob of log files (default: $SUPPORT_SITE_LOGS)")
+    _interval(run)
+
+    commands.add_parser("headline", help="print the headline numbers of the published mart")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings.from_env()
+    try:
+        if args.command == "sandbox":
+            from extract.sandbox import serve
+
+            serve(args.port, seed=args.seed)
+            return 0
+        if args.command == "sample":
+            from pathlib import Path
+
+            from extract.sample import write_sample
+
+            for path in write_sample(Path(args.out), seed=args.seed):
+                print(path)
+            return 0
+        if args.command == "headline":
+            print(pipeline.format_headline(pipeline.headline(settings.published_db)))
+            return 0
+        if args.command == "build":
+            print(json.dumps(pipeline.build(settings)))
+            return 0
+        interval = Interval.parse(args.start, args.end)
+        if args.command == "extract" and args.source == "x":
+            result: dict | list = pipeline.extract_x(settings, interval)
+        elif args.command == "extract":
+            result = pipeline.extract_support_site(settings, interval, args.logs)
+        elif args.command == "load":
+            result = pipeline.validate_and_load(settings, args.source.replace("-", "_"), interval)
+        else:
+            for summary in pipeline.run(settings, interval, args.logs):
+                print(json.dumps(summary))
+            print(pipeline.format_headline(pipeline.headline(settings.published_db)))
+            return 0
+        print(json.dumps(result))
+        return 0
+    except BatchRejected as exc:
+        print(f"engagement: batch refused: {exc}", file=sys.stderr)
+        return 3
+    except (ValueError, LookupError, FileNotFoundError, RuntimeError) as exc:
+        print(f"engagement: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

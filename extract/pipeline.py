@@ -1,0 +1,109 @@
+"""The steps of one data interval, as functions that the CLI and the Airflow DAGs call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from extract import access_log, gate, load, x
+from extract.batches import Interval, batch_dir
+from extract.build import build_and_publish
+from extract.settings import Settings
+
+
+def extract_x(settings: Settings, interval: Interval) -> dict:
+    if not settings.x_bearer_token:
+        raise ValueError("X_BEARER_TOKEN is not set (any value works against the sandbox)")
+    client = x.make_client(settings.x_bearer_token, settings.x_api_base_url)
+    return x.extract(client, settings.x_accounts, interval, settings.raw_dir)
+
+
+def extract_support_site(settings: Settings, interval: Interval, logs: str | None = None) -> dict:
+    logs = logs or settings.support_site_logs
+    if not logs:
+        raise ValueError("no access logs given: pass --logs GLOB or set SUPPORT_SITE_LOGS")
+    return access_log.extract(logs, interval, settings.raw_dir)
+
+
+def validate_and_load(settings: Settings, source: str, interval: Interval) -> dict:
+    """Gate the interval's batch of a source, then load it. Raises gate.BatchRejected."""
+    batch = batch_dir(settings.raw_dir, source, interval)
+    gate.gate(batch, settings.quarantine_dir)
+    return {
+        "batch": interval.batch_id,
+        "source": source,
+        "loaded": load.load(batch, settings.raw_db),
+    }
+
+
+def build(settings: Settings) -> dict:
+    return build_and_publish(settings)
+
+
+def run(settings: Settings, interval: Interval, logs: str | None = None) -> list[dict]:
+    """Extract, validate, load both sources for the interval, then build and publish."""
+    summaries = [extract_x(settings, interval), extract_support_site(settings, interval, logs)]
+    for source in ("x", "support_site"):
+        validate_and_load(settings, source, interval)
+    build(settings)
+    return summaries
+
+
+HEADLINE_SQL = """
+select
+    count(*) as days,
+    min(date_day) as first_day,
+    max(date_day) as last_day,
+    sum(x_posts) as x_posts,
+    sum(x_replies_to_customers) as x_replies_to_customers,
+    sum(x_mentions) as x_mentions,
+    sum(x_mentions_answered) as x_mentions_answered,
+    sum(support_sessions) as support_sessions,
+    sum(social_sessions) as social_sessions,
+    sum(x_referred_sessions) as x_referred_sessions,
+    sum(search_sessions) as search_sessions,
+    sum(own_site_sessions) as own_site_sessions,
+    sum(email_sessions) as email_sessions,
+    sum(ai_assistant_sessions) as ai_assistant_sessions,
+    sum(direct_sessions) as direct_sessions
+from marts.agg_daily_engagement
+"""
+
+
+def headline(published_db: Path) -> dict:
+    """The headline numbers, read from the published mart (opened read-only, as BI does)."""
+    with duckdb.connect(str(published_db), read_only=True) as con:
+        cursor = con.execute(HEADLINE_SQL)
+        names = [d[0] for d in cursor.description]
+        row = dict(zip(names, cursor.fetchone(), strict=True))
+        median = con.execute(
+            """
+            select median(first_response_minutes) from marts.fct_x_mentions where answered
+            """
+        ).fetchone()[0]
+    row["x_median_first_response_minutes"] = None if median is None else round(float(median), 1)
+    return row
+
+
+def format_headline(h: dict) -> str:
+    def share(part: int, whole: int) -> str:
+        return f"{100 * part / whole:.1f}%" if whole else "n/a"
+
+    conversing = h["x_replies_to_customers"]
+    return "\n".join(
+        [
+            f"Engagement {h['first_day']} .. {h['last_day']} ({h['days']} days)",
+            f"  X: {h['x_posts']} original posts, {conversing} replies to customers "
+            f"({share(conversing, conversing + h['x_posts'])} of output is conversation)",
+            f"  Mentions answered: {h['x_mentions_answered']} of {h['x_mentions']} "
+            f"({share(h['x_mentions_answered'], h['x_mentions'])}), "
+            f"median first response {h['x_median_first_response_minutes']} min",
+            f"  Support-site sessions: {h['support_sessions']}; from social "
+            f"{h['social_sessions']} ({share(h['social_sessions'], h['support_sessions'])}), "
+            f"of which X {h['x_referred_sessions']}",
+            f"  vs search {h['search_sessions']}, own site {h['own_site_sessions']}, "
+            f"email {h['email_sessions']}, AI assistants {h['ai_assistant_sessions']}, "
+            f"direct {h['direct_sessions']}",
+        ]
+    )

@@ -1,0 +1,68 @@
+"""Every setting of the product, read from the environment (see the README's table)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REAL_X_API = "https://api.twitter.com"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    x_api_base_url: str
+    x_bearer_token: str | None
+    x_accounts: tuple[str, ...]
+    support_site_logs: str | None
+    support_site_hosts: tuple[str, ...]
+    company_site_hosts: tuple[str, ...]
+    dbt_project_dir: Path
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        return cls(
+            data_dir=Path(env.get("ENGAGEMENT_DATA_DIR", "data")).resolve(),
+            x_api_base_url=env.get("X_API_BASE_URL", REAL_X_API).rstrip("/"),
+            x_bearer_token=env.get("X_BEARER_TOKEN") or None,
+            x_accounts=_list(env.get("X_ACCOUNTS", "")),
+            support_site_logs=env.get("SUPPORT_SITE_LOGS") or None,
+            support_site_hosts=_list(env.get("SUPPORT_SITE_HOSTS", "support.acme.example")),
+            company_site_hosts=_list(
+                env.get("COMPANY_SITE_HOSTS", "www.acme.example,acme.example")
+            ),
+            dbt_project_dir=Path(
+                env.get("ENGAGEMENT_DBT_PROJECT_DIR", PROJECT_ROOT / "dbt_project")
+            ).resolve(),
+        )
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.data_dir / "warehouse"
+
+    @property
+    def raw_db(self) -> Path:
+        return self.warehouse_dir / "raw.duckdb"
+
+    @property
+    def build_db(self) -> Path:
+        return self.warehouse_dir / "build.duckdb"
+
+    @property
+    def published_db(self) -> Path:
+        return self.warehouse_dir / "engagement.duckdb"
