@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "extract":
             result = pipeline.extract_support_site(settings, interval, args.logs)
         elif args.command == "load":
-            result = pipeline.validate_and_load(settings, args.source.replace("-", "_"), interval)
+            source = args.source.replace("-", "_")
+            pipeline.validate(settings, source, interval)
+            result = pipeline.load_batch(settings, source, interval)
         else:
             for summary in pipeline.run(settings, interval, args.logs):
                 print(json.dumps(summary))

@@ -26,15 +26,21 @@ def extract_support_site(settings: Settings, interval: Interval, logs: str | Non
     return access_log.extract(logs, interval, settings.raw_dir)
 
 
-def validate_and_load(settings: Settings, source: str, interval: Interval) -> dict:
-    """Gate the interval's batch of a source, then load it. Raises gate.BatchRejected."""
-    batch = batch_dir(settings.raw_dir, source, interval)
-    gate.gate(batch, settings.quarantine_dir)
-    return {
-        "batch": interval.batch_id,
-        "source": source,
-        "loaded": load.load(batch, settings.raw_db),
-    }
+def extract(settings: Settings, source: str, interval: Interval) -> dict:
+    if source == "x":
+        return extract_x(settings, interval)
+    return extract_support_site(settings, interval)
+
+
+def validate(settings: Settings, source: str, interval: Interval) -> dict:
+    """Gate the interval's batch of a source. Raises gate.BatchRejected (and quarantines)."""
+    report = gate.gate(batch_dir(settings.raw_dir, source, interval), settings.quarantine_dir)
+    return {"batch": interval.batch_id, "source": source, "validated": report["success"]}
+
+
+def load_batch(settings: Settings, source: str, interval: Interval) -> dict:
+    loaded = load.load(batch_dir(settings.raw_dir, source, interval), settings.raw_db)
+    return {"batch": interval.batch_id, "source": source, "loaded": loaded}
 
 
 def build(settings: Settings) -> dict:
@@ -45,7 +51,8 @@ def run(settings: Settings, interval: Interval, logs: str | None = None) -> list
     """Extract, validate, load both sources for the interval, then build and publish."""
     summaries = [extract_x(settings, interval), extract_support_site(settings, interval, logs)]
     for source in ("x", "support_site"):
-        validate_and_load(settings, source, interval)
+        validate(settings, source, interval)
+        load_batch(settings, source, interval)
     build(settings)
     return summaries
 

@@ -1,0 +1,29 @@
+# The two commands of the README: `make demo` and `make test`. Everything else serves them.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+
+.PHONY: setup demo test lint bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+setup: $(UV)
+	$(UV) sync --locked --quiet
+
+demo: setup
+	scripts/demo.sh
+
+lint: setup
+	$(VENV)/bin/ruff check extract dags tests scripts
+	$(VENV)/bin/ruff format --check extract dags tests scripts
+
+test: setup lint
+	$(VENV)/bin/python -m pytest
+
+clean:
+	rm -rf data .airflow dbt_project/target dbt_project/logs

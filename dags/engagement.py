@@ -1,0 +1,85 @@
+"""Engagement mart DAGs: one extraction DAG per source, one mart build on their Assets.
+
+Each extraction run lands, validates and loads exactly its data interval; the tasks only
+call functions of the `extract` package (imported inside the tasks, so parsing stays light).
+Writers of the DuckDB warehouse share the one-slot pool `duckdb_writer`.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
+
+START = pendulum.datetime(2026, 11, 2, tz="UTC")
+WRITER_POOL = "duckdb_writer"
+RAW = {"x": Asset("engagement_raw_x"), "support_site": Asset("engagement_raw_support_site")}
+MART = Asset("engagement_mart")
+
+
+def extraction_dag(source: str):
+    @dag(
+        dag_id=f"engagement_{source}",
+        schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=5)},
+        tags=["engagement", "extract"],
+        doc_md=f"Lands, validates and loads the `{source}` batch of each daily data interval.",
+    )
+    def extraction():
+        @task
+        def extract(data_interval_start=None, data_interval_end=None) -> dict:
+            from extract import pipeline
+            from extract.batches import Interval
+            from extract.settings import Settings
+
+            interval = Interval(data_interval_start, data_interval_end)
+            return pipeline.extract(Settings.from_env(), source, interval)
+
+        @task(retries=0)
+        def validate(data_interval_start=None, data_interval_end=None) -> dict:
+            from extract import pipeline
+            from extract.batches import Interval
+            from extract.settings import Settings
+
+            interval = Interval(data_interval_start, data_interval_end)
+            return pipeline.validate(Settings.from_env(), source, interval)
+
+        @task(pool=WRITER_POOL, outlets=[RAW[source]])
+        def load(data_interval_start=None, data_interval_end=None) -> dict:
+            from extract import pipeline
+            from extract.batches import Interval
+            from extract.settings import Settings
+
+            interval = Interval(data_interval_start, data_interval_end)
+            return pipeline.load_batch(Settings.from_env(), source, interval)
+
+        extract() >> validate() >> load()
+
+    return extraction()
+
+
+@dag(
+    dag_id="engagement_mart",
+    schedule=(RAW["x"] | RAW["support_site"]),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    tags=["engagement", "mart"],
+    doc_md="Builds and tests the mart with dbt, then publishes it atomically.",
+)
+def engagement_mart():
+    @task(pool=WRITER_POOL, outlets=[MART])
+    def build_and_publish() -> dict:
+        from extract import pipeline
+        from extract.settings import Settings
+
+        return pipeline.build(Settings.from_env())
+
+    build_and_publish()
+
+
+engagement_x = extraction_dag("x")
+engagement_support_site = extraction_dag("support_site")
+engagement_mart()

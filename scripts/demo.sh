@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# `make demo`: the whole pipeline on the bundled sandbox, through real Airflow, then the
+# headline numbers read from the published mart.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/sandbox_env.sh
+
+bin=.venv/bin
+echo "== sample support-site logs -> $ENGAGEMENT_DATA_DIR/sample_logs"
+$bin/engagement sample --out "$ENGAGEMENT_DATA_DIR/sample_logs" > /dev/null
+
+echo "== X API v2 sandbox on $X_API_BASE_URL"
+$bin/engagement sandbox --port "$SANDBOX_PORT" > "$ENGAGEMENT_DATA_DIR/sandbox.log" 2>&1 &
+sandbox=$!
+trap 'kill -INT $sandbox 2> /dev/null || true' EXIT
+$bin/python -c "
+import sys, time, urllib.request
+for _ in range(100):
+    try:
+        urllib.request.urlopen(sys.argv[1] + '/health', timeout=1)
+    except OSError as exc:
+        if getattr(exc, 'code', None):  # any HTTP answer means it is up
+            break
+        time.sleep(0.1)
+    else:
+        break
+else:
+    sys.exit('sandbox did not start')
+" "$X_API_BASE_URL"
+
+echo "== Airflow metadata database and the DuckDB writer pool ($AIRFLOW_HOME)"
+$bin/airflow db migrate > "$ENGAGEMENT_DATA_DIR/airflow-migrate.log" 2>&1
+$bin/airflow pools set duckdb_writer 1 "DuckDB warehouse writers" > /dev/null 2>&1
+
+echo "== Airflow DAG runs, one per source and day, then the mart build"
+$bin/python scripts/run_dags.py --start "$DEMO_START" --days "$DEMO_DAYS" \
+    > "$ENGAGEMENT_DATA_DIR/airflow-runs.log" 2>&1 \
+    || { tail -40 "$ENGAGEMENT_DATA_DIR/airflow-runs.log"; exit 1; }
+grep '^run ' "$ENGAGEMENT_DATA_DIR/airflow-runs.log"
+
+echo
+$bin/engagement headline
