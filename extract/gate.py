@@ -112,9 +112,9 @@ def expectations(source: str, manifest: dict, expected_rows: int) -> list:
 
 
 def _describe(expectation: dict) -> str:
-    config = expectation["expectation_config"]
-    column = config.get("kwargs", {}).get("column")
-    return f"{config['type']}({column})" if column else config["type"]
+    column = expectation.get("kwargs", {}).get("column")
+    kind = expectation["expectation_type"]
+    return f"{kind}({column})" if column else kind
 
 
 def validate(batch: Path) -> dict:

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+
+
+def shared_file(relative: str) -> Path:
+    """A file of ../shared/data; its absence fails the test clearly instead of skipping it."""
+    path = SHARED / relative
+    if not path.is_file():
+        pytest.fail(f"reference data missing: {path} (CI provides ../shared/data beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def elastic_log() -> Path:
+    return shared_file("access_logs/apache_logs_elastic_2015.log")
+
+
+@pytest.fixture(scope="session")
+def sandbox_url() -> Iterator[str]:
+    """The X API v2 sandbox serving the generated sample company, over real HTTP."""
+    from extract.sandbox import make_server
+
+    server = make_server(0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+TOKEN = "test-secret-token-4f1c"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """Environment for running `engagement` with a fresh data directory."""
+    return dict(os.environ, ENGAGEMENT_DATA_DIR=str(tmp_path / "data"))
+
+
+@pytest.fixture
+def sandbox_env(env: dict[str, str], sandbox_url: str) -> dict[str, str]:
+    """... pointed at the sandbox, as the README says to point it at the real API."""
+    return dict(
+        env, X_API_BASE_URL=sandbox_url, X_BEARER_TOKEN=TOKEN, X_ACCOUNTS="acmecloud,acmesupport"
+    )
+
+
+def engagement(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess, as a data engineer would."""
+    result = subprocess.run(
+        [sys.executable, "-m", "extract.cli", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"engagement {' '.join(args)} failed:\n{result.stderr}")
+    return result

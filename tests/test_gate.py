@@ -1,0 +1,86 @@
+"""The quality gate: good batches pass, bad ones are refused and quarantined whole."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from extract import access_log, gate
+from extract.batches import Interval
+from tests.conftest import engagement
+
+DAY = Interval.parse("2015-05-18", "2015-05-19")
+
+
+@pytest.fixture
+def batch(tmp_path: Path, elastic_log: Path) -> Path:
+    return Path(access_log.extract(str(elastic_log), DAY, tmp_path / "data" / "raw")["path"])
+
+
+def test_a_good_batch_passes(batch: Path, tmp_path: Path) -> None:
+    assert gate.gate(batch, tmp_path / "quarantine")["success"] is True
+    assert batch.is_dir()
+
+
+def _rewrite_status(batch: Path, status: int) -> None:
+    table = pq.read_table(batch / "lines.parquet")
+    column = table.schema.get_field_index("status")
+    bad = pc.if_else(pc.equal(table["status"], 404), status, table["status"]).cast("int32")
+    pq.write_table(table.set_column(column, "status", bad), batch / "lines.parquet")
+
+
+def test_a_failing_batch_is_quarantined_with_its_report(batch: Path, tmp_path: Path) -> None:
+    _rewrite_status(batch, 999)
+    with pytest.raises(gate.BatchRejected) as refused:
+        gate.gate(batch, tmp_path / "quarantine")
+    assert refused.value.failed == ["expect_column_values_to_be_between(status)"]
+    assert not batch.exists()
+    moved = tmp_path / "quarantine" / "support_site" / DAY.batch_id
+    assert (moved / "lines.parquet").is_file()
+    report = json.loads((moved / "validation.json").read_text())
+    assert report["success"] is False
+
+
+def test_lost_rows_fail_the_row_count(batch: Path, tmp_path: Path) -> None:
+    table = pq.read_table(batch / "lines.parquet")
+    pq.write_table(table.slice(0, table.num_rows - 1), batch / "lines.parquet")
+    with pytest.raises(gate.BatchRejected, match="expect_table_row_count_to_equal"):
+        gate.gate(batch, tmp_path / "quarantine")
+
+
+def test_a_log_in_the_wrong_format_is_refused(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    good = '192.0.2.1 - - [18/May/2015:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "ua"\n'
+    log.write_text(good + "".join(f"2015-05-18T10:00:{s:02d} GET / 200\n" for s in range(40)))
+    summary = access_log.extract(str(log), DAY, tmp_path / "raw")
+    assert (summary["records"], summary["quarantined"]) == (1, 40)
+    with pytest.raises(gate.BatchRejected, match=r"expect_column_values_to_be_in_set\(parsed\)"):
+        gate.gate(Path(summary["path"]), tmp_path / "quarantine")
+
+
+def test_cli_load_refuses_and_loads_nothing(batch: Path, env: dict[str, str]) -> None:
+    _rewrite_status(batch, 999)
+    args = ["load", "--source", "support-site", "--start", "2015-05-18", "--end", "2015-05-19"]
+    result = engagement(*args, env=env, check=False)
+    assert result.returncode != 0
+    assert "expect_column_values_to_be_between(status)" in result.stderr
+    raw_db = Path(env["ENGAGEMENT_DATA_DIR"]) / "warehouse" / "raw.duckdb"
+    assert not raw_db.exists()
+
+
+def test_cli_load_twice_never_duplicates(batch: Path, env: dict[str, str]) -> None:
+    args = ["load", "--source", "support-site", "--start", "2015-05-18", "--end", "2015-05-19"]
+    first = json.loads(engagement(*args, env=env).stdout.splitlines()[-1])
+    engagement(*args, env=env)
+    raw_db = Path(env["ENGAGEMENT_DATA_DIR"]) / "warehouse" / "raw.duckdb"
+    with duckdb.connect(str(raw_db), read_only=True) as con:
+        count = con.execute("select count(*) from support_site.requests").fetchone()[0]
+        lines = con.execute("select count(distinct line_no) from support_site.requests").fetchone()[
+            0
+        ]
+    assert count == lines == first["loaded"]["support_site.requests"] > 1000
