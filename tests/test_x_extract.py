@@ -1,0 +1,90 @@
+"""X extraction through the real tweepy client, over HTTP, against the sandbox."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from extract import x
+from extract.batches import Interval
+from extract.sample import generate
+from tests.conftest import TOKEN, engagement
+
+START, END = "2026-11-03", "2026-11-04"
+
+
+def _in_day(post: dict) -> bool:
+    created = datetime.fromisoformat(post["created_at"].replace("Z", "+00:00"))
+    return datetime(2026, 11, 3, tzinfo=UTC) <= created < datetime(2026, 11, 4, tzinfo=UTC)
+
+
+def expected_records() -> int:
+    """Own posts plus mentions of each account, counted from the sample itself."""
+    company = generate()
+    total = 0
+    for username in ("acmecloud", "acmesupport"):
+        user_id = next(u["id"] for u in company.users if u["username"] == username)
+        for post in filter(_in_day, company.tweets):
+            mentioned = {m["username"] for m in post.get("entities", {}).get("mentions", [])}
+            total += post["author_id"] == user_id
+            total += post["author_id"] != user_id and username in mentioned
+    return total
+
+
+def test_extract_lands_every_page_as_received(sandbox_env: dict[str, str]) -> None:
+    result = engagement("extract", "x", "--start", START, "--end", END, env=sandbox_env)
+
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert set(summary) == {"batch", "source", "start", "end", "records", "quarantined", "path"}
+    assert (summary["source"], summary["start"], summary["end"]) == (
+        "x",
+        "2026-11-03T00:00:00Z",
+        "2026-11-04T00:00:00Z",
+    )
+    assert summary["records"] == expected_records() > 20
+    lines = (Path(summary["path"]) / "pages.jsonl").read_text().splitlines()
+    pages = [json.loads(line) for line in lines]
+    assert {p["endpoint"] for p in pages} == {"user", "tweets", "mentions"}
+    for page in pages:
+        assert "max_results=100" in page["url"] or page["endpoint"] == "user"
+        again = requests.get(page["url"], headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+        assert again.text == page["body"]
+    timelines = [json.loads(p["body"]) for p in pages if p["endpoint"] != "user"]
+    assert sum(len(body.get("data", [])) for body in timelines) == summary["records"]
+
+
+def test_rerun_replaces_the_batch(sandbox_env: dict[str, str]) -> None:
+    first = engagement("extract", "x", "--start", START, "--end", END, env=sandbox_env)
+    second = engagement("extract", "x", "--start", START, "--end", END, env=sandbox_env)
+    assert first.stdout.splitlines()[-1] == second.stdout.splitlines()[-1]
+    batches = Path(sandbox_env["ENGAGEMENT_DATA_DIR"]) / "raw" / "x"
+    assert [p.name for p in batches.iterdir()] == ["20261103T000000Z_20261104T000000Z"]
+
+
+def test_the_token_is_never_written(
+    sandbox_env: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = x.make_client(TOKEN, sandbox_env["X_API_BASE_URL"])
+    summary = x.extract(client, ("acmesupport",), Interval.parse(START, END), tmp_path)
+    assert summary["records"] > 0 and caplog.records
+    assert TOKEN not in caplog.text
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_missing_token_and_accounts_fail_clearly(sandbox_env: dict[str, str]) -> None:
+    no_token = dict(sandbox_env, X_BEARER_TOKEN="")
+    result = engagement("extract", "x", "--start", START, "--end", END, env=no_token, check=False)
+    assert result.returncode != 0 and "X_BEARER_TOKEN" in result.stderr
+    no_accounts = dict(sandbox_env, X_ACCOUNTS="")
+    result = engagement(
+        "extract", "x", "--start", START, "--end", END, env=no_accounts, check=False
+    )
+    assert result.returncode != 0 and "X_ACCOUNTS" in result.stderr
