@@ -1,0 +1,111 @@
+"""The DAGs, imported and run by real Airflow (in subprocesses with their own AIRFLOW_HOME)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from extract.sample import write_sample
+from tests.conftest import REPO, TOKEN
+
+INSPECT = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+dags = {}
+for dag_id, dag in bag.dags.items():
+    condition = getattr(dag.timetable, "asset_condition", None)
+    dags[dag_id] = {
+        "timetable": type(dag.timetable).__name__,
+        "tasks": {t.task_id: {"pool": t.pool, "outlets": [a.name for a in t.outlets]}
+                  for t in dag.tasks},
+        "schedule": type(condition).__name__,
+        "assets": sorted(a.name for a in getattr(condition, "objects", [])),
+    }
+heavy = sorted(m for m in ("extract", "dbt", "great_expectations", "duckdb", "tweepy", "pandas")
+               if m in sys.modules)
+print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()},
+                  "dags": dags, "heavy": heavy}))
+"""
+
+
+def airflow_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return dict(
+        os.environ,
+        AIRFLOW_HOME=str(tmp_path / "airflow"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        **extra,
+    )
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (
+        f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
+    return result
+
+
+def test_dagbag_imports_thin_dags(tmp_path: Path) -> None:
+    result = run([sys.executable, "-c", INSPECT, str(REPO / "dags")], airflow_env(tmp_path))
+    bag = json.loads(result.stdout.splitlines()[-1])
+    assert bag["errors"] == {}
+    assert set(bag["dags"]) == {"engagement_x", "engagement_support_site", "engagement_mart"}
+    assert bag["heavy"] == [], "DAG files must not import heavy modules at top level"
+    for source in ("x", "support_site"):
+        dag = bag["dags"][f"engagement_{source}"]
+        assert dag["timetable"] == "CronDataIntervalTimetable"
+        assert dag["tasks"]["load"] == {
+            "pool": "duckdb_writer",
+            "outlets": [f"engagement_raw_{source}"],
+        }
+        assert dag["tasks"]["extract"]["pool"] == "default_pool"
+    mart = bag["dags"]["engagement_mart"]
+    assert mart["schedule"] == "AssetAny"
+    assert mart["assets"] == ["engagement_raw_support_site", "engagement_raw_x"]
+    assert mart["tasks"]["build_and_publish"]["pool"] == "duckdb_writer"
+
+
+def test_airflow_runs_the_pipeline_for_a_day(tmp_path: Path, sandbox_url: str) -> None:
+    write_sample(tmp_path / "logs")
+    env = airflow_env(
+        tmp_path,
+        ENGAGEMENT_DATA_DIR=str(tmp_path / "data"),
+        X_API_BASE_URL=sandbox_url,
+        X_BEARER_TOKEN=TOKEN,
+        X_ACCOUNTS="acmecloud,acmesupport",
+        SUPPORT_SITE_LOGS=str(tmp_path / "logs" / "access.log*"),
+    )
+    airflow = str(Path(sys.executable).parent / "airflow")
+    run([airflow, "db", "migrate"], env)
+    run([airflow, "pools", "set", "duckdb_writer", "1", "DuckDB writers"], env)
+    result = run(
+        [sys.executable, "scripts/run_dags.py", "--start", "2026-11-05", "--days", "1"], env
+    )
+    assert "run engagement_mart: success" in result.stdout
+
+    with sqlite3.connect(tmp_path / "airflow" / "airflow.db") as meta:
+        runs = meta.execute(
+            "select dag_id, data_interval_start, data_interval_end, state from dag_run "
+            "where dag_id != 'engagement_mart' order by dag_id"
+        ).fetchall()
+        events = meta.execute(
+            "select a.name from asset_event e join asset a on a.id = e.asset_id order by 1"
+        ).fetchall()
+    assert [(r[0], r[1][:10], r[2][:10], r[3]) for r in runs] == [
+        ("engagement_support_site", "2026-11-05", "2026-11-06", "success"),
+        ("engagement_x", "2026-11-05", "2026-11-06", "success"),
+    ]
+    assert {e[0] for e in events} >= {"engagement_raw_x", "engagement_raw_support_site"}
+    mart = tmp_path / "data" / "warehouse" / "engagement.duckdb"
+    with duckdb.connect(str(mart), read_only=True) as con:
+        days = con.execute("select date_day::varchar, x_posts from marts.agg_daily_engagement")
+        rows = days.fetchall()
+    assert [r[0] for r in rows] == ["2026-11-05"] and rows[0][1] > 0

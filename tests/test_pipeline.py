@@ -1,0 +1,149 @@
+"""`engagement run` end to end on the sandbox: extract, gate, load, dbt build, publish."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from extract.build import publish
+from extract.sample import generate, write_sample
+from tests.conftest import REPO, TOKEN, engagement
+
+DAYS = [date(2026, 11, 2), date(2026, 11, 3)]
+OWN = ("acmecloud", "acmesupport")
+
+
+def run_day(day: date, env: dict[str, str]) -> str:
+    end = day + timedelta(days=1)
+    return engagement("run", "--start", str(day), "--end", str(end), env=env).stdout
+
+
+@pytest.fixture(scope="module")
+def pipeline_env(tmp_path_factory: pytest.TempPathFactory, sandbox_url: str) -> Iterator[dict]:
+    root = tmp_path_factory.mktemp("pipeline")
+    write_sample(root / "logs")
+    env = dict(
+        os.environ,
+        ENGAGEMENT_DATA_DIR=str(root / "data"),
+        X_API_BASE_URL=sandbox_url,
+        X_BEARER_TOKEN=TOKEN,
+        X_ACCOUNTS=",".join(OWN),
+        SUPPORT_SITE_LOGS=str(root / "logs" / "access.log*"),
+    )
+    env["first_output"] = run_day(DAYS[0], env)
+    run_day(DAYS[1], env)
+    yield env
+
+
+def published(env: dict) -> Path:
+    return Path(env["ENGAGEMENT_DATA_DIR"]) / "warehouse" / "engagement.duckdb"
+
+
+def query(env: dict, sql: str) -> list[tuple]:
+    with duckdb.connect(str(published(env)), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def mart_fingerprint(env: dict) -> dict[str, str]:
+    """A hash of every published table's full content, in a fixed order."""
+    prints = {}
+    with duckdb.connect(str(published(env)), read_only=True) as con:
+        tables = con.execute(
+            "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
+        ).fetchall()
+        for (table,) in tables:
+            rows = con.execute(f"select * from marts.{table} order by all").fetchall()
+            prints[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
+    return prints
+
+
+def expected_mentions() -> dict[date, tuple[int, int]]:
+    """Mentions per day and how many got an own reply within the loaded days, from the sample."""
+    company = generate()
+    own_ids = {u["id"] for u in company.users if u["username"] in OWN}
+    window_end = datetime.combine(DAYS[-1] + timedelta(days=1), datetime.min.time(), UTC)
+
+    def created(post: dict) -> datetime:
+        return datetime.fromisoformat(post["created_at"].replace("Z", "+00:00"))
+
+    answered = {
+        ref["id"]
+        for post in company.tweets
+        if post["author_id"] in own_ids and created(post) < window_end
+        for ref in post.get("referenced_tweets", [])
+        if ref["type"] == "replied_to"
+    }
+    counts: dict[date, tuple[int, int]] = {}
+    for post in company.tweets:
+        names = {m["username"] for m in post.get("entities", {}).get("mentions", [])}
+        day = created(post).date()
+        if post["author_id"] not in own_ids and names & set(OWN) and day in DAYS:
+            mentions, done = counts.get(day, (0, 0))
+            counts[day] = (mentions + 1, done + (post["id"] in answered))
+    return counts
+
+
+def test_one_row_per_day_with_the_sample_s_numbers(pipeline_env: dict) -> None:
+    rows = query(
+        pipeline_env,
+        """
+        select date_day, x_mentions, x_mentions_answered, support_sessions, social_sessions,
+            x_referred_sessions, search_sessions + own_site_sessions + email_sessions
+            + ai_assistant_sessions + direct_sessions + social_sessions + other_sessions
+        from marts.agg_daily_engagement order by date_day
+        """,
+    )
+    assert [r[0] for r in rows] == DAYS
+    expected = expected_mentions()
+    assert {r[0]: (r[1], r[2]) for r in rows} == expected
+    for _, _, _, sessions, social, from_x, by_channel in rows:
+        assert sessions == by_channel > 0
+        assert social >= from_x > 0
+
+
+def test_run_prints_summaries_and_headline(pipeline_env: dict) -> None:
+    lines = pipeline_env["first_output"].splitlines()
+    assert '"source": "x"' in lines[0] and '"source": "support_site"' in lines[1]
+    assert any("Mentions answered" in line for line in lines)
+
+
+def test_rerunning_an_interval_gives_identical_marts(pipeline_env: dict) -> None:
+    before = mart_fingerprint(pipeline_env)
+    run_day(DAYS[0], pipeline_env)
+    assert mart_fingerprint(pipeline_env) == before
+    assert set(before) >= {"agg_daily_engagement", "fct_x_mentions"}
+
+
+def test_a_failing_dbt_test_publishes_nothing(pipeline_env: dict, tmp_path: Path) -> None:
+    project = tmp_path / "dbt_project"
+    shutil.copytree(REPO / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
+    (project / "tests" / "always_fails.sql").write_text("select 1 as failure\n")
+    before = published(pipeline_env).read_bytes()
+    env = dict(pipeline_env, ENGAGEMENT_DBT_PROJECT_DIR=str(project))
+    result = engagement("build", env=env, check=False)
+    assert result.returncode != 0
+    assert "always_fails" in result.stderr
+    assert published(pipeline_env).read_bytes() == before
+
+
+def test_publishing_never_disturbs_an_open_reader(pipeline_env: dict, tmp_path: Path) -> None:
+    target = tmp_path / "engagement.duckdb"
+    shutil.copy(published(pipeline_env), target)
+    build_db = tmp_path / "build.duckdb"
+    shutil.copy(Path(pipeline_env["ENGAGEMENT_DATA_DIR"]) / "warehouse" / "build.duckdb", build_db)
+    sql = "select count(*), sum(x_mentions) from marts.agg_daily_engagement"
+    with duckdb.connect(str(target), read_only=True) as reader:
+        before = reader.execute(sql).fetchone()
+        with duckdb.connect(str(build_db)) as con:
+            con.execute("delete from marts.agg_daily_engagement where date_day = ?", [DAYS[0]])
+        publish(build_db, target)
+        assert reader.execute(sql).fetchone() == before
+    with duckdb.connect(str(target), read_only=True) as fresh:
+        assert fresh.execute(sql).fetchone()[0] == before[0] - 1
