@@ -1,0 +1,809 @@
+"""A deterministic sample company: its X activity and its support site's access log.
+
+@acmecloud (brand) broadcasts and now and then retweets or quotes; @acmesupport posts how-tos
+and answers customers who mention either account. The support site's access log is consistent
+with that activity: visits referred by t.co follow the posts that link to the support site.
+Everything comes from one ``random.Random(seed)``, so the output is byte-identical across runs.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+import re
+import string
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+SAMPLE_START: date = date(2026, 11, 2)
+SAMPLE_DAYS: int = 7
+BRAND = "acmecloud"
+SUPPORT = "acmesupport"
+SUPPORT_SITE_HOST = "support.acme.example"
+COMPANY_SITE_HOST = "www.acme.example"
+
+SUPPORT_SITE = f"https://{SUPPORT_SITE_HOST}"
+COMPANY_SITE = f"https://{COMPANY_SITE_HOST}"
+_TWITTER_EPOCH_MS = 1288834974657
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# Relative activity per UTC hour, for customers and for support-site visitors.
+_HOURS = (2, 1, 1, 1, 1, 2, 3, 5, 7, 8, 9, 9, 9, 9, 9, 9, 8, 7, 6, 5, 4, 4, 3, 2)
+
+_CUSTOMERS = (
+    ("Dana Whitfield", "danawhit"),
+    ("Priya Raman", "priya_builds"),
+    ("Marco Bellini", "marcobellini"),
+    ("Sam Okafor", "samokafor_dev"),
+    ("Lena Vogel", "lenavogel"),
+    ("Tom Hargreaves", "tomh_ops"),
+    ("Aisha Khan", "aishakhan_io"),
+    ("Jonas Berg", "jberg"),
+    ("Keiko Tanaka", "keiko_t"),
+    ("Rafael Souza", "rafasouza"),
+    ("Chloe Martin", "chloe_codes"),
+    ("Ben Adeyemi", "benadeyemi"),
+    ("Nina Petrova", "ninapetrova"),
+    ("Oscar Lindqvist", "oscarlq"),
+    ("Hannah Cole", "hannahcole_"),
+    ("Diego Ramirez", "diegoramirez"),
+    ("Fatima Zahra", "fzahra_dev"),
+    ("Liam O'Brien", "liamobrien"),
+    ("Mei Chen", "meichen_data"),
+    ("Arjun Mehta", "arjunmehta"),
+    ("Sofia Rossi", "sofiarossi"),
+    ("Kwame Mensah", "kwamemensah"),
+    ("Emily Park", "emilypark"),
+    ("Lukas Novak", "lukasnovak"),
+    ("Grace Liu", "graceliu_pm"),
+    ("Mateo Garcia", "mateogarcia"),
+    ("Zoe Williams", "zoewill"),
+    ("Ivan Horvat", "ivanhorvat"),
+    ("Ama Owusu", "amaowusu"),
+    ("Noah Fischer", "noahfischer"),
+    ("Yuki Sato", "yukisato_"),
+    ("Olivia Brown", "oliviab_sre"),
+    ("Hugo Laurent", "hugolaurent"),
+    ("Sara Nilsson", "saranilsson"),
+    ("Daniel Kim", "danielkim_dev"),
+    ("Ines Costa", "inescosta"),
+    ("Tariq Hassan", "tariqhassan"),
+    ("Megan Reilly", "meganreilly"),
+    ("Pavel Dvorak", "paveldvorak"),
+    ("Lucy Evans", "lucyevans_"),
+)
+_BIOS = (
+    "Backend engineer. Coffee, Go and long walks.",
+    "Building things on the internet. Opinions my own.",
+    "SRE | on-call survivor | she/her",
+    "Indie hacker shipping small SaaS apps.",
+    "Data engineer. Pipelines all the way down.",
+    "CTO at a 12-person startup.",
+    "Frontend dev, design nerd.",
+    "DevOps consultant. Terraform whisperer.",
+)
+
+_ARTICLES = (
+    "reset-password",
+    "two-factor-auth",
+    "sso-setup",
+    "billing-faq",
+    "download-invoices",
+    "change-plan",
+    "api-rate-limits",
+    "api-keys",
+    "webhooks",
+    "cli-install",
+    "export-data",
+    "backup-restore",
+    "custom-domains",
+    "dns-verification",
+    "team-invites",
+    "storage-quotas",
+    "status-incidents",
+    "delete-account",
+    "mobile-app-login",
+    "deploy-troubleshooting",
+)
+_GONE = ("legacy-billing-portal", "v1-api-deprecation", "old-pricing")  # answer 404
+
+# Customer issue addressed to support: (text, article slug, advice given in the answer).
+_ISSUES = (
+    (
+        "can't log in, the password reset email never arrives",
+        "reset-password",
+        "Please check spam and request a new link, it expires after 30 minutes.",
+    ),
+    (
+        "my 2FA codes are rejected since I changed phones",
+        "two-factor-auth",
+        "You can sign in with a recovery code, then enroll the new phone.",
+    ),
+    (
+        "SSO with Okta keeps bouncing me back to the login page",
+        "sso-setup",
+        "Please double-check that the ACS URL in your IdP matches your workspace.",
+    ),
+    (
+        "why was I charged twice this month?",
+        "billing-faq",
+        "We've refunded the duplicate charge, it shows up within 3-5 days.",
+    ),
+    (
+        "where do I download invoices for my accountant?",
+        "download-invoices",
+        "Invoices live under Settings > Billing > History.",
+    ),
+    (
+        "getting 429 errors from the API all of a sudden",
+        "api-rate-limits",
+        "Your plan's limits were raised today; make sure your client backs off on 429s.",
+    ),
+    (
+        "webhooks stopped firing for our production project",
+        "webhooks",
+        "We had a delivery delay earlier, retries are going out now.",
+    ),
+    (
+        "the CLI install fails on Apple Silicon",
+        "cli-install",
+        "The universal build fixes this, please reinstall with the script in our guide.",
+    ),
+    (
+        "how do I export all my data before a migration?",
+        "export-data",
+        "Exports are under Settings > Data and include everything.",
+    ),
+    (
+        "restore from backup has been stuck at 90% for an hour",
+        "backup-restore",
+        "Large restores pause at 90% while indexes rebuild, it should finish shortly.",
+    ),
+    (
+        "custom domain shows a certificate error",
+        "custom-domains",
+        "Certificates are issued up to an hour after DNS verifies.",
+    ),
+    (
+        "DNS verification says record not found but it's there",
+        "dns-verification",
+        "Make sure the TXT record is on the root domain, not on www.",
+    ),
+    (
+        "invites to my team never arrive",
+        "team-invites",
+        "Invites sometimes land in spam; you can also copy the invite link.",
+    ),
+    (
+        "storage says full but I deleted a ton of files",
+        "storage-quotas",
+        "Deleted files stay in trash for 30 days and still count toward the quota.",
+    ),
+    (
+        "is something down? the dashboard won't load",
+        "status-incidents",
+        "We're investigating elevated errors, updates are on our status page.",
+    ),
+    (
+        "the mobile app logs me out every single day",
+        "mobile-app-login",
+        "Please update to the latest app version, this was fixed this week.",
+    ),
+    (
+        "deploys failing with exit code 137",
+        "deploy-troubleshooting",
+        "Exit 137 means the build ran out of memory, a bigger build size fixes it.",
+    ),
+)
+_ISSUE_FORMS = ("@{s} {i}", "hey @{s} {i}", "@{s} help! {i}", "@{s} {i} any ideas?", "@{s} {i} 😩")
+_OPENERS = ("Sorry about that!", "Thanks for flagging.", "Happy to help!", "Sorry for the trouble.")
+_FOLLOW_UPS = (
+    ("that worked, thanks!", "Glad to hear it! 🙌"),
+    ("thanks, will try that", "Let us know how it goes!"),
+    ("still not working for me", "Sorry to hear that, we've escalated it and will follow up here."),
+    ("sent you a DM with the details", "Got it, replying there now."),
+)
+# Customer posts addressed to the brand: (text, brand reply or None when support answers).
+_BRAND_MENTIONS = (
+    ("the new dashboard on @{b} is so much faster, nice work", "Thank you, {n}! Means a lot 💙"),
+    ("just moved our side project to @{b}, smooth so far", "Welcome aboard, {n}! 🚀"),
+    ("@{b} is there a discount for students?", "Hi {n}! Yes, there's an education plan."),
+    ("@{b} do you have a region in Australia yet?", "Not yet, {n}, Sydney is on the roadmap."),
+    ("third outage this month @{b}, not great", None),
+    ("@{b} billing page shows the wrong currency", None),
+    ("shoutout to @{b} support, fixed my issue in minutes", "That's what we like to hear, {n}!"),
+    ("@{b} any plans for a Terraform provider?", "It's in beta, {n}! Docs on our site."),
+)
+_QUOTES = ("This is why we do it 💙", "Love seeing this!", "Thanks for sharing, {n}!")
+# Brand broadcasts: (text, linked URL or None).
+_BRAND_POSTS = (
+    (
+        "New: scheduled backups on every plan. Set them up in two minutes:",
+        f"{SUPPORT_SITE}/articles/backup-restore",
+    ),
+    (
+        "Custom domains now get automatic HTTPS. Connect yours:",
+        f"{SUPPORT_SITE}/articles/custom-domains",
+    ),
+    ("Tip: invite your whole team in one go.", f"{SUPPORT_SITE}/articles/team-invites"),
+    ("Our CLI now ships native Apple Silicon builds.", f"{SUPPORT_SITE}/articles/cli-install"),
+    ("Webhooks now retry with exponential backoff. Details:", f"{SUPPORT_SITE}/articles/webhooks"),
+    (
+        "Two-factor auth takes 30 seconds to set up. Turn it on:",
+        f"{SUPPORT_SITE}/articles/two-factor-auth",
+    ),
+    ("API keys can now be scoped per project.", f"{SUPPORT_SITE}/articles/api-keys"),
+    ("Moving from another provider? Our export guide:", f"{SUPPORT_SITE}/articles/export-data"),
+    ("We're hiring SREs in Lisbon and Toronto!", f"{COMPANY_SITE}/careers"),
+    ("Pricing just got simpler: one plan per team size.", f"{COMPANY_SITE}/pricing"),
+    (
+        "How Northwind cut deploy times by 60% on AcmeCloud",
+        f"{COMPANY_SITE}/blog/northwind-case-study",
+    ),
+    ("Happy Monday! What are you shipping this week? 🚀", None),
+    ("Thanks to everyone who joined our webinar on zero-downtime deploys!", None),
+    ("Fun fact: AcmeCloud served 2 billion requests yesterday.", None),
+)
+# Support broadcasts: (text, article slug or None).
+_SUPPORT_POSTS = (
+    ("How to reset your password when the email doesn't arrive:", "reset-password"),
+    ("Locked out after changing phones? Recovery codes to the rescue:", "two-factor-auth"),
+    ("Setting up SSO with Okta, Entra ID or Google Workspace:", "sso-setup"),
+    ("Hitting 429s? Here's how our API rate limits work:", "api-rate-limits"),
+    ("Where to find and download your invoices:", "download-invoices"),
+    ("Builds failing with exit code 137? It's likely memory. The fix:", "deploy-troubleshooting"),
+    ("Custom domain not verifying? Check your DNS records:", "dns-verification"),
+    ("Support hours: 24/7 on Pro, 7am-11pm UTC for everyone else. DMs are open!", None),
+    ("We're seeing elevated API errors in eu-west and are on it.", "status-incidents"),
+)
+_THREAD_TAIL = "2/2 Still stuck? Reply here or DM us and we'll take a look."
+
+
+@dataclass(frozen=True)
+class SampleCompany:
+    users: list[dict]
+    tweets: list[dict]
+
+
+def _stamp(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def parse_stamp(text: str) -> datetime:
+    """Parse an X API created_at ("2026-11-02T09:14:03.000Z") into an aware UTC datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _at_hour(rng: random.Random, day: datetime) -> datetime:
+    hour = rng.choices(range(24), weights=_HOURS)[0]
+    return day + timedelta(hours=hour, seconds=rng.randrange(3600))
+
+
+class _Builder:
+    """Creates tweets with snowflake-like ids and keeps only those inside [lo, hi)."""
+
+    def __init__(self, rng: random.Random, start: date, days: int) -> None:
+        self.rng = rng
+        self.lo = datetime.combine(start, time(), UTC)
+        self.hi = self.lo + timedelta(days=days)
+        self.seq = 0
+        self.ids: set[int] = set()
+        self.codes: set[str] = set()
+        self.tweets: list[dict] = []
+        self.users = self._users()
+        self.by_name = {u["username"]: u for u in self.users}
+
+    def snowflake(self, when: datetime) -> str:
+        """An id like X's: milliseconds since the X epoch, then worker and sequence bits."""
+        while True:
+            self.seq = (self.seq + 1) % 4096
+            ms = int(when.timestamp()) * 1000 + self.rng.randrange(1000)
+            number = ((ms - _TWITTER_EPOCH_MS) << 22) | (self.rng.randrange(1024) << 12) | self.seq
+            if number not in self.ids:
+                self.ids.add(number)
+                return str(number)
+
+    def _users(self) -> list[dict]:
+        rng = self.rng
+        brand = {
+            "id": "1488213377",
+            "name": "AcmeCloud",
+            "username": BRAND,
+            "created_at": "2013-06-04T15:22:41.000Z",
+            "description": "The cloud for small teams. Need help? @acmesupport",
+            "url": COMPANY_SITE + "/",
+            "public_metrics": {},
+            "verified": True,
+            "protected": False,
+        }
+        support = {
+            "id": "2901446150",
+            "name": "AcmeCloud Support",
+            "username": SUPPORT,
+            "created_at": "2014-12-01T09:05:12.000Z",
+            "description": "Official support for @acmecloud. 24/7 on Pro plans.",
+            "url": SUPPORT_SITE + "/",
+            "public_metrics": {},
+            "verified": True,
+            "protected": False,
+        }
+        users = [brand, support]
+        for name, username in _CUSTOMERS:
+            created = datetime(2008, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(16 << 25))
+            old = created.year < 2016
+            users.append(
+                {
+                    "id": str(rng.randrange(10**7, 4 * 10**9)) if old else self.snowflake(created),
+                    "name": name,
+                    "username": username,
+                    "created_at": _stamp(created),
+                    "description": rng.choice(_BIOS),
+                    "public_metrics": {},
+                    "verified": rng.random() < 0.1,
+                    "protected": False,
+                }
+            )
+        for user in users:
+            followers = {BRAND: 48210, SUPPORT: 12950}.get(user["username"])
+            followers = followers or int(rng.paretovariate(1.2) * 80)
+            user["public_metrics"] = {
+                "followers_count": followers,
+                "following_count": rng.randrange(40, 900),
+                "tweet_count": rng.randrange(300, 20000),
+                "listed_count": followers // rng.randrange(40, 120),
+                "like_count": rng.randrange(100, 30000),
+            }
+        return users
+
+    def tco(self) -> str:
+        while True:
+            code = "".join(self.rng.choices(string.ascii_letters + string.digits, k=10))
+            if code not in self.codes:
+                self.codes.add(code)
+                return f"https://t.co/{code}"
+
+    def post(
+        self,
+        author: dict,
+        when: datetime,
+        text: str,
+        *,
+        impressions: int,
+        link: str | None = None,
+        reply_to: dict | None = None,
+        ref: tuple[str, dict] | None = None,
+    ) -> dict | None:
+        if not self.lo <= when < self.hi:
+            return None
+        rng = self.rng
+        urls: list[dict] = []
+        if ref is not None and ref[0] == "retweeted":
+            shift = len(text) - len(ref[1]["text"])
+            urls = [
+                dict(u, start=u["start"] + shift, end=u["end"] + shift)
+                for u in ref[1].get("entities", {}).get("urls", [])
+            ]
+        if link is not None:
+            short = self.tco()
+            display = link.removeprefix("https://")
+            display = display if len(display) <= 26 else display[:25] + "…"
+            start = len(text) + 1
+            text = f"{text} {short}"
+            urls.append(
+                {
+                    "start": start,
+                    "end": len(text),
+                    "url": short,
+                    "expanded_url": link,
+                    "display_url": display,
+                }
+            )
+        tweet_id = self.snowflake(when)
+        tweet: dict = {
+            "id": tweet_id,
+            "text": text,
+            "created_at": _stamp(when),
+            "author_id": author["id"],
+            "conversation_id": tweet_id,
+            "lang": "en",
+            "edit_history_tweet_ids": [tweet_id],
+        }
+        if reply_to is not None:
+            tweet["conversation_id"] = reply_to["conversation_id"]
+            tweet["in_reply_to_user_id"] = reply_to["author_id"]
+            ref = ("replied_to", reply_to)
+        if ref is not None:
+            tweet["referenced_tweets"] = [{"type": ref[0], "id": ref[1]["id"]}]
+        entities: dict = {}
+        mentions = [
+            {"start": m.start(), "end": m.end(), "username": m[1], "id": self.by_name[m[1]]["id"]}
+            for m in re.finditer(r"@(\w{1,15})", text)
+            if m[1] in self.by_name
+        ]
+        if mentions:
+            entities["mentions"] = mentions
+        if urls:
+            entities["urls"] = urls
+        if entities:
+            tweet["entities"] = entities
+        likes = int(impressions * rng.uniform(0.004, 0.03))
+        tweet["public_metrics"] = {
+            "retweet_count": int(likes * rng.uniform(0.05, 0.3)),
+            "reply_count": 0,
+            "like_count": likes,
+            "quote_count": int(likes * rng.uniform(0.0, 0.05)),
+            "bookmark_count": int(likes * rng.uniform(0.0, 0.2)),
+            "impression_count": impressions,
+        }
+        self.tweets.append(tweet)
+        return tweet
+
+
+def _response_delay(rng: random.Random) -> timedelta:
+    r = rng.random()
+    if r < 0.35:
+        return timedelta(seconds=rng.randrange(120, 1800))
+    if r < 0.65:
+        return timedelta(seconds=rng.randrange(1800, 7200))
+    if r < 0.9:
+        return timedelta(seconds=rng.randrange(7200, 36000))
+    return timedelta(seconds=rng.randrange(36000, 30 * 3600))
+
+
+def _conversation(b: _Builder, customer: dict, day: datetime) -> dict | None:
+    """One customer mention of the brand or support, with whatever answers it gets."""
+    rng = b.rng
+    brand, support = b.by_name[BRAND], b.by_name[SUPPORT]
+    first = customer["name"].split()[0]
+    when = _at_hour(rng, day)
+    impressions = rng.randrange(40, 1500)
+    slug = None
+    if rng.random() < 0.75:
+        issue, slug, advice = rng.choice(_ISSUES)
+        text = rng.choice(_ISSUE_FORMS).format(s=SUPPORT, i=issue)
+        mention = b.post(customer, when, text, impressions=impressions)
+        responder = support if rng.random() < 0.88 else None
+        answer = f"{rng.choice(_OPENERS)} {advice}"
+    else:
+        text, brand_answer = rng.choice(_BRAND_MENTIONS)
+        mention = b.post(customer, when, text.format(b=BRAND), impressions=impressions)
+        if brand_answer is not None:
+            responder = brand if rng.random() < 0.55 else None
+            answer = brand_answer.format(n=first)
+        else:
+            responder = support if rng.random() < 0.8 else None
+            answer = f"{rng.choice(_OPENERS)} Could you DM us your account email? We'll dig in."
+    if mention is None or responder is None:
+        return mention
+    link = f"{SUPPORT_SITE}/articles/{slug}" if slug and rng.random() < 0.5 else None
+    greeting = f"Hi {first}! " if responder is support else ""
+    reply = b.post(
+        responder,
+        when + _response_delay(rng),
+        f"@{customer['username']} {greeting}{answer}",
+        impressions=rng.randrange(20, 300),
+        link=link,
+        reply_to=mention,
+    )
+    if reply is None or responder is brand or rng.random() > 0.35:
+        return mention
+    said, closing = rng.choice(_FOLLOW_UPS)
+    back_at = parse_stamp(reply["created_at"]) + timedelta(seconds=rng.randrange(180, 3 * 3600))
+    text = f"@{responder['username']} {said}"
+    back = b.post(customer, back_at, text, impressions=rng.randrange(20, 200), reply_to=reply)
+    if back is not None and rng.random() < 0.6:
+        at = parse_stamp(back["created_at"]) + timedelta(seconds=rng.randrange(120, 5400))
+        text = f"@{customer['username']} {closing}"
+        b.post(responder, at, text, impressions=rng.randrange(10, 120), reply_to=back)
+    return mention
+
+
+def generate(seed: int = 7, start: date = SAMPLE_START, days: int = SAMPLE_DAYS) -> SampleCompany:
+    """The sample company's users and posts over [start, start + days) UTC."""
+    rng = random.Random(seed)
+    b = _Builder(rng, start, days)
+    brand, support = b.by_name[BRAND], b.by_name[SUPPORT]
+    customers = b.users[2:]
+    names = {u["id"]: u["name"] for u in b.users}
+    activity = [rng.paretovariate(1.5) for _ in customers]  # a few customers post a lot
+    for d in range(days):
+        day = b.lo + timedelta(days=d)
+        for _ in range(rng.randint(3, 5)):
+            text, link = rng.choice(_BRAND_POSTS)
+            when = day + timedelta(seconds=rng.randrange(8 * 3600, 20 * 3600))
+            b.post(brand, when, text, impressions=rng.randrange(2000, 15000), link=link)
+        howtos = []
+        for _ in range(rng.randint(1, 2)):
+            text, slug = rng.choice(_SUPPORT_POSTS)
+            when = day + timedelta(seconds=rng.randrange(7 * 3600, 21 * 3600))
+            link = f"{SUPPORT_SITE}/articles/{slug}" if slug else None
+            post = b.post(support, when, text, impressions=rng.randrange(500, 4000), link=link)
+            if post is not None and rng.random() < 0.3:
+                at = when + timedelta(seconds=rng.randrange(30, 240))
+                b.post(
+                    support, at, _THREAD_TAIL, impressions=rng.randrange(100, 900), reply_to=post
+                )
+            if post is not None and link is not None:
+                howtos.append(post)
+        praise = []
+        for _ in range(rng.randint(12, 25)):
+            customer = rng.choices(customers, weights=activity)[0]
+            mention = _conversation(b, customer, day)
+            if mention is not None and mention["text"].startswith(("the new", "shoutout")):
+                praise.append(mention)
+        if howtos and rng.random() < 0.4:
+            post = rng.choice(howtos)
+            at = parse_stamp(post["created_at"]) + timedelta(seconds=rng.randrange(300, 7200))
+            b.post(
+                brand, at, f"RT @{SUPPORT}: {post['text']}", impressions=0, ref=("retweeted", post)
+            )
+        if praise and rng.random() < 0.35:
+            quoted = rng.choice(praise)
+            first = names[quoted["author_id"]].split()[0]
+            text = rng.choice(_QUOTES).format(n=first)
+            at = parse_stamp(quoted["created_at"]) + timedelta(seconds=rng.randrange(600, 14400))
+            b.post(brand, at, text, impressions=rng.randrange(2000, 9000), ref=("quoted", quoted))
+    tweets = sorted(b.tweets, key=lambda t: int(t["id"]))
+    by_id = {t["id"]: t for t in tweets}
+    for tweet in tweets:
+        for ref in tweet.get("referenced_tweets", []):
+            metrics = by_id[ref["id"]]["public_metrics"]
+            key = {"replied_to": "reply_count", "retweeted": "retweet_count"}.get(ref["type"])
+            metrics[key or "quote_count"] += 1
+        if tweet["text"].startswith("RT @"):
+            tweet["public_metrics"] = dict.fromkeys(tweet["public_metrics"], 0)
+    return SampleCompany(users=b.users, tweets=tweets)
+
+
+# --- support-site access log ---------------------------------------------------------------
+
+_DESKTOP = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.1 Safari/605.1.15",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:132.0) Gecko/20100101 Firefox/132.0",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/130.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    'Chrome/129.0.0.0 Safari/537.36 "CorpProxy/2.3"',
+)
+_MOBILE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 13; SM-A536B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/130.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.6 Mobile/15E148 Safari/604.1",
+)
+_X_APP = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/22B83 Twitter for iPhone/10.68",
+)
+_GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+_BINGBOT = "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"
+_AHREFS = "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)"
+_TWITTERBOT = "Twitterbot/1.0"
+_FACEBOOK = "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)"
+_LINKEDIN = "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)"
+_SCANNER = "Mozilla/5.0 zgrab/0.x"
+_STATIC = {"/static/app.css": 18342, "/static/app.js": 48211, "/favicon.ico": 1150}
+_SEARCHES = (
+    "reset+password",
+    "invoice",
+    "sso",
+    "rate+limit",
+    "export",
+    "2fa",
+    "custom+domain",
+    "webhook+retries",
+    "delete+account",
+    "cli",
+)
+# Entry referrers of sessions that do not come from a post, with their weights.
+_SOURCES = (
+    ("https://www.google.com/", 30),
+    ("https://www.bing.com/", 5),
+    ("https://duckduckgo.com/", 3),
+    ("company", 13),
+    ("https://mail.google.com/", 3),
+    ("newsletter", 4),
+    ("https://chatgpt.com/", 3),
+    ("https://www.perplexity.ai/", 1),
+    ("https://x.com/", 2),
+    ("https://twitter.com/", 1),
+    ("-", 18),
+)
+
+
+class _Log:
+    def __init__(self, rng: random.Random, lo: datetime, hi: datetime) -> None:
+        self.rng, self.lo, self.hi = rng, lo, hi
+        self.entries: list[tuple[datetime, int, str]] = []
+        self.sizes: dict[str, int] = {}
+
+    def hit(
+        self, when: datetime, ip: str, method: str, path: str, status: int, ref: str, ua: str
+    ) -> None:
+        if not self.lo <= when < self.hi:
+            return
+        base = path.split("?")[0]
+        if status in (200, 206):
+            if base not in self.sizes:
+                self.sizes[base] = _STATIC.get(base) or self.rng.randrange(4000, 24000)
+            size = str(self.sizes[base] + (0 if base in _STATIC else self.rng.randrange(-60, 60)))
+        else:
+            size = {304: "-", 302: "229", 404: "1532", 500: "612"}[status]
+        stamp = f"{when.day:02d}/{_MONTHS[when.month - 1]}/{when.year}:{when:%H:%M:%S} +0000"
+        agent = ua.replace("\\", "\\\\").replace('"', '\\"')
+        line = f'{ip} - - [{stamp}] "{method} {path} HTTP/1.1" {status} {size} "{ref}" "{agent}"'
+        self.entries.append((when, len(self.entries), line))
+
+    def visitor(self, ua_pool: tuple[str, ...]) -> tuple[str, str]:
+        rng = self.rng
+        if rng.random() < 0.08:
+            ip = f"2001:db8:{rng.randrange(1, 0x10000):x}::{rng.randrange(1, 0x10000):x}"
+        else:
+            ip = f"{rng.choice(('192.0.2', '198.51.100', '203.0.113'))}.{rng.randrange(1, 255)}"
+        return ip, rng.choice(ua_pool)
+
+    def session(self, when: datetime, ref: str, path: str, ua_pool: tuple[str, ...]) -> None:
+        """A human visit: 1-6 page views, assets with the first, maybe a contact form post."""
+        rng = self.rng
+        ip, ua = self.visitor(ua_pool)
+        returning = ref in ("-", f"{COMPANY_SITE}/") and rng.random() < 0.5
+        for i in range(rng.choices(range(1, 7), weights=(38, 25, 15, 10, 7, 5))[0]):
+            slug = path.split("?")[0].removeprefix("/articles/")
+            status = 404 if slug in _GONE else 200
+            if path.startswith("/search") and rng.random() < 0.03:
+                status = 500
+            self.hit(when, ip, "GET", path, status, ref, ua)
+            page = SUPPORT_SITE + path
+            if i == 0:
+                for k, asset in enumerate(_STATIC):
+                    at = when + timedelta(seconds=k // 2)
+                    self.hit(at, ip, "GET", asset, 304 if returning else 200, page, ua)
+            if path == "/contact" and rng.random() < 0.4:
+                when += timedelta(seconds=rng.randrange(40, 400))
+                self.hit(when, ip, "POST", "/contact", 302, page, ua)
+                self.hit(when + timedelta(seconds=1), ip, "GET", "/contact?sent=1", 200, page, ua)
+                return
+            ref, when = page, when + timedelta(seconds=rng.randrange(8, 240))
+            path = rng.choices(
+                (
+                    f"/articles/{rng.choice(_ARTICLES)}",
+                    f"/search?q={rng.choice(_SEARCHES)}",
+                    "/",
+                    "/contact",
+                ),
+                weights=(60, 18, 10, 12),
+            )[0]
+
+    def crawl(self, when: datetime, ua: str, ip: str) -> None:
+        rng = self.rng
+        r = rng.random()
+        if r < 0.08:
+            self.hit(when, ip, "GET", "/robots.txt", 200, "-", ua)
+        elif r < 0.15:
+            self.hit(when, ip, "GET", "/sitemap.xml", 200, "-", ua)
+        elif r < 0.25:
+            self.hit(when, ip, "GET", "/", 200, "-", ua)
+        elif r < 0.3:
+            self.hit(when, ip, "GET", f"/articles/{rng.choice(_GONE)}", 404, "-", ua)
+        else:
+            status = 304 if rng.random() < 0.3 else 200
+            self.hit(when, ip, "GET", f"/articles/{rng.choice(_ARTICLES)}", status, "-", ua)
+
+
+def _landing(rng: random.Random, ref: str) -> tuple[str, str]:
+    """The entry page and the referrer actually sent, for a session of a given source."""
+    article = f"/articles/{rng.choice(_ARTICLES)}"
+    if ref == "newsletter":
+        return f"{article}?utm_source=newsletter&utm_medium=email&utm_campaign=2026-11", "-"
+    if ref == "company":
+        page = rng.choice(("/", "/pricing", "/docs", "/login", "/blog/northwind-case-study"))
+        return rng.choice((article, article, "/", "/contact")), COMPANY_SITE + page
+    if ref in ("-", "https://x.com/", "https://twitter.com/"):
+        return rng.choice((article, "/", "/", "/contact")), ref
+    if "google" in ref and rng.random() < 0.05:
+        return f"/articles/{rng.choice(_GONE)}", ref  # a stale search result
+    return (article if rng.random() < 0.85 else "/"), ref
+
+
+def _access_log(
+    company: SampleCompany, seed: int, start: date, days: int
+) -> list[tuple[datetime, str]]:
+    rng = random.Random(f"access-log/{seed}")
+    lo = datetime.combine(start, time(), UTC)
+    log = _Log(rng, lo, lo + timedelta(days=days))
+    human = _DESKTOP + _MOBILE
+    for d in range(days):
+        day = lo + timedelta(days=d)
+        for _ in range(rng.randrange(270, 340)):
+            source = rng.choices([s for s, _ in _SOURCES], weights=[w for _, w in _SOURCES])[0]
+            path, ref = _landing(rng, source)
+            log.session(_at_hour(rng, day), ref, path, human)
+        for network, bot in (("https://l.facebook.com/", _FACEBOOK), ("linkedin", _LINKEDIN)):
+            for _ in range(rng.randint(0, 2)):  # somebody shares an article there
+                shared = _at_hour(rng, day)
+                path = f"/articles/{rng.choice(_ARTICLES)}"
+                log.hit(shared, f"192.0.2.{rng.randrange(200, 210)}", "GET", path, 200, "-", bot)
+                for _ in range(rng.randint(2, 10)):
+                    at = shared + timedelta(seconds=int(rng.expovariate(1 / 10800)) + 30)
+                    ref = network
+                    if network == "linkedin":
+                        ref = rng.choice(("https://www.linkedin.com/", "https://lnkd.in/"))
+                    log.session(at, ref, path, human)
+        for ua, ip, n in ((_GOOGLEBOT, "203.0.113.66", 120), (_BINGBOT, "198.51.100.77", 60)):
+            for _ in range(rng.randrange(n * 3 // 4, n * 5 // 4)):
+                log.crawl(day + timedelta(seconds=rng.randrange(86400)), ua, ip)
+        for _ in range(rng.randint(1, 2)):
+            at = day + timedelta(seconds=rng.randrange(86400))
+            for _ in range(rng.randrange(20, 40)):
+                at += timedelta(seconds=rng.randrange(2, 6))
+                log.crawl(at, _AHREFS, "198.51.100.201")
+        for path in rng.sample(("/wp-login.php", "/.env", "/admin/config.php", "/.git/config"), 2):
+            log.hit(
+                day + timedelta(seconds=rng.randrange(86400)),
+                "203.0.113.250",
+                "GET",
+                path,
+                404,
+                "-",
+                _SCANNER,
+            )
+    for tweet in company.tweets:
+        posted = parse_stamp(tweet["created_at"])
+        metrics = tweet["public_metrics"]
+        for url in tweet.get("entities", {}).get("urls", []):
+            if not url["expanded_url"].startswith(SUPPORT_SITE + "/"):
+                continue
+            path = url["expanded_url"].removeprefix(SUPPORT_SITE)
+            retweet = any(r["type"] == "retweeted" for r in tweet.get("referenced_tweets", []))
+            if not retweet:  # X fetches the card preview right away
+                at = posted + timedelta(seconds=rng.randrange(1, 6))
+                log.hit(at, "192.0.2.199", "GET", "/robots.txt", 200, "-", _TWITTERBOT)
+                log.hit(
+                    at + timedelta(seconds=1), "192.0.2.199", "GET", path, 200, "-", _TWITTERBOT
+                )
+            impressions = metrics["impression_count"] or rng.randrange(1500, 6000)
+            clicks = round(impressions * rng.uniform(0.0015, 0.0035))
+            if "in_reply_to_user_id" in tweet and rng.random() < 0.7:
+                clicks += 1  # the customer who was answered opens the article
+            for _ in range(clicks):
+                at = posted + timedelta(seconds=int(rng.expovariate(1 / 5400)) + 5)
+                log.session(at, url["url"], path, _MOBILE + _MOBILE + _X_APP + _DESKTOP)
+    return [(when, line) for when, _, line in sorted(log.entries)]
+
+
+def access_log_lines(
+    company: SampleCompany, seed: int = 7, start: date = SAMPLE_START, days: int = SAMPLE_DAYS
+) -> list[str]:
+    """The support site's access log over [start, start + days), combined format, time-ordered."""
+    return [line for _, line in _access_log(company, seed, start, days)]
+
+
+def write_sample(
+    out_dir: Path, seed: int = 7, start: date = SAMPLE_START, days: int = SAMPLE_DAYS
+) -> list[Path]:
+    """Write the access log rotated one day per file, newest first: access.log, access.log.1,
+    access.log.2.gz, ... Returns the paths written."""
+    entries = _access_log(generate(seed, start, days), seed, start, days)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for age in range(days):
+        day = start + timedelta(days=days - 1 - age)
+        data = "".join(line + "\n" for when, line in entries if when.date() == day).encode()
+        path = out_dir / ("access.log" if age == 0 else f"access.log.{age}")
+        if age >= 2:
+            path = path.with_name(path.name + ".gz")
+            data = gzip.compress(data, mtime=0)
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
