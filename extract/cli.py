@@ -24,6 +24,7 @@ def parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="serve the sample company over X API v2")
     sandbox.add_argument("--port", type=int, default=8765)
     sandbox.add_argument("--seed", type=int, default=7)
+    sandbox.add_argument("--host", default="127.0.0.1", help="bind address")
 
     sample = commands.add_parser("sample", help="write the sample support-site access logs")
     sample.add_argument("--out", required=True)
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sandbox":
             from extract.sandbox import serve
 
-            serve(args.port, seed=args.seed)
+            serve(args.port, seed=args.seed, host=args.host)
             return 0
         if args.command == "sample":
             from pathlib import Path

@@ -8,7 +8,6 @@ bearer-token auth, rate-limit headers and the real API's problem bodies.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import signal
@@ -192,8 +191,10 @@ class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, port: int, users: list[dict], tweets: list[dict]) -> None:
-        super().__init__(("127.0.0.1", port), _Handler)
+    def __init__(
+        self, port: int, users: list[dict], tweets: list[dict], host: str = "127.0.0.1"
+    ) -> None:
+        super().__init__((host, port), _Handler)
         self.users = {u["id"]: u for u in users}
         self.usernames = {u["username"].lower(): u for u in users}
         self.tweets = {t["id"]: t for t in tweets}
@@ -468,16 +469,20 @@ def make_server(
     )
 
 
-def serve(port: int, seed: int = 7) -> None:
-    """Serve the sample company of ``seed`` until SIGINT or SIGTERM."""
-    server = make_server(port, generate(seed))
+def serve(port: int, seed: int = 7, host: str = "127.0.0.1") -> None:
+    """Serve the sample company of ``seed`` until SIGINT or SIGTERM.
+
+    ``host`` stays on loopback except inside a container, where 0.0.0.0 lets other services in.
+    """
+    company = generate(seed)
+    server = SandboxServer(port, company.users, company.tweets, host)
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
     }
     worker = threading.Thread(target=server.serve_forever, name="sandbox", daemon=True)
     worker.start()
-    print(f"sandbox listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
+    print(f"sandbox listening on http://{host}:{server.server_address[1]}", flush=True)
     try:
         while not stop.wait(0.5):
             pass
@@ -487,10 +492,3 @@ def serve(port: int, seed: int = 7) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--seed", type=int, default=7)
-    arguments = parser.parse_args()
-    serve(arguments.port, arguments.seed)

@@ -357,7 +357,7 @@ def test_error_responses_match_the_openapi_problem(
 
 def test_serve_prints_its_address_and_stops_on_sigterm() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "extract.sandbox", "--port", "0"],
+        [sys.executable, "-m", "extract.cli", "sandbox", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
