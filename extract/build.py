@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -12,6 +14,7 @@ import duckdb
 from extract.settings import Settings
 
 PUBLISHED_SCHEMA = "marts"
+OK = ("success", "pass")
 
 
 class BuildFailed(Exception):
@@ -19,37 +22,46 @@ class BuildFailed(Exception):
 
 
 def dbt_build(settings: Settings) -> None:
-    from dbt.cli.main import dbtRunner
-
+    """`dbt build` in its own process: dbt-duckdb keeps its DuckDB handles for the life of
+    a process, and the build file must be free again before it is published."""
     if not settings.raw_db.exists():
         raise BuildFailed(f"nothing loaded yet: {settings.raw_db} does not exist")
     settings.build_db.unlink(missing_ok=True)
     settings.build_db.with_suffix(".duckdb.wal").unlink(missing_ok=True)
-    os.environ["ENGAGEMENT_BUILD_DB"] = str(settings.build_db)
-    os.environ["ENGAGEMENT_RAW_DB"] = str(settings.raw_db)
     project = str(settings.dbt_project_dir)
+    work = settings.data_dir / "dbt"
     dbt_vars = {
         "support_site_hosts": list(settings.support_site_hosts),
         "company_site_hosts": list(settings.company_site_hosts),
     }
-    work = settings.data_dir / "dbt"
-    result = dbtRunner().invoke(
-        [
-            "build",
-            "--project-dir", project,
-            "--profiles-dir", project,
-            "--target-path", str(work / "target"),
-            "--log-path", str(work / "logs"),
-            "--vars", json.dumps(dbt_vars),
-        ]
-    )  # fmt: skip
-    if not result.success:
-        failed = []
-        for node in getattr(result.result, "results", None) or []:
-            if str(node.status) not in ("success", "pass"):
-                failed.append(f"{node.node.unique_id}: {node.status}")
-        detail = "; ".join(failed) or str(result.exception)
-        raise BuildFailed(f"dbt build failed, nothing published: {detail}")
+    env = dict(
+        os.environ,
+        ENGAGEMENT_BUILD_DB=str(settings.build_db),
+        ENGAGEMENT_RAW_DB=str(settings.raw_db),
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+    )
+    command = [
+        str(Path(sys.executable).with_name("dbt")), "build",
+        "--project-dir", project,
+        "--profiles-dir", project,
+        "--target-path", str(work / "target"),
+        "--log-path", str(work / "logs"),
+        "--vars", json.dumps(dbt_vars),
+    ]  # fmt: skip
+    (work / "target" / "run_results.json").unlink(missing_ok=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BuildFailed(f"dbt build failed, nothing published: {_failures(work, done.stdout)}")
+
+
+def _failures(work: Path, output: str) -> str:
+    results = work / "target" / "run_results.json"
+    if results.is_file():
+        nodes = json.loads(results.read_text())["results"]
+        failed = [f"{n['unique_id']}: {n['status']}" for n in nodes if n["status"] not in OK]
+        if failed:
+            return "; ".join(failed)
+    return output[-2000:]
 
 
 def publish(build_db: Path, published_db: Path) -> list[str]:

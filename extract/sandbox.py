@@ -491,4 +491,3 @@ def serve(port: int, seed: int = 7, host: str = "127.0.0.1") -> None:
         server.server_close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-

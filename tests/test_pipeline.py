@@ -97,6 +97,7 @@ def test_one_row_per_day_with_the_sample_s_numbers(pipeline_env: dict) -> None:
         select date_day, x_mentions, x_mentions_answered, support_sessions, social_sessions,
             x_referred_sessions, search_sessions + own_site_sessions + email_sessions
             + ai_assistant_sessions + direct_sessions + social_sessions + other_sessions
+            + internal_sessions
         from marts.agg_daily_engagement order by date_day
         """,
     )

@@ -1,0 +1,48 @@
+{#- One row per UTC day from the first to the last day that has any X post or support-site
+    request, so days without activity appear as zero rows in the marts. -#}
+
+with
+
+posts as (
+
+    select * from {{ ref('int_x__posts_classified') }}
+
+),
+
+requests as (
+
+    select * from {{ ref('int_support_site__requests_classified') }}
+
+),
+
+activity_days as (
+
+    select created_date as activity_date from posts
+    where created_date is not null
+
+    union all
+
+    select requested_date as activity_date from requests
+    where requested_date is not null
+
+),
+
+bounds as (
+
+    select
+        min(activity_date) as first_day,
+        max(activity_date) as last_day
+
+    from activity_days
+
+),
+
+final as (
+
+    select cast(unnest(generate_series(first_day, last_day, interval 1 day)) as date) as date_day
+    from bounds
+    where first_day is not null
+
+)
+
+select * from final

@@ -1,0 +1,134 @@
+{#-
+    One row per support-site visit. Human page views (see int_support_site__requests_classified)
+    are grouped by visitor = (client_ip, user_agent); a visitor's next page view starts a new
+    session when more than var('session_timeout_minutes') minutes passed since the previous
+    one (exactly the timeout stays in the same session). A session takes the channel and
+    referrer_network of its first page view; it belongs to the UTC day it started.
+-#}
+
+with
+
+requests as (
+
+    select * from {{ ref('int_support_site__requests_classified') }}
+
+),
+
+referrer_channels as (
+
+    select * from {{ ref('int_support_site__referrer_channels') }}
+
+),
+
+page_views as (
+
+    select
+        request_id,
+        requested_at,
+        client_ip,
+        user_agent,
+        request_path,
+        referrer_key
+
+    from requests
+    where is_page_view
+
+),
+
+gaps as (
+
+    select
+        *,
+        lag(requested_at) over (
+            partition by client_ip, user_agent
+            order by requested_at asc, request_id asc
+        ) as previous_requested_at
+
+    from page_views
+
+),
+
+session_starts as (
+
+    select
+        *,
+        case
+            when previous_requested_at is null then 1
+            when
+                date_diff('second', previous_requested_at, requested_at)
+                > {{ var('session_timeout_minutes') }} * 60
+                then 1
+            else 0
+        end as is_session_start
+
+    from gaps
+
+),
+
+numbered as (
+
+    select
+        *,
+        sum(is_session_start) over (
+            partition by client_ip, user_agent
+            order by requested_at asc, request_id asc
+            rows between unbounded preceding and current row
+        ) as visitor_session_number
+
+    from session_starts
+
+),
+
+sessions as (
+
+    select
+        client_ip,
+        user_agent,
+        visitor_session_number,
+        min(requested_at) as session_started_at,
+        max(requested_at) as session_ended_at,
+        count(*) as page_views,
+        max(case when is_session_start = 1 then request_id end) as first_request_id,
+        max(case when is_session_start = 1 then request_path end) as landing_path,
+        max(case when is_session_start = 1 then referrer_key end) as referrer_key
+
+    from numbered
+    group by client_ip, user_agent, visitor_session_number
+
+),
+
+final as (
+
+    select
+        md5(
+            concat_ws(
+                '|',
+                sessions.client_ip,
+                sessions.user_agent,
+                cast(sessions.session_started_at as varchar)
+            )
+        ) as session_id,
+        sessions.client_ip,
+        sessions.user_agent,
+        sessions.visitor_session_number,
+        sessions.session_started_at,
+        sessions.session_ended_at,
+        cast(sessions.session_started_at as date) as session_date,
+        date_diff('second', sessions.session_started_at, sessions.session_ended_at)
+            as session_duration_seconds,
+        sessions.page_views,
+        sessions.first_request_id,
+        sessions.landing_path,
+        referrer_channels.referrer_host,
+        referrer_channels.utm_source,
+        referrer_channels.utm_medium,
+        referrer_channels.channel,
+        referrer_channels.referrer_network
+
+    from sessions
+    left join referrer_channels
+        on sessions.referrer_key = referrer_channels.referrer_key
+
+)
+
+select * from final

@@ -1,0 +1,131 @@
+with
+
+days as (
+
+    select * from {{ ref('int_date_spine') }}
+
+),
+
+accounts as (
+
+    select * from {{ ref('int_x__accounts') }}
+
+),
+
+posts as (
+
+    select * from {{ ref('int_x__posts_classified') }}
+
+),
+
+mention_accounts as (
+
+    select * from {{ ref('int_x__mention_accounts') }}
+
+),
+
+mentions as (
+
+    select * from {{ ref('int_x__mentions_responses') }}
+
+),
+
+account_days as (
+
+    select
+        days.date_day,
+        accounts.account_id,
+        accounts.account_username
+
+    from days
+    cross join accounts
+
+),
+
+own_posts_daily as (
+
+    select
+        created_date as date_day,
+        author_id as account_id,
+        count(*) filter (where post_type in ('original', 'quote')) as posts,
+        count(*) filter (where post_type = 'reply') as replies,
+        count(*) filter (where is_reply_to_customer) as replies_to_customers,
+        count(*) filter (where post_type = 'retweet') as retweets,
+        cast(
+            coalesce(sum(impression_count) filter (where post_type != 'retweet'), 0) as bigint
+        ) as impressions
+
+    from posts
+    where is_own
+    group by created_date, author_id
+
+),
+
+account_mentions_daily as (
+
+    select
+        mention_accounts.account_id,
+        mentions.created_date as date_day,
+        count(*) as mentions,
+        count(*) filter (where mentions.is_answered) as mentions_answered,
+        median(mentions.first_response_minutes) as median_first_response_minutes
+
+    from mention_accounts
+    inner join mentions
+        on mention_accounts.mention_id = mentions.mention_id
+    group by mention_accounts.account_id, mentions.created_date
+
+),
+
+joined as (
+
+    select
+        account_days.date_day,
+        account_days.account_id,
+        account_days.account_username,
+        coalesce(own_posts_daily.posts, 0) as posts,
+        coalesce(own_posts_daily.replies, 0) as replies,
+        coalesce(own_posts_daily.replies_to_customers, 0) as replies_to_customers,
+        coalesce(own_posts_daily.retweets, 0) as retweets,
+        coalesce(account_mentions_daily.mentions, 0) as mentions,
+        coalesce(account_mentions_daily.mentions_answered, 0) as mentions_answered,
+        account_mentions_daily.median_first_response_minutes,
+        coalesce(own_posts_daily.impressions, 0) as impressions
+
+    from account_days
+    left join own_posts_daily
+        on
+            account_days.date_day = own_posts_daily.date_day
+            and account_days.account_id = own_posts_daily.account_id
+    left join account_mentions_daily
+        on
+            account_days.date_day = account_mentions_daily.date_day
+            and account_days.account_id = account_mentions_daily.account_id
+
+),
+
+final as (
+
+    select
+        date_day,
+        account_id,
+        account_username,
+        posts,
+        replies,
+        replies_to_customers,
+        retweets,
+        mentions,
+        mentions_answered,
+        case when mentions > 0 then mentions_answered / mentions end as response_rate,
+        median_first_response_minutes,
+        case
+            when posts + replies_to_customers > 0
+                then replies_to_customers / (posts + replies_to_customers)
+        end as conversation_share,
+        impressions
+
+    from joined
+
+)
+
+select * from final

@@ -1,0 +1,23 @@
+with
+
+sessions as (
+
+    select * from {{ ref('int_support_site__sessions') }}
+
+),
+
+final as (
+
+    select
+        session_date as date_day,
+        channel,
+        referrer_network,
+        count(*) as sessions,
+        cast(sum(page_views) as bigint) as page_views
+
+    from sessions
+    group by session_date, channel, referrer_network
+
+)
+
+select * from final

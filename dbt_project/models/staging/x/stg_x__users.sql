@@ -1,0 +1,26 @@
+with
+
+source as (
+
+    select * from {{ source('x', 'users') }}
+
+),
+
+renamed as (
+
+    select
+        batch_id,
+        coalesce(user_id, json_extract_string(payload, '$.id')) as user_id,
+        json_extract_string(payload, '$.username') as username,
+        lower(json_extract_string(payload, '$.username')) as username_lower,
+        json_extract_string(payload, '$.name') as display_name,
+        cast(
+            json_extract(payload, '$.public_metrics.followers_count') as bigint
+        ) as followers_count,
+        _loaded_at
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,734 @@
+"""End-to-end tests of the dbt project: a hand-made raw warehouse -> `dbt build` -> marts.
+
+The raw rows are built here (same DDL as the loader); every expected mart value is derived
+in this file from the rows it inserts, not read back from dbt.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT = REPO_ROOT / "dbt_project"
+REFERENCE_DIR = (REPO_ROOT / ".." / "shared" / "data" / "reference").resolve()
+
+RAW_DDL = """
+create schema x;
+create schema support_site;
+create table x.accounts (batch_id varchar, interval_start timestamp, interval_end timestamp,
+    username varchar, user_id varchar, payload json, _loaded_at timestamp);
+create table x.posts (batch_id varchar, interval_start timestamp, interval_end timestamp,
+    account_username varchar, account_id varchar, endpoint varchar, post_id varchar,
+    payload json, _loaded_at timestamp);
+create table x.users (batch_id varchar, user_id varchar, payload json, _loaded_at timestamp);
+create table support_site.requests (batch_id varchar, interval_start timestamp,
+    interval_end timestamp, source_file varchar, line_no bigint, requested_at timestamp,
+    client_ip varchar, method varchar, target varchar, protocol varchar, status integer,
+    bytes bigint, referrer varchar, user_agent varchar, _loaded_at timestamp);
+"""
+
+BRAND, BRAND_ID = "acmecloud", "100"
+SUPPORT, SUPPORT_ID = "acmesupport", "200"
+ACCOUNTS = {BRAND_ID: BRAND, SUPPORT_ID: SUPPORT}
+CUSTOMERS = {"1001": "dana", "1002": "priya", "1003": "marco", "1004": "sam"}
+USERNAMES = {**ACCOUNTS, **CUSTOMERS}
+
+CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0"
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+# Two batches per source. Batch 2 covers a later interval and re-delivers some rows.
+BATCH_1 = ("20261102T000000Z_20261104T000000Z", datetime(2026, 11, 2), datetime(2026, 11, 4))
+BATCH_2 = ("20261104T000000Z_20261107T000000Z", datetime(2026, 11, 4), datetime(2026, 11, 7))
+
+
+def ts(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, second)
+
+
+def api_time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+# --------------------------------------------------------------------------------------
+# X posts: each Post knows what the marts should make of it
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Post:
+    post_id: str
+    author_id: str
+    created_at: datetime
+    kind: str = "original"  # original | reply | quote | retweet (the expected post_type)
+    ref_id: str | None = None  # the replied_to / quoted / retweeted post
+    in_reply_to_user_id: str | None = None
+    mentions: list[str] = field(default_factory=list)  # user ids, in text order
+    impressions: int = 0
+    vocabulary: str = "tweet"  # tweet | post
+    edit_history: int = 1
+    mention_ids: bool = True  # False: entities.mentions carries usernames only
+    username_case: str = "lower"  # lower | upper: how the mention entity spells usernames
+
+    @property
+    def is_own(self) -> bool:
+        return self.author_id in ACCOUNTS
+
+    def payload(self, impressions: int | None = None, edit_history: int | None = None) -> dict:
+        refs_key, edits_key = (
+            ("referenced_tweets", "edit_history_tweet_ids")
+            if self.vocabulary == "tweet"
+            else ("referenced_posts", "edit_history_post_ids")
+        )
+        ref_type = {"reply": "replied_to", "quote": "quoted", "retweet": "retweeted"}
+        mentions = []
+        for position, user_id in enumerate(self.mentions):
+            name = USERNAMES[user_id]
+            name = name.upper() if self.username_case == "upper" else name
+            entity = {"start": position * 12, "end": position * 12 + len(name) + 1}
+            entity["username"] = name
+            if self.mention_ids:
+                entity["id"] = user_id
+            mentions.append(entity)
+        text = " ".join(f"@{USERNAMES[m]}" for m in self.mentions) + f" post {self.post_id}"
+        if self.kind == "retweet":
+            text = "RT " + text
+        body: dict = {
+            "id": self.post_id,
+            "text": text,
+            "created_at": api_time(self.created_at),
+            "author_id": self.author_id,
+            "conversation_id": self.post_id,
+            "lang": "en",
+            edits_key: [
+                str(int(self.post_id) - n)
+                for n in range((edit_history or self.edit_history) - 1, -1, -1)
+            ],
+            "public_metrics": {
+                "retweet_count": 0,
+                "reply_count": 0,
+                "like_count": 1,
+                "quote_count": 0,
+                "bookmark_count": 0,
+                "impression_count": self.impressions if impressions is None else impressions,
+            },
+        }
+        if self.kind in ref_type:
+            body[refs_key] = [{"type": ref_type[self.kind], "id": self.ref_id}]
+        if self.in_reply_to_user_id:
+            body["in_reply_to_user_id"] = self.in_reply_to_user_id
+        if mentions:
+            body["entities"] = {"mentions": mentions}
+        return body
+
+
+# Day 1 = 2026-11-02, day 3 = 2026-11-04, day 5 = 2026-11-06 have X activity; the support
+# site has requests on days 1 and 2; 2026-11-05 has nothing at all (a zero row).
+P1 = Post("5001", BRAND_ID, ts(2, 9), impressions=1000)
+P2 = Post("5002", BRAND_ID, ts(2, 10), "quote", ref_id="4000", impressions=500, vocabulary="post")
+P3 = Post("5003", BRAND_ID, ts(2, 11), "retweet", ref_id="4001", impressions=7)
+M1 = Post("6001", "1001", ts(2, 9, 10), mentions=[SUPPORT_ID], vocabulary="post")
+R1 = Post("5101", SUPPORT_ID, ts(2, 9, 25, 30), "reply", "6001", "1001", ["1001"], impressions=40)
+M2 = Post("6002", "1002", ts(2, 9, 30), "reply", "5001", BRAND_ID, [BRAND_ID])
+M3 = Post("6003", "1003", ts(2, 12), mentions=[SUPPORT_ID, BRAND_ID])
+R3A = Post("5103", BRAND_ID, ts(2, 14, 30), "reply", "6003", "1003", ["1003"], vocabulary="post")
+R3B = Post("5104", SUPPORT_ID, ts(2, 15), "reply", "6003", "1003", ["1003"])
+THREAD = Post("5105", SUPPORT_ID, ts(2, 9, 5), "reply", "5001", BRAND_ID, [BRAND_ID])
+CUSTOMER_RT = Post("6004", "1004", ts(2, 16), "retweet", ref_id="5001", mentions=[BRAND_ID])
+CUSTOMER_CHAT = Post("6005", "1004", ts(2, 17))  # on the mentions endpoint, mentions nobody
+M4 = Post("6006", "1001", ts(4, 8), mentions=[SUPPORT_ID], mention_ids=False, username_case="upper")
+P4 = Post("5201", SUPPORT_ID, ts(6, 7), impressions=90, vocabulary="post")
+R4 = Post("5202", SUPPORT_ID, ts(6, 8), "reply", "6006", "1001", ["1001"], impressions=10)
+
+OWN_POSTS = [P1, P2, P3, R1, R3A, R3B, THREAD, P4, R4]
+MENTION_ENDPOINT_POSTS = [M1, M2, M3, CUSTOMER_RT, CUSTOMER_CHAT, M4]
+ALL_POSTS = OWN_POSTS + MENTION_ENDPOINT_POSTS
+# what counts as a mention, and which account it is primarily addressed to
+EXPECTED_MENTIONS = {"6001": SUPPORT, "6002": BRAND, "6003": SUPPORT, "6006": SUPPORT}
+# P1 is re-delivered by batch 2 with more impressions and a longer edit history
+P1_LATEST_IMPRESSIONS = 1500
+
+
+# --------------------------------------------------------------------------------------
+# Support-site access log: each Request knows its expected channel / network
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Request:
+    at: datetime
+    ip: str
+    target: str
+    referrer: str | None = None
+    agent: str | None = CHROME
+    status: int = 200
+    method: str = "GET"
+    channel: str | None = None  # expected channel when this request starts a session
+    network: str | None = None
+
+
+def visit(day: int, hour: int, ip: str, referrer: str | None, channel: str, network: str,
+          target: str = "/articles/start") -> Request:  # fmt: skip
+    return Request(ts(day, hour), ip, target, referrer, channel=channel, network=network)
+
+
+REQUESTS: list[Request] = [
+    # day 2, visitor A: t.co, a static asset, an internal click (same session), a click 31
+    # minutes later (new session, internal) and one exactly 30 minutes after that (same)
+    visit(3, 10, "10.0.0.1", "https://t.co/abc123", "social", "Twitter"),
+    Request(ts(3, 10, 5), "10.0.0.1", "/static/app.css", "https://support.acme.example/a"),
+    Request(ts(3, 10, 10), "10.0.0.1", "/articles/b", "https://support.acme.example/articles/a"),
+    Request(
+        ts(3, 10, 41),
+        "10.0.0.1",
+        "/articles/c",
+        "https://support.acme.example/articles/b",
+        channel="internal",
+        network="Support site",
+    ),
+    Request(ts(3, 11, 11), "10.0.0.1", "/articles/d", "https://support.acme.example/articles/c"),
+    # same IP, other browser: another visitor
+    Request(
+        ts(3, 10, 2), "10.0.0.1", "/articles/a", None, FIREFOX, channel="direct", network="Direct"
+    ),
+    Request(
+        ts(3, 9),
+        "10.0.0.2",
+        "/articles/x?utm_source=newsletter&utm_medium=email",
+        None,
+        channel="email",
+        network="Email",
+    ),
+    visit(3, 9, "10.0.0.3", "https://www.google.co.uk/", "search", "Google"),
+    visit(
+        3,
+        9,
+        "10.0.0.4",
+        "https://l.facebook.com/l.php?u=https%3A%2F%2Fsupport",
+        "social",
+        "Facebook",
+    ),
+    visit(3, 9, "10.0.0.5", "https://www.linkedin.com/feed/", "social", "LinkedIn"),
+    visit(3, 9, "10.0.0.6", "https://lnkd.in/gXyZ", "social", "LinkedIn"),
+    visit(3, 9, "10.0.0.7", "https://chatgpt.com/", "ai_assistant", "ChatGPT"),
+    visit(3, 9, "10.0.0.8", "https://www.perplexity.ai/search/abc", "ai_assistant", "Perplexity"),
+    visit(3, 9, "10.0.0.9", None, "direct", "Direct"),
+    visit(3, 9, "10.0.0.10", "https://www.acme.example/pricing", "own_site", "Company site"),
+    visit(3, 9, "10.0.0.11", "https://mail.google.com/", "email", "Gmail"),
+    visit(3, 9, "10.0.0.12", "https://x.com/acmecloud/status/5001", "social", "Twitter"),
+    visit(3, 9, "10.0.0.13", "https://twitter.com/acmecloud", "social", "Twitter"),
+    visit(3, 9, "10.0.0.14", "https://www.bing.com/search?q=acme", "search", "Bing"),
+    visit(3, 9, "10.0.0.15", "https://duckduckgo.com/", "search", "DuckDuckGo"),
+    visit(3, 9, "10.0.0.16", "https://example.org/blog/post", "other", "example.org"),
+    visit(3, 9, "10.0.0.17", "https://www.google.com:443/", "search", "Google"),
+    visit(3, 9, "10.0.0.18", "https://m.facebook.com/", "social", "Facebook"),
+    # not page views: bots, a missing user agent, a 404, a POST
+    Request(ts(3, 9), "10.0.1.1", "/articles/a", None, GOOGLEBOT),
+    Request(ts(3, 9), "10.0.1.2", "/articles/a", None, "python-requests/2.32"),
+    Request(ts(3, 9), "10.0.1.3", "/articles/a", "https://t.co/x", None),
+    Request(ts(3, 9), "10.0.1.4", "/missing", "https://t.co/x", status=404),
+    Request(ts(3, 9), "10.0.1.5", "/search", "https://t.co/x", method="POST"),
+    # day 1: utm-tagged social link without a referrer; a LinkedIn visit with a 304
+    Request(
+        ts(2, 13),
+        "10.0.2.1",
+        "/articles/launch?utm_source=twitter&utm_medium=social",
+        channel="social",
+        network="Twitter",
+    ),
+    Request(
+        ts(2, 14),
+        "10.0.2.2",
+        "/articles/launch",
+        "https://www.linkedin.com/",
+        status=304,
+        channel="social",
+        network="LinkedIn",
+    ),
+]
+# the first request is also delivered again by batch 2 (same file and line): counted once
+DUPLICATED_REQUEST_INDEX = 0
+
+
+def _is_page_view(request: Request) -> bool:
+    agent = (request.agent or "").lower()
+    is_bot = not agent or "bot" in agent or "python-requests" in agent
+    path = request.target.split("?")[0]
+    return (
+        not is_bot
+        and not path.endswith((".css", ".js", ".png"))
+        and request.method == "GET"
+        and (200 <= request.status < 300 or request.status == 304)
+    )
+
+
+def build_raw_db(path: Path, loaded_at: datetime | None = None) -> None:
+    """Create the raw warehouse exactly as the loader does, filled with the rows above."""
+    loaded_at = loaded_at or datetime.now().replace(microsecond=0)
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(RAW_DDL)
+        for batch_id, start, end in (BATCH_1, BATCH_2):
+            for user_id, username in ACCOUNTS.items():
+                con.execute(
+                    "insert into x.accounts values (?, ?, ?, ?, ?, ?::json, ?)",
+                    [
+                        batch_id,
+                        start,
+                        end,
+                        username,
+                        user_id,
+                        json.dumps(
+                            {
+                                "id": user_id,
+                                "username": username,
+                                "name": username.title(),
+                                "public_metrics": {"followers_count": 10},
+                            }
+                        ),
+                        loaded_at,
+                    ],
+                )
+        for user_id, username in CUSTOMERS.items():
+            con.execute(
+                "insert into x.users values (?, ?, ?::json, ?)",
+                [BATCH_1[0], user_id, json.dumps({"id": user_id, "username": username}), loaded_at],
+            )
+
+        def insert_post(batch, post: Post, account_id: str, endpoint: str, **kw) -> None:
+            batch_id, start, end = batch
+            con.execute(
+                "insert into x.posts values (?, ?, ?, ?, ?, ?, ?, ?::json, ?)",
+                [
+                    batch_id,
+                    start,
+                    end,
+                    ACCOUNTS[account_id],
+                    account_id,
+                    endpoint,
+                    post.post_id,
+                    json.dumps(post.payload(**kw)),
+                    loaded_at,
+                ],
+            )
+
+        def batch_of(post: Post):
+            return BATCH_1 if post.created_at < BATCH_1[2] else BATCH_2
+
+        for post in OWN_POSTS:
+            insert_post(batch_of(post), post, post.author_id, "tweets")
+        for post in MENTION_ENDPOINT_POSTS:
+            mentioned = [m for m in post.mentions if m in ACCOUNTS] or [
+                post.in_reply_to_user_id or SUPPORT_ID
+            ]
+            for account_id in mentioned:  # every mentioned account's endpoint returns it
+                insert_post(batch_of(post), post, account_id, "mentions")
+        # re-deliveries: P1 again in batch 2 (newer metrics, longer edit history); M1 twice
+        # on a second page of batch 1 and in the other vocabulary
+        insert_post(BATCH_2, P1, BRAND_ID, "tweets", impressions=P1_LATEST_IMPRESSIONS)
+        insert_post(BATCH_1, P1, BRAND_ID, "tweets", impressions=1, edit_history=2)
+        m1_tweet_vocabulary = Post(**{**M1.__dict__, "vocabulary": "tweet"})
+        insert_post(BATCH_1, m1_tweet_vocabulary, SUPPORT_ID, "mentions")
+
+        for line_no, request in enumerate(REQUESTS, start=1):
+            batches = [BATCH_1]
+            if line_no - 1 == DUPLICATED_REQUEST_INDEX:
+                batches.append(BATCH_2)
+            for batch_id, start, end in batches:
+                con.execute(
+                    "insert into support_site.requests values "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        batch_id,
+                        start,
+                        end,
+                        "access.log",
+                        line_no,
+                        request.at,
+                        request.ip,
+                        request.method,
+                        request.target,
+                        "HTTP/1.1",
+                        request.status,
+                        512,
+                        request.referrer,
+                        request.agent,
+                        loaded_at,
+                    ],
+                )
+    finally:
+        con.close()
+
+
+# --------------------------------------------------------------------------------------
+# Expected values, computed here from the rows above
+# --------------------------------------------------------------------------------------
+
+
+def expected_first_responses() -> dict[str, Post | None]:
+    """mention id -> the earliest own reply to it (None when unanswered)."""
+    result: dict[str, Post | None] = {}
+    for mention_id in EXPECTED_MENTIONS:
+        replies = [p for p in OWN_POSTS if p.kind == "reply" and p.ref_id == mention_id]
+        result[mention_id] = min(replies, key=lambda p: (p.created_at, p.post_id), default=None)
+    return result
+
+
+def minutes_between(start: datetime, end: datetime) -> float:
+    return (end - start).total_seconds() / 60
+
+
+def expected_sessions(timeout_minutes: int = 30) -> list[tuple[date, str, str, int]]:
+    """(start day, channel, network, page views) per session, by hand-rolled sessionizing."""
+    by_visitor: dict[tuple[str, str | None], list[Request]] = {}
+    for request in REQUESTS:
+        if _is_page_view(request):
+            by_visitor.setdefault((request.ip, request.agent), []).append(request)
+    sessions = []
+    for requests in by_visitor.values():
+        requests.sort(key=lambda r: r.at)
+        current: list[Request] = []
+        for request in requests:
+            if current and request.at - current[-1].at > timedelta(minutes=timeout_minutes):
+                sessions.append(current)
+                current = []
+            current.append(request)
+        sessions.append(current)
+    result = []
+    for session in sessions:
+        first = session[0]
+        assert first.channel, f"test data: session start {first} needs an expected channel"
+        result.append((first.at.date(), first.channel, first.network, len(session)))
+    return result
+
+
+def all_days() -> list[date]:
+    days = {p.created_at.date() for p in ALL_POSTS} | {r.at.date() for r in REQUESTS}
+    first, last = min(days), max(days)
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+# --------------------------------------------------------------------------------------
+# Fixtures: one raw warehouse and one dbt build for the whole module
+# --------------------------------------------------------------------------------------
+
+
+def run_dbt(args: list[str], workdir: Path, raw_db: Path, build_db: Path):
+    from dbt.cli.main import dbtRunner
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ENGAGEMENT_RAW_DB", str(raw_db))
+        mp.setenv("ENGAGEMENT_BUILD_DB", str(build_db))
+        mp.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+        return dbtRunner().invoke(
+            [
+                *args,
+                "--project-dir",
+                str(DBT_PROJECT),
+                "--profiles-dir",
+                str(DBT_PROJECT),
+                "--target-path",
+                str(workdir / "target"),
+                "--log-path",
+                str(workdir / "logs"),
+            ]
+        )
+
+
+def failures(result) -> list[str]:
+    nodes = getattr(result.result, "results", None) or []
+    return [
+        f"{n.node.unique_id}: {n.status} {n.message or ''}"
+        for n in nodes
+        if str(n.status) not in ("success", "pass", "no-op")
+    ]
+
+
+@dataclass
+class Build:
+    raw_db: Path
+    build_db: Path
+    workdir: Path
+
+    def query(self, sql: str) -> list[tuple]:
+        with duckdb.connect(str(self.build_db)) as con:
+            return con.execute(sql).fetchall()
+
+    def dicts(self, sql: str) -> list[dict]:
+        with duckdb.connect(str(self.build_db)) as con:
+            cursor = con.execute(sql)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    workdir = tmp_path_factory.mktemp("dbt")
+    build = Build(workdir / "raw.duckdb", workdir / "build.duckdb", workdir)
+    build_raw_db(build.raw_db)
+    result = run_dbt(["build"], workdir, build.raw_db, build.build_db)
+    assert result.success, "dbt build failed:\n" + "\n".join(
+        failures(result) or [str(result.exception)]
+    )
+    return build
+
+
+# --------------------------------------------------------------------------------------
+# Tests
+# --------------------------------------------------------------------------------------
+
+
+def test_build_ran_models_tests_and_unit_tests(built: Build) -> None:
+    run_results = json.loads((built.workdir / "target" / "run_results.json").read_text())
+    kinds = {r["unique_id"].split(".")[0] for r in run_results["results"]}
+    assert {"model", "seed", "test", "unit_test"} <= kinds
+    statuses = {r["status"] for r in run_results["results"]}
+    assert statuses <= {"success", "pass", "no-op"}, statuses
+
+
+def test_source_freshness_passes(built: Build) -> None:
+    result = run_dbt(["source", "freshness"], built.workdir, built.raw_db, built.build_db)
+    assert result.success, failures(result)
+
+
+def test_marts_are_tables_in_schema_marts(built: Build) -> None:
+    tables = {
+        row[0]
+        for row in built.query(
+            "select table_name from information_schema.tables "
+            "where table_schema = 'marts' and table_type = 'BASE TABLE'"
+        )
+    }
+    assert tables == {
+        "agg_daily_engagement",
+        "agg_daily_account_engagement",
+        "fct_x_mentions",
+        "agg_daily_referrals",
+    }
+    schemas = {row[0] for row in built.query("select schema_name from information_schema.schemata")}
+    assert {"staging", "intermediate", "marts"} <= schemas
+    assert not any(s.endswith("_marts") or s.endswith("_staging") for s in schemas)
+
+
+def test_daily_engagement_has_one_row_per_day_including_quiet_days(built: Build) -> None:
+    days = [
+        row[0] for row in built.query("select date_day from marts.agg_daily_engagement order by 1")
+    ]
+    assert days == all_days()
+    quiet = built.dicts("select * from marts.agg_daily_engagement where date_day = '2026-11-05'")[0]
+    counts = {
+        k: v for k, v in quiet.items() if k.endswith(("posts", "replies", "sessions", "requests"))
+    }
+    assert counts and set(counts.values()) == {0}
+    assert quiet["x_response_rate"] is None and quiet["social_session_share"] is None
+
+
+def test_daily_x_activity(built: Build) -> None:
+    rows = {r["date_day"]: r for r in built.dicts("select * from marts.agg_daily_engagement")}
+    responses = expected_first_responses()
+    mentions = {m: p for p in MENTION_ENDPOINT_POSTS for m in EXPECTED_MENTIONS if p.post_id == m}
+    for day in all_days():
+        own = [p for p in OWN_POSTS if p.created_at.date() == day]
+        posts = sum(p.kind in ("original", "quote") for p in own)
+        replies = [p for p in own if p.kind == "reply"]
+        to_customers = sum(p.in_reply_to_user_id not in ACCOUNTS for p in replies)
+        day_mentions = [m for m in mentions.values() if m.created_at.date() == day]
+        answered = [m for m in day_mentions if responses[m.post_id]]
+        row = rows[day]
+        assert row["x_posts"] == posts, day
+        assert row["x_replies"] == len(replies), day
+        assert row["x_replies_to_customers"] == to_customers, day
+        assert row["x_retweets"] == sum(p.kind == "retweet" for p in own), day
+        assert row["x_mentions"] == len(day_mentions), day
+        assert row["x_mentions_answered"] == len(answered), day
+        if day_mentions:
+            assert row["x_response_rate"] == pytest.approx(len(answered) / len(day_mentions))
+        minutes = sorted(
+            minutes_between(m.created_at, responses[m.post_id].created_at) for m in answered
+        )
+        if minutes:
+            mid = len(minutes) // 2
+            median = minutes[mid] if len(minutes) % 2 else (minutes[mid - 1] + minutes[mid]) / 2
+            assert row["x_median_first_response_minutes"] == pytest.approx(median), day
+        else:
+            assert row["x_median_first_response_minutes"] is None, day
+        if posts + to_customers:
+            assert row["x_conversation_share"] == pytest.approx(
+                to_customers / (posts + to_customers)
+            )
+    # the hand-made data: 3 mentions on 2026-11-02 (the customer's retweet is not one), 2
+    # answered: after 15.5 and 150 minutes
+    first = rows[date(2026, 11, 2)]
+    assert (first["x_mentions"], first["x_mentions_answered"]) == (3, 2)
+    assert first["x_median_first_response_minutes"] == pytest.approx((15.5 + 150) / 2)
+
+
+def test_fct_x_mentions(built: Build) -> None:
+    rows = {r["mention_id"]: r for r in built.dicts("select * from marts.fct_x_mentions")}
+    assert set(rows) == set(EXPECTED_MENTIONS)
+    responses = expected_first_responses()
+    for mention_id, account in EXPECTED_MENTIONS.items():
+        row = rows[mention_id]
+        mention = next(p for p in ALL_POSTS if p.post_id == mention_id)
+        response = responses[mention_id]
+        assert row["mentioned_account_username"] == account
+        assert row["author_username"] == CUSTOMERS[mention.author_id]
+        assert row["answered"] is (response is not None)
+        if response:
+            assert row["first_response_at"] == response.created_at
+            assert row["first_response_minutes"] == pytest.approx(
+                minutes_between(mention.created_at, response.created_at)
+            )
+            assert row["responder_username"] == ACCOUNTS[response.author_id]
+        else:
+            assert row["first_response_minutes"] is None and row["responder_username"] is None
+    assert rows[M1.post_id]["first_response_minutes"] == pytest.approx(15.5)
+    assert rows[M3.post_id]["mentioned_account_usernames"] == "acmecloud,acmesupport"
+    assert rows[M3.post_id]["responder_username"] == BRAND  # answered first, before support
+
+
+def test_account_engagement(built: Build) -> None:
+    rows = {
+        (r["date_day"], r["account_username"]): r
+        for r in built.dicts("select * from marts.agg_daily_account_engagement")
+    }
+    assert len(rows) == len(all_days()) * len(ACCOUNTS)
+    responses = expected_first_responses()
+    for day in all_days():
+        for account_id, username in ACCOUNTS.items():
+            row = rows[(day, username)]
+            own = [p for p in OWN_POSTS if p.author_id == account_id and p.created_at.date() == day]
+            impressions = sum(
+                P1_LATEST_IMPRESSIONS if p is P1 else p.impressions
+                for p in own
+                if p.kind != "retweet"
+            )
+            mentions = [
+                p
+                for p in MENTION_ENDPOINT_POSTS
+                if p.post_id in EXPECTED_MENTIONS
+                and p.created_at.date() == day
+                and (account_id in p.mentions or p.in_reply_to_user_id == account_id)
+            ]
+            assert row["posts"] == sum(p.kind in ("original", "quote") for p in own)
+            assert row["replies"] == sum(p.kind == "reply" for p in own)
+            assert row["retweets"] == sum(p.kind == "retweet" for p in own)
+            assert row["impressions"] == impressions, (day, username)
+            assert row["mentions"] == len(mentions), (day, username)
+            assert row["mentions_answered"] == sum(bool(responses[m.post_id]) for m in mentions)
+
+
+def test_sessions_per_channel(built: Build) -> None:
+    sessions = expected_sessions()
+    referrals = {
+        (r[0], r[1], r[2]): (r[3], r[4])
+        for r in built.query(
+            "select date_day, channel, referrer_network, sessions, page_views "
+            "from marts.agg_daily_referrals"
+        )
+    }
+    expected: dict[tuple, tuple[int, int]] = {}
+    for day, channel, network, views in sessions:
+        count, total = expected.get((day, channel, network), (0, 0))
+        expected[(day, channel, network)] = (count + 1, total + views)
+    assert referrals == expected
+
+    daily = {r["date_day"]: r for r in built.dicts("select * from marts.agg_daily_engagement")}
+    columns = {
+        "social": "social_sessions",
+        "search": "search_sessions",
+        "own_site": "own_site_sessions",
+        "email": "email_sessions",
+        "ai_assistant": "ai_assistant_sessions",
+        "direct": "direct_sessions",
+        "internal": "internal_sessions",
+        "other": "other_sessions",
+    }
+    for day in all_days():
+        today = [s for s in sessions if s[0] == day]
+        row = daily[day]
+        assert row["support_sessions"] == len(today)
+        for channel, column in columns.items():
+            assert row[column] == sum(s[1] == channel for s in today), (day, column)
+        assert row["x_referred_sessions"] == sum(s[2] == "Twitter" for s in today)
+        page_views = sum(_is_page_view(r) for r in REQUESTS if r.at.date() == day)
+        assert row["support_requests"] == page_views, day
+    # spelled out for the busy day: t.co, x.com and twitter.com are three X sessions
+    busy = daily[date(2026, 11, 3)]
+    assert busy["x_referred_sessions"] == 3
+    assert busy["social_sessions"] == 7
+    assert busy["search_sessions"] == 4
+    assert busy["ai_assistant_sessions"] == 2
+
+
+def test_results_do_not_depend_on_load_time(built: Build, tmp_path: Path) -> None:
+    """Same rows loaded at another wall-clock time -> identical marts."""
+    raw_db, build_db = tmp_path / "raw.duckdb", tmp_path / "build.duckdb"
+    build_raw_db(raw_db, loaded_at=datetime(2026, 11, 8, 3, 0))
+    args = ["build", "--resource-type", "seed", "--resource-type", "model"]
+    result = run_dbt(args, tmp_path, raw_db, build_db)
+    assert result.success, failures(result)
+    other = Build(raw_db, build_db, tmp_path)
+    for table in ("agg_daily_engagement", "agg_daily_account_engagement",
+                  "fct_x_mentions", "agg_daily_referrals"):  # fmt: skip
+        sql = f"select * from marts.{table} order by all"
+        assert built.query(sql) == other.query(sql), table
+
+
+def test_referrer_seed_is_generated_from_matomo_lists() -> None:
+    from extract.referrers import build_referrer_seed
+
+    if not REFERENCE_DIR.is_dir():
+        pytest.fail(
+            f"reference data missing: {REFERENCE_DIR} (Matomo lists needed to check "
+            "dbt_project/seeds/referrer_hosts.csv)"
+        )
+    with (DBT_PROJECT / "seeds" / "referrer_hosts.csv").open(encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        assert next(reader) == ["host_pattern", "network", "channel"]
+        committed = [tuple(row) for row in reader]
+    expected = build_referrer_seed(REFERENCE_DIR)
+    assert committed == expected, (
+        "dbt_project/seeds/referrer_hosts.csv is stale: run `python -m extract.referrers`"
+    )
+    by_host = {host: (network, channel) for host, network, channel in expected}
+    assert by_host["t.co"] == ("Twitter", "social")
+    assert by_host["x.com"] == ("Twitter", "social")
+    assert by_host["chatgpt.com"] == ("ChatGPT", "ai_assistant")
+    assert by_host["google.{}"] == ("Google", "search")
+
+
+def test_sqlfluff_lint_passes(built: Build) -> None:
+    sqlfluff = Path(sys.executable).parent / "sqlfluff"
+    command = [str(sqlfluff)] if sqlfluff.exists() else [sys.executable, "-m", "sqlfluff"]
+    env = {
+        **os.environ,
+        "ENGAGEMENT_RAW_DB": str(built.raw_db),
+        "ENGAGEMENT_BUILD_DB": str(built.workdir / "lint.duckdb"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    # run from dbt_project/: sqlfluff only takes `templater = dbt` from the working dir
+    result = subprocess.run(
+        [*command, "lint", "models", "tests"],
+        cwd=DBT_PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "dbt templater" in result.stdout + result.stderr
+
+
+if __name__ == "__main__":  # build a raw warehouse by hand: python tests/test_dbt_project.py X
+    build_raw_db(Path(sys.argv[1]))
