@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -21,63 +20,30 @@ from jsonschema import Draft4Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from extract import sandbox
+from extract import sandbox, x
 from extract.sample import BRAND, SAMPLE_START, SUPPORT, generate, parse_stamp
 from extract.sandbox import make_server
+from extract.settings import REAL_X_API
 
 OPENAPI = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference"
 OPENAPI = OPENAPI / "x-api-v2-openapi.json"
 DAY_START = datetime.combine(SAMPLE_START + timedelta(days=2), datetime.min.time(), UTC)
 DAY_END = DAY_START + timedelta(days=1)
-TWEET_FIELDS = [
-    "created_at",
-    "author_id",
-    "conversation_id",
-    "in_reply_to_user_id",
-    "referenced_tweets",
-    "entities",
-    "public_metrics",
-    "lang",
-    "edit_history_tweet_ids",
-]
-USER_FIELDS = ["created_at", "description", "public_metrics", "verified", "protected"]
-EXPANSIONS = [
-    "author_id",
-    "in_reply_to_user_id",
-    "referenced_tweets.id",
-    "entities.mentions.username",
-]
+EXPANSIONS = [*x.EXPANSIONS, "entities.mentions.username"]
 COMPANY = generate()
 USER_IDS = {u["username"]: u["id"] for u in COMPANY.users}
 
 
-class _Reroute(requests.adapters.HTTPAdapter):
-    """Sends what tweepy addresses to the real API to the sandbox, as the extractor does."""
-
-    def __init__(self, base: str) -> None:
-        super().__init__()
-        self.base = base.rstrip("/")
-
-    def send(self, request: requests.PreparedRequest, **kw) -> requests.Response:
-        request.url = request.url.replace("https://api.twitter.com", self.base, 1)
-        return super().send(request, **kw)
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    server = make_server(0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+@pytest.fixture
+def base_url(sandbox_url: str) -> str:
+    return sandbox_url
 
 
 @pytest.fixture
 def client(base_url: str) -> tweepy.Client:
+    """tweepy rerouted to the sandbox by the extractor's own adapter."""
     client = tweepy.Client(bearer_token="t")
-    client.session.mount("https://api.twitter.com/", _Reroute(base_url))
+    client.session.mount(f"{REAL_X_API}/", x.Reroute(base_url))
     return client
 
 
@@ -110,15 +76,15 @@ def _paginate(client: tweepy.Client, username: str, endpoint: str, page_size: in
             start_time=DAY_START,
             end_time=DAY_END,
             max_results=page_size,
-            tweet_fields=TWEET_FIELDS,
-            user_fields=USER_FIELDS,
+            tweet_fields=x.TWEET_FIELDS,
+            user_fields=x.USER_FIELDS,
             expansions=EXPANSIONS,
         )
     )
 
 
 def test_get_user_by_username(client: tweepy.Client) -> None:
-    response = client.get_user(username="acmesupport", user_fields=USER_FIELDS)
+    response = client.get_user(username="acmesupport", user_fields=x.USER_FIELDS)
     assert str(response.data.id) == USER_IDS[SUPPORT]
     assert response.data.username == SUPPORT
     assert response.data.public_metrics["followers_count"] > 0
@@ -210,9 +176,7 @@ def test_unauthorized_without_bearer_token(base_url: str) -> None:
             "detail": "Unauthorized",
         }
     with pytest.raises(tweepy.Unauthorized):
-        client = tweepy.Client(bearer_token="")
-        client.session.mount("https://api.twitter.com/", _Reroute(base_url))
-        client.get_user(username=BRAND)
+        x.make_client("", base_url).get_user(username=BRAND)  # an empty token
 
 
 def test_max_results_out_of_range(base_url: str, client: tweepy.Client) -> None:
@@ -306,12 +270,12 @@ def _assert_valid(validator: Draft4Validator, body: dict) -> None:
 def _conformance_cases() -> list[tuple[str, str, dict]]:
     brand, support = USER_IDS[BRAND], USER_IDS[SUPPORT]
     fields = {
-        "tweet.fields": ",".join(TWEET_FIELDS),
-        "user.fields": ",".join(USER_FIELDS),
+        "tweet.fields": ",".join(x.TWEET_FIELDS),
+        "user.fields": ",".join(x.USER_FIELDS),
         "expansions": ",".join(EXPANSIONS),
     }
     ids = ",".join(t["id"] for t in COMPANY.tweets[:60]) + ",1"
-    user_fields = {"user.fields": ",".join(USER_FIELDS)}
+    user_fields = {"user.fields": ",".join(x.USER_FIELDS)}
     return [
         ("/2/users/by/username/{username}", f"/2/users/by/username/{SUPPORT}", user_fields),
         ("/2/users/by/username/{username}", "/2/users/by/username/nobody_here", user_fields),
