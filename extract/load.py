@@ -33,7 +33,21 @@ create table if not exists x.posts (
     post_id varchar, payload json, _loaded_at timestamp
 );
 create table if not exists x.users (
-    batch_id varchar, user_id varchar, payload json, _loaded_at timestamp
+    batch_id varchar, interval_start timestamp, interval_end timestamp,
+    user_id varchar, payload json, _loaded_at timestamp
+);
+create table if not exists x.post_snapshots (
+    batch_id varchar, interval_start timestamp, interval_end timestamp,
+    post_id varchar, payload json, _loaded_at timestamp
+);
+create table if not exists x.post_lookup_errors (
+    batch_id varchar, interval_start timestamp, interval_end timestamp,
+    post_id varchar, payload json, _loaded_at timestamp
+);
+create table if not exists x.gaps (
+    batch_id varchar, interval_start timestamp, interval_end timestamp,
+    account_username varchar, endpoint varchar, cap integer, newer_than_interval integer,
+    returned integer, complete_from varchar, _loaded_at timestamp
 );
 create table if not exists support_site.requests (
     batch_id varchar, interval_start timestamp, interval_end timestamp,
@@ -42,43 +56,64 @@ create table if not exists support_site.requests (
     referrer varchar, user_agent varchar, _loaded_at timestamp
 );
 """
-TABLES = {"x": ["x.accounts", "x.posts", "x.users"], "support_site": ["support_site.requests"]}
+X_TABLES = [
+    "x.accounts",
+    "x.posts",
+    "x.users",
+    "x.post_snapshots",
+    "x.post_lookup_errors",
+    "x.gaps",
+]
+TABLES = {"x": X_TABLES, "support_site": ["support_site.requests"]}
 
 
 def _naive(text: str) -> datetime:
     return parse_instant(text).replace(tzinfo=None)
 
 
-def _x_frames(batch: Path) -> dict[str, pd.DataFrame]:
-    accounts, posts, users = [], [], []
+def _x_frames(batch: Path, manifest: dict) -> dict[str, pd.DataFrame]:
+    """The batch's pages as rows of the raw X tables (payloads re-serialised JSON)."""
+    rows: dict[str, list[dict]] = {table: [] for table in X_TABLES}
     account_ids: dict[str, str] = {}
     with open(batch / "pages.jsonl") as pages:
         for line in pages:
             page = json.loads(line)
             body = json.loads(page["body"])
-            if page["endpoint"] == "user":
-                account_ids[page["account"]] = body["data"]["id"]
-                accounts.append((page["account"], body["data"]["id"], json.dumps(body["data"])))
-                continue
-            for post in body.get("data", []):
-                posts.append(
-                    (
-                        page["account"],
-                        account_ids[page["account"]],
-                        page["endpoint"],
-                        post["id"],
-                        json.dumps(post),
-                    )
+            endpoint, account = page["endpoint"], page["account"]
+            if endpoint == "user":
+                account_ids[account] = body["data"]["id"]
+                rows["x.accounts"].append(
+                    {"username": account, "user_id": body["data"]["id"], "payload": body["data"]}
                 )
-            for user in body.get("includes", {}).get("users", []):
-                users.append((user["id"], json.dumps(user)))
-    return {
-        "x.accounts": pd.DataFrame(accounts, columns=["username", "user_id", "payload"]),
-        "x.posts": pd.DataFrame(
-            posts, columns=["account_username", "account_id", "endpoint", "post_id", "payload"]
-        ),
-        "x.users": pd.DataFrame(users, columns=["user_id", "payload"]),
-    }
+            elif endpoint in ("tweets", "mentions"):
+                for post in body.get("data", []):
+                    rows["x.posts"].append(
+                        {
+                            "account_username": account,
+                            "account_id": account_ids[account],
+                            "endpoint": endpoint,
+                            "post_id": post["id"],
+                            "payload": post,
+                        }
+                    )
+            elif endpoint == "lookup":
+                for post in body.get("data", []):
+                    rows["x.post_snapshots"].append({"post_id": post["id"], "payload": post})
+                for error in body.get("errors", []):
+                    post_id = error.get("resource_id") or error.get("value")
+                    rows["x.post_lookup_errors"].append({"post_id": post_id, "payload": error})
+            if endpoint in ("tweets", "mentions", "lookup"):
+                for user in body.get("includes", {}).get("users", []):
+                    rows["x.users"].append({"user_id": user["id"], "payload": user})
+    for gap in manifest.get("gaps", []):
+        rows["x.gaps"].append({"account_username": gap.pop("account"), **gap})
+    frames = {}
+    for table, table_rows in rows.items():
+        frame = pd.DataFrame(table_rows)
+        if "payload" in frame:
+            frame["payload"] = frame["payload"].map(json.dumps)
+        frames[table] = frame
+    return frames
 
 
 def load(batch: Path, raw_db: Path) -> dict:
@@ -95,19 +130,21 @@ def load(batch: Path, raw_db: Path) -> dict:
         for table in TABLES[source]:
             con.execute(f"delete from {table} where batch_id = ?", [batch_id])
         if source == "x":
-            for table, frame in _x_frames(batch).items():
-                con.register("frame", frame)
-                if table == "x.users":
-                    select = "select ?, user_id, payload::json, ? from frame"
-                    params = [batch_id, loaded_at]
-                else:
-                    select = (
-                        "select ?, ?, ?, frame.* exclude (payload), payload::json, ? from frame"
-                    )
-                    params = [batch_id, start, end, loaded_at]
-                con.execute(f"insert into {table} {select}", params)
-                con.unregister("frame")
+            for table, frame in _x_frames(batch, manifest).items():
                 counts[table] = len(frame)
+                if frame.empty:
+                    continue
+                con.register("frame", frame)
+                con.execute(
+                    f"""
+                    insert into {table} by name
+                    select ? as batch_id, ? as interval_start, ? as interval_end,
+                        ? as _loaded_at, *
+                    from frame
+                    """,
+                    [batch_id, start, end, loaded_at],
+                )
+                con.unregister("frame")
         else:
             con.execute(
                 """

@@ -24,6 +24,12 @@ class Settings:
     support_site_hosts: tuple[str, ...]
     company_site_hosts: tuple[str, ...]
     dbt_project_dir: Path
+    x_rate_limit_max_wait: float = 900.0
+    x_max_retries: int = 5
+    x_retry_backoff: float = 2.0
+    x_metrics_refresh_days: int = 7
+    x_timeline_cap: int = 3200
+    x_mentions_cap: int = 800
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -41,6 +47,12 @@ class Settings:
             dbt_project_dir=Path(
                 env.get("ENGAGEMENT_DBT_PROJECT_DIR", PROJECT_ROOT / "dbt_project")
             ).resolve(),
+            x_rate_limit_max_wait=float(env.get("X_RATE_LIMIT_MAX_WAIT", "900")),
+            x_max_retries=int(env.get("X_MAX_RETRIES", "5")),
+            x_retry_backoff=float(env.get("X_RETRY_BACKOFF", "2")),
+            x_metrics_refresh_days=int(env.get("X_METRICS_REFRESH_DAYS", "7")),
+            x_timeline_cap=int(env.get("X_TIMELINE_CAP", "3200")),
+            x_mentions_cap=int(env.get("X_MENTIONS_CAP", "800")),
         )
 
     @property

@@ -1,17 +1,29 @@
-"""X API v2 extraction through tweepy: land every response body exactly as received."""
+"""X API v2 extraction through tweepy: land every response body exactly as received.
+
+One run covers one interval for every configured account: the account's user object, its
+own posts (GET /2/users/:id/tweets) and its mentions (GET /2/users/:id/mentions) in the
+interval, and a fresh read (GET /2/tweets) of the public metrics of its posts of the last
+days, so that engagement growth and deletions are seen.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import requests
 import tweepy
 
-from extract.batches import Interval, iso, landing, summary, write_manifest
+from extract.batches import Interval, iso, landing, parse_instant, summary, write_manifest
 from extract.settings import REAL_X_API
 
+log = logging.getLogger(__name__)
 # tweepy logs request headers, bearer token included, at DEBUG: never let that through.
 logging.getLogger("tweepy").setLevel(logging.INFO)
 
@@ -28,25 +40,144 @@ TWEET_FIELDS = [
 ]
 USER_FIELDS = ["created_at", "description", "public_metrics", "verified", "protected"]
 EXPANSIONS = ["author_id", "in_reply_to_user_id", "referenced_tweets.id"]
+LOOKUP_BATCH = 100  # GET /2/tweets takes at most 100 ids
+
+
+class ExtractionError(RuntimeError):
+    """The extraction cannot go on; the message says what to do. Nothing is landed."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the extractor treats the API's limits and faults (settings X_*)."""
+
+    max_wait: float = 900.0  # longest wait for a rate-limit window to reset, seconds
+    max_retries: int = 5  # attempts after the first, for 5xx, connection errors, bad pages
+    backoff: float = 2.0  # first retry delay, doubled on each further attempt, seconds
+    timeout: float = 30.0  # per request, seconds
+    refresh_days: int = 7  # posts of the last N days get their metrics re-read
+    timeline_cap: int = 3200  # the API serves only this many most recent posts ...
+    mentions_cap: int = 800  # ... and mentions of a user
 
 
 class Reroute(requests.adapters.HTTPAdapter):
-    """Sends requests addressed to the real X API to another base URL (the sandbox)."""
+    """Sends requests addressed to the real X API to base_url, each with a timeout."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
         super().__init__()
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
 
     def send(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
         request.url = self.base_url + request.url.removeprefix(REAL_X_API)
+        kwargs["timeout"] = kwargs.get("timeout") or self.timeout
         return super().send(request, **kwargs)
 
 
-def make_client(bearer_token: str, base_url: str = REAL_X_API) -> tweepy.Client:
+def make_client(
+    bearer_token: str, base_url: str = REAL_X_API, timeout: float = 30.0
+) -> tweepy.Client:
+    """tweepy unchanged; its requests session is rerouted (and given a timeout) by config."""
     client = tweepy.Client(bearer_token=bearer_token, return_type=requests.Response)
-    if base_url.rstrip("/") != REAL_X_API:
-        client.session.mount(REAL_X_API + "/", Reroute(base_url))
+    client.session.mount(REAL_X_API + "/", Reroute(base_url, timeout))
     return client
+
+
+def _problem(exc: tweepy.HTTPException) -> str:
+    messages = "; ".join(str(m) for m in exc.api_messages) or exc.response.reason
+    return f"{exc.response.status_code} {messages}"
+
+
+@dataclass
+class Caller:
+    """Calls one tweepy method with the policy: paced, retried, failing clearly."""
+
+    policy: Policy
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.time
+    malformed: list[dict] = field(default_factory=list)
+    resets: dict[str, float] = field(default_factory=dict)  # endpoint -> when it has room
+
+    def wrap(self, method: Callable) -> Callable:
+        @functools.wraps(method)  # tweepy's Paginator reads the method's name
+        def call(*args, **kwargs) -> requests.Response:
+            return self(method, *args, **kwargs)
+
+        return call
+
+    def _wait_for(self, endpoint: str, until: float, why: str) -> None:
+        wait = max(0.0, until - self.clock())
+        if wait > self.policy.max_wait:
+            raise ExtractionError(
+                f"{endpoint}: {why}; the window resets in {wait:.0f} s, longer than "
+                f"X_RATE_LIMIT_MAX_WAIT={self.policy.max_wait:.0f} s. Nothing was landed: "
+                "re-run the interval after the reset."
+            )
+        if wait:
+            log.warning("%s: %s; waiting %.0f s for the window to reset", endpoint, why, wait)
+            self.sleep(wait)
+
+    def __call__(self, method: Callable, *args, **kwargs) -> requests.Response:
+        endpoint = method.__name__
+        failures: list[str] = []
+        while len(failures) <= self.policy.max_retries:
+            if endpoint in self.resets:
+                self._wait_for(endpoint, self.resets.pop(endpoint), "rate limit used up")
+            try:
+                response = method(*args, **kwargs)
+            except tweepy.TooManyRequests as exc:
+                reset = exc.reset_time or self.clock() + 60
+                failures.append("429 Too Many Requests")
+                self._wait_for(endpoint, reset + 1, "429 Too Many Requests")
+                continue
+            except tweepy.Unauthorized as exc:
+                raise ExtractionError(
+                    f"{endpoint}: {_problem(exc)}: the bearer token was refused; "
+                    "check X_BEARER_TOKEN (an app-only bearer token of your X developer app)"
+                ) from None
+            except tweepy.Forbidden as exc:
+                raise ExtractionError(
+                    f"{endpoint}: {_problem(exc)}: your X API plan or app does not give "
+                    "access to this endpoint; check the app's access level in the developer portal"
+                ) from None
+            except tweepy.BadRequest as exc:
+                raise ExtractionError(
+                    f"{endpoint}: {_problem(exc)}: the request was refused"
+                ) from None
+            except (tweepy.TwitterServerError, requests.ConnectionError, requests.Timeout) as exc:
+                failures.append(
+                    _problem(exc) if isinstance(exc, tweepy.HTTPException) else type(exc).__name__
+                )
+                self._backoff(endpoint, failures)
+                continue
+            try:
+                response.json()
+            except ValueError:
+                self.malformed.append(
+                    {"endpoint": endpoint, "url": response.request.url,
+                     "status": response.status_code, "body": response.text}
+                )  # fmt: skip
+                failures.append("malformed JSON page")
+                self._backoff(endpoint, failures)
+                continue
+            self._pace(endpoint, response)
+            return response
+        raise ExtractionError(
+            f"{endpoint}: giving up after {len(failures)} failed attempts "
+            f"({', '.join(failures)}); nothing was landed, re-run the interval"
+        )
+
+    def _backoff(self, endpoint: str, failures: list[str]) -> None:
+        if len(failures) <= self.policy.max_retries:
+            delay = self.policy.backoff * 2 ** (len(failures) - 1)
+            log.warning("%s: %s; retry %d in %.1f s", endpoint, failures[-1], len(failures), delay)
+            self.sleep(delay)
+
+    def _pace(self, endpoint: str, response: requests.Response) -> None:
+        remaining = response.headers.get("x-rate-limit-remaining")
+        reset = response.headers.get("x-rate-limit-reset")
+        if remaining is not None and reset is not None and int(remaining) <= 0:
+            self.resets[endpoint] = float(reset) + 1
 
 
 def _page(account: str, endpoint: str, response: requests.Response) -> dict:
@@ -60,40 +191,167 @@ def _page(account: str, endpoint: str, response: requests.Response) -> dict:
     }
 
 
-def extract(
-    client: tweepy.Client, accounts: tuple[str, ...], interval: Interval, raw_root: Path
-) -> dict:
-    """Land the interval's own posts and mentions of every account as one batch."""
-    if not accounts:
-        raise ValueError("no X accounts configured: set X_ACCOUNTS=brand,support")
-    pages: list[dict] = []
-    records = 0
-    for account in accounts:
-        response = client.get_user(username=account, user_fields=USER_FIELDS)
-        pages.append(_page(account, "user", response))
+def _data(page: dict) -> list[dict]:
+    return json.loads(page["body"]).get("data", [])
+
+
+@dataclass
+class Extraction:
+    client: tweepy.Client
+    caller: Caller
+    interval: Interval
+    pages: list[dict] = field(default_factory=list)
+    gaps: list[dict] = field(default_factory=list)
+
+    def user(self, account: str) -> str:
+        response = self.caller(self.client.get_user, username=account, user_fields=USER_FIELDS)
+        self.pages.append(_page(account, "user", response))
         body = response.json()
         if "data" not in body:
-            raise LookupError(f"X account @{account} not found: {body.get('errors')}")
-        user_id = body["data"]["id"]
-        for endpoint, method in (
-            ("tweets", client.get_users_tweets),
-            ("mentions", client.get_users_mentions),
-        ):
-            for response in tweepy.Paginator(
-                method,
+            raise ExtractionError(f"X account @{account} not found: {body.get('errors')}")
+        return body["data"]["id"]
+
+    def timeline(self, account: str, user_id: str, endpoint: str, **params) -> Iterator[dict]:
+        method = {
+            "tweets": self.client.get_users_tweets,
+            "mentions": self.client.get_users_mentions,
+        }
+        for response in tweepy.Paginator(self.caller.wrap(method[endpoint]), user_id, **params):
+            page = _page(account, endpoint, response)
+            yield page
+
+    def account(self, account: str) -> None:
+        user_id = self.user(account)
+        for endpoint, cap in (("tweets", self.caller.policy.timeline_cap),
+                              ("mentions", self.caller.policy.mentions_cap)):  # fmt: skip
+            # What is newer than the interval counts against the API's reach (cap).
+            newer = 0
+            for page in self.timeline(
+                account,
                 user_id,
-                start_time=iso(interval.start),
-                end_time=iso(interval.end),
+                endpoint,
+                start_time=iso(self.interval.end),
                 max_results=100,
+                tweet_fields=["created_at"],
+            ):
+                page["endpoint"] = f"{endpoint}_newer"
+                self.pages.append(page)
+                newer += len(_data(page))
+                if newer >= cap:
+                    break
+            found = 0
+            for page in self.timeline(
+                account, user_id, endpoint,
+                start_time=iso(self.interval.start), end_time=iso(self.interval.end),
+                max_results=100, tweet_fields=TWEET_FIELDS, user_fields=USER_FIELDS,
+                expansions=EXPANSIONS,
+            ):  # fmt: skip
+                self.pages.append(page)
+                found += len(_data(page))
+            if newer + found >= cap:
+                gap = {
+                    "account": account,
+                    "endpoint": endpoint,
+                    "cap": cap,
+                    "newer_than_interval": newer,
+                    "returned": found,
+                    "complete_from": self._oldest(endpoint, account),
+                }
+                log.warning(
+                    "@%s %s: the interval %s..%s reaches past the API's %d most recent; "
+                    "what is older than %s is missing (recorded as a gap)",
+                    account, endpoint, iso(self.interval.start), iso(self.interval.end), cap,
+                    gap["complete_from"] or iso(self.interval.end),
+                )  # fmt: skip
+                self.gaps.append(gap)
+
+    def _oldest(self, endpoint: str, account: str) -> str | None:
+        stamps = [
+            post["created_at"]
+            for page in self.pages
+            if page["account"] == account and page["endpoint"] in (endpoint, f"{endpoint}_newer")
+            for post in _data(page)
+        ]
+        return min(stamps) if stamps else None
+
+    def refresh(self, ids: list[str]) -> tuple[int, int]:
+        """Re-read the posts' metrics; returns (found, gone)."""
+        found = gone = 0
+        for start in range(0, len(ids), LOOKUP_BATCH):
+            response = self.caller(
+                self.client.get_tweets,
+                ids[start : start + LOOKUP_BATCH],
                 tweet_fields=TWEET_FIELDS,
                 user_fields=USER_FIELDS,
-                expansions=EXPANSIONS,
-            ):
-                pages.append(_page(account, endpoint, response))
-                records += len(response.json().get("data", []))
+                expansions=["author_id"],
+            )
+            page = _page("", "lookup", response)
+            self.pages.append(page)
+            body = json.loads(page["body"])
+            found += len(body.get("data", []))
+            gone += sum(1 for e in body.get("errors", []) if _is_not_found(e))
+        return found, gone
+
+
+def _is_not_found(error: dict) -> bool:
+    return (
+        error.get("type", "").endswith("/resource-not-found")
+        or error.get("title") == "Not Found Error"
+    )
+
+
+def own_recent_posts(raw_root: Path, pages: list[dict], since: Interval) -> list[str]:
+    """Ids of the accounts' own posts created in `since`, from earlier batches and this one."""
+    account_ids: set[str] = set()
+    candidates: dict[str, tuple[str, str]] = {}
+
+    def collect(page: dict) -> None:
+        body = json.loads(page["body"])
+        if page["endpoint"] == "user" and "data" in body:
+            account_ids.add(body["data"]["id"])
+        if page["endpoint"] in ("tweets", "lookup"):
+            for post in body.get("data", []):
+                candidates[post["id"]] = (post.get("author_id", ""), post.get("created_at", ""))
+
+    for batch in sorted((raw_root / "x").glob("*_*/pages.jsonl")):
+        begin, _, end = batch.parent.name.partition("_")
+        if parse_instant(end) > since.start and parse_instant(begin) < since.end:
+            for line in batch.read_text().splitlines():
+                collect(json.loads(line))
+    for page in pages:
+        collect(page)
+    return sorted(
+        (post_id for post_id, (author, created) in candidates.items()
+         if author in account_ids and created and since.contains(parse_instant(created))),
+        key=int,
+    )  # fmt: skip
+
+
+def extract(
+    client: tweepy.Client,
+    accounts: tuple[str, ...],
+    interval: Interval,
+    raw_root: Path,
+    policy: Policy | None = None,
+    caller: Caller | None = None,
+) -> dict:
+    """Land the interval's posts, mentions and metrics refresh of every account as one batch."""
+    if not accounts:
+        raise ValueError("no X accounts configured: set X_ACCOUNTS=brand,support")
+    policy = policy or Policy()
+    caller = caller or Caller(policy)
+    run = Extraction(client, caller, interval)
+    for account in accounts:
+        run.account(account)
+    window = Interval(interval.end - timedelta(days=policy.refresh_days), interval.end)
+    refreshed, deleted = run.refresh(own_recent_posts(raw_root, run.pages, window))
+    records = sum(len(_data(p)) for p in run.pages if p["endpoint"] in ("tweets", "mentions"))
     with landing(raw_root, "x", interval) as work:
         with open(work / "pages.jsonl", "w") as out:
-            for page in pages:
+            for page in run.pages:
+                out.write(json.dumps(page, sort_keys=True) + "\n")
+        with open(work / "quarantine.jsonl", "w") as out:
+            for page in caller.malformed:
                 out.write(json.dumps(page, sort_keys=True) + "\n")
         manifest = {
             "batch": interval.batch_id,
@@ -101,9 +359,13 @@ def extract(
             "start": iso(interval.start),
             "end": iso(interval.end),
             "records": records,
-            "quarantined": 0,
+            "quarantined": len(caller.malformed),
             "accounts": list(accounts),
-            "pages": len(pages),
+            "pages": len(run.pages),
+            "metrics_refreshed": refreshed,
+            "deleted": deleted,
+            "refresh_window_start": iso(window.start),
+            "gaps": run.gaps,
         }
         write_manifest(work, manifest)
     return summary(manifest, raw_root / "x" / interval.batch_id)

@@ -49,12 +49,19 @@ def test_extract_lands_every_page_as_received(sandbox_env: dict[str, str]) -> No
     assert summary["records"] == expected_records() > 20
     lines = (Path(summary["path"]) / "pages.jsonl").read_text().splitlines()
     pages = [json.loads(line) for line in lines]
-    assert {p["endpoint"] for p in pages} == {"user", "tweets", "mentions"}
+    assert {p["endpoint"] for p in pages} == {
+        "user",
+        "tweets",
+        "mentions",
+        "tweets_newer",
+        "mentions_newer",
+        "lookup",
+    }
     for page in pages:
-        assert "max_results=100" in page["url"] or page["endpoint"] == "user"
+        assert "max_results=100" in page["url"] or page["endpoint"] in ("user", "lookup")
         again = requests.get(page["url"], headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
         assert again.text == page["body"]
-    timelines = [json.loads(p["body"]) for p in pages if p["endpoint"] != "user"]
+    timelines = [json.loads(p["body"]) for p in pages if p["endpoint"] in ("tweets", "mentions")]
     assert sum(len(body.get("data", [])) for body in timelines) == summary["records"]
 
 
