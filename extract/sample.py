@@ -552,7 +552,73 @@ def generate(seed: int = 7, start: date = SAMPLE_START, days: int = SAMPLE_DAYS)
             metrics[key or "quote_count"] += 1
         if tweet["text"].startswith("RT @"):
             tweet["public_metrics"] = dict.fromkeys(tweet["public_metrics"], 0)
+    b.rng = random.Random(f"edits/{seed}")  # edits do not disturb anything generated above
+    tweets = sorted(tweets + _edits(b, tweets), key=lambda t: int(t["id"]))
     return SampleCompany(users=b.users, tweets=tweets)
+
+
+def latest_versions(tweets: list[dict]) -> list[dict]:
+    """The tweets that are the latest version of their edit chain (what timelines serve)."""
+    superseded = {old for t in tweets for old in t["edit_history_tweet_ids"][:-1]}
+    return [t for t in tweets if t["id"] not in superseded]
+
+
+def _typo(rng: random.Random, text: str) -> str | None:
+    """The text with two letters of one word swapped (same length: entities stay valid)."""
+    head = text.split("https://")[0]
+    words = [m for m in re.finditer(r"\b[a-z]{5,}\b", head) if m[0][2] != m[0][3]]
+    if not words:
+        return None
+    word = rng.choice(words)
+    at = word.start() + 2
+    return text[:at] + text[at + 1] + text[at] + text[at + 2 :]
+
+
+def _edits(b: _Builder, tweets: list[dict]) -> list[dict]:
+    """Edit three broadcasts minutes after posting (X allows 30 minutes, 5 edits): two of the
+    brand's and one of support's, each posted with a typo that its edit fixes; the first brand
+    post is edited twice. Every version carries the full edit_history_tweet_ids; the original
+    keeps the engagement of its first minutes, the latest version the rest.
+    Returns the new versions (the originals are changed in place)."""
+    rng = b.rng
+    referenced = {r["id"] for t in tweets for r in t.get("referenced_tweets", [])}
+    chosen: list[dict] = []
+    for username, count in ((BRAND, 2), (SUPPORT, 1)):
+        candidates = [
+            t
+            for t in tweets
+            if t["author_id"] == b.by_name[username]["id"]
+            and "referenced_tweets" not in t
+            and t["id"] not in referenced
+            and parse_stamp(t["created_at"]) + timedelta(minutes=30) < b.hi
+        ]
+        distinct = list({t["text"]: t for t in reversed(candidates)}.values())  # one per text
+        chosen += rng.sample(distinct, min(count, len(distinct)))
+    versions = []
+    for n, original in enumerate(chosen):
+        typo = _typo(rng, original["text"])
+        if typo is None:
+            continue
+        posted = parse_stamp(original["created_at"])
+        texts = [typo, original["text"]] + ([original["text"] + " 🎉"] if n == 0 else [])
+        delays = sorted(rng.sample(range(60, 29 * 60), len(texts) - 1))
+        chain = [original]
+        for text, delay in zip(texts[1:], delays, strict=True):
+            when = posted + timedelta(seconds=delay)
+            chain.append(dict(original, id=b.snowflake(when), created_at=_stamp(when), text=text))
+        metrics = original["public_metrics"]
+        ids = [t["id"] for t in chain]
+        for k, version in enumerate(chain):
+            share = rng.uniform(0.02, 0.1)
+            version["public_metrics"] = (
+                dict(metrics)
+                if k == len(chain) - 1
+                else {key: int(value * share) for key, value in metrics.items()}
+            )
+            version["edit_history_tweet_ids"] = list(ids)
+        original["text"] = typo
+        versions += chain[1:]
+    return versions
 
 
 # --- support-site access log ---------------------------------------------------------------
@@ -758,9 +824,13 @@ def _access_log(
                 "-",
                 _SCANNER,
             )
+    by_id = {t["id"]: t for t in company.tweets}
     for tweet in company.tweets:
+        history = tweet["edit_history_tweet_ids"]
+        if tweet["id"] != history[0]:
+            continue  # a later version of an edited post: its clicks are the original's
         posted = parse_stamp(tweet["created_at"])
-        metrics = tweet["public_metrics"]
+        metrics = by_id.get(history[-1], tweet)["public_metrics"]
         for url in tweet.get("entities", {}).get("urls", []):
             if not url["expanded_url"].startswith(SUPPORT_SITE + "/"):
                 continue

@@ -20,6 +20,7 @@ from extract.sample import (
     SampleCompany,
     access_log_lines,
     generate,
+    latest_versions,
     parse_stamp,
     write_sample,
 )
@@ -117,7 +118,9 @@ def test_tweets_have_the_api_shape() -> None:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z", tweet["created_at"])
         assert START <= parse_stamp(tweet["created_at"]) < END
         assert tweet["author_id"] in users
-        assert tweet["edit_history_tweet_ids"] == [tweet["id"]]
+        history = tweet["edit_history_tweet_ids"]
+        assert tweet["id"] in history
+        assert history == sorted(history, key=int), "versions in the order of the edits"
         assert set(tweet["public_metrics"]) == {
             "retweet_count",
             "reply_count",
@@ -138,6 +141,36 @@ def test_tweets_have_the_api_shape() -> None:
     by_time = sorted(company().tweets, key=lambda t: int(t["id"]))
     stamps = [t["created_at"] for t in by_time]
     assert stamps == sorted(stamps), "ordering by id must be ordering by time"
+
+
+def test_a_few_broadcasts_are_edited_with_their_whole_history() -> None:
+    by_id, users = _by_id(), _users()
+    chains = {tuple(t["edit_history_tweet_ids"]) for t in company().tweets}
+    edited = [chain for chain in chains if len(chain) > 1]
+    assert 2 <= len(edited) <= 3
+    assert any(len(chain) == 3 for chain in edited), "one post is edited twice"
+    referenced = {r["id"] for t in company().tweets for r in t.get("referenced_tweets", [])}
+    for chain in edited:
+        versions = [by_id[i] for i in chain]  # every version is in the data
+        assert all(v["edit_history_tweet_ids"] == list(chain) for v in versions)
+        original, latest = versions[0], versions[-1]
+        assert users[original["author_id"]]["username"] in (BRAND, SUPPORT)
+        assert "referenced_tweets" not in original and original["id"] not in referenced
+        posted = parse_stamp(original["created_at"])
+        for before, after in zip(versions, versions[1:], strict=False):
+            assert parse_stamp(before["created_at"]) < parse_stamp(after["created_at"])
+        assert parse_stamp(latest["created_at"]) - posted < timedelta(minutes=30)
+        assert original["text"] != latest["text"]
+        for version in versions:
+            for key in ("author_id", "conversation_id", "lang", "entities"):
+                assert version.get(key) == original.get(key), key
+        assert latest["public_metrics"]["impression_count"] > max(
+            v["public_metrics"]["impression_count"] for v in versions[:-1]
+        ), "the latest version gathers most of the engagement"
+    current = latest_versions(company().tweets)
+    superseded = {i for chain in edited for i in chain[:-1]}
+    assert {t["id"] for t in current} == {t["id"] for t in company().tweets} - superseded
+    assert generate().tweets == company().tweets, "edits are deterministic too"
 
 
 def test_replies_point_at_earlier_posts_of_the_same_conversation() -> None:
@@ -164,7 +197,7 @@ def test_daily_volumes_and_response_rate() -> None:
     users, by_id = _users(), _by_id()
     role = {u["id"]: u["username"] for u in users.values()}
     per_day: Counter = Counter()
-    for tweet in company().tweets:
+    for tweet in latest_versions(company().tweets):
         kind = "reply" if "in_reply_to_user_id" in tweet else "post"
         refs = [r["type"] for r in tweet.get("referenced_tweets", [])]
         per_day[(tweet["created_at"][:10], role.get(tweet["author_id"]), kind, *refs[:1])] += 1
