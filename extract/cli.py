@@ -21,10 +21,29 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="engagement", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
 
-    sandbox = commands.add_parser("sandbox", help="serve the sample company over X API v2")
+    sandbox = commands.add_parser(
+        "sandbox", help="serve the sample company (or a fixture) over X API v2"
+    )
     sandbox.add_argument("--port", type=int, default=8765)
     sandbox.add_argument("--seed", type=int, default=7)
     sandbox.add_argument("--host", default="127.0.0.1", help="bind address")
+    sandbox.add_argument(
+        "--fixture", metavar="FILE", help='serve JSON {"users": [...], "tweets": [...]} instead'
+    )
+    sandbox.add_argument(
+        "--timeline-cap", type=int, default=3200, metavar="N", help="posts a timeline reaches"
+    )
+    sandbox.add_argument(
+        "--mentions-cap", type=int, default=800, metavar="N", help="mentions reachable"
+    )
+    sandbox.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject a fault: KIND:TIMES:PATH_REGEX (KIND 429|500|503|malformed|drop) "
+        "or a JSON object; repeatable",
+    )
 
     sample = commands.add_parser("sample", help="write the sample support-site access logs")
     sample.add_argument("--out", required=True)
@@ -56,9 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     try:
         if args.command == "sandbox":
-            from extract.sandbox import serve
+            from extract.sandbox import parse_fault_spec, serve
 
-            serve(args.port, seed=args.seed, host=args.host)
+            serve(
+                args.port,
+                seed=args.seed,
+                host=args.host,
+                fixture=args.fixture,
+                timeline_cap=args.timeline_cap,
+                mentions_cap=args.mentions_cap,
+                faults=[parse_fault_spec(spec) for spec in args.fault],
+            )
             return 0
         if args.command == "sample":
             from pathlib import Path

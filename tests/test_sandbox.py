@@ -8,6 +8,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -20,9 +23,17 @@ from jsonschema import Draft4Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from extract import sandbox, x
-from extract.sample import BRAND, SAMPLE_START, SUPPORT, generate, parse_stamp
-from extract.sandbox import make_server
+from extract import cli, sandbox, x
+from extract.sample import (
+    BRAND,
+    SAMPLE_START,
+    SUPPORT,
+    SampleCompany,
+    generate,
+    latest_versions,
+    parse_stamp,
+)
+from extract.sandbox import FixtureError, SandboxServer, load_fixture, make_server
 from extract.settings import REAL_X_API
 
 OPENAPI = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference"
@@ -32,6 +43,12 @@ DAY_END = DAY_START + timedelta(days=1)
 EXPANSIONS = [*x.EXPANSIONS, "entities.mentions.username"]
 COMPANY = generate()
 USER_IDS = {u["username"]: u["id"] for u in COMPANY.users}
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "x_fixture.json"
+FIELDS = {
+    "tweet.fields": ",".join(x.TWEET_FIELDS),
+    "user.fields": ",".join(x.USER_FIELDS),
+    "expansions": ",".join(EXPANSIONS),
+}
 
 
 @pytest.fixture
@@ -52,11 +69,34 @@ def _get(base_url: str, path: str, token: str | None = "t", **params) -> request
     return requests.get(base_url + path, params=params, headers=headers, timeout=10)
 
 
+@contextmanager
+def _serving(company=COMPANY, **options) -> Iterator[tuple[SandboxServer, str]]:
+    """A sandbox of its own for a test that changes its data, faults or limits."""
+    server = make_server(0, company, **options)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield server, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _client(base_url: str, **options) -> tweepy.Client:
+    client = tweepy.Client(bearer_token="t", **options)
+    client.session.mount(f"{REAL_X_API}/", x.Reroute(base_url))
+    return client
+
+
+def _control(base_url: str, method: str, path: str, body: object = None) -> requests.Response:
+    return requests.request(method, base_url + path, json=body, timeout=10)
+
+
 def _expected(username: str, endpoint: str) -> set[str]:
     """An independent filter of the generated sample: what the endpoint should return."""
     user_id = USER_IDS[username]
     found = set()
-    for tweet in COMPANY.tweets:
+    for tweet in latest_versions(COMPANY.tweets):
         if not DAY_START <= parse_stamp(tweet["created_at"]) < DAY_END:
             continue
         named = [m["username"] for m in tweet.get("entities", {}).get("mentions", [])]
@@ -319,43 +359,442 @@ def test_error_responses_match_the_openapi_problem(
     _assert_valid(_validator(template, "default", "application/problem+json"), response.json())
 
 
-def test_serve_prints_its_address_and_stops_on_sigterm() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "extract.cli", "sandbox", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = process.stdout.readline()
-        match = re.fullmatch(r"sandbox listening on (http://127\.0\.0\.1:\d+)\n", line)
-        assert match, line
-        response = _get(match[1], f"/2/users/by/username/{BRAND}", token="secret-token")
-        assert response.json()["data"]["username"] == BRAND
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
-        assert "secret-token" not in process.stderr.read()
-    finally:
-        process.kill()
-        process.wait()
-
-
-def test_custom_data_and_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox, "RATE_LIMIT", 2)
+def test_custom_data_and_rate_limit() -> None:
     user = {"id": "42", "name": "Solo", "username": "solo"}
-    server = make_server(0, users=[user], tweets=[])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
+    with _serving(users=[user], tweets=[], rate_limits={"user_mentions": 2}) as (_, base):
         first = _get(base, "/2/users/42/mentions")
         assert first.json() == {"meta": {"result_count": 0}}
+        assert first.headers["x-rate-limit-limit"] == "2"
         assert first.headers["x-rate-limit-remaining"] == "1"
         assert _get(base, "/2/users/42/mentions").headers["x-rate-limit-remaining"] == "0"
         third = _get(base, "/2/users/42/mentions")
         assert third.status_code == 429
-        assert third.json()["title"] == "Too Many Requests"
+        assert third.json() == sandbox.TOO_MANY
+        assert third.headers["x-rate-limit-remaining"] == "0"
         assert _get(base, "/2/users/by/username/solo").json()["data"] == user  # own counter
+
+
+# --- reach caps ----------------------------------------------------------------------------
+
+
+def test_timelines_reach_only_the_most_recent_posts_and_mentions() -> None:
+    own = [t for t in latest_versions(COMPANY.tweets) if t["author_id"] == USER_IDS[BRAND]]
+    newest = sorted((t["id"] for t in own), key=int, reverse=True)
+    with _serving(timeline_cap=7, mentions_cap=4) as (_, base):
+        client = _client(base)
+        pages = list(
+            tweepy.Paginator(
+                client.get_users_tweets, USER_IDS[BRAND], max_results=5, tweet_fields=["created_at"]
+            )
+        )
+        assert [str(t.id) for p in pages for t in p.data] == newest[:7]
+        assert len(pages) == 2
+        # the cap is applied before the time bounds: an older interval finds nothing
+        oldest_reached = parse_stamp(next(t for t in own if t["id"] == newest[6])["created_at"])
+        body = _get(
+            base,
+            f"/2/users/{USER_IDS[BRAND]}/tweets",
+            start_time=SAMPLE_START.isoformat() + "T00:00:00Z",
+            end_time=oldest_reached.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ).json()
+        assert body == {"meta": {"result_count": 0}}
+        mentions = _get(base, f"/2/users/{USER_IDS[SUPPORT]}/mentions", max_results=100).json()
+        assert mentions["meta"]["result_count"] == 4
+        _assert_valid(_validator("/2/users/{id}/mentions"), mentions)
+
+
+# --- rate limits and faults ----------------------------------------------------------------
+
+
+def test_rate_limits_are_the_real_ones_for_app_only_auth(base_url: str) -> None:
+    paths = {
+        "user_by_username": f"/2/users/by/username/{BRAND}",
+        "user_tweets": f"/2/users/{USER_IDS[BRAND]}/tweets",
+        "user_mentions": f"/2/users/{USER_IDS[BRAND]}/mentions",
+        "tweets_by_ids": "/2/tweets?ids=1",
+    }
+    limits = {name: _get(base_url, path).headers for name, path in paths.items()}
+    assert {k: int(h["x-rate-limit-limit"]) for k, h in limits.items()} == {
+        "user_by_username": 300,
+        "user_tweets": 10_000,
+        "user_mentions": 450,
+        "tweets_by_ids": 3_500,
+    }
+    for headers in limits.values():
+        assert 0 < int(headers["x-rate-limit-reset"]) - time.time() <= 15 * 60
+
+
+def test_exhausted_window_resets_and_tweepy_can_wait_for_it() -> None:
+    with _serving(rate_limits={"user_tweets": 1}, rate_window=1) as (_, base):
+        path = f"/2/users/{USER_IDS[BRAND]}/tweets"
+        assert _get(base, path).status_code == 200
+        over = _get(base, path)
+        assert over.status_code == 429
+        _assert_valid(
+            _validator("/2/users/{id}/tweets", "default", "application/problem+json"), over.json()
+        )
+        with pytest.raises(tweepy.TooManyRequests):
+            _client(base).get_users_tweets(USER_IDS[BRAND])
+        started = time.monotonic()
+        waited = _client(base, wait_on_rate_limit=True).get_users_tweets(USER_IDS[BRAND])
+        assert waited.data and time.monotonic() - started < 5
+
+
+def test_injected_429_carries_the_real_body_and_headers() -> None:
+    with _serving() as (_, base):
+        fault = {"path": "/mentions$", "kind": "429", "times": 2, "reset_in": 30}
+        added = _control(base, "POST", "/_sandbox/faults", fault)
+        assert added.status_code == 200
+        assert added.json() == {"faults": [fault]}
+        path = f"/2/users/{USER_IDS[SUPPORT]}/mentions"
+        assert _get(base, f"/2/users/{USER_IDS[SUPPORT]}/tweets").status_code == 200
+        for left in (1, 0):
+            response = _get(base, path)
+            assert response.status_code == 429
+            assert response.json() == sandbox.TOO_MANY
+            assert response.headers["x-rate-limit-remaining"] == "0"
+            assert 29 <= int(response.headers["x-rate-limit-reset"]) - time.time() <= 31
+            _assert_valid(
+                _validator("/2/users/{id}/mentions", "default", "application/problem+json"),
+                response.json(),
+            )
+            faults = _control(base, "GET", "/_sandbox/faults").json()["faults"]
+            assert [f["times"] for f in faults] == ([left] if left else [])
+        assert _get(base, path).status_code == 200
+        _control(base, "POST", "/_sandbox/faults", fault)
+        with pytest.raises(tweepy.TooManyRequests) as caught:
+            _client(base).get_users_mentions(USER_IDS[SUPPORT])
+        assert caught.value.reset_time > time.time()
+        assert _control(base, "DELETE", "/_sandbox/faults").json() == {"faults": []}
+        assert _get(base, path).status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["500", "503"])
+def test_injected_server_errors(kind: str) -> None:
+    with _serving(faults=[{"path": r"^/2/tweets$", "kind": kind, "times": 1}]) as (_, base):
+        known = COMPANY.tweets[0]["id"]
+        response = _get(base, "/2/tweets", ids=known)
+        assert response.status_code == int(kind)
+        assert response.json()["status"] == int(kind)
+        assert response.json()["title"] in ("Internal Server Error", "Service Unavailable")
+        assert "x-rate-limit-remaining" in response.headers
+        _assert_valid(
+            _validator("/2/tweets", "default", "application/problem+json"), response.json()
+        )
+        _control(base, "POST", "/_sandbox/faults", {"path": "/2/tweets", "kind": kind})
+        with pytest.raises(tweepy.TwitterServerError):
+            _client(base).get_tweets([known])
+        assert _client(base).get_tweets([known]).data[0].id == int(known)
+
+
+def test_injected_malformed_page_and_dropped_connection() -> None:
+    with _serving() as (_, base):
+        path = f"/2/users/{USER_IDS[BRAND]}/tweets"
+        _control(base, "POST", "/_sandbox/faults", {"path": "/tweets", "kind": "malformed"})
+        page = _get(base, path, max_results=5)
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("application/json")
+        assert page.text.startswith('{"data":[')
+        with pytest.raises(requests.JSONDecodeError):
+            page.json()
+        _control(base, "POST", "/_sandbox/faults", {"path": "/tweets", "kind": "drop", "times": 2})
+        with pytest.raises(requests.ConnectionError):
+            _get(base, path)
+        with pytest.raises(requests.ConnectionError):
+            _client(base).get_users_tweets(USER_IDS[BRAND])
+        assert _get(base, path).status_code == 200
+        log = _control(base, "GET", "/_sandbox/requests").json()
+        assert [(e["status"], e.get("fault")) for e in log] == [
+            (200, "malformed"),
+            (None, "drop"),
+            (None, "drop"),
+            (200, None),
+        ]
+
+
+def test_fault_and_control_validation() -> None:
+    assert sandbox.parse_fault_spec("429:2:/2/users/[0-9]+/mentions") == {
+        "path": "/2/users/[0-9]+/mentions",
+        "kind": "429",
+        "times": 2,
+        "reset_in": 1,
+    }
+    assert sandbox.parse_fault_spec('{"path": "/2/tweets", "kind": "drop"}')["times"] == 1
+    for bad in ("teapot:1:/2", "429:x:/2", '{"kind": "500", "path": "("}', "{oops"):
+        with pytest.raises(FixtureError):
+            sandbox.parse_fault_spec(bad)
+    with _serving() as (_, base):
+        for body in ({"path": "/x", "kind": "418"}, {"path": "/x", "kind": "500", "times": 0}):
+            response = _control(base, "POST", "/_sandbox/faults", body)
+            assert response.status_code == 400
+            assert "fault" in response.json()["error"]
+        assert _control(base, "POST", "/_sandbox/tweets", [{"id": "5"}]).status_code == 400
+        assert _control(base, "DELETE", "/_sandbox/tweets/123").status_code == 404
+        assert _control(base, "GET", "/_sandbox/nothing").status_code == 404
+        assert _control(base, "GET", "/_sandbox/requests").json() == [], "control not logged"
+
+
+def test_request_log_shows_paging_and_never_the_token() -> None:
+    secret = "secret-bearer-token-9f3e"
+    with _serving() as (_, base):
+        client = tweepy.Client(bearer_token=secret)
+        client.session.mount(f"{REAL_X_API}/", x.Reroute(base))
+        pages = list(
+            tweepy.Paginator(client.get_users_mentions, USER_IDS[SUPPORT], max_results=100)
+        )
+        response = _control(base, "GET", "/_sandbox/requests")
+        assert secret not in response.text
+        log = response.json()
+        assert len(log) == len(pages) > 1
+        assert {e["method"] for e in log} == {"GET"}
+        assert {e["path"] for e in log} == {f"/2/users/{USER_IDS[SUPPORT]}/mentions"}
+        assert "pagination_token" not in log[0]["query"]
+        tokens = [e["query"]["pagination_token"] for e in log[1:]]
+        assert tokens == [p.meta["next_token"] for p in pages[:-1]]
+        assert all(e["query"]["max_results"] == "100" and e["status"] == 200 for e in log)
+        assert [e["time"] for e in log] == sorted(e["time"] for e in log)
+        assert _control(base, "DELETE", "/_sandbox/requests").json() == []
+        assert _control(base, "GET", "/_sandbox/requests").json() == []
+
+
+# --- edits and deletions -------------------------------------------------------------------
+
+
+def _day_ids(client: tweepy.Client, user_id: str, start: datetime, end: datetime) -> list[str]:
+    pages = tweepy.Paginator(
+        client.get_users_tweets, user_id, start_time=start, end_time=end, max_results=100
+    )
+    return [str(t.id) for page in pages for t in page.data or []]
+
+
+def test_sample_edits_timelines_serve_the_latest_version(client: tweepy.Client) -> None:
+    chains = {tuple(t["edit_history_tweet_ids"]) for t in COMPANY.tweets}
+    edited = [chain for chain in chains if len(chain) > 1]
+    assert edited
+    by_id = {t["id"]: t for t in COMPANY.tweets}
+    for chain in edited:
+        author = by_id[chain[0]]["author_id"]
+        day = parse_stamp(by_id[chain[0]]["created_at"]).replace(hour=0, minute=0, second=0)
+        ids = _day_ids(client, author, day, day + timedelta(days=1))
+        assert chain[-1] in ids and not set(chain[:-1]) & set(ids)
+        looked_up = client.get_tweets(list(chain), tweet_fields=x.TWEET_FIELDS)
+        assert [str(t.id) for t in looked_up.data] == list(chain)
+        assert {tuple(map(str, t.edit_history_tweet_ids)) for t in looked_up.data} == {chain}
+
+
+def test_edit_metrics_and_delete_through_the_control_endpoints() -> None:
+    brand = USER_IDS[BRAND]
+    original = next(
+        t
+        for t in reversed(latest_versions(COMPANY.tweets))
+        if t["author_id"] == brand and "referenced_tweets" not in t
+    )
+    posted = parse_stamp(original["created_at"])
+    edited_at = posted + timedelta(minutes=5)
+    new_id = str(int(original["id"]) + (300_000 << 22))  # five minutes later, as a snowflake
+    edit = dict(
+        original,
+        id=new_id,
+        text=original["text"] + " (updated)",
+        created_at=edited_at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        edit_history_tweet_ids=[original["id"], new_id],
+    )
+    day = posted.replace(hour=0, minute=0, second=0)
+    with _serving() as (_, base):
+        client = _client(base)
+        assert original["id"] in _day_ids(client, brand, day, day + timedelta(days=1))
+        stored = _control(base, "POST", "/_sandbox/tweets", [edit])
+        assert stored.json() == {"stored": [new_id]}
+        ids = _day_ids(client, brand, day, day + timedelta(days=1))
+        assert new_id in ids and original["id"] not in ids
+        body = _get(base, "/2/tweets", ids=f"{original['id']},{new_id}", **FIELDS).json()
+        assert [t["text"] for t in body["data"]] == [original["text"], edit["text"]]
+        assert [t["edit_history_tweet_ids"] for t in body["data"]] == [[original["id"], new_id]] * 2
+        _assert_valid(_validator("/2/tweets"), body)
+
+        metrics = dict(edit["public_metrics"], like_count=999_999)
+        _control(base, "POST", "/_sandbox/tweets", dict(edit, public_metrics=metrics))
+        fresh = client.get_tweets([new_id], tweet_fields=["public_metrics"]).data[0]
+        assert fresh.public_metrics["like_count"] == 999_999
+
+        deleted = _control(base, "DELETE", f"/_sandbox/tweets/{new_id}")
+        assert deleted.json() == {"deleted": [original["id"], new_id]}, "the whole edit chain"
+        assert not {original["id"], new_id} & set(
+            _day_ids(client, brand, day, day + timedelta(days=1))
+        )
+        response = client.get_tweets([original["id"], new_id])
+        assert response.data is None
+        assert response.errors == [
+            {
+                "value": i,
+                "detail": f"Could not find tweet with ids: [{i}].",
+                "title": "Not Found Error",
+                "resource_type": "tweet",
+                "parameter": "ids",
+                "resource_id": i,
+                "type": "https://api.twitter.com/2/problems/resource-not-found",
+            }
+            for i in (original["id"], new_id)
+        ]
+
+
+def test_deleted_referenced_post_and_partial_lookup_conform() -> None:
+    reply = next(t for t in COMPANY.tweets if "in_reply_to_user_id" in t)
+    parent = reply["referenced_tweets"][0]["id"]
+    other = COMPANY.tweets[5]["id"]
+    with _serving() as (server, base):
+        assert server.delete_tweet(parent) == [parent]
+        body = _get(base, "/2/tweets", ids=f"{reply['id']},{parent},{other},7", **FIELDS).json()
+        assert [t["id"] for t in body["data"]] == [reply["id"], other]
+        errors = [(e["parameter"], e["resource_id"]) for e in body["errors"]]
+        assert errors == [("ids", parent), ("ids", "7"), ("referenced_tweets.id", parent)]
+        _assert_valid(_validator("/2/tweets"), body)
+        server.add_tweets([{**COMPANY.tweets[5], "text": "replaced in Python"}])
+        assert _get(base, "/2/tweets", ids=other).json()["data"][0]["text"] == "replaced in Python"
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+def _fixture_expected(users: list[dict], tweets: list[dict]) -> dict[tuple[str, str], list[str]]:
+    """Own posts and mentions per account, from the fixture's definition (latest versions)."""
+    superseded = {old for t in tweets for old in t["edit_history_tweet_ids"][:-1]}
+    current = sorted(
+        (t for t in tweets if t["id"] not in superseded), key=lambda t: int(t["id"]), reverse=True
+    )
+    expected = {}
+    for user in users:
+        named = [
+            t["id"]
+            for t in current
+            if t["author_id"] != user["id"]
+            and user["username"]
+            in {m["username"] for m in t.get("entities", {}).get("mentions", [])}
+        ]
+        own = [t["id"] for t in current if t["author_id"] == user["id"]]
+        expected[(user["username"], "tweets")], expected[(user["username"], "mentions")] = (
+            own,
+            named,
+        )
+    return expected
+
+
+def test_fixture_is_served_like_the_api() -> None:
+    users, tweets = load_fixture(FIXTURE)
+    expected = _fixture_expected(users, tweets)
+    assert expected[("globexcorp", "tweets")] and expected[("globexhelp", "mentions")]
+    edited = [t for t in tweets if len(t["edit_history_tweet_ids"]) > 1]
+    assert edited, "the example fixture holds an edited post"
+    types = {r["type"] for t in tweets for r in t.get("referenced_tweets", [])}
+    assert types == {"replied_to", "quoted", "retweeted"}
+    with _serving(SampleCompany(users, tweets)) as (_, base):
+        client = _client(base)
+        for user in users:
+            found = client.get_user(username=user["username"], user_fields=x.USER_FIELDS)
+            assert str(found.data.id) == user["id"]
+            for endpoint, method in (
+                ("tweets", client.get_users_tweets),
+                ("mentions", client.get_users_mentions),
+            ):
+                pages = list(
+                    tweepy.Paginator(
+                        method,
+                        user["id"],
+                        max_results=5,
+                        tweet_fields=x.TWEET_FIELDS,
+                        user_fields=x.USER_FIELDS,
+                        expansions=x.EXPANSIONS,
+                    )
+                )
+                ids = [str(t.id) for p in pages for t in p.data or []]
+                assert ids == expected[(user["username"], endpoint)], (user, endpoint)
+            body = _get(base, f"/2/users/{user['id']}/tweets", max_results=100, **FIELDS).json()
+            _assert_valid(_validator("/2/users/{id}/tweets"), body)
+        original = edited[0]["edit_history_tweet_ids"][0]
+        looked_up = client.get_tweets([original], tweet_fields=x.TWEET_FIELDS).data[0]
+        assert [str(i) for i in looked_up.edit_history_tweet_ids] == edited[0][
+            "edit_history_tweet_ids"
+        ]
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ("not json", "not JSON"),
+        ("[]", "expected a JSON object"),
+        ({"users": []}, "missing key(s) tweets"),
+        ({"users": {}, "tweets": []}, "must be JSON lists"),
+        ({"users": [{"id": "1", "name": "A"}], "tweets": []}, "user without 'username'"),
+        ({"users": [{"id": "x", "name": "A", "username": "a"}], "tweets": []}, "not 1-19 digits"),
+        ("two users one id", "user id repeated: 1"),
+        ("tweet without created_at", "tweets[0]: tweet without 'created_at'"),
+        ("unknown author", "author_id 2 is not in users"),
+        ("bad time", "is not RFC 3339"),
+        ("repeated tweet", "tweet id repeated: 10"),
+        ("latest version missing", "the latest version of its edit history, 11"),
+    ],
+)
+def test_fixture_errors_are_clear(tmp_path: Path, document: object, message: str) -> None:
+    user = {"id": "1", "name": "A", "username": "a"}
+    tweet = {"id": "10", "author_id": "1", "created_at": "2026-11-02T10:00:00.000Z", "text": "hi"}
+    cases = {
+        "two users one id": {"users": [user, dict(user, username="b")], "tweets": []},
+        "tweet without created_at": {"users": [user], "tweets": [{"id": "10", "author_id": "1"}]},
+        "unknown author": {"users": [user], "tweets": [dict(tweet, author_id="2")]},
+        "bad time": {"users": [user], "tweets": [dict(tweet, created_at="yesterday")]},
+        "repeated tweet": {"users": [user], "tweets": [tweet, tweet]},
+        "latest version missing": {
+            "users": [user],
+            "tweets": [dict(tweet, edit_history_tweet_ids=["10", "11"])],
+        },
+    }
+    document = cases.get(document, document) if isinstance(document, str) else document
+    path = tmp_path / "fixture.json"
+    path.write_text(document if isinstance(document, str) else json.dumps(document))
+    with pytest.raises(FixtureError) as caught:
+        load_fixture(path)
+    assert message in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_cli_refuses_a_bad_fixture_or_fault(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"users": []}')
+    assert cli.main(["sandbox", "--port", "0", "--fixture", str(bad)]) == 2
+    assert "missing key(s) tweets" in capsys.readouterr().err
+    assert cli.main(["sandbox", "--port", "0", "--fault", "404:1:/2/"]) == 2
+    assert "fault kind '404' is not one of" in capsys.readouterr().err
+
+
+def test_cli_serves_a_fixture_with_caps_and_faults_and_stops_on_sigterm() -> None:
+    users, tweets = load_fixture(FIXTURE)
+    expected = _fixture_expected(users, tweets)
+    command = [
+        *(sys.executable, "-m", "extract.cli", "sandbox", "--port", "0"),
+        *("--fixture", str(FIXTURE), "--timeline-cap", "2", "--mentions-cap", "1"),
+        *("--fault", "503:1:/mentions$", "--fault", '{"path": "/by/username/", "kind": "429"}'),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        match = re.fullmatch(r"sandbox listening on (http://127\.0\.0\.1:\d+)\n", line)
+        assert match, line
+        base = match[1]
+        token = "secret-token-5c1d"
+        assert _get(base, "/2/users/by/username/globexcorp", token=token).status_code == 429
+        user = _get(base, "/2/users/by/username/globexcorp", token=token).json()["data"]
+        assert user["username"] == "globexcorp"
+        brand = user["id"]
+        tweets_page = _get(base, f"/2/users/{brand}/tweets", max_results=100).json()
+        assert [t["id"] for t in tweets_page["data"]] == expected[("globexcorp", "tweets")][:2]
+        assert _get(base, f"/2/users/{brand}/mentions").status_code == 503
+        mentions = _get(base, f"/2/users/{brand}/mentions").json()
+        assert [t["id"] for t in mentions["data"]] == expected[("globexcorp", "mentions")][:1]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert token not in process.stderr.read()
     finally:
-        server.shutdown()
-        server.server_close()
+        process.kill()
+        process.wait()
