@@ -10,6 +10,8 @@ renamed as (
 
     select
         batch_id,
+        interval_start,
+        interval_end,
         coalesce(user_id, json_extract_string(payload, '$.id')) as user_id,
         json_extract_string(payload, '$.username') as username,
         lower(json_extract_string(payload, '$.username')) as username_lower,
