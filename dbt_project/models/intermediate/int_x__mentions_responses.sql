@@ -1,7 +1,8 @@
 {#-
     One row per mention (see int_x__mention_accounts) with whether a company account
-    answered it: answered = some company account replied to it (its replied_to reference is
-    the mention's id), at any time in the data. The first response is the earliest such
+    answered it: answered = some company account replied to it (its replied_to reference,
+    mapped to the edit root, is the mention's id: a reply to any version of an edited
+    mention counts), at any time in the data. The first response is the earliest such
     reply (ties broken by post id); first_response_minutes = (first_response_at -
     created_at) in minutes, with second precision.
 -#}
@@ -72,7 +73,8 @@ mention_details as (
         author_id,
         author_username,
         conversation_id,
-        post_text
+        post_text,
+        is_deleted
 
     from posts
 
@@ -99,7 +101,8 @@ final as (
         date_diff('second', mentions.created_at, first_responses.responded_at) / 60.0
             as first_response_minutes,
         first_responses.responder_id,
-        first_responses.responder_username
+        first_responses.responder_username,
+        mention_details.is_deleted
 
     from mentions
     inner join mention_details

@@ -1,5 +1,6 @@
 {#-
-    Every de-duplicated post with its type and whether a company account wrote it.
+    Every de-duplicated post (one row per edit root) with its type and whether a company
+    account wrote it.
 
     post_type, first match wins: retweet (references a retweeted post), reply (references a
     replied_to post or has in_reply_to_user_id), quote (references a quoted post), original.
@@ -94,7 +95,17 @@ final as (
         quote_count,
         bookmark_count,
         impression_count,
-        source_endpoint
+        metrics_observed_at,
+        source_endpoint,
+        latest_version_id,
+        latest_version_created_at,
+        replied_to_version_id,
+        version_ids,
+        edit_count,
+        is_edited,
+        is_deleted,
+        deleted_seen_at,
+        last_seen_at
 
     from joined
 

@@ -24,7 +24,8 @@ final as (
         first_response_id,
         first_response_at,
         first_response_minutes,
-        responder_username
+        responder_username,
+        is_deleted
 
     from mentions
 
