@@ -11,31 +11,21 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from extract.load import DDL as LOADER_DDL
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT = REPO_ROOT / "dbt_project"
 REFERENCE_DIR = (REPO_ROOT / ".." / "shared" / "data" / "reference").resolve()
 
-RAW_DDL = """
-create schema x;
-create schema support_site;
-create table x.accounts (batch_id varchar, interval_start timestamp, interval_end timestamp,
-    username varchar, user_id varchar, payload json, _loaded_at timestamp);
-create table x.posts (batch_id varchar, interval_start timestamp, interval_end timestamp,
-    account_username varchar, account_id varchar, endpoint varchar, post_id varchar,
-    payload json, _loaded_at timestamp);
-create table x.users (batch_id varchar, user_id varchar, payload json, _loaded_at timestamp);
-create table support_site.requests (batch_id varchar, interval_start timestamp,
-    interval_end timestamp, source_file varchar, line_no bigint, requested_at timestamp,
-    client_ip varchar, method varchar, target varchar, protocol varchar, status integer,
-    bytes bigint, referrer varchar, user_agent varchar, _loaded_at timestamp);
-"""
+# the raw warehouse exactly as the loader creates it
+RAW_DDL = LOADER_DDL
 
 BRAND, BRAND_ID = "acmecloud", "100"
 SUPPORT, SUPPORT_ID = "acmesupport", "200"
@@ -50,6 +40,9 @@ GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.
 # Two batches per source. Batch 2 covers a later interval and re-delivers some rows.
 BATCH_1 = ("20261102T000000Z_20261104T000000Z", datetime(2026, 11, 2), datetime(2026, 11, 4))
 BATCH_2 = ("20261104T000000Z_20261107T000000Z", datetime(2026, 11, 4), datetime(2026, 11, 7))
+# a third X run whose interval has no posts: only its metrics refresh (snapshots, errors)
+BATCH_3 = ("20261107T000000Z_20261108T000000Z", datetime(2026, 11, 7), datetime(2026, 11, 8))
+X_BATCHES = (BATCH_1, BATCH_2, BATCH_3)
 
 
 def ts(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
@@ -79,6 +72,18 @@ class Post:
     edit_history: int = 1
     mention_ids: bool = True  # False: entities.mentions carries usernames only
     username_case: str = "lower"  # lower | upper: how the mention entity spells usernames
+    history: tuple[str, ...] = ()  # explicit edit history (else the edit_history ids below)
+
+    def edit_history_ids(self, edit_history: int | None = None) -> list[str]:
+        if self.history and edit_history is None:
+            return list(self.history)
+        count = edit_history or self.edit_history
+        return [str(int(self.post_id) - n) for n in range(count - 1, -1, -1)]
+
+    @property
+    def root(self) -> str:
+        """Identity of the post across edits: the first id of its edit history."""
+        return self.edit_history_ids()[0]
 
     @property
     def is_own(self) -> bool:
@@ -110,10 +115,7 @@ class Post:
             "author_id": self.author_id,
             "conversation_id": self.post_id,
             "lang": "en",
-            edits_key: [
-                str(int(self.post_id) - n)
-                for n in range((edit_history or self.edit_history) - 1, -1, -1)
-            ],
+            edits_key: self.edit_history_ids(edit_history),
             "public_metrics": {
                 "retweet_count": 0,
                 "reply_count": 0,
@@ -150,13 +152,190 @@ M4 = Post("6006", "1001", ts(4, 8), mentions=[SUPPORT_ID], mention_ids=False, us
 P4 = Post("5201", SUPPORT_ID, ts(6, 7), impressions=90, vocabulary="post")
 R4 = Post("5202", SUPPORT_ID, ts(6, 8), "reply", "6006", "1001", ["1001"], impressions=10)
 
-OWN_POSTS = [P1, P2, P3, R1, R3A, R3B, THREAD, P4, R4]
-MENTION_ENDPOINT_POSTS = [M1, M2, M3, CUSTOMER_RT, CUSTOMER_CHAT, M4]
+# Edits. On X an edit is a new post id and every version carries [original, ..., its id];
+# timelines serve the latest version, a lookup by id the version asked for.
+# An own post seen on batch 1's timeline, then edited twice: batch 2's timeline serves the
+# latest version, the metrics refresh re-reads both ids it knows (the old id returns the old
+# version, with the whole chain).
+EDIT_CHAIN = ("5301", "5302", "5303")
+EDITED_V1 = Post("5301", BRAND_ID, ts(3, 23, 30), impressions=8)
+EDITED_V1_LATER = replace(EDITED_V1, history=EDIT_CHAIN)
+EDITED_V3 = Post("5303", BRAND_ID, ts(4, 0, 20), impressions=300, history=EDIT_CHAIN)
+# a mention seen by batch 1, then edited; the company replied to the old version
+M5 = Post("6101", "1002", ts(3, 22), mentions=[SUPPORT_ID])
+M5_EDITED = Post("6102", "1002", ts(4, 0, 5), mentions=[SUPPORT_ID], history=("6101", "6102"))
+R5 = Post("5204", SUPPORT_ID, ts(4, 1), "reply", "6101", "1002", ["1002"], impressions=15)
+# a mention only ever received edited; the company replied to its latest version
+M6_EDITED = Post("6202", "1003", ts(6, 11, 2), mentions=[BRAND_ID], history=("6201", "6202"))
+R6 = Post("5207", BRAND_ID, ts(6, 12), "reply", "6202", "1003", ["1003"], impressions=12)
+# Deletions: 5205 is not found by batch 3's refresh; 5206 was not found by batch 2's refresh
+# (which beats batch 2's own timeline: the refresh runs last) but is back in batch 3's
+DELETED = Post("5205", SUPPORT_ID, ts(6, 13), impressions=50)
+BACK = Post("5206", SUPPORT_ID, ts(6, 14), impressions=20)
+
+OWN_TIMELINE = [P1, P2, P3, R1, R3A, R3B, THREAD, P4, R4, EDITED_V1, EDITED_V3, R5, R6,
+                DELETED, BACK]  # fmt: skip
+MENTIONS_TIMELINE = [M1, M2, M3, CUSTOMER_RT, CUSTOMER_CHAT, M4, M5, M5_EDITED, M6_EDITED]
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One post object as received: on a timeline (tweets / mentions) or by the refresh."""
+
+    batch: tuple
+    post: Post
+    endpoint: str  # tweets | mentions | lookup
+    account_id: str | None = None  # whose timeline returned it (None: the metrics refresh)
+    impressions: int | None = None  # this copy's impressions (default: the post's)
+
+    @property
+    def observed_at(self) -> datetime:
+        return self.batch[2]
+
+    @property
+    def impression_count(self) -> int:
+        return self.post.impressions if self.impressions is None else self.impressions
+
+
+def batch_of(post: Post) -> tuple:
+    return BATCH_1 if post.created_at < BATCH_1[2] else BATCH_2
+
+
+def x_observations() -> list[Seen]:
+    seen = [Seen(batch_of(p), p, "tweets", p.author_id) for p in OWN_TIMELINE]
+    for post in MENTIONS_TIMELINE:
+        mentioned = [m for m in post.mentions if m in ACCOUNTS] or [
+            post.in_reply_to_user_id or SUPPORT_ID
+        ]
+        # every mentioned account's endpoint returns it
+        seen += [Seen(batch_of(post), post, "mentions", account) for account in mentioned]
+    # re-deliveries: P1 on batch 2's timeline too, with more impressions; M1 on a second
+    # page of batch 1 in the other vocabulary
+    seen.append(Seen(BATCH_2, P1, "tweets", BRAND_ID, impressions=1500))
+    seen.append(Seen(BATCH_1, replace(M1, vocabulary="tweet"), "mentions", SUPPORT_ID))
+    # the metrics refresh of batches 2 and 3
+    for batch, post, impressions in [
+        (BATCH_2, P1, 1600),
+        (BATCH_2, EDITED_V1_LATER, 9),
+        (BATCH_2, EDITED_V3, 310),
+        (BATCH_2, P4, 95),
+        (BATCH_2, DELETED, 55),
+        (BATCH_3, P1, 1700),
+        (BATCH_3, EDITED_V1_LATER, 9),
+        (BATCH_3, EDITED_V3, 420),
+        (BATCH_3, P4, 130),
+        (BATCH_3, BACK, 25),
+    ]:
+        seen.append(Seen(batch, post, "lookup", impressions=impressions))
+    return seen
+
+
+def not_found(post_id: str) -> dict:
+    return {
+        "value": post_id,
+        "resource_id": post_id,
+        "title": "Not Found Error",
+        "type": "https://api.twitter.com/2/problems/resource-not-found",
+        "resource_type": "tweet",
+        "parameter": "ids",
+        "detail": f"Could not find tweet with ids: [{post_id}].",
+    }
+
+
+LOOKUP_ERRORS = [
+    (BATCH_2, BACK.post_id, not_found(BACK.post_id)),
+    (BATCH_3, DELETED.post_id, not_found(DELETED.post_id)),
+    # not a deletion: a post that cannot be seen right now
+    (
+        BATCH_3,
+        R4.post_id,
+        {
+            "value": R4.post_id,
+            "resource_id": R4.post_id,
+            "title": "Authorization Error",
+            "type": "https://api.twitter.com/2/problems/not-authorized-for-resource",
+            "resource_type": "tweet",
+            "parameter": "ids",
+            "detail": f"Sorry, you are not authorized to see the Tweet with ids: [{R4.post_id}].",
+        },
+    ),
+]
+GAPS = [(BATCH_2, SUPPORT, "mentions", 800, 790, 10, api_time(ts(5, 12)))]
+
+SEEN = x_observations()
+# version id -> root id (the first id of any edit history that lists it)
+VERSION_ROOT: dict[str, str] = {}
+for _copy in SEEN:
+    for _version in [*_copy.post.edit_history_ids(), _copy.post.post_id]:
+        _root = _copy.post.edit_history_ids()[0]
+        VERSION_ROOT[_version] = min(VERSION_ROOT.get(_version, _root), _root, key=int)
+
+
+def root_of(post_id: str | None) -> str | None:
+    return VERSION_ROOT.get(post_id, post_id) if post_id else None
+
+
+def copies_of(root: str) -> list[Seen]:
+    return [c for c in SEEN if root_of(c.post.post_id) == root]
+
+
+def latest_copy(root: str) -> Seen:
+    """The newest version received, in its latest observation (refresh wins a tie)."""
+    copies = copies_of(root)
+    newest = max(int(c.post.post_id) for c in copies)
+    return max(
+        (c for c in copies if int(c.post.post_id) == newest),
+        key=lambda c: (c.observed_at, c.endpoint == "lookup"),
+    )
+
+
+def deletion(root: str) -> tuple[bool, datetime | None]:
+    """(is deleted, first not-found after the last sighting) from the rows above."""
+    events = [(c.observed_at, False) for c in copies_of(root)]
+    events += [
+        (batch[2], True)
+        for batch, post_id, error in LOOKUP_ERRORS
+        if root_of(post_id) == root and error["title"] == "Not Found Error"
+    ]
+    latest = max(events)
+    if not latest[1]:
+        return False, None
+    last_seen = max(at for at, error in events if not error)
+    return True, min(at for at, error in events if error and at >= last_seen)
+
+
+def logical_post(root: str) -> Post:
+    """What the marts should make of a post across its versions: the latest version's
+    content under the root id, created when the oldest version received was, references
+    mapped to roots, the latest copy's impressions."""
+    latest = latest_copy(root)
+    return replace(
+        latest.post,
+        post_id=root,
+        created_at=min(c.post.created_at for c in copies_of(root)),
+        ref_id=root_of(latest.post.ref_id),
+        impressions=latest.impression_count,
+    )
+
+
+ROOTS = sorted({root_of(c.post.post_id) for c in SEEN}, key=int)
+OWN_POSTS = [logical_post(r) for r in ROOTS if logical_post(r).author_id in ACCOUNTS]
+MENTION_ENDPOINT_POSTS = [
+    logical_post(r)
+    for r in ROOTS
+    if any(c.endpoint == "mentions" for c in copies_of(r))
+    and logical_post(r).author_id not in ACCOUNTS
+]
 ALL_POSTS = OWN_POSTS + MENTION_ENDPOINT_POSTS
 # what counts as a mention, and which account it is primarily addressed to
-EXPECTED_MENTIONS = {"6001": SUPPORT, "6002": BRAND, "6003": SUPPORT, "6006": SUPPORT}
-# P1 is re-delivered by batch 2 with more impressions and a longer edit history
-P1_LATEST_IMPRESSIONS = 1500
+EXPECTED_MENTIONS = {
+    "6001": SUPPORT,
+    "6002": BRAND,
+    "6003": SUPPORT,
+    "6006": SUPPORT,
+    "6101": SUPPORT,
+    "6201": BRAND,
+}
 
 
 # --------------------------------------------------------------------------------------
@@ -278,7 +457,7 @@ def build_raw_db(path: Path, loaded_at: datetime | None = None) -> None:
     con = duckdb.connect(str(path))
     try:
         con.execute(RAW_DDL)
-        for batch_id, start, end in (BATCH_1, BATCH_2):
+        for batch_id, start, end in X_BATCHES:
             for user_id, username in ACCOUNTS.items():
                 con.execute(
                     "insert into x.accounts values (?, ?, ?, ?, ?, ?::json, ?)",
@@ -299,46 +478,48 @@ def build_raw_db(path: Path, loaded_at: datetime | None = None) -> None:
                         loaded_at,
                     ],
                 )
+        for source, batches in (("x", X_BATCHES), ("support_site", (BATCH_1, BATCH_2))):
+            for batch_id, start, end in batches:
+                con.execute(
+                    "insert into main.batches values (?, ?, ?, ?, 0, 0, '{}'::json, ?)",
+                    [source, batch_id, start, end, loaded_at],
+                )
         for user_id, username in CUSTOMERS.items():
             con.execute(
-                "insert into x.users values (?, ?, ?::json, ?)",
-                [BATCH_1[0], user_id, json.dumps({"id": user_id, "username": username}), loaded_at],
+                "insert into x.users values (?, ?, ?, ?, ?::json, ?)",
+                [*BATCH_1, user_id, json.dumps({"id": user_id, "username": username}), loaded_at],
             )
-
-        def insert_post(batch, post: Post, account_id: str, endpoint: str, **kw) -> None:
-            batch_id, start, end = batch
+        for copy in SEEN:
+            payload = json.dumps(copy.post.payload(impressions=copy.impressions))
+            if copy.endpoint == "lookup":
+                con.execute(
+                    "insert into x.post_snapshots values (?, ?, ?, ?, ?::json, ?)",
+                    [*copy.batch, copy.post.post_id, payload, loaded_at],
+                )
+            else:
+                account_id = copy.account_id or ""
+                con.execute(
+                    "insert into x.posts values (?, ?, ?, ?, ?, ?, ?, ?::json, ?)",
+                    [
+                        *copy.batch,
+                        ACCOUNTS[account_id],
+                        account_id,
+                        copy.endpoint,
+                        copy.post.post_id,
+                        payload,
+                        loaded_at,
+                    ],
+                )
+        for batch, post_id, error in LOOKUP_ERRORS:
             con.execute(
-                "insert into x.posts values (?, ?, ?, ?, ?, ?, ?, ?::json, ?)",
-                [
-                    batch_id,
-                    start,
-                    end,
-                    ACCOUNTS[account_id],
-                    account_id,
-                    endpoint,
-                    post.post_id,
-                    json.dumps(post.payload(**kw)),
-                    loaded_at,
-                ],
+                "insert into x.post_lookup_errors values (?, ?, ?, ?, ?::json, ?)",
+                [*batch, post_id, json.dumps(error), loaded_at],
             )
-
-        def batch_of(post: Post):
-            return BATCH_1 if post.created_at < BATCH_1[2] else BATCH_2
-
-        for post in OWN_POSTS:
-            insert_post(batch_of(post), post, post.author_id, "tweets")
-        for post in MENTION_ENDPOINT_POSTS:
-            mentioned = [m for m in post.mentions if m in ACCOUNTS] or [
-                post.in_reply_to_user_id or SUPPORT_ID
-            ]
-            for account_id in mentioned:  # every mentioned account's endpoint returns it
-                insert_post(batch_of(post), post, account_id, "mentions")
-        # re-deliveries: P1 again in batch 2 (newer metrics, longer edit history); M1 twice
-        # on a second page of batch 1 and in the other vocabulary
-        insert_post(BATCH_2, P1, BRAND_ID, "tweets", impressions=P1_LATEST_IMPRESSIONS)
-        insert_post(BATCH_1, P1, BRAND_ID, "tweets", impressions=1, edit_history=2)
-        m1_tweet_vocabulary = Post(**{**M1.__dict__, "vocabulary": "tweet"})
-        insert_post(BATCH_1, m1_tweet_vocabulary, SUPPORT_ID, "mentions")
+        for batch, account, endpoint, cap, newer, returned, complete_from in GAPS:
+            con.execute(
+                "insert into x.gaps values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [*batch, account, endpoint, cap, newer, returned, complete_from, loaded_at],
+            )
 
         for line_no, request in enumerate(REQUESTS, start=1):
             batches = [BATCH_1]
@@ -513,6 +694,8 @@ def test_marts_are_tables_in_schema_marts(built: Build) -> None:
         "agg_daily_engagement",
         "agg_daily_account_engagement",
         "fct_x_mentions",
+        "fct_x_posts",
+        "fct_x_post_metrics",
         "agg_daily_referrals",
     }
     schemas = {row[0] for row in built.query("select schema_name from information_schema.schemata")}
@@ -595,6 +778,17 @@ def test_fct_x_mentions(built: Build) -> None:
     assert rows[M1.post_id]["first_response_minutes"] == pytest.approx(15.5)
     assert rows[M3.post_id]["mentioned_account_usernames"] == "acmecloud,acmesupport"
     assert rows[M3.post_id]["responder_username"] == BRAND  # answered first, before support
+    # edited mentions: one row under the original id with the latest text; a reply to the
+    # old version (6101) and one to the latest version (6202) both answer it
+    assert rows["6101"]["mention_text"] == "@acmesupport post 6102"
+    assert rows["6101"]["created_at"] == M5.created_at
+    assert (rows["6101"]["first_response_id"], rows["6101"]["first_response_minutes"]) == (
+        R5.post_id,
+        pytest.approx(180),
+    )
+    assert rows["6201"]["first_response_id"] == R6.post_id
+    assert rows["6201"]["created_at"] == M6_EDITED.created_at  # the oldest version received
+    assert not any(r["is_deleted"] for r in rows.values())
 
 
 def test_account_engagement(built: Build) -> None:
@@ -608,11 +802,8 @@ def test_account_engagement(built: Build) -> None:
         for account_id, username in ACCOUNTS.items():
             row = rows[(day, username)]
             own = [p for p in OWN_POSTS if p.author_id == account_id and p.created_at.date() == day]
-            impressions = sum(
-                P1_LATEST_IMPRESSIONS if p is P1 else p.impressions
-                for p in own
-                if p.kind != "retweet"
-            )
+            # the latest copy's impressions of each post (see logical_post)
+            impressions = sum(p.impressions for p in own if p.kind != "retweet")
             mentions = [
                 p
                 for p in MENTION_ENDPOINT_POSTS
@@ -626,6 +817,93 @@ def test_account_engagement(built: Build) -> None:
             assert row["impressions"] == impressions, (day, username)
             assert row["mentions"] == len(mentions), (day, username)
             assert row["mentions_answered"] == sum(bool(responses[m.post_id]) for m in mentions)
+
+
+def test_fct_x_posts(built: Build) -> None:
+    rows = {r["post_id"]: r for r in built.dicts("select * from marts.fct_x_posts")}
+    own_roots = [p.post_id for p in OWN_POSTS]
+    assert sorted(rows) == sorted(own_roots)
+    for root in own_roots:
+        row, latest = rows[root], latest_copy(root)
+        versions = {
+            v for c in copies_of(root) for v in [*c.post.edit_history_ids(), c.post.post_id]
+        }
+        is_deleted, deleted_seen_at = deletion(root)
+        assert row["latest_version_id"] == latest.post.post_id, root
+        assert row["version_ids"] == sorted(versions, key=int), root
+        assert row["edit_count"] == len(versions) - 1, root
+        assert row["is_edited"] is (len(versions) > 1), root
+        assert row["created_at"] == min(c.post.created_at for c in copies_of(root)), root
+        assert row["impression_count"] == latest.impression_count, root
+        assert row["metrics_observed_at"] == latest.observed_at, root
+        assert row["is_deleted"] is is_deleted, root
+        assert row["deleted_seen_at"] == deleted_seen_at, root
+        expected_text = None if is_deleted else latest.post.payload()["text"]
+        assert row["post_text"] == expected_text, root
+        assert row["account_username"] == ACCOUNTS[latest.post.author_id]
+    # spelled out: edited twice, one row with the latest text and the latest metrics
+    edited = rows[EDITED_V1.post_id]
+    assert (edited["latest_version_id"], edited["edit_count"], edited["is_edited"]) == (
+        "5303",
+        2,
+        True,
+    )
+    assert edited["post_text"].strip() == "post 5303" and edited["impression_count"] == 420
+    assert edited["created_at"] == EDITED_V1.created_at  # the original's time
+    assert rows[DELETED.post_id]["is_deleted"] and rows[DELETED.post_id]["post_text"] is None
+    assert rows[DELETED.post_id]["deleted_seen_at"] == BATCH_3[2]
+    assert not rows[BACK.post_id]["is_deleted"]  # not found by batch 2, back in batch 3
+    assert rows[BACK.post_id]["post_text"].strip() == "post 5206"
+    assert not rows[R4.post_id]["is_deleted"]  # an authorization error is not a deletion
+    # the edited post counts once, on the original's day
+    daily = {r["date_day"]: r for r in built.dicts("select * from marts.agg_daily_engagement")}
+    assert daily[date(2026, 11, 3)]["x_posts"] == 1
+
+
+def test_deleted_text_appears_in_no_mart(built: Build) -> None:
+    deleted_text = DELETED.payload()["text"]
+    for (table,) in built.query(
+        "select table_name from information_schema.tables where table_schema = 'marts'"
+    ):
+        for row in built.query(f"select * from marts.{table}"):
+            assert not any(deleted_text == str(value) for value in row), (table, row)
+
+
+def test_fct_x_post_metrics(built: Build) -> None:
+    rows = built.dicts("select * from marts.fct_x_post_metrics order by post_id, snapshot_at")
+    expected = []
+    for post in OWN_POSTS:
+        by_time: dict[datetime, list[Seen]] = {}
+        for copy in copies_of(post.post_id):
+            by_time.setdefault(copy.observed_at, []).append(copy)
+        previous = None
+        for number, at in enumerate(sorted(by_time), start=1):
+            kept = max(by_time[at], key=lambda c: (int(c.post.post_id), c.endpoint == "lookup"))
+            impressions = kept.impression_count
+            expected.append(
+                {
+                    "post_id": post.post_id,
+                    "snapshot_at": at,
+                    "snapshot_number": number,
+                    "version_id": kept.post.post_id,
+                    "impression_count": impressions,
+                    "impression_growth": None if previous is None else impressions - previous,
+                    "hours_since_posting": pytest.approx(
+                        (at - post.created_at).total_seconds() / 3600
+                    ),
+                }
+            )
+            previous = impressions
+    expected.sort(key=lambda r: (r["post_id"], r["snapshot_at"]))
+    assert [{k: r[k] for k in expected[0]} for r in rows] == expected
+    # spelled out: P4 read by the timeline and the refresh of batch 2 (the refresh wins),
+    # then by batch 3's refresh
+    p4 = [r for r in rows if r["post_id"] == P4.post_id]
+    assert [(r["snapshot_at"], r["impression_count"], r["impression_growth"]) for r in p4] == [
+        (BATCH_2[2], 95, None),
+        (BATCH_3[2], 130, 35),
+    ]
+    assert [r["hours_since_posting"] for r in p4] == [17.0, 41.0]
 
 
 def test_sessions_per_channel(built: Build) -> None:
@@ -679,8 +957,8 @@ def test_results_do_not_depend_on_load_time(built: Build, tmp_path: Path) -> Non
     result = run_dbt(args, tmp_path, raw_db, build_db)
     assert result.success, failures(result)
     other = Build(raw_db, build_db, tmp_path)
-    for table in ("agg_daily_engagement", "agg_daily_account_engagement",
-                  "fct_x_mentions", "agg_daily_referrals"):  # fmt: skip
+    for table in ("agg_daily_engagement", "agg_daily_account_engagement", "fct_x_mentions",
+                  "fct_x_posts", "fct_x_post_metrics", "agg_daily_referrals"):  # fmt: skip
         sql = f"select * from marts.{table} order by all"
         assert built.query(sql) == other.query(sql), table
 
