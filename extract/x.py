@@ -2,8 +2,8 @@
 
 One run covers one interval for every configured account: the account's user object, its
 own posts (GET /2/users/:id/tweets) and its mentions (GET /2/users/:id/mentions) in the
-interval, and a fresh read (GET /2/tweets) of the public metrics of its posts of the last
-days, so that engagement growth and deletions are seen.
+interval, and a fresh read (GET /2/tweets) of its posts and mentions of the last days, so
+that engagement growth, edits and deletions are seen.
 """
 
 from __future__ import annotations
@@ -300,18 +300,17 @@ def _is_not_found(error: dict) -> bool:
     )
 
 
-def own_recent_posts(raw_root: Path, pages: list[dict], since: Interval) -> list[str]:
-    """Ids of the accounts' own posts created in `since`, from earlier batches and this one."""
-    account_ids: set[str] = set()
-    candidates: dict[str, tuple[str, str]] = {}
+def recent_posts(raw_root: Path, pages: list[dict], since: Interval) -> list[str]:
+    """Ids of the posts to re-read: the accounts' own posts and their mentions created in
+    `since`, from earlier batches and this one, with the newest id of each edit history."""
+    candidates: dict[str, str] = {}
 
     def collect(page: dict) -> None:
-        body = json.loads(page["body"])
-        if page["endpoint"] == "user" and "data" in body:
-            account_ids.add(body["data"]["id"])
-        if page["endpoint"] in ("tweets", "lookup"):
-            for post in body.get("data", []):
-                candidates[post["id"]] = (post.get("author_id", ""), post.get("created_at", ""))
+        if page["endpoint"] in ("tweets", "mentions", "lookup"):
+            for post in json.loads(page["body"]).get("data", []):
+                history = post.get("edit_history_tweet_ids") or post.get("edit_history_post_ids")
+                for post_id in {post["id"], *(history or [])[-1:]}:
+                    candidates[post_id] = post.get("created_at", "")
 
     for batch in sorted((raw_root / "x").glob("*_*/pages.jsonl")):
         begin, _, end = batch.parent.name.partition("_")
@@ -320,11 +319,10 @@ def own_recent_posts(raw_root: Path, pages: list[dict], since: Interval) -> list
                 collect(json.loads(line))
     for page in pages:
         collect(page)
-    return sorted(
-        (post_id for post_id, (author, created) in candidates.items()
-         if author in account_ids and created and since.contains(parse_instant(created))),
-        key=int,
-    )  # fmt: skip
+    recent = [
+        i for i, created in candidates.items() if created and since.contains(parse_instant(created))
+    ]
+    return sorted(recent, key=int)
 
 
 def extract(
@@ -344,7 +342,7 @@ def extract(
     for account in accounts:
         run.account(account)
     window = Interval(interval.end - timedelta(days=policy.refresh_days), interval.end)
-    refreshed, deleted = run.refresh(own_recent_posts(raw_root, run.pages, window))
+    refreshed, deleted = run.refresh(recent_posts(raw_root, run.pages, window))
     records = sum(len(_data(p)) for p in run.pages if p["endpoint"] in ("tweets", "mentions"))
     with landing(raw_root, "x", interval) as work:
         with open(work / "pages.jsonl", "w") as out:
