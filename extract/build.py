@@ -14,7 +14,7 @@ import duckdb
 from extract.settings import Settings
 
 PUBLISHED_SCHEMA = "marts"
-OK = ("success", "pass")
+FAILED = ("error", "fail", "runtime error")
 
 
 class BuildFailed(Exception):
@@ -58,9 +58,10 @@ def _failures(work: Path, output: str) -> str:
     results = work / "target" / "run_results.json"
     if results.is_file():
         nodes = json.loads(results.read_text())["results"]
-        failed = [f"{n['unique_id']}: {n['status']}" for n in nodes if n["status"] not in OK]
+        failed = [f"{n['unique_id']}: {n['status']}" for n in nodes if n["status"] in FAILED]
+        skipped = sum(n["status"] == "skipped" for n in nodes)
         if failed:
-            return "; ".join(failed)
+            return "; ".join(failed) + (f" ({skipped} nodes skipped after them)" if skipped else "")
     return output[-2000:]
 
 
