@@ -45,7 +45,6 @@ def extract_and_load(env: dict, start: str, end: str) -> None:
 
 
 def mart(env: dict, sql: str, *params) -> list[tuple]:
-    engagement("build", env=env)
     path = Path(env["ENGAGEMENT_DATA_DIR"]) / "warehouse" / "engagement.duckdb"
     with duckdb.connect(str(path), read_only=True) as con:
         return con.execute(sql, list(params)).fetchall()
@@ -70,6 +69,7 @@ def test_overlapping_runs_and_edits_give_one_row_per_post(world: dict) -> None:
     env = world["env"]
     extract_and_load(env, "2026-11-05", "2026-11-06")
     extract_and_load(env, "2026-11-05T12:00:00Z", "2026-11-06T12:00:00Z")
+    engagement("build", env=env)
     rows = mart(
         env,
         """
@@ -89,13 +89,14 @@ def test_metrics_growth_and_deletion_reach_the_marts(world: dict) -> None:
     env, base = world["env"], world["base"]
     extract_and_load(env, "2026-11-07", "2026-11-08")
     posts = own_posts(datetime(2026, 11, 7, tzinfo=UTC), datetime(2026, 11, 8, tzinfo=UTC))
-    grown, gone = (p for p in posts.values() if p["edit_history_tweet_ids"] == [p["id"]])
+    grown, gone = [p for p in posts.values() if p["edit_history_tweet_ids"] == [p["id"]]][:2]
     more = dict(grown, public_metrics=dict(grown["public_metrics"]))
     more["public_metrics"]["impression_count"] += 1234
     assert requests.post(f"{base}/_sandbox/tweets", json=[more], timeout=10).ok
     assert requests.delete(f"{base}/_sandbox/tweets/{gone['id']}", timeout=10).ok
 
     extract_and_load(env, "2026-11-08", "2026-11-09")
+    engagement("build", env=env)
 
     growth = mart(
         env,
