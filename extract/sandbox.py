@@ -41,7 +41,7 @@ RATE_LIMIT = 300  # any other path
 RATE_WINDOW = 15 * 60
 TIMELINE_CAP = 3200  # GET /2/users/:id/tweets reaches the 3,200 most recent posts
 MENTIONS_CAP = 800  # GET /2/users/:id/mentions reaches the 800 most recent mentions
-FAULT_KINDS = ("429", "500", "503", "malformed", "drop")
+FAULT_KINDS = ("403", "429", "500", "503", "malformed", "drop")
 REQUEST_LOG_SIZE = 10_000
 PROBLEMS = "https://api.twitter.com/2/problems/"
 
@@ -106,7 +106,19 @@ SERVICE_UNAVAILABLE = {
     "detail": "Service Unavailable",
 }
 NOT_FOUND = {"title": "Not Found", "type": "about:blank", "status": 404, "detail": "Not Found"}
+# What an app whose plan does not include the endpoint gets.
+CLIENT_FORBIDDEN = {
+    "title": "Client Forbidden",
+    "type": "https://api.twitter.com/2/problems/client-forbidden",
+    "detail": "When authenticating requests to the Twitter API v2 endpoints, you must use keys "
+    "and tokens from a Twitter developer App that is attached to a Project. You can create a "
+    "project via the developer portal.",
+    "reason": "client-not-enrolled",
+    "registration_url": "https://developer.twitter.com/en/docs/projects/overview",
+    "required_enrollment": "Appropriate Level of API Access",
+}
 FAULT_BODIES = {
+    "403": (403, CLIENT_FORBIDDEN),
     "429": (429, TOO_MANY),
     "500": (500, SERVER_ERROR),
     "503": (503, SERVICE_UNAVAILABLE),

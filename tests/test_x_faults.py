@@ -122,6 +122,14 @@ def test_a_refused_token_fails_at_once_without_showing_it(
     assert TOKEN not in str(failure.value) + caplog.text
 
 
+def test_an_endpoint_outside_the_plan_fails_at_once_saying_so(sandbox, tmp_path: Path) -> None:
+    run = Run(sandbox(faults=mentions_fault("403", 1)), tmp_path)
+    with pytest.raises(x.ExtractionError, match="403 .*access level") as failure:
+        run()
+    assert "get_users_mentions" in str(failure.value)
+    assert run.sleeps == [] and run.requests()[-1]["path"].endswith("/mentions")
+
+
 def test_a_bad_request_fails_at_once_with_the_api_s_message(sandbox, tmp_path: Path) -> None:
     run = Run(sandbox(), tmp_path)
     with pytest.raises(x.ExtractionError, match="400 .*max_results"):
