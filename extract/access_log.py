@@ -1,195 +1,588 @@
-"""Support-site access logs: read plain and gzipped files, keep the lines of one interval.
+"""Support-site access logs → one landed batch per interval, losslessly and fast.
 
-Every line read is accounted for: it is a parsed row of this interval, a parsed row of
-another interval, or a quarantined line (with its file, line number and raw bytes).
+Each file (plain or .gz) is read in fixed-size blocks cut at line ends, so memory does not
+grow with the file. A block's lines become one Arrow column (every byte between two
+newlines is one line, counted), DuckDB parses them (`extract.log_format`), client IPs are
+replaced by keyed pseudonyms and user agents classified once per distinct value
+(`extract.visitors`), and the rows of the interval are appended to `lines.parquet` while
+the next block is parsed. Every line read is a row of this interval, a line of another
+interval, or a quarantined line (file, line number, text with IPs pseudonymised, reason);
+the manifest counts all of them per file and the counts must add up.
+
+A line without a readable timestamp belongs to the interval of the nearest readable line
+before it in its file (at the top of a file, the first readable line of its first block;
+the file's mtime when that block has none), so every line lands in exactly one batch.
+
+Files are identified by content: `file_id` is the SHA-256 of their first 64 KiB
+(decompressed), so access.log, access.log.1 and access.log.2.gz holding the same lines
+share it. Two files of one run with the same id are read once (the plain or longer one).
+`state` (a JSON file) remembers the time span of every file read whole; a file whose id,
+length and format are known and whose span misses the interval is not read again.
 """
 
 from __future__ import annotations
 
 import glob
-import gzip
-import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+import hashlib
+import json
+import os
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from extract.batches import Interval, iso, landing, summary, write_manifest
+from extract.log_format import LogFormat, split_quoted
+from extract.visitors import AgentClassifier, Pseudonymiser, agent_classifier
 
-# Apache/nginx combined format; the common format is the same without referrer and agent.
-LINE = re.compile(
-    r"^(?P<client_ip>\S+) (?P<ident>\S+) (?P<auth_user>\S+) \[(?P<ts>[^\]]+)\] "
-    r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) (?P<bytes>\d+|-)'
-    r'(?: "(?P<referrer>(?:[^"\\]|\\.)*)" "(?P<user_agent>(?:[^"\\]|\\.)*)")?\s*$'
-)
-TS = re.compile(r"(\d{2})/(\w{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})")
-MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
-    )
-}
+HEAD_BYTES = 64 * 1024
+DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
+BATCH_ROWS = 16 * 1024
+NOT_PARSED = "does not match the log format"
+UNBALANCED = "unbalanced double quote"
 
+TEXT = pa.dictionary(pa.int32(), pa.string())
 ROW_SCHEMA = pa.schema(
     [
-        ("source_file", pa.string()),
+        ("site", TEXT),
+        ("source_file", TEXT),
+        ("file_id", TEXT),
         ("line_no", pa.int64()),
-        ("raw", pa.binary()),
         ("requested_at", pa.timestamp("us")),
-        ("client_ip", pa.string()),
+        ("visitor_id", TEXT),
         ("method", pa.string()),
-        ("target", pa.string()),
+        ("path", pa.string()),
+        ("query_string", pa.string()),
         ("protocol", pa.string()),
-        ("status", pa.int32()),
+        ("status", pa.int16()),
         ("bytes", pa.int64()),
+        ("request_time", pa.float64()),
         ("referrer", pa.string()),
-        ("user_agent", pa.string()),
+        ("referrer_host", pa.string()),
+        ("referrer_path", pa.string()),
+        ("utm_source", pa.string()),
+        ("utm_medium", pa.string()),
+        ("utm_campaign", pa.string()),
+        ("user_agent", TEXT),
+        ("is_bot", pa.bool_()),
+        ("bot_kind", pa.string()),
+        ("is_static_asset", pa.bool_()),
     ]
 )
 QUARANTINE_SCHEMA = pa.schema(
     [
+        ("site", pa.string()),
         ("source_file", pa.string()),
+        ("file_id", pa.string()),
         ("line_no", pa.int64()),
-        ("raw", pa.binary()),
+        ("raw", pa.string()),
         ("reason", pa.string()),
     ]
 )
+CSV_READ = pacsv.ReadOptions(column_names=["line"], block_size=4 << 20)
+# one value per line: no quoting, no escapes, a delimiter that the line is checked not to hold
+CSV_PARSE = pacsv.ParseOptions(
+    delimiter="\x1f",
+    quote_char=False,
+    escape_char=False,
+    newlines_in_values=False,
+    ignore_empty_lines=False,
+)
+CSV_CONVERT = pacsv.ConvertOptions(column_types={"line": pa.binary()}, strings_can_be_null=False)
 
 
-def parse_timestamp(text: str) -> datetime | None:
-    m = TS.fullmatch(text)
-    if not m or m.group(2) not in MONTHS:
-        return None
-    day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
-    offset = timedelta(hours=int(oh), minutes=int(om)) * (1 if sign == "+" else -1)
-    try:
-        local = datetime(int(year), MONTHS[mon], int(day), int(hh), int(mm), int(ss))
-    except ValueError:
-        return None
-    return local.replace(tzinfo=timezone(offset)).astimezone(UTC)
+@dataclass(frozen=True)
+class Source:
+    """A glob of log files and the site they belong to."""
+
+    site: str
+    pattern: str
 
 
-def _dash(value: str | None) -> str | None:
-    return None if value in (None, "-") else value
+def parse_sources(spec: str, default_site: str) -> list[Source]:
+    """`[site=]glob[,[site=]glob...]`: several sites' logs, each glob with its site."""
+    sources = []
+    for entry in (e.strip() for e in spec.split(",")):
+        if not entry:
+            continue
+        site, sep, pattern = entry.partition("=")
+        site, pattern = (site.strip(), pattern.strip()) if sep else (default_site, entry)
+        sources.append(Source(site, pattern))
+    return sources
 
 
-def parse_line(text: str) -> dict | None:
-    """The fields of one combined/common log line, or None when it is not such a line."""
-    m = LINE.match(text)
-    if not m:
-        return None
-    requested_at = parse_timestamp(m["ts"])
-    if requested_at is None:
-        return None
-    parts = m["request"].split(" ")
-    method, target, protocol = (parts + [None, None])[:3] if len(parts) <= 3 else (None,) * 3
-    return {
-        "requested_at": requested_at,
-        "client_ip": m["client_ip"],
-        "method": method if method and method != "-" else None,
-        "target": target,
-        "protocol": protocol,
-        "status": int(m["status"]),
-        "bytes": None if m["bytes"] == "-" else int(m["bytes"]),
-        "referrer": _dash(m["referrer"]),
-        "user_agent": _dash(m["user_agent"]),
-    }
-
-
-def read_lines(path: Path) -> tuple[list[bytes], str | None]:
-    """All lines of a plain or gzipped file; a truncated gzip keeps what could be read."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    lines: list[bytes] = []
-    error = None
-    try:
-        with opener(path, "rb") as handle:
-            for raw in handle:
-                lines.append(raw.rstrip(b"\r\n"))
-    except (EOFError, OSError) as exc:
-        error = f"{type(exc).__name__}: {exc}"
-    return lines, error
+# --- reading ----------------------------------------------------------------------------
 
 
 @dataclass
-class FileResult:
-    rows: list[dict]
-    quarantined: list[dict]
-    lines_read: int
-    outside: int
-    read_error: str | None
+class LogFile:
+    path: Path
+    site: str
+    is_gzip: bool
+    file_id: str
+    content_size: int  # bytes of content (gzip: from its trailer, modulo 2**32)
+    mtime: datetime
+    error: str | None = None
+
+    @classmethod
+    def identify(cls, path: Path, site: str) -> LogFile:
+        with open(path, "rb") as handle:
+            is_gzip = handle.read(2) == b"\x1f\x8b"
+        head = b"".join(_blocks(path, is_gzip, HEAD_BYTES, [], limit=HEAD_BYTES))[:HEAD_BYTES]
+        stat = path.stat()
+        size = stat.st_size
+        if is_gzip and size >= 18:
+            with open(path, "rb") as handle:
+                handle.seek(-4, os.SEEK_END)
+                size = int.from_bytes(handle.read(4), "little")
+        return cls(
+            path,
+            site,
+            is_gzip,
+            hashlib.sha256(head).hexdigest()[:16],
+            size,
+            datetime.fromtimestamp(stat.st_mtime, UTC).replace(tzinfo=None),
+        )
+
+    def blocks(self, size: int) -> Iterator[memoryview]:
+        """The content in blocks of about `size` bytes, each ending at a line end (a last
+        line without a newline gets one); a damaged gzip stops with `error` set. A block is
+        only valid until the next one is asked for (one buffer is reused)."""
+        errors: list[str] = []
+        buffer = bytearray(size + HEAD_BYTES)
+        used = 0
+        for raw in _blocks(self.path, self.is_gzip, size, errors):
+            if used + len(raw) > len(buffer):
+                buffer.extend(bytes(used + len(raw) - len(buffer)))
+            buffer[used : used + len(raw)] = raw
+            used += len(raw)
+            cut = buffer.rfind(b"\n", 0, used) + 1
+            if cut:
+                yield memoryview(buffer)[:cut]
+                buffer[: used - cut] = buffer[cut:used]
+                used -= cut
+        if used:
+            buffer[used : used + 1] = b"\n"
+            yield memoryview(buffer)[: used + 1]
+        self.error = errors[0] if errors else None
 
 
-def select_interval(path: Path, interval: Interval) -> FileResult:
-    lines, error = read_lines(path)
-    parsed = [parse_line(raw.decode("utf-8", errors="replace")) for raw in lines]
-    # A line without a readable timestamp belongs to the interval of the nearest readable
-    # line before it (after it, at the top of a file; the file's mtime when it has none),
-    # so that every line lands in exactly one batch.
-    stamps = [p["requested_at"] if p else None for p in parsed]
-    last = next((s for s in stamps if s is not None), None)
-    if last is None:
-        last = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    for i, stamp in enumerate(stamps):
-        if stamp is None:
-            stamps[i] = last
-        else:
-            last = stamp
-    result = FileResult([], [], len(lines), 0, error)
-    for line_no, (raw, fields, stamp) in enumerate(zip(lines, parsed, stamps, strict=True), 1):
-        if not interval.contains(stamp):
-            result.outside += 1
-            continue
-        if fields is None:
-            reason = "not a combined or common log line"
-            result.quarantined.append(
-                {"source_file": str(path), "line_no": line_no, "raw": raw, "reason": reason}
+def _blocks(
+    path: Path, is_gzip: bool, size: int, errors: list[str], limit: int | None = None
+) -> Iterator[bytes]:
+    """Raw content blocks; gzip members are decompressed one after another, and a truncated
+    or corrupt stream ends the content with a message in `errors` (what came before it is
+    kept)."""
+    read = 0
+    with open(path, "rb") as handle:
+        if not is_gzip:
+            while block := handle.read(size):
+                yield block
+                read += len(block)
+                if limit and read >= limit:
+                    return
+            return
+        inflate = zlib.decompressobj(wbits=31)
+        pending = b""
+        while True:
+            compressed = inflate.unused_data or handle.read(256 * 1024)
+            if inflate.unused_data:
+                inflate = zlib.decompressobj(wbits=31)
+            if not compressed:
+                break
+            try:
+                pending += inflate.decompress(compressed)
+            except zlib.error as exc:
+                errors.append(f"corrupt gzip data: {exc}")
+                break
+            if len(pending) >= size:
+                yield pending
+                read += len(pending)
+                pending = b""
+                if limit and read >= limit:
+                    return
+        if not inflate.eof and (pending or read or inflate.unconsumed_tail == b""):
+            errors.append("truncated gzip stream: kept the lines before the damage")
+        if pending:
+            yield pending
+
+
+def split_lines(block: memoryview) -> pa.Array:
+    """The lines of a block (which ends with b"\\n") as strings, without their line ends.
+
+    The fast way (Arrow's CSV reader with one column) is used only when it provably cuts
+    exactly at the newlines: the block has no field delimiter and no lone carriage return,
+    and the values' lengths plus the line ends add up to the block. Bytes that are not
+    UTF-8 are kept as \\xNN escapes (the line is then parsed the slow, careful way)."""
+    if not len(block):
+        return pa.array([], pa.string())
+    codes = np.frombuffer(block, np.uint8)
+    returns = int(np.count_nonzero(codes == 13))
+    crlf = block.tobytes().count(b"\r\n") if returns else 0
+    if returns == crlf and not (codes == 0x1F).any():
+        column = pacsv.read_csv(
+            pa.py_buffer(block), read_options=CSV_READ, parse_options=CSV_PARSE,
+            convert_options=CSV_CONVERT,
+        ).column(0)  # fmt: skip
+        value_bytes = pc.sum(pc.binary_length(column)).as_py() or 0
+        if value_bytes + len(column) + crlf == len(block):
+            try:
+                return column.cast(pa.string()).combine_chunks()
+            except pa.ArrowInvalid:
+                pass  # not UTF-8 somewhere: the careful way below
+    lines = block.tobytes().split(b"\n")[:-1]
+    return pa.array(
+        [(line[:-1] if line.endswith(b"\r") else line).decode("utf-8", "backslashreplace")
+         for line in lines],
+        pa.string(),
+    )  # fmt: skip
+
+
+# --- parsing one block ---------------------------------------------------------------------
+
+
+@dataclass
+class Counts:
+    lines_read: int = 0
+    rows: int = 0
+    quarantined: int = 0
+    outside_interval: int = 0
+
+    def add(self, other: Counts) -> None:
+        for name in ("lines_read", "rows", "quarantined", "outside_interval"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class Block:
+    rows: pa.Table
+    quarantined: pa.Table
+    counts: Counts
+    span: tuple[datetime, datetime] | None  # earliest and latest stamp given to its lines
+    last: datetime | None  # stamp of its last line
+
+
+@dataclass
+class Parser:
+    """Parses blocks of lines into landed rows and quarantined lines."""
+
+    log_format: LogFormat
+    interval: Interval
+    pseudonymise: Pseudonymiser
+    classify: AgentClassifier = field(default_factory=agent_classifier)
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        self.con = duckdb.connect()
+        self.con.execute(
+            f"set threads = {self.threads}; set memory_limit = '2GB';"
+            " set preserve_insertion_order = true; set TimeZone = 'UTC'"
+        )
+        self.fast_sql = self.log_format.sql(
+            "(select line_no, string_split(line, '\"') as p from block"
+            " where not contains(line, '\\'))"
+        )
+        self.slow_sql = self.log_format.sql("slow")
+        self.start = pa.scalar(self.interval.start.replace(tzinfo=None), pa.timestamp("us"))
+        self.end = pa.scalar(self.interval.end.replace(tzinfo=None), pa.timestamp("us"))
+
+    def parse(
+        self, file: LogFile, lines: pa.Array, first_line: int, carry: datetime | None
+    ) -> Block:
+        """The block's rows and quarantined lines of the interval, and its counts."""
+        n = len(lines)
+        numbers = np.arange(first_line, first_line + n, dtype=np.int64)
+        block = pa.table({"line_no": numbers, "line": lines})
+        # record batches of BATCH_ROWS let DuckDB's threads share the block
+        self.con.register("block", pa.Table.from_batches(block.to_batches(BATCH_ROWS)))
+        parsed = self.con.sql(self.fast_sql).to_arrow_table()
+        escaped = self.con.sql(
+            "select line_no, line from block where contains(line, '\\')"
+        ).to_arrow_table()
+        unbalanced: list[int] = []
+        if len(escaped):
+            slow_numbers, slow_p = [], []
+            for number, line in zip(
+                escaped["line_no"].to_pylist(), escaped["line"].to_pylist(), strict=True
+            ):
+                pieces = split_quoted(line)
+                if pieces is None:
+                    unbalanced.append(number)
+                else:
+                    slow_numbers.append(number)
+                    slow_p.append(pieces)
+            slow = pa.table(
+                {"line_no": pa.array(slow_numbers, pa.int64()),
+                 "p": pa.array(slow_p, pa.list_(pa.string()))}
+            )  # fmt: skip
+            self.con.register("slow", slow)
+            parsed = pa.concat_tables([parsed, self.con.sql(self.slow_sql).to_arrow_table()])
+        good = parsed.filter(parsed["ok"])
+        bad_numbers = np.sort(
+            np.concatenate(
+                [parsed.filter(pc.invert(parsed["ok"]))["line_no"].to_numpy(),
+                 np.array(unbalanced, dtype=np.int64)]
             )
-        else:
-            fields["requested_at"] = fields["requested_at"].replace(tzinfo=None)
-            result.rows.append({"source_file": str(path), "line_no": line_no, "raw": raw, **fields})
-    return result
+        )  # fmt: skip
+        if len(good) + len(bad_numbers) != n:
+            raise RuntimeError(f"{file.path}: lost lines while parsing a block")
 
+        stamps = good["requested_at"]
+        inside = pc.and_(
+            pc.greater_equal(stamps, self.start), pc.less(stamps, self.end)
+        ).combine_chunks() if len(good) else pa.array([], pa.bool_())  # fmt: skip
+        rows = self._rows(file, good.filter(inside))
 
-def extract(logs_glob: str, interval: Interval, raw_root: Path) -> dict:
-    """Land the interval's log lines from every file matching the glob as one batch."""
-    paths = sorted(Path(p).resolve() for p in glob.glob(logs_glob))
-    if not paths:
-        raise FileNotFoundError(f"no access-log file matches {logs_glob!r}")
-    rows: list[dict] = []
-    quarantined: list[dict] = []
-    files = []
-    for path in paths:
-        result = select_interval(path, interval)
-        rows += result.rows
-        quarantined += result.quarantined
-        files.append(
+        # fast rows come in line order, rows parsed the slow way after them
+        good_numbers = good["line_no"].to_numpy()
+        stamp_values = stamps.to_numpy() if len(good) else np.array([], "datetime64[us]")
+        if len(good_numbers) > 1 and not np.all(good_numbers[1:] > good_numbers[:-1]):
+            order = np.argsort(good_numbers, kind="stable")
+            good_numbers, stamp_values = good_numbers[order], stamp_values[order]
+        default = carry or (stamp_values[0] if len(good) else np.datetime64(file.mtime, "us"))
+        before = np.searchsorted(good_numbers, bad_numbers) - 1
+        bad_stamps = np.where(
+            before >= 0,
+            stamp_values[np.maximum(before, 0)] if len(good) else default,
+            np.datetime64(default, "us"),
+        ).astype("datetime64[us]")
+        start, end = np.datetime64(self.start.as_py(), "us"), np.datetime64(self.end.as_py(), "us")
+        bad_inside = bad_numbers[(bad_stamps >= start) & (bad_stamps < end)]
+        unbalanced_set = set(unbalanced)
+        texts = lines.take(pa.array(bad_inside - first_line)).to_pylist()
+        quarantined = pa.table(
             {
-                "path": str(path),
-                "lines_read": result.lines_read,
-                "rows": len(result.rows),
-                "quarantined": len(result.quarantined),
-                "outside_interval": result.outside,
-                "read_error": result.read_error,
+                "site": [file.site] * len(texts),
+                "source_file": [str(file.path)] * len(texts),
+                "file_id": [file.file_id] * len(texts),
+                "line_no": pa.array(bad_inside, pa.int64()),
+                "raw": [self.pseudonymise.scrub(t) for t in texts],
+                "reason": [UNBALANCED if int(b) in unbalanced_set else NOT_PARSED
+                           for b in bad_inside],
+            },
+            schema=QUARANTINE_SCHEMA,
+        )  # fmt: skip
+        counts = Counts(n, len(rows), len(quarantined), n - len(rows) - len(quarantined))
+        every = np.concatenate([stamp_values.astype("datetime64[us]"), bad_stamps])
+        if not len(every):
+            return Block(rows, quarantined, counts, None, None)
+        good_is_last = len(good) and (not len(bad_numbers) or good_numbers[-1] > bad_numbers[-1])
+        last = stamp_values[-1] if good_is_last else bad_stamps[-1]
+        span = (_py(every.min()), _py(every.max()))
+        return Block(rows, quarantined, counts, span, _py(last))
+
+    def _rows(self, file: LogFile, good: pa.Table) -> pa.Table:
+        n = len(good)
+        is_bot, bot_kind = self.classify.columns(good["user_agent"])
+        columns = {
+            "site": (
+                good["site"].combine_chunks().dictionary_encode()
+                if self.log_format.has_site
+                else _constant(file.site, n)
+            ),
+            "source_file": _constant(str(file.path), n),
+            "file_id": _constant(file.file_id, n),
+            "visitor_id": self.pseudonymise.column(good["ip"]),
+            **referrer_parts(good["referrer"]),
+            "user_agent": good["user_agent"].combine_chunks().dictionary_encode(),
+            "is_bot": is_bot,
+            "bot_kind": bot_kind,
+        }
+        arrays = [
+            columns[f.name] if f.name in columns else good[f.name].cast(f.type) for f in ROW_SCHEMA
+        ]
+        return pa.Table.from_arrays(arrays, schema=ROW_SCHEMA)
+
+
+def referrer_parts(referrers: pa.ChunkedArray) -> dict[str, pa.Array]:
+    """referrer_host (lowercased, without user info, port or trailing dot) and
+    referrer_path of absolute referrer URLs, computed once per distinct referrer."""
+    encoded = referrers.combine_chunks().dictionary_encode()
+    hosts, paths = [], []
+    for url in encoded.dictionary.to_pylist():
+        host = path = None
+        if "://" in url:
+            try:
+                parts = urlsplit(url)
+                host, path = (parts.hostname or "").rstrip(".") or None, parts.path or None
+            except ValueError:
+                pass
+        hosts.append(host)
+        paths.append(path)
+    return {
+        "referrer_host": pc.take(pa.array(hosts, pa.string()), encoded.indices),
+        "referrer_path": pc.take(pa.array(paths, pa.string()), encoded.indices),
+    }
+
+
+def _constant(value: str, n: int) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value]))
+
+
+def _py(stamp: np.datetime64) -> datetime:
+    return stamp.astype("datetime64[us]").astype(datetime)
+
+
+# --- the batch ---------------------------------------------------------------------------
+
+
+class FileState:
+    """Time spans of files read whole, by content identity (see the module docstring)."""
+
+    def __init__(self, path: Path | None, log_format: LogFormat) -> None:
+        self.path = path
+        self.format = log_format.name
+        self.spans: dict = json.loads(path.read_text()) if path and path.is_file() else {}
+
+    def key(self, file: LogFile) -> str:
+        return f"{file.site}|{self.format}|{file.file_id}|{file.content_size}"
+
+    def misses(self, file: LogFile, interval: Interval) -> bool:
+        """True when the file is known and none of its lines can be in the interval."""
+        span = self.spans.get(self.key(file))
+        if span is None:
+            return False
+        if span["lines"] == 0:
+            return True
+        start, end = iso(interval.start), iso(interval.end)
+        return span["last"] < start or span["first"] >= end
+
+    def record(self, file: LogFile, span: tuple[datetime, datetime] | None, lines: int) -> None:
+        if file.error is None and self.path is not None:
+            first, last = span or (None, None)
+            self.spans[self.key(file)] = {
+                "path": str(file.path),
+                "lines": lines,
+                "first": first and iso(first.replace(tzinfo=UTC)),
+                "last": last and iso(last.replace(tzinfo=UTC)),
             }
-        )
-    rows.sort(key=lambda r: (r["requested_at"], r["source_file"], r["line_no"]))
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.spans, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, self.path)
+
+
+def find_files(sources: list[Source]) -> list[LogFile]:
+    files = []
+    for source in sources:
+        paths = sorted(Path(p).resolve() for p in glob.glob(source.pattern))
+        if not paths:
+            raise FileNotFoundError(f"no access-log file matches {source.pattern!r}")
+        files += [LogFile.identify(p, source.site) for p in paths if p.is_file()]
+    return files
+
+
+def _chosen(files: list[LogFile]) -> dict[str, LogFile]:
+    """Of files with the same content id, the one to read: plain before gzip, then longer."""
+    best: dict[str, LogFile] = {}
+    for f in files:
+        key = f"{f.site}|{f.file_id}"
+        current = best.get(key)
+        if current is None or (not f.is_gzip, f.content_size) > (
+            not current.is_gzip,
+            current.content_size,
+        ):
+            best[key] = f
+    return best
+
+
+def extract(
+    sources: list[Source] | str,
+    interval: Interval,
+    raw_root: Path,
+    key: str,
+    log_format: str | None = None,
+    state_path: Path | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    threads: int = 2,
+) -> dict:
+    """Land the interval's lines of every matching file as one batch; returns the summary."""
+    if isinstance(sources, str):
+        sources = parse_sources(sources, "support")
+    fmt = LogFormat.parse(log_format)
+    parser = Parser(fmt, interval, Pseudonymiser(key), threads=threads)
+    state = FileState(state_path, fmt)
+    files = find_files(sources)
+    chosen = _chosen(files)
+    total = Counts()
+    entries = []
+    writer_pool = ThreadPoolExecutor(max_workers=1)
     with landing(raw_root, "support_site", interval) as work:
-        pq.write_table(pa.Table.from_pylist(rows, ROW_SCHEMA), work / "lines.parquet")
-        pq.write_table(
-            pa.Table.from_pylist(quarantined, QUARANTINE_SCHEMA), work / "quarantine.parquet"
-        )
+        rows_out = pq.ParquetWriter(work / "lines.parquet", ROW_SCHEMA, store_schema=False)
+        quarantine_out = pq.ParquetWriter(work / "quarantine.parquet", QUARANTINE_SCHEMA)
+        pending: Future | None = None
+        try:
+            for file in files:
+                entry = {"path": str(file.path), "site": file.site, "file_id": file.file_id}
+                counts = Counts()
+                reader = chosen[f"{file.site}|{file.file_id}"]
+                if reader is not file:
+                    entry["skipped"] = f"same content as {reader.path}"
+                elif state.misses(file, interval):
+                    entry["skipped"] = "known content with no line in the interval"
+                else:
+                    span: tuple[datetime, datetime] | None = None
+                    carry = None
+                    line_no = 1
+                    for data in file.blocks(block_bytes):
+                        lines = split_lines(data)
+                        block = parser.parse(file, lines, line_no, carry)
+                        if block.span:
+                            carry = block.last
+                            span = block.span if span is None else (
+                                min(span[0], block.span[0]), max(span[1], block.span[1])
+                            )  # fmt: skip
+                        line_no += len(lines)
+                        counts.add(block.counts)
+                        if pending is not None:
+                            pending.result()
+                        pending = writer_pool.submit(rows_out.write_table, block.rows)
+                        if len(block.quarantined):
+                            quarantine_out.write_table(block.quarantined)
+                    state.record(file, span, counts.lines_read)
+                    entry["read_error"] = file.error
+                entry |= counts.__dict__
+                _check(entry, counts)
+                total.add(counts)
+                entries.append(entry)
+            if pending is not None:
+                pending.result()
+        finally:
+            writer_pool.shutdown()
+            rows_out.close()
+            quarantine_out.close()
         manifest = {
             "batch": interval.batch_id,
             "source": "support_site",
             "start": iso(interval.start),
             "end": iso(interval.end),
-            "records": len(rows),
-            "quarantined": len(quarantined),
-            "lines_read": sum(f["lines_read"] for f in files),
-            "outside_interval": sum(f["outside_interval"] for f in files),
-            "files": files,
+            "format": fmt.name,
+            "records": total.rows,
+            "quarantined": total.quarantined,
+            "lines_read": total.lines_read,
+            "outside_interval": total.outside_interval,
+            "files": entries,
         }
+        _check(manifest, total)
         write_manifest(work, manifest)
+    state.save()
     return summary(manifest, raw_root / "support_site" / interval.batch_id)
+
+
+def _check(entry: dict, counts: Counts) -> None:
+    if counts.lines_read != counts.rows + counts.quarantined + counts.outside_interval:
+        raise RuntimeError(f"line accounting does not add up: {entry}")

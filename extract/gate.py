@@ -67,8 +67,12 @@ def x_frame(batch: Path, manifest: dict) -> Frame:
     return Frame(data, manifest["records"])
 
 
+SUPPORT_SITE_COLUMNS = ["line_no", "requested_at", "status", "bytes", "method", "visitor_id"]
+SUPPORT_SITE_COLUMNS += ["is_bot"]
+
+
 def support_site_frame(batch: Path, manifest: dict) -> Frame:
-    rows = pd.read_parquet(batch / "lines.parquet").drop(columns=["raw"])
+    rows = pd.read_parquet(batch / "lines.parquet", columns=SUPPORT_SITE_COLUMNS)
     rows["parsed"] = True
     quarantined = pd.read_parquet(batch / "quarantine.parquet", columns=["source_file", "line_no"])
     quarantined["parsed"] = False
@@ -100,6 +104,11 @@ def expectations(source: str, manifest: dict, expected_rows: int) -> list:
             ),
         ]
     return common + [
+        # every line read is a row, quarantined, or in another interval: nothing is lost
+        e.ExpectTableRowCountToEqual(value=manifest["lines_read"] - manifest["outside_interval"]),
+        # client IPs land only as keyed pseudonyms
+        e.ExpectColumnValuesToMatchRegex(column="visitor_id", regex=r"^[0-9a-f]{32}$"),
+        e.ExpectColumnValuesToBeInSet(column="is_bot", value_set=[True, False]),
         # A batch that is mostly unparseable means a wrong log format, not a few bad lines.
         e.ExpectColumnValuesToBeInSet(column="parsed", value_set=[True], mostly=MIN_PARSED_SHARE),
         e.ExpectColumnValuesToBeBetween(

@@ -51,9 +51,13 @@ create table if not exists x.gaps (
 );
 create table if not exists support_site.requests (
     batch_id varchar, interval_start timestamp, interval_end timestamp,
-    source_file varchar, line_no bigint, requested_at timestamp, client_ip varchar,
-    method varchar, target varchar, protocol varchar, status integer, bytes bigint,
-    referrer varchar, user_agent varchar, _loaded_at timestamp
+    site varchar, source_file varchar, file_id varchar, line_no bigint,
+    requested_at timestamp, visitor_id varchar, method varchar, path varchar,
+    query_string varchar, protocol varchar, status integer, bytes bigint, request_time double,
+    referrer varchar, referrer_host varchar, referrer_path varchar,
+    utm_source varchar, utm_medium varchar, utm_campaign varchar,
+    user_agent varchar, is_bot boolean, bot_kind varchar, is_static_asset boolean,
+    _loaded_at timestamp
 );
 """
 X_TABLES = [
@@ -116,6 +120,17 @@ def _x_frames(batch: Path, manifest: dict) -> dict[str, pd.DataFrame]:
     return frames
 
 
+def _drop_clear_ip_requests(con: duckdb.DuckDBPyConnection) -> None:
+    """A support_site.requests table of the first release held client IPs in clear: drop
+    it (its batches are re-loaded with pseudonyms by re-running their intervals)."""
+    old = con.execute(
+        "select count(*) from information_schema.columns where table_schema = 'support_site'"
+        " and table_name = 'requests' and column_name = 'client_ip'"
+    ).fetchall()[0][0]
+    if old:
+        con.execute("drop table support_site.requests")
+
+
 def load(batch: Path, raw_db: Path) -> dict:
     """Load one validated batch; returns the number of rows written per table."""
     manifest = read_manifest(batch)
@@ -125,6 +140,7 @@ def load(batch: Path, raw_db: Path) -> dict:
     raw_db.parent.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     with duckdb.connect(str(raw_db)) as con:
+        _drop_clear_ip_requests(con)
         con.execute(DDL)
         con.execute("begin transaction")
         for table in TABLES[source]:
@@ -148,8 +164,10 @@ def load(batch: Path, raw_db: Path) -> dict:
         else:
             con.execute(
                 """
-                insert into support_site.requests
-                select ?, ?, ?, * exclude (raw), ? from read_parquet(?)
+                insert into support_site.requests by name
+                select ? as batch_id, ? as interval_start, ? as interval_end, *,
+                    ? as _loaded_at
+                from read_parquet(?)
                 """,
                 [batch_id, start, end, loaded_at, str(batch / "lines.parquet")],
             )

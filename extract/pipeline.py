@@ -31,7 +31,21 @@ def extract_support_site(settings: Settings, interval: Interval, logs: str | Non
     logs = logs or settings.support_site_logs
     if not logs:
         raise ValueError("no access logs given: pass --logs GLOB or set SUPPORT_SITE_LOGS")
-    return access_log.extract(logs, interval, settings.raw_dir)
+    if not settings.ip_hmac_key:
+        # client IPs may only land pseudonymised, and a pseudonym needs the secret
+        raise ValueError(
+            "ENGAGEMENT_IP_HMAC_KEY is not set: it keys the pseudonyms that replace client IPs"
+            " (any secret of 16+ bytes; keep it stable, or visitors' ids change)"
+        )
+    return access_log.extract(
+        access_log.parse_sources(logs, (settings.support_site_hosts or ("support",))[0]),
+        interval,
+        settings.raw_dir,
+        key=settings.ip_hmac_key,
+        log_format=settings.support_site_log_format,
+        state_path=settings.state_dir / "support_site_files.json",
+        block_bytes=settings.support_site_block_mb * 1024 * 1024,
+    )
 
 
 def extract(settings: Settings, source: str, interval: Interval) -> dict:

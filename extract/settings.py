@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REAL_X_API = "https://api.twitter.com"
@@ -30,6 +30,9 @@ class Settings:
     x_metrics_refresh_days: int = 7
     x_timeline_cap: int = 3200
     x_mentions_cap: int = 800
+    ip_hmac_key: str | None = field(default=None, repr=False)  # secret: never shown
+    support_site_log_format: str = "combined"
+    support_site_block_mb: int = 16
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -47,6 +50,9 @@ class Settings:
             dbt_project_dir=Path(
                 env.get("ENGAGEMENT_DBT_PROJECT_DIR", PROJECT_ROOT / "dbt_project")
             ).resolve(),
+            ip_hmac_key=env.get("ENGAGEMENT_IP_HMAC_KEY") or None,
+            support_site_log_format=env.get("SUPPORT_SITE_LOG_FORMAT") or "combined",
+            support_site_block_mb=int(env.get("SUPPORT_SITE_BLOCK_MB", "16")),
             x_rate_limit_max_wait=float(env.get("X_RATE_LIMIT_MAX_WAIT", "900")),
             x_max_retries=int(env.get("X_MAX_RETRIES", "5")),
             x_retry_backoff=float(env.get("X_RETRY_BACKOFF", "2")),
@@ -58,6 +64,10 @@ class Settings:
     @property
     def raw_dir(self) -> Path:
         return self.data_dir / "raw"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir / "state"
 
     @property
     def quarantine_dir(self) -> Path:

@@ -9,6 +9,9 @@ export X_API_BASE_URL="http://127.0.0.1:$SANDBOX_PORT"
 export X_BEARER_TOKEN="${X_BEARER_TOKEN:-sandbox-token}"
 export X_ACCOUNTS="${X_ACCOUNTS:-acmecloud,acmesupport}"
 export SUPPORT_SITE_LOGS="$ENGAGEMENT_DATA_DIR/sample_logs/access.log*"
+# DEMO ONLY, not a secret: keys the pseudonyms of the sample log's (made-up) client IPs.
+# Real deployments set their own secret ENGAGEMENT_IP_HMAC_KEY; without one, extraction refuses.
+export ENGAGEMENT_IP_HMAC_KEY="${ENGAGEMENT_IP_HMAC_KEY:-demo-only-sandbox-ip-key-not-secret}"
 export DEMO_START="${DEMO_START:-2026-11-02}"
 export DEMO_DAYS="${DEMO_DAYS:-7}"
 mkdir -p "$ENGAGEMENT_DATA_DIR"

@@ -11,6 +11,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
+# not a secret: pseudonymises the test logs' client IPs (real runs refuse to start without one)
+TEST_IP_KEY = "test-only-ip-hmac-key-not-a-secret"
+os.environ.setdefault("ENGAGEMENT_IP_HMAC_KEY", TEST_IP_KEY)
 
 
 def shared_file(relative: str) -> Path:

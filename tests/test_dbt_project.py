@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import duckdb
 import pytest
@@ -451,6 +452,40 @@ def _is_page_view(request: Request) -> bool:
     )
 
 
+def landed_request(request: Request, line_no: int) -> dict:
+    """The row the support-site extraction lands for a request (IP pseudonymised, request
+    split, user agent classified by the extractor's own classifier)."""
+    from extract.visitors import agent_classifier
+
+    path, _, query = request.target.partition("?")
+    params = {k: v[0].strip().lower() for k, v in parse_qs(query).items()}
+    referrer = urlsplit(request.referrer) if request.referrer else None
+    is_bot, bot_kind = agent_classifier()(request.agent)
+    return {
+        "site": "support.acme.example",
+        "source_file": "access.log",
+        "file_id": "0123456789abcdef",
+        "line_no": line_no,
+        "requested_at": request.at,
+        "visitor_id": "visitor-" + request.ip,
+        "method": request.method,
+        "path": path,
+        "query_string": query or None,
+        "protocol": "HTTP/1.1",
+        "status": request.status,
+        "bytes": 512,
+        "referrer": request.referrer,
+        "referrer_host": referrer.hostname if referrer else None,
+        "referrer_path": referrer.path if referrer else None,
+        "utm_source": params.get("utm_source"),
+        "utm_medium": params.get("utm_medium"),
+        "user_agent": request.agent,
+        "is_bot": is_bot,
+        "bot_kind": bot_kind,
+        "is_static_asset": path.endswith((".css", ".js", ".png")),
+    }
+
+
 def build_raw_db(path: Path, loaded_at: datetime | None = None) -> None:
     """Create the raw warehouse exactly as the loader does, filled with the rows above."""
     loaded_at = loaded_at or datetime.now().replace(microsecond=0)
@@ -526,26 +561,17 @@ def build_raw_db(path: Path, loaded_at: datetime | None = None) -> None:
             if line_no - 1 == DUPLICATED_REQUEST_INDEX:
                 batches.append(BATCH_2)
             for batch_id, start, end in batches:
+                values = {
+                    "batch_id": batch_id,
+                    "interval_start": start,
+                    "interval_end": end,
+                    **landed_request(request, line_no),
+                    "_loaded_at": loaded_at,
+                }
                 con.execute(
-                    "insert into support_site.requests values "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        batch_id,
-                        start,
-                        end,
-                        "access.log",
-                        line_no,
-                        request.at,
-                        request.ip,
-                        request.method,
-                        request.target,
-                        "HTTP/1.1",
-                        request.status,
-                        512,
-                        request.referrer,
-                        request.agent,
-                        loaded_at,
-                    ],
+                    "insert into support_site.requests by name select "
+                    + ", ".join(f"? as {name}" for name in values),
+                    list(values.values()),
                 )
     finally:
         con.close()

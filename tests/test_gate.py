@@ -12,14 +12,15 @@ import pytest
 
 from extract import access_log, gate
 from extract.batches import Interval
-from tests.conftest import engagement
+from tests.conftest import TEST_IP_KEY, engagement
 
 DAY = Interval.parse("2015-05-18", "2015-05-19")
 
 
 @pytest.fixture
 def batch(tmp_path: Path, elastic_log: Path) -> Path:
-    return Path(access_log.extract(str(elastic_log), DAY, tmp_path / "data" / "raw")["path"])
+    raw = tmp_path / "data" / "raw"
+    return Path(access_log.extract(str(elastic_log), DAY, raw, key=TEST_IP_KEY)["path"])
 
 
 def test_a_good_batch_passes(batch: Path, tmp_path: Path) -> None:
@@ -30,7 +31,7 @@ def test_a_good_batch_passes(batch: Path, tmp_path: Path) -> None:
 def _rewrite_status(batch: Path, status: int) -> None:
     table = pq.read_table(batch / "lines.parquet")
     column = table.schema.get_field_index("status")
-    bad = pc.if_else(pc.equal(table["status"], 404), status, table["status"]).cast("int32")
+    bad = pc.if_else(pc.equal(table["status"], 404), status, table["status"]).cast("int16")
     pq.write_table(table.set_column(column, "status", bad), batch / "lines.parquet")
 
 
@@ -46,6 +47,16 @@ def test_a_failing_batch_is_quarantined_with_its_report(batch: Path, tmp_path: P
     assert report["success"] is False
 
 
+def test_a_clear_ip_is_refused(batch: Path, tmp_path: Path) -> None:
+    table = pq.read_table(batch / "lines.parquet")
+    column = table.schema.get_field_index("visitor_id")
+    leaked = pc.if_else(pc.equal(table["status"], 404), "203.0.113.9", table["visitor_id"])
+    pq.write_table(table.set_column(column, "visitor_id", leaked), batch / "lines.parquet")
+    with pytest.raises(gate.BatchRejected) as refused:
+        gate.gate(batch, tmp_path / "quarantine")
+    assert refused.value.failed == ["expect_column_values_to_match_regex(visitor_id)"]
+
+
 def test_lost_rows_fail_the_row_count(batch: Path, tmp_path: Path) -> None:
     table = pq.read_table(batch / "lines.parquet")
     pq.write_table(table.slice(0, table.num_rows - 1), batch / "lines.parquet")
@@ -57,7 +68,7 @@ def test_a_log_in_the_wrong_format_is_refused(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     good = '192.0.2.1 - - [18/May/2015:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "ua"\n'
     log.write_text(good + "".join(f"2015-05-18T10:00:{s:02d} GET / 200\n" for s in range(40)))
-    summary = access_log.extract(str(log), DAY, tmp_path / "raw")
+    summary = access_log.extract(str(log), DAY, tmp_path / "raw", key=TEST_IP_KEY)
     assert (summary["records"], summary["quarantined"]) == (1, 40)
     with pytest.raises(gate.BatchRejected, match=r"expect_column_values_to_be_in_set\(parsed\)"):
         gate.gate(Path(summary["path"]), tmp_path / "quarantine")

@@ -1,12 +1,9 @@
 {#-
     One row per access-log line (de-duplicated: the same line loaded by two batches counts
-    once), with:
-    - is_bot: missing user agent, or user agent matching bot_user_agent_regex() (a simple
-      documented regex; a later issue upgrades it);
-    - is_static_asset: path ends in .css .js .png .jpg .jpeg .gif .svg .ico .woff .woff2 .map;
+    once). The extract step already split the request, pseudonymised the client and
+    classified the user agent (crawler-user-agents, once per distinct user agent) and the
+    path; here:
     - is_page_view: a human (not bot) GET of a non-static path answered 2xx or 304;
-    - referrer_host: lowercased host of the referrer, without port;
-    - utm_source / utm_medium: lowercased, url-decoded from the request target;
     - referrer_key: identifies the (referrer_host, utm_source, utm_medium) combination that
       int_support_site__referrer_channels classifies.
 -#}
@@ -32,55 +29,16 @@ deduplicated as (
 
 ),
 
-parsed as (
-
-    select
-        request_id,
-        requested_at,
-        client_ip,
-        user_agent,
-        http_method,
-        target,
-        regexp_extract(target, '^[^?#]*') as request_path,
-        status,
-        response_bytes,
-        referrer,
-        {{ url_host('referrer') }} as referrer_host,
-        lower({{ url_query_param('target', 'utm_source') }}) as utm_source,
-        lower({{ url_query_param('target', 'utm_medium') }}) as utm_medium,
-        source_file,
-        line_no
-
-    from deduplicated
-    where load_rank = 1
-
-),
-
-flagged as (
-
-    select
-        *,
-        coalesce(
-            regexp_matches(lower(user_agent), {{ bot_user_agent_regex() }}), true
-        ) as is_bot,
-        regexp_matches(
-            lower(request_path), '\.(css|js|png|jpe?g|gif|svg|ico|woff2?|map)$'
-        ) as is_static_asset
-
-    from parsed
-
-),
-
 final as (
 
     select
         request_id,
+        site,
         requested_at,
         cast(requested_at as date) as requested_date,
-        client_ip,
+        visitor_id,
         user_agent,
         http_method,
-        target,
         request_path,
         status,
         response_bytes,
@@ -96,18 +54,20 @@ final as (
                 coalesce(utm_medium, '')
             )
         ) as referrer_key,
-        is_bot,
-        is_static_asset,
+        coalesce(is_bot, true) as is_bot,
+        bot_kind,
+        coalesce(is_static_asset, false) as is_static_asset,
         (
-            not is_bot
-            and not is_static_asset
+            not coalesce(is_bot, true)
+            and not coalesce(is_static_asset, false)
             and http_method = 'GET'
             and (status between 200 and 299 or status = 304)
         ) as is_page_view,
         source_file,
         line_no
 
-    from flagged
+    from deduplicated
+    where load_rank = 1
 
 )
 

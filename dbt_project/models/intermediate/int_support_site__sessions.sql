@@ -1,6 +1,6 @@
 {#-
     One row per support-site visit. Human page views (see int_support_site__requests_classified)
-    are grouped by visitor = (client_ip, user_agent); a visitor's next page view starts a new
+    are grouped by visitor = (site, visitor_id, user_agent); a visitor's next page view starts a new
     session when more than var('session_timeout_minutes') minutes passed since the previous
     one (exactly the timeout stays in the same session). A session takes the channel and
     referrer_network of its first page view; it belongs to the UTC day it started.
@@ -25,7 +25,8 @@ page_views as (
     select
         request_id,
         requested_at,
-        client_ip,
+        site,
+        visitor_id,
         user_agent,
         request_path,
         referrer_key
@@ -40,7 +41,7 @@ gaps as (
     select
         *,
         lag(requested_at) over (
-            partition by client_ip, user_agent
+            partition by site, visitor_id, user_agent
             order by requested_at asc, request_id asc
         ) as previous_requested_at
 
@@ -70,7 +71,7 @@ numbered as (
     select
         *,
         sum(is_session_start) over (
-            partition by client_ip, user_agent
+            partition by site, visitor_id, user_agent
             order by requested_at asc, request_id asc
             rows between unbounded preceding and current row
         ) as visitor_session_number
@@ -82,7 +83,8 @@ numbered as (
 sessions as (
 
     select
-        client_ip,
+        site,
+        visitor_id,
         user_agent,
         visitor_session_number,
         min(requested_at) as session_started_at,
@@ -93,7 +95,7 @@ sessions as (
         max(case when is_session_start = 1 then referrer_key end) as referrer_key
 
     from numbered
-    group by client_ip, user_agent, visitor_session_number
+    group by site, visitor_id, user_agent, visitor_session_number
 
 ),
 
@@ -103,12 +105,14 @@ final as (
         md5(
             concat_ws(
                 '|',
-                sessions.client_ip,
+                sessions.site,
+                sessions.visitor_id,
                 sessions.user_agent,
                 cast(sessions.session_started_at as varchar)
             )
         ) as session_id,
-        sessions.client_ip,
+        sessions.site,
+        sessions.visitor_id,
         sessions.user_agent,
         sessions.visitor_session_number,
         sessions.session_started_at,

@@ -9,34 +9,35 @@ source as (
 renamed as (
 
     select
-        -- the same log line can be loaded by more than one batch; this key identifies the line
-        md5(
-            concat_ws(
-                '|',
-                source_file,
-                cast(line_no as varchar),
-                cast(requested_at as varchar),
-                client_ip,
-                method,
-                target,
-                cast(status as varchar),
-                coalesce(user_agent, '')
-            )
-        ) as request_id,
+        -- a line is identified by its site, its file's content id and its line number, so
+        -- the same line read from access.log and later from access.log.1 keeps its id
+        md5(concat_ws('|', site, file_id, cast(line_no as varchar))) as request_id,
         batch_id,
         interval_start,
         interval_end,
+        site,
         source_file,
+        file_id,
         line_no,
         requested_at,
-        client_ip,
+        visitor_id,
         upper(method) as http_method,
-        target,
+        path as request_path,
+        query_string,
         protocol,
         status,
         bytes as response_bytes,
+        request_time as request_seconds,
         nullif(trim(referrer), '') as referrer,
+        referrer_host,
+        referrer_path,
+        utm_source,
+        utm_medium,
+        utm_campaign,
         nullif(trim(user_agent), '') as user_agent,
+        is_bot,
+        bot_kind,
+        is_static_asset,
         _loaded_at
 
     from source

@@ -1,0 +1,121 @@
+"""Who made a request, as far as the warehouse may know: a keyed pseudonym of the client IP
+and whether the user agent is a bot.
+
+Both are computed once per distinct value (an access log repeats its IPs and user agents
+many times) and cached for the whole extraction.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import ipaddress
+import re
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+MIN_KEY_LENGTH = 16
+# priority of crawler-user-agents tags when a user agent matches several entries
+BOT_KINDS = ("social-preview", "search-engine", "ai-crawler", "feed-reader", "monitoring")
+BOT_KINDS += ("http-library", "browser-automation", "scanner", "seo", "advertising")
+IP_LIKE = re.compile(
+    r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})"
+)
+
+
+class Pseudonymiser:
+    """HMAC-SHA256 of the client IP under a secret key: the same IP always gives the same
+    visitor id, and without the key the id cannot be turned back into the IP (IPv4 is small
+    enough to try every address, which a plain hash would not resist)."""
+
+    def __init__(self, key: str) -> None:
+        if len(key.encode()) < MIN_KEY_LENGTH:
+            raise ValueError(f"ENGAGEMENT_IP_HMAC_KEY must be at least {MIN_KEY_LENGTH} bytes long")
+        self._key = key.encode()
+        self._cache: dict[str, str] = {}
+
+    def __repr__(self) -> str:  # never show the key
+        return f"Pseudonymiser({len(self._cache)} ids)"
+
+    def __call__(self, ip: str) -> str:
+        visitor = self._cache.get(ip)
+        if visitor is None:
+            visitor = hmac.new(self._key, ip.encode(), hashlib.sha256).hexdigest()[:32]
+            self._cache[ip] = visitor
+        return visitor
+
+    def column(self, ips: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
+        """Visitor ids for a column of IPs, computing one HMAC per distinct IP."""
+        encoded = pc.dictionary_encode(_combined(ips))
+        ids = pa.array([self(ip) for ip in encoded.dictionary.to_pylist()], pa.string())
+        return pa.DictionaryArray.from_arrays(encoded.indices, ids)
+
+    def scrub(self, text: str) -> str:
+        """Text with every IPv4/IPv6 address in it replaced by its pseudonym."""
+
+        def replace(m: re.Match) -> str:
+            try:
+                ipaddress.ip_address(m.group(0))
+            except ValueError:
+                return m.group(0)
+            return "visitor:" + self(m.group(0))
+
+        return IP_LIKE.sub(replace, text)
+
+
+class AgentClassifier:
+    """Bot flag and kind of a user agent from the crawler-user-agents list (maintained,
+    tagged: `social-preview` for facebookexternalhit, Twitterbot, LinkedInBot, ...)."""
+
+    def __init__(self) -> None:
+        import crawleruseragents
+
+        self._entries = [
+            (re.compile(e["pattern"]), e.get("tags", []))
+            for e in crawleruseragents.CRAWLER_USER_AGENTS_DATA
+        ]
+        self._any = crawleruseragents.is_crawler
+        self._cache: dict[str | None, tuple[bool, str | None]] = {}
+
+    def __call__(self, user_agent: str | None) -> tuple[bool, str | None]:
+        """(is_bot, bot_kind): kind is a crawler-user-agents tag with '_' for '-'
+        (social_preview, search_engine, ...), `crawler` when untagged, `no_user_agent`
+        when the request sent none (every browser sends one); (False, None) for people."""
+        if user_agent in self._cache:
+            return self._cache[user_agent]
+        if not user_agent:
+            result: tuple[bool, str | None] = (True, "no_user_agent")
+        elif not self._any(user_agent):
+            result = (False, None)
+        else:
+            tags = {t for pattern, ts in self._entries if pattern.search(user_agent) for t in ts}
+            kind = next((k for k in BOT_KINDS if k in tags), "crawler")
+            result = (True, kind.replace("-", "_"))
+        self._cache[user_agent] = result
+        return result
+
+    def columns(self, agents: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array]:
+        """is_bot and bot_kind for a column of user agents, classifying each distinct one."""
+        encoded = pc.dictionary_encode(_combined(agents))
+        flags = [self(ua) for ua in encoded.dictionary.to_pylist()]
+        missing = self(None)
+        is_bot = pa.array([f[0] for f in flags] or [False], pa.bool_())
+        kind = pa.array([f[1] for f in flags] or [None], pa.string())
+        indices = encoded.indices
+        absent = pc.is_null(indices)
+        return (
+            pc.if_else(absent, missing[0], pc.take(is_bot, indices)),
+            pc.if_else(absent, missing[1], pc.take(kind, indices)),
+        )
+
+
+@functools.cache
+def agent_classifier() -> AgentClassifier:
+    """The process's classifier (compiling the list's patterns takes a moment)."""
+    return AgentClassifier()
+
+
+def _combined(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
