@@ -25,5 +25,9 @@ lint: setup
 test: setup lint
 	$(VENV)/bin/python -m pytest
 
+# support-site ingest speed vs a plain-Python baseline (input built in a temp dir)
+bench: setup
+	$(VENV)/bin/python scripts/bench_ingest.py
+
 clean:
 	rm -rf data .airflow dbt_project/target dbt_project/logs

@@ -226,20 +226,19 @@ def split_lines(block: memoryview) -> pa.Array:
     UTF-8 are kept as \\xNN escapes (the line is then parsed the slow, careful way)."""
     if not len(block):
         return pa.array([], pa.string())
-    codes = np.frombuffer(block, np.uint8)
-    returns = int(np.count_nonzero(codes == 13))
+    returns = int(np.count_nonzero(np.frombuffer(block, np.uint8) == 13))
     crlf = block.tobytes().count(b"\r\n") if returns else 0
-    if returns == crlf and not (codes == 0x1F).any():
-        column = pacsv.read_csv(
-            pa.py_buffer(block), read_options=CSV_READ, parse_options=CSV_PARSE,
-            convert_options=CSV_CONVERT,
-        ).column(0)  # fmt: skip
-        value_bytes = pc.sum(pc.binary_length(column)).as_py() or 0
-        if value_bytes + len(column) + crlf == len(block):
-            try:
-                return column.cast(pa.string()).combine_chunks()
-            except pa.ArrowInvalid:
-                pass  # not UTF-8 somewhere: the careful way below
+    if returns == crlf:
+        try:  # a line holding the delimiter has two fields: Arrow refuses the block
+            column = pacsv.read_csv(
+                pa.py_buffer(block), read_options=CSV_READ, parse_options=CSV_PARSE,
+                convert_options=CSV_CONVERT,
+            ).column(0)  # fmt: skip
+            value_bytes = pc.sum(pc.binary_length(column)).as_py() or 0
+            if value_bytes + len(column) + crlf == len(block):
+                return column.cast(pa.string()).combine_chunks()  # refuses bytes not UTF-8
+        except pa.ArrowInvalid:
+            pass  # the careful way below
     lines = block.tobytes().split(b"\n")[:-1]
     return pa.array(
         [(line[:-1] if line.endswith(b"\r") else line).decode("utf-8", "backslashreplace")

@@ -8,7 +8,6 @@ many times) and cached for the whole extraction.
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 import ipaddress
 import re
@@ -42,7 +41,7 @@ class Pseudonymiser:
     def __call__(self, ip: str) -> str:
         visitor = self._cache.get(ip)
         if visitor is None:
-            visitor = hmac.new(self._key, ip.encode(), hashlib.sha256).hexdigest()[:32]
+            visitor = hmac.digest(self._key, ip.encode(), "sha256")[:16].hex()
             self._cache[ip] = visitor
         return visitor
 
