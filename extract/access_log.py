@@ -38,7 +38,6 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from extract.batches import Interval, iso, landing, summary, write_manifest
@@ -49,6 +48,8 @@ HEAD_BYTES = 64 * 1024
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
 BATCH_ROWS = 16 * 1024
 NOT_PARSED = "does not match the log format"
+# HMAC-SHA256 (RFC 2104) of each IP with the key's inner and outer pads ($1, $2), 32 hex
+HMAC_SQL = "select left(sha256($2 || unhex(sha256($1 || encode(ip)))), 32) as visitor_id from ips"
 UNBALANCED = "unbalanced double quote"
 
 TEXT = pa.dictionary(pa.int32(), pa.string())
@@ -89,16 +90,6 @@ QUARANTINE_SCHEMA = pa.schema(
         ("reason", pa.string()),
     ]
 )
-CSV_READ = pacsv.ReadOptions(column_names=["line"], block_size=4 << 20)
-# one value per line: no quoting, no escapes, a delimiter that the line is checked not to hold
-CSV_PARSE = pacsv.ParseOptions(
-    delimiter="\x1f",
-    quote_char=False,
-    escape_char=False,
-    newlines_in_values=False,
-    ignore_empty_lines=False,
-)
-CSV_CONVERT = pacsv.ConvertOptions(column_types={"line": pa.binary()}, strings_can_be_null=False)
 
 
 @dataclass(frozen=True)
@@ -162,8 +153,8 @@ class LogFile:
         buffer = bytearray(size + HEAD_BYTES)
         used = 0
         for raw in _blocks(self.path, self.is_gzip, size, errors):
-            if used + len(raw) > len(buffer):
-                buffer.extend(bytes(used + len(raw) - len(buffer)))
+            if used + len(raw) > len(buffer):  # a new buffer: the lines of the last block
+                buffer = buffer + bytes(used + len(raw) - len(buffer))  # may point into it
             buffer[used : used + len(raw)] = raw
             used += len(raw)
             cut = buffer.rfind(b"\n", 0, used) + 1
@@ -218,33 +209,34 @@ def _blocks(
 
 
 def split_lines(block: memoryview) -> pa.Array:
-    """The lines of a block (which ends with b"\\n") as strings, without their line ends.
+    """The lines of a block (which ends with b"\\n") as strings, each WITH its line end
+    (\\n or \\r\\n, which the parse reads as trailing white space and `line_text` drops).
 
-    The fast way (Arrow's CSV reader with one column) is used only when it provably cuts
-    exactly at the newlines: the block has no field delimiter and no lone carriage return,
-    and the values' lengths plus the line ends add up to the block. Bytes that are not
-    UTF-8 are kept as \\xNN escapes (the line is then parsed the slow, careful way)."""
+    Every newline ends exactly one line: the values are cut at the positions of the b"\\n"
+    bytes (no copy: the strings point into the block). A block that is not valid UTF-8 is
+    cut the careful way, bytes that are not UTF-8 kept as \\xNN escapes."""
     if not len(block):
         return pa.array([], pa.string())
-    returns = int(np.count_nonzero(np.frombuffer(block, np.uint8) == 13))
-    crlf = block.tobytes().count(b"\r\n") if returns else 0
-    if returns == crlf:
-        try:  # a line holding the delimiter has two fields: Arrow refuses the block
-            column = pacsv.read_csv(
-                pa.py_buffer(block), read_options=CSV_READ, parse_options=CSV_PARSE,
-                convert_options=CSV_CONVERT,
-            ).column(0)  # fmt: skip
-            value_bytes = pc.sum(pc.binary_length(column)).as_py() or 0
-            if value_bytes + len(column) + crlf == len(block):
-                return column.cast(pa.string()).combine_chunks()  # refuses bytes not UTF-8
+    ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+    if len(block) < 2**31:
+        offsets = np.empty(len(ends) + 1, np.int32)
+        offsets[0] = 0
+        offsets[1:] = ends + 1
+        data = pa.py_buffer(block)
+        lines = pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets), data)
+        try:
+            lines.validate(full=True)  # UTF-8
+            return lines
         except pa.ArrowInvalid:
             pass  # the careful way below
-    lines = block.tobytes().split(b"\n")[:-1]
-    return pa.array(
-        [(line[:-1] if line.endswith(b"\r") else line).decode("utf-8", "backslashreplace")
-         for line in lines],
-        pa.string(),
-    )  # fmt: skip
+    text = block.tobytes().decode("utf-8", "backslashreplace")
+    return pa.array([line + "\n" for line in text.split("\n")[:-1]], pa.string())
+
+
+def line_text(line: str) -> str:
+    """A line without its line end."""
+    line = line[:-1] if line.endswith("\n") else line
+    return line[:-1] if line.endswith("\r") else line
 
 
 # --- parsing one block ---------------------------------------------------------------------
@@ -292,6 +284,8 @@ class Parser:
             " where not contains(line, '\\'))"
         )
         self.slow_sql = self.log_format.sql("slow")
+        self.pads = self.pseudonymise.pads()
+        self.referrers: dict[str, tuple[str | None, str | None]] = {}
         self.start = pa.scalar(self.interval.start.replace(tzinfo=None), pa.timestamp("us"))
         self.end = pa.scalar(self.interval.end.replace(tzinfo=None), pa.timestamp("us"))
 
@@ -314,7 +308,7 @@ class Parser:
             for number, line in zip(
                 escaped["line_no"].to_pylist(), escaped["line"].to_pylist(), strict=True
             ):
-                pieces = split_quoted(line)
+                pieces = split_quoted(line_text(line))
                 if pieces is None:
                     unbalanced.append(number)
                 else:
@@ -326,7 +320,8 @@ class Parser:
             )  # fmt: skip
             self.con.register("slow", slow)
             parsed = pa.concat_tables([parsed, self.con.sql(self.slow_sql).to_arrow_table()])
-        good = parsed.filter(parsed["ok"])
+        all_ok = pc.all(parsed["ok"], skip_nulls=False).as_py() is True
+        good = parsed if all_ok else parsed.filter(parsed["ok"])  # no copy when all fit
         bad_numbers = np.sort(
             np.concatenate(
                 [parsed.filter(pc.invert(parsed["ok"]))["line_no"].to_numpy(),
@@ -340,7 +335,8 @@ class Parser:
         inside = pc.and_(
             pc.greater_equal(stamps, self.start), pc.less(stamps, self.end)
         ).combine_chunks() if len(good) else pa.array([], pa.bool_())  # fmt: skip
-        rows = self._rows(file, good.filter(inside))
+        all_inside = pc.all(inside, skip_nulls=False).as_py() is True
+        rows = self._rows(file, good if all_inside else good.filter(inside))
 
         # fast rows come in line order, rows parsed the slow way after them
         good_numbers = good["line_no"].to_numpy()
@@ -365,7 +361,7 @@ class Parser:
                 "source_file": [str(file.path)] * len(texts),
                 "file_id": [file.file_id] * len(texts),
                 "line_no": pa.array(bad_inside, pa.int64()),
-                "raw": [self.pseudonymise.scrub(t) for t in texts],
+                "raw": [self.pseudonymise.scrub(line_text(t)) for t in texts],
                 "reason": [UNBALANCED if int(b) in unbalanced_set else NOT_PARSED
                            for b in bad_inside],
             },
@@ -382,7 +378,8 @@ class Parser:
 
     def _rows(self, file: LogFile, good: pa.Table) -> pa.Table:
         n = len(good)
-        is_bot, bot_kind = self.classify.columns(good["user_agent"])
+        agents = good["user_agent"].combine_chunks().dictionary_encode()
+        is_bot, bot_kind = self.classify.columns(agents)
         columns = {
             "site": (
                 good["site"].combine_chunks().dictionary_encode()
@@ -391,9 +388,9 @@ class Parser:
             ),
             "source_file": _constant(str(file.path), n),
             "file_id": _constant(file.file_id, n),
-            "visitor_id": self.pseudonymise.column(good["ip"]),
-            **referrer_parts(good["referrer"]),
-            "user_agent": good["user_agent"].combine_chunks().dictionary_encode(),
+            "visitor_id": self._visitor_ids(good["ip"]),
+            **referrer_parts(good["referrer"], self.referrers),
+            "user_agent": agents,
             "is_bot": is_bot,
             "bot_kind": bot_kind,
         }
@@ -402,22 +399,39 @@ class Parser:
         ]
         return pa.Table.from_arrays(arrays, schema=ROW_SCHEMA)
 
+    def _visitor_ids(self, ips: pa.ChunkedArray) -> pa.DictionaryArray:
+        """Visitor ids of a column of IPs: HMAC-SHA256 under the key, computed in SQL once
+        per distinct IP of the block (the same ids as `Pseudonymiser.__call__`)."""
+        encoded = pc.dictionary_encode(ips.combine_chunks())
+        ips = pa.table({"ip": encoded.dictionary})  # in batches, for DuckDB's threads
+        self.con.register("ips", pa.Table.from_batches(ips.to_batches(2048), ips.schema))
+        ids = self.con.sql(HMAC_SQL, params=list(self.pads)).to_arrow_table()["visitor_id"]
+        self.con.unregister("ips")
+        return pa.DictionaryArray.from_arrays(encoded.indices, ids.combine_chunks())
 
-def referrer_parts(referrers: pa.ChunkedArray) -> dict[str, pa.Array]:
+
+def referrer_parts(
+    referrers: pa.ChunkedArray, cache: dict[str, tuple[str | None, str | None]] | None = None
+) -> dict[str, pa.Array]:
     """referrer_host (lowercased, without user info, port or trailing dot) and
-    referrer_path of absolute referrer URLs, computed once per distinct referrer."""
+    referrer_path of absolute referrer URLs, computed once per distinct referrer (and once
+    per run with a `cache`)."""
     encoded = referrers.combine_chunks().dictionary_encode()
+    cache = {} if cache is None else cache
     hosts, paths = [], []
     for url in encoded.dictionary.to_pylist():
-        host = path = None
-        if "://" in url:
-            try:
-                parts = urlsplit(url)
-                host, path = (parts.hostname or "").rstrip(".") or None, parts.path or None
-            except ValueError:
-                pass
-        hosts.append(host)
-        paths.append(path)
+        parts = cache.get(url)
+        if parts is None:
+            host = path = None
+            if "://" in url:
+                try:
+                    split = urlsplit(url)
+                    host, path = (split.hostname or "").rstrip(".") or None, split.path or None
+                except ValueError:
+                    pass
+            parts = cache[url] = (host, path)
+        hosts.append(parts[0])
+        paths.append(parts[1])
     return {
         "referrer_host": pc.take(pa.array(hosts, pa.string()), encoded.indices),
         "referrer_path": pc.take(pa.array(paths, pa.string()), encoded.indices),

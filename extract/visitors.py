@@ -8,7 +8,7 @@ many times) and cached for the whole extraction.
 from __future__ import annotations
 
 import functools
-import hmac
+import hashlib
 import ipaddress
 import re
 
@@ -34,6 +34,8 @@ class Pseudonymiser:
             raise ValueError(f"ENGAGEMENT_IP_HMAC_KEY must be at least {MIN_KEY_LENGTH} bytes long")
         self._key = key.encode()
         self._cache: dict[str, str] = {}
+        ipad, opad = self.pads()
+        self._inner, self._outer = hashlib.sha256(ipad), hashlib.sha256(opad)
 
     def __repr__(self) -> str:  # never show the key
         return f"Pseudonymiser({len(self._cache)} ids)"
@@ -41,7 +43,10 @@ class Pseudonymiser:
     def __call__(self, ip: str) -> str:
         visitor = self._cache.get(ip)
         if visitor is None:
-            visitor = hmac.digest(self._key, ip.encode(), "sha256")[:16].hex()
+            inner, outer = self._inner.copy(), self._outer.copy()  # HMAC with the pads
+            inner.update(ip.encode())  # hashed once (RFC 2104), same as hmac.digest
+            outer.update(inner.digest())
+            visitor = outer.digest()[:16].hex()
             self._cache[ip] = visitor
         return visitor
 
@@ -50,6 +55,13 @@ class Pseudonymiser:
         encoded = pc.dictionary_encode(_combined(ips))
         ids = pa.array([self(ip) for ip in encoded.dictionary.to_pylist()], pa.string())
         return pa.DictionaryArray.from_arrays(encoded.indices, ids)
+
+    def pads(self) -> tuple[bytes, bytes]:
+        """HMAC's inner and outer key pads (RFC 2104), for computing the same visitor ids in
+        SQL: id = left(sha256(opad || unhex(sha256(ipad || ip))), 32). Secret like the key."""
+        key = self._key if len(self._key) <= 64 else hashlib.sha256(self._key).digest()
+        key = key.ljust(64, b"\0")
+        return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
     def scrub(self, text: str) -> str:
         """Text with every IPv4/IPv6 address in it replaced by its pseudonym."""
@@ -97,7 +109,11 @@ class AgentClassifier:
 
     def columns(self, agents: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array]:
         """is_bot and bot_kind for a column of user agents, classifying each distinct one."""
-        encoded = pc.dictionary_encode(_combined(agents))
+        encoded = (
+            agents
+            if isinstance(agents, pa.DictionaryArray)
+            else pc.dictionary_encode(_combined(agents))
+        )
         flags = [self(ua) for ua in encoded.dictionary.to_pylist()]
         missing = self(None)
         is_bot = pa.array([f[0] for f in flags] or [False], pa.bool_())

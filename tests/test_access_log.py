@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import crawleruseragents
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -285,3 +286,23 @@ def test_cli_prints_the_summary_last(tmp_path: Path, env: dict, elastic_log: Pat
     assert TEST_IP_KEY not in result.stdout + result.stderr
     state = Path(env["ENGAGEMENT_DATA_DIR"]) / "state" / "support_site_files.json"
     assert TEST_IP_KEY not in state.read_text()
+
+
+@pytest.mark.parametrize("key", [TEST_IP_KEY, "k" * 64, "long-" * 20, "clé-secrète-ünïcode"])
+def test_visitor_ids_computed_in_sql_are_the_keyed_hmac(key: str) -> None:
+    parser = access_log.Parser(access_log.LogFormat.parse(None), DAY, access_log.Pseudonymiser(key))
+    ips = ["203.0.113.9", "2001:db8::1", "::ffff:192.0.2.1", "10.0.0.1", "203.0.113.9"]
+    ids = parser._visitor_ids(pa.chunked_array([ips])).to_pylist()
+    expected = [hmac.new(key.encode(), ip.encode(), hashlib.sha256).hexdigest()[:32] for ip in ips]
+    assert ids == expected
+    assert [access_log.Pseudonymiser(key)(ip) for ip in ips] == expected
+
+
+def test_split_lines_cuts_exactly_at_newlines() -> None:
+    text = b'a\r\nb\rc\n\n\x01d\\"e"\n\xff\n'
+    lines = access_log.split_lines(memoryview(text)).to_pylist()
+    assert len(lines) == text.count(b"\n") == 5
+    assert [access_log.line_text(x) for x in lines] == ["a", "b\rc", "", '\x01d\\"e"', "\\xff"]
+    valid = text.replace(b"\xff", b"")
+    lines = access_log.split_lines(memoryview(valid)).to_pylist()
+    assert "".join(lines).encode() == valid
