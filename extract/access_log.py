@@ -1,13 +1,15 @@
 """Support-site access logs → one landed batch per interval, losslessly and fast.
 
 Each file (plain or .gz) is read in fixed-size blocks cut at line ends, so memory does not
-grow with the file. A block's lines become one Arrow column (every byte between two
-newlines is one line, counted), DuckDB parses them (`extract.log_format`), client IPs are
-replaced by keyed pseudonyms and user agents classified once per distinct value
-(`extract.visitors`), and the rows of the interval are appended to `lines.parquet` while
-the next block is parsed. Every line read is a row of this interval, a line of another
-interval, or a quarantined line (file, line number, text with IPs pseudonymised, reason);
-the manifest counts all of them per file and the counts must add up.
+grow with the file. A block's lines become one Arrow column without a copy (cut at the
+positions of its newlines: every newline ends exactly one line, counted), DuckDB parses
+them (`extract.log_format`), client IPs are replaced by keyed pseudonyms (HMAC-SHA256 in
+SQL, once per distinct IP of the block) and user agents and referrers are read once per
+distinct value of the run (`extract.visitors`), and the rows of the interval are appended
+to `lines.parquet` while the next block is parsed. Every line read is a row of this
+interval, a line of another interval, or a quarantined line (file, line number, text with
+IPs pseudonymised, reason); the manifest counts all of them per file and the counts must
+add up.
 
 A line without a readable timestamp belongs to the interval of the nearest readable line
 before it in its file (at the top of a file, the first readable line of its first block;

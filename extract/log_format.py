@@ -64,6 +64,7 @@ KEPT = {
 }
 VARIABLE = re.compile(r"\$([a-z_]+)")
 QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+# matched against the last 6 characters of the path (no match is longer: ".woff2")
 STATIC_ASSET = r"\.(?i:css|js|mjs|png|jpe?g|gif|webp|avif|svg|ico|woff2?|ttf|eot|map)$"
 FIELDS = ("ip", "time_local", "request", "status", "bytes", "referrer", "user_agent")
 FIELDS += ("request_time", "site")
@@ -250,7 +251,7 @@ select
     + ",\n    ".join(_utm("target", n) for n in ("utm_source", "utm_medium", "utm_campaign"))
     + """,
     user_agent,
-    regexp_matches(split_part(target, '?', 1), """
+    regexp_matches(right(split_part(target, '?', 1), 6), """
     + _sql_string(STATIC_ASSET).replace("{", "{{").replace("}", "}}")
     + """) as is_static_asset
 from parsed

@@ -88,6 +88,7 @@ class AgentClassifier:
             for e in crawleruseragents.CRAWLER_USER_AGENTS_DATA
         ]
         self._any = crawleruseragents.is_crawler
+        self._any("")  # compiles the list's combined patterns now, not on the first request
         self._cache: dict[str | None, tuple[bool, str | None]] = {}
 
     def __call__(self, user_agent: str | None) -> tuple[bool, str | None]:
