@@ -16,6 +16,15 @@ RAW = {"x": Asset("engagement_raw_x"), "support_site": Asset("engagement_raw_sup
 MART = Asset("engagement_mart")
 
 
+def _step(step: str, source: str, start, end) -> dict:
+    """Run `extract.pipeline.<step>` for the source and the run's data interval."""
+    from extract import pipeline
+    from extract.batches import Interval
+    from extract.settings import Settings
+
+    return getattr(pipeline, step)(Settings.from_env(), source, Interval(start, end))
+
+
 def extraction_dag(source: str):
     @dag(
         dag_id=f"engagement_{source}",
@@ -30,30 +39,15 @@ def extraction_dag(source: str):
     def extraction():
         @task
         def extract(data_interval_start=None, data_interval_end=None) -> dict:
-            from extract import pipeline
-            from extract.batches import Interval
-            from extract.settings import Settings
-
-            interval = Interval(data_interval_start, data_interval_end)
-            return pipeline.extract(Settings.from_env(), source, interval)
+            return _step("extract", source, data_interval_start, data_interval_end)
 
         @task(retries=0)
         def validate(data_interval_start=None, data_interval_end=None) -> dict:
-            from extract import pipeline
-            from extract.batches import Interval
-            from extract.settings import Settings
-
-            interval = Interval(data_interval_start, data_interval_end)
-            return pipeline.validate(Settings.from_env(), source, interval)
+            return _step("validate", source, data_interval_start, data_interval_end)
 
         @task(pool=WRITER_POOL, outlets=[RAW[source]])
         def load(data_interval_start=None, data_interval_end=None) -> dict:
-            from extract import pipeline
-            from extract.batches import Interval
-            from extract.settings import Settings
-
-            interval = Interval(data_interval_start, data_interval_end)
-            return pipeline.load_batch(Settings.from_env(), source, interval)
+            return _step("load_batch", source, data_interval_start, data_interval_end)
 
         extract() >> validate() >> load()
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 MANIFEST = "manifest.json"
 SOURCES = ("x", "support_site")
+BATCH_ID_TIME = "%Y%m%dT%H%M%SZ"
 
 
 def parse_instant(text: str) -> datetime:
@@ -52,8 +53,14 @@ class Interval:
 
     @property
     def batch_id(self) -> str:
-        fmt = "%Y%m%dT%H%M%SZ"
-        return f"{self.start:{fmt}}_{self.end:{fmt}}"
+        return f"{self.start:{BATCH_ID_TIME}}_{self.end:{BATCH_ID_TIME}}"
+
+    @classmethod
+    def from_batch_id(cls, batch_id: str) -> Interval:
+        start, end = (
+            datetime.strptime(t, BATCH_ID_TIME).replace(tzinfo=UTC) for t in batch_id.split("_")
+        )
+        return cls(start, end)
 
     def contains(self, instant: datetime) -> bool:
         return self.start <= instant < self.end

@@ -9,6 +9,7 @@ import sys
 from extract import pipeline
 from extract.batches import Interval
 from extract.gate import BatchRejected
+from extract.sandbox import FAULT_KINDS
 from extract.settings import Settings
 
 
@@ -41,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SPEC",
-        help="inject a fault: KIND:TIMES:PATH_REGEX (KIND 429|500|503|malformed|drop) "
+        help=f"inject a fault: KIND:TIMES:PATH_REGEX (KIND {'|'.join(FAULT_KINDS)}) "
         "or a JSON object; repeatable",
     )
 
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         interval = Interval.parse(args.start, args.end)
         if args.command == "extract" and args.source == "x":
-            result: dict | list = pipeline.extract_x(settings, interval)
+            result: dict = pipeline.extract_x(settings, interval)
         elif args.command == "extract":
             result = pipeline.extract_support_site(settings, interval, args.logs)
         elif args.command == "load":

@@ -67,8 +67,9 @@ def x_frame(batch: Path, manifest: dict) -> Frame:
     return Frame(data, manifest["records"])
 
 
-SUPPORT_SITE_COLUMNS = ["line_no", "requested_at", "status", "bytes", "method", "visitor_id"]
-SUPPORT_SITE_COLUMNS += ["is_bot"]
+SUPPORT_SITE_COLUMNS = [
+    "line_no", "requested_at", "status", "bytes", "method", "visitor_id", "is_bot"
+]  # fmt: skip
 
 
 def support_site_frame(batch: Path, manifest: dict) -> Frame:

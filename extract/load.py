@@ -110,7 +110,9 @@ def _x_frames(batch: Path, manifest: dict) -> dict[str, pd.DataFrame]:
                 for user in body.get("includes", {}).get("users", []):
                     rows["x.users"].append({"user_id": user["id"], "payload": user})
     for gap in manifest.get("gaps", []):
-        rows["x.gaps"].append({"account_username": gap.pop("account"), **gap})
+        rows["x.gaps"].append(
+            {"account_username": gap["account"]} | {k: v for k, v in gap.items() if k != "account"}
+        )
     frames = {}
     for table, table_rows in rows.items():
         frame = pd.DataFrame(table_rows)
@@ -118,17 +120,6 @@ def _x_frames(batch: Path, manifest: dict) -> dict[str, pd.DataFrame]:
             frame["payload"] = frame["payload"].map(json.dumps)
         frames[table] = frame
     return frames
-
-
-def _drop_clear_ip_requests(con: duckdb.DuckDBPyConnection) -> None:
-    """A support_site.requests table of the first release held client IPs in clear: drop
-    it (its batches are re-loaded with pseudonyms by re-running their intervals)."""
-    old = con.execute(
-        "select count(*) from information_schema.columns where table_schema = 'support_site'"
-        " and table_name = 'requests' and column_name = 'client_ip'"
-    ).fetchall()[0][0]
-    if old:
-        con.execute("drop table support_site.requests")
 
 
 def load(batch: Path, raw_db: Path) -> dict:
@@ -140,7 +131,6 @@ def load(batch: Path, raw_db: Path) -> dict:
     raw_db.parent.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     with duckdb.connect(str(raw_db)) as con:
-        _drop_clear_ip_requests(con)
         con.execute(DDL)
         con.execute("begin transaction")
         for table in TABLES[source]:

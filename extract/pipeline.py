@@ -15,14 +15,7 @@ from extract.settings import Settings
 def extract_x(settings: Settings, interval: Interval) -> dict:
     if not settings.x_bearer_token:
         raise ValueError("X_BEARER_TOKEN is not set (any value works against the sandbox)")
-    policy = x.Policy(
-        max_wait=settings.x_rate_limit_max_wait,
-        max_retries=settings.x_max_retries,
-        backoff=settings.x_retry_backoff,
-        refresh_days=settings.x_metrics_refresh_days,
-        timeline_cap=settings.x_timeline_cap,
-        mentions_cap=settings.x_mentions_cap,
-    )
+    policy = settings.x_policy
     client = x.make_client(settings.x_bearer_token, settings.x_api_base_url, policy.timeout)
     return x.extract(client, settings.x_accounts, interval, settings.raw_dir, policy)
 

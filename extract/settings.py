@@ -15,6 +15,19 @@ def _list(value: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class Policy:
+    """How the X extractor treats the API's limits and faults (settings X_*)."""
+
+    max_wait: float = 900.0  # longest wait for a rate-limit window to reset, seconds
+    max_retries: int = 5  # attempts after the first, for 5xx, connection errors, bad pages
+    backoff: float = 2.0  # first retry delay, doubled on each further attempt, seconds
+    timeout: float = 30.0  # per request, seconds
+    refresh_days: int = 7  # posts of the last N days get their metrics re-read
+    timeline_cap: int = 3200  # the API serves only this many most recent posts ...
+    mentions_cap: int = 800  # ... and mentions of a user
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     x_api_base_url: str
@@ -24,12 +37,7 @@ class Settings:
     support_site_hosts: tuple[str, ...]
     company_site_hosts: tuple[str, ...]
     dbt_project_dir: Path
-    x_rate_limit_max_wait: float = 900.0
-    x_max_retries: int = 5
-    x_retry_backoff: float = 2.0
-    x_metrics_refresh_days: int = 7
-    x_timeline_cap: int = 3200
-    x_mentions_cap: int = 800
+    x_policy: Policy = Policy()
     ip_hmac_key: str | None = field(default=None, repr=False)  # secret: never shown
     support_site_log_format: str = "combined"
     support_site_block_mb: int = 16
@@ -53,12 +61,14 @@ class Settings:
             ip_hmac_key=env.get("ENGAGEMENT_IP_HMAC_KEY") or None,
             support_site_log_format=env.get("SUPPORT_SITE_LOG_FORMAT") or "combined",
             support_site_block_mb=int(env.get("SUPPORT_SITE_BLOCK_MB", "16")),
-            x_rate_limit_max_wait=float(env.get("X_RATE_LIMIT_MAX_WAIT", "900")),
-            x_max_retries=int(env.get("X_MAX_RETRIES", "5")),
-            x_retry_backoff=float(env.get("X_RETRY_BACKOFF", "2")),
-            x_metrics_refresh_days=int(env.get("X_METRICS_REFRESH_DAYS", "7")),
-            x_timeline_cap=int(env.get("X_TIMELINE_CAP", "3200")),
-            x_mentions_cap=int(env.get("X_MENTIONS_CAP", "800")),
+            x_policy=Policy(
+                max_wait=float(env.get("X_RATE_LIMIT_MAX_WAIT", "900")),
+                max_retries=int(env.get("X_MAX_RETRIES", "5")),
+                backoff=float(env.get("X_RETRY_BACKOFF", "2")),
+                refresh_days=int(env.get("X_METRICS_REFRESH_DAYS", "7")),
+                timeline_cap=int(env.get("X_TIMELINE_CAP", "3200")),
+                mentions_cap=int(env.get("X_MENTIONS_CAP", "800")),
+            ),
         )
 
     @property

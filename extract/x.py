@@ -21,7 +21,7 @@ import requests
 import tweepy
 
 from extract.batches import Interval, iso, landing, parse_instant, summary, write_manifest
-from extract.settings import REAL_X_API
+from extract.settings import REAL_X_API, Policy
 
 log = logging.getLogger(__name__)
 # tweepy logs request headers, bearer token included, at DEBUG: never let that through.
@@ -45,19 +45,6 @@ LOOKUP_BATCH = 100  # GET /2/tweets takes at most 100 ids
 
 class ExtractionError(RuntimeError):
     """The extraction cannot go on; the message says what to do. Nothing is landed."""
-
-
-@dataclass(frozen=True)
-class Policy:
-    """How the extractor treats the API's limits and faults (settings X_*)."""
-
-    max_wait: float = 900.0  # longest wait for a rate-limit window to reset, seconds
-    max_retries: int = 5  # attempts after the first, for 5xx, connection errors, bad pages
-    backoff: float = 2.0  # first retry delay, doubled on each further attempt, seconds
-    timeout: float = 30.0  # per request, seconds
-    refresh_days: int = 7  # posts of the last N days get their metrics re-read
-    timeline_cap: int = 3200  # the API serves only this many most recent posts ...
-    mentions_cap: int = 800  # ... and mentions of a user
 
 
 class Reroute(requests.adapters.HTTPAdapter):
@@ -202,6 +189,7 @@ class Extraction:
     interval: Interval
     pages: list[dict] = field(default_factory=list)
     gaps: list[dict] = field(default_factory=list)
+    records: int = 0  # posts on the interval's timeline and mentions pages
 
     def user(self, account: str) -> str:
         response = self.caller(self.client.get_user, username=account, user_fields=USER_FIELDS)
@@ -248,6 +236,7 @@ class Extraction:
             ):  # fmt: skip
                 self.pages.append(page)
                 found += len(_data(page))
+            self.records += found
             if newer + found >= cap:
                 gap = {
                     "account": account,
@@ -313,8 +302,8 @@ def recent_posts(raw_root: Path, pages: list[dict], since: Interval) -> list[str
                     candidates[post_id] = post.get("created_at", "")
 
     for batch in sorted((raw_root / "x").glob("*_*/pages.jsonl")):
-        begin, _, end = batch.parent.name.partition("_")
-        if parse_instant(end) > since.start and parse_instant(begin) < since.end:
+        landed = Interval.from_batch_id(batch.parent.name)
+        if landed.end > since.start and landed.start < since.end:
             for line in batch.read_text().splitlines():
                 collect(json.loads(line))
     for page in pages:
@@ -343,7 +332,6 @@ def extract(
         run.account(account)
     window = Interval(interval.end - timedelta(days=policy.refresh_days), interval.end)
     refreshed, deleted = run.refresh(recent_posts(raw_root, run.pages, window))
-    records = sum(len(_data(p)) for p in run.pages if p["endpoint"] in ("tweets", "mentions"))
     with landing(raw_root, "x", interval) as work:
         with open(work / "pages.jsonl", "w") as out:
             for page in run.pages:
@@ -356,7 +344,7 @@ def extract(
             "source": "x",
             "start": iso(interval.start),
             "end": iso(interval.end),
-            "records": records,
+            "records": run.records,
             "quarantined": len(caller.malformed),
             "accounts": list(accounts),
             "pages": len(run.pages),
