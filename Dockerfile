@@ -1,9 +1,11 @@
 # One image for every service: the locked environment, the package, DAGs and dbt project.
 FROM python:3.11-slim
 ENV UV_PROJECT_ENVIRONMENT=/opt/venv PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
-RUN pip install --no-cache-dir uv==0.13.9
+# a C compiler for the package's access-log parser (extract/_logparse.c)
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* && pip install --no-cache-dir uv==0.13.9
 WORKDIR /opt/engagement
-COPY pyproject.toml uv.lock README.md ./
+COPY pyproject.toml uv.lock README.md hatch_build.py ./
 RUN uv sync --locked --no-dev --no-install-project
 COPY extract ./extract
 COPY dags ./dags

@@ -19,8 +19,8 @@ demo: setup
 	scripts/demo.sh
 
 lint: setup
-	$(VENV)/bin/ruff check extract dags tests scripts
-	$(VENV)/bin/ruff format --check extract dags tests scripts
+	$(VENV)/bin/ruff check extract dags tests scripts hatch_build.py
+	$(VENV)/bin/ruff format --check extract dags tests scripts hatch_build.py
 
 test: setup lint
 	$(VENV)/bin/python -m pytest

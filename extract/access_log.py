@@ -1,15 +1,14 @@
 """Support-site access logs → one landed batch per interval, losslessly and fast.
 
 Each file (plain or .gz) is read in fixed-size blocks cut at line ends, so memory does not
-grow with the file. A block's lines become one Arrow column without a copy (cut at the
-positions of its newlines: every newline ends exactly one line, counted), DuckDB parses
-them (`extract.log_format`), client IPs are replaced by keyed pseudonyms (HMAC-SHA256 in
-SQL, once per distinct IP of the block) and user agents and referrers are read once per
-distinct value of the run (`extract.visitors`), and the rows of the interval are appended
-to `lines.parquet` while the next block is parsed. Every line read is a row of this
-interval, a line of another interval, or a quarantined line (file, line number, text with
-IPs pseudonymised, reason); the manifest counts all of them per file and the counts must
-add up.
+grow with the file. Two threads parse the two halves of a block in C (`extract._logparse`,
+driven by the log format's token program from `extract.log_format`) straight into Arrow
+columns; client IPs become keyed pseudonyms (HMAC-SHA256, once per distinct IP of a half
+block), user agents, referrers and utm values are read once per distinct value of the run
+(`extract.visitors`), and the rows of the interval are appended to `lines.parquet` while the
+next block is parsed. Every line read is a row of this interval, a line of another interval,
+or a quarantined line (file, line number, text with IPs pseudonymised, reason); the
+manifest counts all of them per file and the counts must add up.
 
 A line without a readable timestamp belongs to the interval of the nearest readable line
 before it in its file (at the top of a file, the first readable line of its first block;
@@ -29,30 +28,38 @@ import hashlib
 import json
 import os
 import zlib
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from extract import _logparse
 from extract.batches import Interval, iso, landing, summary, write_manifest
-from extract.log_format import LogFormat, split_quoted
+from extract.log_format import LogFormat
 from extract.visitors import AgentClassifier, Pseudonymiser, agent_classifier
 
 HEAD_BYTES = 64 * 1024
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
-BATCH_ROWS = 16 * 1024
-NOT_PARSED = "does not match the log format"
-# HMAC-SHA256 (RFC 2104) of each IP with the key's inner and outer pads ($1, $2), 32 hex
-HMAC_SQL = "select left(sha256($2 || unhex(sha256($1 || encode(ip)))), 32) as visitor_id from ips"
-UNBALANCED = "unbalanced double quote"
+REASONS = {1: "does not match the log format", 2: "unbalanced double quote"}
+# the string columns _logparse.parse returns, in its order
+STRING_COLUMNS = ("ip", "site", "method", "path", "query_string", "protocol", "referrer")
+STRING_COLUMNS += ("user_agent", "utm_source", "utm_medium", "utm_campaign")
+NUMBERS = {
+    "status": pa.int16(),
+    "bytes": pa.int64(),
+    "request_time": pa.float64(),
+    "is_static_asset": pa.bool_(),
+}
+UTM = ("utm_source", "utm_medium", "utm_campaign")
 
 TEXT = pa.dictionary(pa.int32(), pa.string())
 ROW_SCHEMA = pa.schema(
@@ -63,25 +70,30 @@ ROW_SCHEMA = pa.schema(
         ("line_no", pa.int64()),
         ("requested_at", pa.timestamp("us")),
         ("visitor_id", TEXT),
-        ("method", pa.string()),
+        ("method", TEXT),
         ("path", pa.string()),
         ("query_string", pa.string()),
-        ("protocol", pa.string()),
+        ("protocol", TEXT),
         ("status", pa.int16()),
         ("bytes", pa.int64()),
         ("request_time", pa.float64()),
-        ("referrer", pa.string()),
-        ("referrer_host", pa.string()),
-        ("referrer_path", pa.string()),
-        ("utm_source", pa.string()),
-        ("utm_medium", pa.string()),
-        ("utm_campaign", pa.string()),
+        ("referrer", TEXT),
+        ("referrer_host", TEXT),
+        ("referrer_path", TEXT),
+        ("utm_source", TEXT),
+        ("utm_medium", TEXT),
+        ("utm_campaign", TEXT),
         ("user_agent", TEXT),
         ("is_bot", pa.bool_()),
         ("bot_kind", pa.string()),
         ("is_static_asset", pa.bool_()),
     ]
 )
+PARQUET_OPTIONS = {
+    "store_schema": False,
+    "compression": "lz4",  # as small as snappy on access logs, and faster
+    "write_statistics": ["line_no", "requested_at", "status"],  # what readers filter on
+}
 QUARANTINE_SCHEMA = pa.schema(
     [
         ("site", pa.string()),
@@ -147,25 +159,41 @@ class LogFile:
             datetime.fromtimestamp(stat.st_mtime, UTC).replace(tzinfo=None),
         )
 
-    def blocks(self, size: int) -> Iterator[memoryview]:
+    def blocks(self, size: int, buffers: int = 2) -> Iterator[memoryview]:
         """The content in blocks of about `size` bytes, each ending at a line end (a last
-        line without a newline gets one); a damaged gzip stops with `error` set. A block is
-        only valid until the next one is asked for (one buffer is reused)."""
+        line without a newline gets one); a damaged gzip stops with `error` set. `buffers`
+        buffers take turns: a block stays valid until `buffers` more have been asked for."""
         errors: list[str] = []
-        buffer = bytearray(size + HEAD_BYTES)
-        used = 0
-        for raw in _blocks(self.path, self.is_gzip, size, errors):
-            if used + len(raw) > len(buffer):  # a new buffer: the lines of the last block
-                buffer = buffer + bytes(used + len(raw) - len(buffer))  # may point into it
-            buffer[used : used + len(raw)] = raw
-            used += len(raw)
-            cut = buffer.rfind(b"\n", 0, used) + 1
-            if cut:
-                yield memoryview(buffer)[:cut]
-                buffer[: used - cut] = buffer[cut:used]
-                used -= cut
-        if used:
-            buffer[used : used + 1] = b"\n"
+        ring = [bytearray(size + HEAD_BYTES) for _ in range(buffers)]
+        turn = used = 0
+        with open(self.path, "rb", buffering=0) as handle:
+            inflated = _blocks(self.path, True, size, errors) if self.is_gzip else None
+            while True:
+                buffer = ring[turn]
+                if inflated is None:  # plain: read straight into the buffer
+                    if used == len(buffer):  # a line longer than the buffer
+                        buffer = ring[turn] = buffer + bytes(len(buffer))
+                    got = handle.readinto(memoryview(buffer)[used:])
+                else:
+                    raw = next(inflated, b"")
+                    if used + len(raw) > len(buffer):
+                        buffer = ring[turn] = buffer + bytes(used + len(raw) - len(buffer))
+                    buffer[used : used + len(raw)] = raw
+                    got = len(raw)
+                if not got:
+                    break
+                used += got
+                cut = buffer.rfind(b"\n", 0, used) + 1
+                if cut:
+                    yield memoryview(buffer)[:cut]
+                    turn = (turn + 1) % buffers
+                    if used - cut > len(ring[turn]):
+                        ring[turn] = bytearray(used - cut + size)
+                    ring[turn][: used - cut] = buffer[cut:used]  # the unfinished line
+                    used -= cut
+        if used:  # a last line without its newline
+            buffer = ring[turn] if used < len(ring[turn]) else ring[turn] + b"\n"
+            buffer[used] = 10
             yield memoryview(buffer)[: used + 1]
         self.error = errors[0] if errors else None
 
@@ -210,35 +238,21 @@ def _blocks(
             yield pending
 
 
-def split_lines(block: memoryview) -> pa.Array:
-    """The lines of a block (which ends with b"\\n") as strings, each WITH its line end
-    (\\n or \\r\\n, which the parse reads as trailing white space and `line_text` drops).
-
-    Every newline ends exactly one line: the values are cut at the positions of the b"\\n"
-    bytes (no copy: the strings point into the block). A block that is not valid UTF-8 is
-    cut the careful way, bytes that are not UTF-8 kept as \\xNN escapes."""
-    if not len(block):
-        return pa.array([], pa.string())
-    ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
-    if len(block) < 2**31:
-        offsets = np.empty(len(ends) + 1, np.int32)
-        offsets[0] = 0
-        offsets[1:] = ends + 1
-        data = pa.py_buffer(block)
-        lines = pa.StringArray.from_buffers(len(ends), pa.py_buffer(offsets), data)
-        try:
-            lines.validate(full=True)  # UTF-8
-            return lines
-        except pa.ArrowInvalid:
-            pass  # the careful way below
-    text = block.tobytes().decode("utf-8", "backslashreplace")
-    return pa.array([line + "\n" for line in text.split("\n")[:-1]], pa.string())
+def line_text(raw: bytes) -> str:
+    """A line's bytes (without its newline) as text: bytes that are not UTF-8 as \\xNN, no
+    trailing carriage return."""
+    text = raw.decode("utf-8", "backslashreplace")
+    return text[:-1] if text.endswith("\r") else text
 
 
-def line_text(line: str) -> str:
-    """A line without its line end."""
-    line = line[:-1] if line.endswith("\n") else line
-    return line[:-1] if line.endswith("\r") else line
+def halves(data: memoryview) -> list[memoryview]:
+    """The block cut in two at the first line end after its middle, so two threads can
+    parse it (one piece when it is small or has no line end within 1 MiB of the middle)."""
+    middle = len(data) // 2
+    cut = bytes(data[middle : middle + 2**20]).find(b"\n") + middle + 1
+    if len(data) < 2**16 or cut == middle or cut == len(data):
+        return [data]
+    return [data[:cut], data[cut:]]
 
 
 # --- parsing one block ---------------------------------------------------------------------
@@ -266,6 +280,27 @@ class Block:
 
 
 @dataclass
+class Piece:
+    """What one thread made of part of a block."""
+
+    lines: int
+    rows: pa.Table  # the rows of the interval, ready to land
+    numbers: np.ndarray  # line numbers of every parsed line
+    stamps: np.ndarray  # and their stamps (datetime64[us])
+    bad: np.ndarray  # line numbers of the lines not parsed
+    bad_spans: np.ndarray  # their (start, end) byte offsets in the part
+    reasons: np.ndarray  # why (keys of REASONS)
+
+    def shift(self, lines: int, offset: int) -> None:
+        """Number the lines after `lines` earlier ones, `offset` bytes into the block."""
+        self.numbers = self.numbers + lines
+        self.bad = self.bad + lines
+        self.bad_spans = self.bad_spans + offset
+        at = self.rows.schema.get_field_index("line_no")
+        self.rows = self.rows.set_column(at, "line_no", pc.add(self.rows["line_no"], lines))
+
+
+@dataclass
 class Parser:
     """Parses blocks of lines into landed rows and quarantined lines."""
 
@@ -276,152 +311,184 @@ class Parser:
     threads: int = 2
 
     def __post_init__(self) -> None:
-        self.con = duckdb.connect()
-        self.con.execute(
-            f"set threads = {self.threads}; set memory_limit = '2GB';"
-            " set preserve_insertion_order = true; set TimeZone = 'UTC'"
-        )
-        self.fast_sql = self.log_format.sql(
-            "(select line_no, string_split(line, '\"') as p from block"
-            " where not contains(line, '\\'))"
-        )
-        self.slow_sql = self.log_format.sql("slow")
+        self.pool = ThreadPoolExecutor(max_workers=self.threads)
         self.pads = self.pseudonymise.pads()
         self.referrers: dict[str, tuple[str | None, str | None]] = {}
-        self.start = pa.scalar(self.interval.start.replace(tzinfo=None), pa.timestamp("us"))
-        self.end = pa.scalar(self.interval.end.replace(tzinfo=None), pa.timestamp("us"))
+        self.utm: dict[str, str | None] = {}
+        start, end = self.interval.start, self.interval.end
+        self.start = np.datetime64(start.replace(tzinfo=None), "us")
+        self.end = np.datetime64(end.replace(tzinfo=None), "us")
 
-    def parse(
-        self, file: LogFile, lines: pa.Array, first_line: int, carry: datetime | None
+    def close(self) -> None:
+        self.pool.shutdown()
+
+    def read(self, file: LogFile, size: int) -> Iterator[Block]:
+        """The file's blocks, parsed; each block is parsed while the one before it is
+        finished and handed over."""
+        first_line, carry, waiting = 1, None, None
+        for data in chain(file.blocks(size), [None]):
+            started = self._start(file, data) if data is not None else None
+            if waiting is not None:
+                block = self._finish(file, *waiting, first_line, carry)
+                first_line += block.counts.lines_read
+                carry = block.last or carry
+                yield block
+            waiting = started
+
+    def _start(self, file: LogFile, data: memoryview) -> tuple[memoryview, list, list]:
+        parts = halves(data) if self.threads > 1 else [data]
+        return data, parts, [self.pool.submit(self._piece, file, part) for part in parts]
+
+    def _finish(
+        self,
+        file: LogFile,
+        data: memoryview,
+        parts: list[memoryview],
+        futures: list[Future],
+        first_line: int,
+        carry: datetime | None,
     ) -> Block:
         """The block's rows and quarantined lines of the interval, and its counts."""
-        n = len(lines)
-        numbers = np.arange(first_line, first_line + n, dtype=np.int64)
-        block = pa.table({"line_no": numbers, "line": lines})
-        # record batches of BATCH_ROWS let DuckDB's threads share the block
-        self.con.register("block", pa.Table.from_batches(block.to_batches(BATCH_ROWS)))
-        parsed = self.con.sql(self.fast_sql).to_arrow_table()
-        escaped = self.con.sql(
-            "select line_no, line from block where contains(line, '\\')"
-        ).to_arrow_table()
-        unbalanced: list[int] = []
-        if len(escaped):
-            slow_numbers, slow_p = [], []
-            for number, line in zip(
-                escaped["line_no"].to_pylist(), escaped["line"].to_pylist(), strict=True
-            ):
-                pieces = split_quoted(line_text(line))
-                if pieces is None:
-                    unbalanced.append(number)
-                else:
-                    slow_numbers.append(number)
-                    slow_p.append(pieces)
-            slow = pa.table(
-                {"line_no": pa.array(slow_numbers, pa.int64()),
-                 "p": pa.array(slow_p, pa.list_(pa.string()))}
-            )  # fmt: skip
-            self.con.register("slow", slow)
-            parsed = pa.concat_tables([parsed, self.con.sql(self.slow_sql).to_arrow_table()])
-        all_ok = pc.all(parsed["ok"], skip_nulls=False).as_py() is True
-        good = parsed if all_ok else parsed.filter(parsed["ok"])  # no copy when all fit
-        bad_numbers = np.sort(
-            np.concatenate(
-                [parsed.filter(pc.invert(parsed["ok"]))["line_no"].to_numpy(),
-                 np.array(unbalanced, dtype=np.int64)]
-            )
-        )  # fmt: skip
-        if len(good) + len(bad_numbers) != n:
+        pieces: list[Piece] = [future.result() for future in futures]
+        n = offset = 0
+        for part, piece in zip(parts, pieces, strict=True):  # each numbered its lines from 0
+            piece.shift(first_line + n, offset)
+            n, offset = n + piece.lines, offset + len(part)
+        rows = pa.concat_tables([p.rows for p in pieces])
+        numbers = np.concatenate([p.numbers for p in pieces])
+        stamps = np.concatenate([p.stamps for p in pieces])
+        bad = np.concatenate([p.bad for p in pieces])
+        spans = np.concatenate([p.bad_spans for p in pieces])
+        reasons = np.concatenate([p.reasons for p in pieces])
+        if len(numbers) + len(bad) != n:
             raise RuntimeError(f"{file.path}: lost lines while parsing a block")
 
-        stamps = good["requested_at"]
-        inside = pc.and_(
-            pc.greater_equal(stamps, self.start), pc.less(stamps, self.end)
-        ).combine_chunks() if len(good) else pa.array([], pa.bool_())  # fmt: skip
-        all_inside = pc.all(inside, skip_nulls=False).as_py() is True
-        rows = self._rows(file, good if all_inside else good.filter(inside))
-
-        # fast rows come in line order, rows parsed the slow way after them
-        good_numbers = good["line_no"].to_numpy()
-        stamp_values = stamps.to_numpy() if len(good) else np.array([], "datetime64[us]")
-        if len(good_numbers) > 1 and not np.all(good_numbers[1:] > good_numbers[:-1]):
-            order = np.argsort(good_numbers, kind="stable")
-            good_numbers, stamp_values = good_numbers[order], stamp_values[order]
-        default = carry or (stamp_values[0] if len(good) else np.datetime64(file.mtime, "us"))
-        before = np.searchsorted(good_numbers, bad_numbers) - 1
+        # a bad line belongs where the nearest parsed line before it does
+        default = carry or (stamps[0] if len(stamps) else np.datetime64(file.mtime, "us"))
+        before = np.searchsorted(numbers, bad) - 1
         bad_stamps = np.where(
             before >= 0,
-            stamp_values[np.maximum(before, 0)] if len(good) else default,
+            stamps[np.maximum(before, 0)] if len(stamps) else default,
             np.datetime64(default, "us"),
         ).astype("datetime64[us]")
-        start, end = np.datetime64(self.start.as_py(), "us"), np.datetime64(self.end.as_py(), "us")
-        bad_inside = bad_numbers[(bad_stamps >= start) & (bad_stamps < end)]
-        unbalanced_set = set(unbalanced)
-        texts = lines.take(pa.array(bad_inside - first_line)).to_pylist()
+        inside = (bad_stamps >= self.start) & (bad_stamps < self.end)
+        texts = [
+            self.pseudonymise.scrub(line_text(data[start:end].tobytes()))
+            for start, end in spans[inside]
+        ]
         quarantined = pa.table(
             {
                 "site": [file.site] * len(texts),
                 "source_file": [str(file.path)] * len(texts),
                 "file_id": [file.file_id] * len(texts),
-                "line_no": pa.array(bad_inside, pa.int64()),
-                "raw": [self.pseudonymise.scrub(line_text(t)) for t in texts],
-                "reason": [UNBALANCED if int(b) in unbalanced_set else NOT_PARSED
-                           for b in bad_inside],
+                "line_no": pa.array(bad[inside], pa.int64()),
+                "raw": texts,
+                "reason": [REASONS[r] for r in reasons[inside]],
             },
             schema=QUARANTINE_SCHEMA,
-        )  # fmt: skip
+        )
         counts = Counts(n, len(rows), len(quarantined), n - len(rows) - len(quarantined))
-        every = np.concatenate([stamp_values.astype("datetime64[us]"), bad_stamps])
+        every = np.concatenate([stamps, bad_stamps])
         if not len(every):
             return Block(rows, quarantined, counts, None, None)
-        good_is_last = len(good) and (not len(bad_numbers) or good_numbers[-1] > bad_numbers[-1])
-        last = stamp_values[-1] if good_is_last else bad_stamps[-1]
-        span = (_py(every.min()), _py(every.max()))
-        return Block(rows, quarantined, counts, span, _py(last))
+        good_is_last = len(numbers) and (not len(bad) or numbers[-1] > bad[-1])
+        last = stamps[-1] if good_is_last else bad_stamps[-1]
+        return Block(rows, quarantined, counts, (_py(every.min()), _py(every.max())), _py(last))
 
-    def _rows(self, file: LogFile, good: pa.Table) -> pa.Table:
-        n = len(good)
-        agents = good["user_agent"].combine_chunks().dictionary_encode()
-        is_bot, bot_kind = self.classify.columns(agents)
+    def _piece(self, file: LogFile, data: memoryview) -> Piece:
+        """Part of a block, parsed (in a thread: the parse and Arrow let go of the GIL);
+        its lines are numbered from 0 until `Piece.shift`."""
+        out = _logparse.parse(data, self.log_format.program)
+        n = out["rows"]
+        numbers = np.frombuffer(out["line_no"], np.int64)
+        stamps = np.frombuffer(out["requested_at"], "datetime64[us]")
         columns = {
-            "site": (
-                good["site"].combine_chunks().dictionary_encode()
-                if self.log_format.has_site
-                else _constant(file.site, n)
-            ),
+            name: _strings(n, *buffers)
+            for name, buffers in zip(STRING_COLUMNS, out["strings"], strict=True)
+        }
+        columns["line_no"] = pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(numbers)])
+        columns["requested_at"] = pa.Array.from_buffers(
+            pa.timestamp("us"), n, [None, pa.py_buffer(stamps)]
+        )
+        for name, arrow_type in NUMBERS.items():
+            values, valid = out[name]
+            columns[name] = pa.Array.from_buffers(
+                arrow_type, n, [pa.py_buffer(valid), pa.py_buffer(values)]
+            )
+        parsed = pa.table(columns)
+        inside = (stamps >= self.start) & (stamps < self.end)
+        if not inside.all():
+            parsed = parsed.filter(pa.array(inside))
+        bad, starts, ends, reasons = out["bad"]
+        return Piece(
+            out["lines"],
+            self._rows(file, parsed),
+            numbers,
+            stamps,
+            np.frombuffer(bad, np.int64),
+            np.stack([np.frombuffer(starts, np.int64), np.frombuffer(ends, np.int64)], axis=1),
+            np.frombuffer(reasons, np.uint8),
+        )
+
+    def _rows(self, file: LogFile, parsed: pa.Table) -> pa.Table:
+        """The rows to land: pseudonyms, bot flags, referrer parts and utm values, each
+        computed once per distinct value."""
+        n = len(parsed)
+        agents = _encoded(parsed["user_agent"])
+        is_bot, bot_kind = self.classify.columns(agents)
+        referrers = _encoded(parsed["referrer"])
+        columns = {
+            "site": _encoded(parsed["site"])
+            if self.log_format.has_site
+            else _constant(file.site, n),
             "source_file": _constant(str(file.path), n),
             "file_id": _constant(file.file_id, n),
-            "visitor_id": self._visitor_ids(good["ip"]),
-            **referrer_parts(good["referrer"], self.referrers),
+            "visitor_id": self._visitor_ids(parsed["ip"]),
+            "method": _encoded(parsed["method"]),
+            "protocol": _encoded(parsed["protocol"]),
+            "referrer": referrers,
+            **referrer_parts(referrers, self.referrers),
+            **{name: self._utm(parsed[name]) for name in UTM},
             "user_agent": agents,
             "is_bot": is_bot,
             "bot_kind": bot_kind,
         }
-        arrays = [
-            columns[f.name] if f.name in columns else good[f.name].cast(f.type) for f in ROW_SCHEMA
-        ]
+        arrays = [columns[f.name] if f.name in columns else parsed[f.name] for f in ROW_SCHEMA]
         return pa.Table.from_arrays(arrays, schema=ROW_SCHEMA)
 
-    def _visitor_ids(self, ips: pa.ChunkedArray) -> pa.DictionaryArray:
-        """Visitor ids of a column of IPs: HMAC-SHA256 under the key, computed in SQL once
-        per distinct IP of the block (the same ids as `Pseudonymiser.__call__`)."""
-        encoded = pc.dictionary_encode(ips.combine_chunks())
-        ips = pa.table({"ip": encoded.dictionary})  # in batches, for DuckDB's threads
-        self.con.register("ips", pa.Table.from_batches(ips.to_batches(2048), ips.schema))
-        ids = self.con.sql(HMAC_SQL, params=list(self.pads)).to_arrow_table()["visitor_id"]
-        self.con.unregister("ips")
-        return pa.DictionaryArray.from_arrays(encoded.indices, ids.combine_chunks())
+    def _visitor_ids(self, ips: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
+        """Visitor ids of a column of IPs: HMAC-SHA256 under the key, once per distinct IP
+        (the same ids as `Pseudonymiser.__call__`)."""
+        encoded = _encoded(ips)
+        distinct = encoded.dictionary
+        _, offsets, text = distinct.buffers()
+        n = len(distinct)
+        ids = _logparse.hmac_hex(offsets, text or b"", distinct.offset, n, *self.pads)
+        offsets = pa.py_buffer(np.arange(0, 32 * n + 1, 32, dtype=np.int32))
+        ids = pa.Array.from_buffers(pa.string(), n, [None, offsets, pa.py_buffer(ids)])
+        return pa.DictionaryArray.from_arrays(encoded.indices, ids)
+
+    def _utm(self, raw: pa.ChunkedArray) -> pa.DictionaryArray:
+        """A utm parameter: url-decoded, trimmed, lowercased; null when empty."""
+        encoded = _encoded(raw)
+        values = []
+        for value in encoded.dictionary.to_pylist():
+            clean = self.utm.get(value, False)
+            if clean is False:
+                clean = self.utm[value] = unquote_plus(value).strip().lower() or None
+            values.append(clean)
+        return recode(encoded.indices, values)
 
 
 def referrer_parts(
-    referrers: pa.ChunkedArray, cache: dict[str, tuple[str | None, str | None]] | None = None
-) -> dict[str, pa.Array]:
+    referrers: pa.DictionaryArray, cache: dict[str, tuple[str | None, str | None]] | None = None
+) -> dict[str, pa.DictionaryArray]:
     """referrer_host (lowercased, without user info, port or trailing dot) and
     referrer_path of absolute referrer URLs, computed once per distinct referrer (and once
     per run with a `cache`)."""
-    encoded = referrers.combine_chunks().dictionary_encode()
     cache = {} if cache is None else cache
     hosts, paths = [], []
-    for url in encoded.dictionary.to_pylist():
+    for url in referrers.dictionary.to_pylist():
         parts = cache.get(url)
         if parts is None:
             host = path = None
@@ -435,9 +502,36 @@ def referrer_parts(
         hosts.append(parts[0])
         paths.append(parts[1])
     return {
-        "referrer_host": pc.take(pa.array(hosts, pa.string()), encoded.indices),
-        "referrer_path": pc.take(pa.array(paths, pa.string()), encoded.indices),
+        "referrer_host": recode(referrers.indices, hosts),
+        "referrer_path": recode(referrers.indices, paths),
     }
+
+
+def recode(indices: pa.Array, values: list[str | None]) -> pa.DictionaryArray:
+    """values[i] for each index i, as a dictionary array of the distinct values (None and
+    null indices give nulls: Parquet takes no null inside a dictionary)."""
+    distinct: dict[str, int] = {}
+    codes = [None if v is None else distinct.setdefault(v, len(distinct)) for v in values]
+    return pa.DictionaryArray.from_arrays(
+        pc.take(pa.array(codes, pa.int32()), indices), pa.array(list(distinct), pa.string())
+    )
+
+
+def _strings(n: int, codes: object, valid: object, offsets: object, data: object) -> pa.Array:
+    """A string column from the buffers of `_logparse.parse`: plain, or (with codes) a
+    dictionary array of its distinct values."""
+    valid, offsets, data = pa.py_buffer(valid), pa.py_buffer(offsets), pa.py_buffer(data)
+    if codes is None:
+        return pa.Array.from_buffers(pa.string(), n, [valid, offsets, data])
+    values = pa.Array.from_buffers(pa.string(), len(offsets) // 4 - 1, [None, offsets, data])
+    indices = pa.Array.from_buffers(pa.int32(), n, [valid, pa.py_buffer(codes)])
+    return pa.DictionaryArray.from_arrays(indices, values)
+
+
+def _encoded(column: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
+    """A column as one dictionary array."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return array if isinstance(array, pa.DictionaryArray) else pc.dictionary_encode(array)
 
 
 def _constant(value: str, n: int) -> pa.DictionaryArray:
@@ -537,9 +631,9 @@ def extract(
     entries = []
     writer_pool = ThreadPoolExecutor(max_workers=1)
     with landing(raw_root, "support_site", interval) as work:
-        rows_out = pq.ParquetWriter(work / "lines.parquet", ROW_SCHEMA, store_schema=False)
+        rows_out = pq.ParquetWriter(work / "lines.parquet", ROW_SCHEMA, **PARQUET_OPTIONS)
         quarantine_out = pq.ParquetWriter(work / "quarantine.parquet", QUARANTINE_SCHEMA)
-        pending: Future | None = None
+        writes: deque[Future] = deque()
         try:
             for file in files:
                 entry = {"path": str(file.path), "site": file.site, "file_id": file.file_id}
@@ -551,21 +645,15 @@ def extract(
                     entry["skipped"] = "known content with no line in the interval"
                 else:
                     span: tuple[datetime, datetime] | None = None
-                    carry = None
-                    line_no = 1
-                    for data in file.blocks(block_bytes):
-                        lines = split_lines(data)
-                        block = parser.parse(file, lines, line_no, carry)
+                    for block in parser.read(file, block_bytes):
                         if block.span:
-                            carry = block.last
                             span = block.span if span is None else (
                                 min(span[0], block.span[0]), max(span[1], block.span[1])
                             )  # fmt: skip
-                        line_no += len(lines)
                         counts.add(block.counts)
-                        if pending is not None:
-                            pending.result()
-                        pending = writer_pool.submit(rows_out.write_table, block.rows)
+                        writes.append(writer_pool.submit(_write, rows_out, block.rows))
+                        if len(writes) > 2:  # bounds the rows waiting in memory
+                            writes.popleft().result()
                         if len(block.quarantined):
                             quarantine_out.write_table(block.quarantined)
                     state.record(file, span, counts.lines_read)
@@ -574,9 +662,10 @@ def extract(
                 _check(entry, counts)
                 total.add(counts)
                 entries.append(entry)
-            if pending is not None:
-                pending.result()
+            for write in writes:
+                write.result()
         finally:
+            parser.close()
             writer_pool.shutdown()
             rows_out.close()
             quarantine_out.close()
@@ -596,6 +685,12 @@ def extract(
         write_manifest(work, manifest)
     state.save()
     return summary(manifest, raw_root / "support_site" / interval.batch_id)
+
+
+def _write(out: pq.ParquetWriter, rows: pa.Table) -> None:
+    """A row group per piece: a piece's columns share one dictionary each."""
+    for piece in rows.to_batches():
+        out.write_batch(piece)
 
 
 def _check(entry: dict, counts: Counts) -> None:

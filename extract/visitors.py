@@ -50,15 +50,9 @@ class Pseudonymiser:
             self._cache[ip] = visitor
         return visitor
 
-    def column(self, ips: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
-        """Visitor ids for a column of IPs, computing one HMAC per distinct IP."""
-        encoded = pc.dictionary_encode(_combined(ips))
-        ids = pa.array([self(ip) for ip in encoded.dictionary.to_pylist()], pa.string())
-        return pa.DictionaryArray.from_arrays(encoded.indices, ids)
-
     def pads(self) -> tuple[bytes, bytes]:
-        """HMAC's inner and outer key pads (RFC 2104), for computing the same visitor ids in
-        SQL: id = left(sha256(opad || unhex(sha256(ipad || ip))), 32). Secret like the key."""
+        """HMAC's inner and outer key pads (RFC 2104), from which `extract._logparse`
+        computes the same visitor ids. Secret like the key."""
         key = self._key if len(self._key) <= 64 else hashlib.sha256(self._key).digest()
         key = key.ljust(64, b"\0")
         return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)

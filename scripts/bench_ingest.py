@@ -83,12 +83,8 @@ def run_child(mode: str, log: Path, out: Path) -> None:
     import resource
 
     # imports and the crawler list's compilation happen before the clock starts, for both
-    import duckdb
-    import pandas  # noqa: F401  (DuckDB imports it when an Arrow table is first registered)
-    import pyarrow as pa
+    import pandas  # noqa: F401  (pyarrow imports it when it first converts a Python list)
     import pyarrow.parquet  # noqa: F401
-
-    duckdb.connect().register("warm_up", pa.table({"x": [1]}))
 
     from extract import access_log
     from extract.batches import Interval
@@ -118,7 +114,7 @@ def baseline(log: Path, interval, out: Path) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from extract.access_log import ROW_SCHEMA
+    from extract.access_log import PARQUET_OPTIONS, ROW_SCHEMA
     from extract.visitors import agent_classifier
 
     line_re = re.compile(
@@ -135,7 +131,7 @@ def baseline(log: Path, interval, out: Path) -> dict:
     start, end = interval.start, interval.end
     schema = pa.schema([f.with_type(pa.string()) if pa.types.is_dictionary(f.type) else f
                         for f in ROW_SCHEMA])  # fmt: skip
-    writer = pq.ParquetWriter(out / "baseline.parquet", schema)
+    writer = pq.ParquetWriter(out / "baseline.parquet", schema, **PARQUET_OPTIONS)
     rows, counts = [], {"records": 0, "quarantined": 0, "outside_interval": 0}
     with open(log, encoding="utf-8", errors="backslashreplace") as handle:
         for line_no, text in enumerate(handle, 1):

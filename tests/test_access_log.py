@@ -11,6 +11,8 @@ import os
 import re
 import shutil
 from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import crawleruseragents
@@ -18,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from extract import access_log
+from extract import _logparse, access_log
 from extract.batches import Interval
 from tests.conftest import TEST_IP_KEY, engagement
 
@@ -93,6 +95,47 @@ def test_elastic_log_counts_agree_and_its_truncated_line_is_quarantined(
     ip = text.split()[0]
     assert q["raw"] == text.replace(ip, "visitor:" + pseudonym(ip), 1)
     assert ip not in q["raw"]
+
+
+COMBINED_RE = re.compile(
+    r'^(\S+) \S+ \S+ \[([^\]]+)\] "((?:[^"\\]|\\.)*)" (\d{3}) (\d+|-)'
+    r'(?: "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)")?\s*$'
+)
+STATIC = re.compile(r"\.(?:css|js|mjs|png|jpe?g|gif|webp|avif|svg|ico|woff2?|ttf|eot|map)$", re.I)
+
+
+def by_regex(text: str) -> dict | None:
+    """Every field of a combined line, the slow way."""
+    m = COMBINED_RE.match(text)
+    if not m:
+        return None
+    words = m[3].split(" ")
+    method, target, protocol = (words + [None, None])[:3] if len(words) <= 3 else [None] * 3
+    path, _, query = target.partition("?") if target is not None else (None, "", "")
+    stamp = datetime.strptime(m[2], "%d/%b/%Y:%H:%M:%S %z").astimezone(UTC)
+    return {
+        "requested_at": stamp.replace(tzinfo=None),
+        "method": None if method in ("", "-") else method,
+        "path": path,
+        "query_string": query or None,
+        "protocol": protocol,
+        "status": int(m[4]),
+        "bytes": None if m[5] == "-" else int(m[5]),
+        "referrer": None if m[6] in (None, "", "-") else m[6],
+        "user_agent": None if m[7] in (None, "", "-") else m[7],
+        "is_static_asset": None if path is None else bool(STATIC.search(path)),
+    }
+
+
+def test_every_field_agrees_with_a_regex_parse(tmp_path: Path, elastic_log: Path) -> None:
+    lines = elastic_log.read_text().splitlines()
+    summary = extract(str(elastic_log), WHOLE, tmp_path, block_bytes=256 * 1024)
+    rows = read(summary["path"])
+    assert len(rows) > 9000
+    for row in rows:
+        assert {k: row[k] for k in by_regex(lines[row["line_no"] - 1])} == by_regex(
+            lines[row["line_no"] - 1]
+        ), row["line_no"]
 
 
 def pseudonym(ip: str) -> str:
@@ -288,21 +331,60 @@ def test_cli_prints_the_summary_last(tmp_path: Path, env: dict, elastic_log: Pat
     assert TEST_IP_KEY not in state.read_text()
 
 
+@pytest.fixture(params=[True, False], ids=["sha-extensions", "portable"])
+def sha_ni(request: pytest.FixtureRequest) -> Iterator[bool]:
+    """SHA-256 on the CPU's SHA extensions (where it has them) and in portable C."""
+    used = _logparse.use_sha_ni(request.param)
+    yield used
+    _logparse.use_sha_ni(True)
+
+
 @pytest.mark.parametrize("key", [TEST_IP_KEY, "k" * 64, "long-" * 20, "clé-secrète-ünïcode"])
-def test_visitor_ids_computed_in_sql_are_the_keyed_hmac(key: str) -> None:
+def test_visitor_ids_are_the_keyed_hmac(key: str, sha_ni: bool) -> None:
     parser = access_log.Parser(access_log.LogFormat.parse(None), DAY, access_log.Pseudonymiser(key))
-    ips = ["203.0.113.9", "2001:db8::1", "::ffff:192.0.2.1", "10.0.0.1", "203.0.113.9"]
-    ids = parser._visitor_ids(pa.chunked_array([ips])).to_pylist()
+    ips = ["203.0.113.9", "2001:db8::1", "::ffff:192.0.2.1", "10.0.0.1", "203.0.113.9", ""]
+    ips += ["host-" * 11, "proxy.example-" * 9]  # 55 and 126 bytes: SHA-256 over 2 and 3 blocks
+    sliced = pa.array(["x", *ips])[1:]  # an array that starts at an offset
+    ids = parser._visitor_ids(sliced).to_pylist()
     expected = [hmac.new(key.encode(), ip.encode(), hashlib.sha256).hexdigest()[:32] for ip in ips]
     assert ids == expected
     assert [access_log.Pseudonymiser(key)(ip) for ip in ips] == expected
+    parser.close()
 
 
-def test_split_lines_cuts_exactly_at_newlines() -> None:
-    text = b'a\r\nb\rc\n\n\x01d\\"e"\n\xff\n'
-    lines = access_log.split_lines(memoryview(text)).to_pylist()
-    assert len(lines) == text.count(b"\n") == 5
-    assert [access_log.line_text(x) for x in lines] == ["a", "b\rc", "", '\x01d\\"e"', "\\xff"]
-    valid = text.replace(b"\xff", b"")
-    lines = access_log.split_lines(memoryview(valid)).to_pylist()
-    assert "".join(lines).encode() == valid
+@pytest.mark.parametrize(
+    "raw",
+    [b"\xff", b"caf\xc3", b"\xc3\xa9t\xc3", b"\xe2\x82", b"\xed\xa0\x80", b"\xf0\x9f\x98",
+     b"\xc0\xaf", b"\xf4\x90\x80\x80", b"ok \xe2\x82\xac \xf0\x9f\x98\x80", b"a\\\xffb"],
+)  # fmt: skip
+def test_bytes_that_are_not_utf8_read_as_python_reads_them(tmp_path: Path, raw: bytes) -> None:
+    log = tmp_path / "access.log"
+    log.write_bytes(line(1).encode().replace(b"Mozilla/5.0 Firefox/132.0", raw) + b"\n")
+    [row] = read(extract(str(log), DAY, tmp_path / "raw")["path"])
+    expected = raw.decode("utf-8", "backslashreplace").replace("\\\\", "\\")
+    assert row["user_agent"] == expected
+
+
+def test_lines_are_cut_exactly_at_newlines(tmp_path: Path) -> None:
+    good = line(1).encode()
+    text = good + b"\r\n" + b"a\rb\n" + b"\n" + good.replace(b"GET", b"G\rET") + b"\n" + good
+    log = tmp_path / "access.log"
+    log.write_bytes(text)
+    summary = extract(str(log), DAY, tmp_path / "raw")
+    rows, bad = read(summary["path"]), read(summary["path"], "quarantine.parquet")
+    assert manifest(summary)["lines_read"] == text.count(b"\n") + 1 == 5
+    assert [r["line_no"] for r in rows] == [1, 4, 5]
+    assert rows[1]["method"] == "G\rET"
+    assert [(q["line_no"], q["raw"]) for q in bad] == [(2, "a\rb"), (3, "")]
+
+
+def test_format_strings_that_cannot_be_read_are_refused() -> None:
+    for spec, message in [
+        ('$remote_addr [$time_local] "$request', "unbalanced double quote"),
+        ('$remote_addr [$time_local] "$request $status"', "one \\$variable"),
+        ("$remote_addr$remote_user [$time_local]", "separated by text"),
+        ("$host [$time_local]", "must contain \\$remote_addr"),
+        ("$remote_addr $status", "must contain \\$time_local"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            access_log.LogFormat.parse(spec)

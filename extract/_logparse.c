@@ -1,0 +1,1017 @@
+/* The hot loop of support-site ingestion (extract.access_log): access-log lines cut into
+ * Arrow column buffers, and keyed pseudonyms (HMAC-SHA256) of client IPs.
+ *
+ * parse(block, program) reads a block of lines (each ending with "\n", numbered from 0)
+ * with the GIL released, so two threads parse the two halves of a block at once. A line is
+ * matched against the variants of the log format token by token (extract/log_format.py
+ * compiles the `program`); a line that matches none is returned as bad, with its byte span
+ * and why. Quoted values honour backslash escapes (\" and \\ are unescaped); a line that is
+ * not valid UTF-8 is read with each invalid byte written as \xNN (what Python's
+ * "backslashreplace" gives), so nothing is lost and every string is valid UTF-8. Values
+ * that repeat (IPs, user agents, referrers, ...) come back as dictionary codes.
+ *
+ * hmac_hex(offsets, data, offset, n, ipad, opad) gives the first 32 hex digits of
+ * HMAC-SHA256(key, value) of n Arrow string values, from the key's pads (RFC 2104), on the
+ * CPU's SHA extensions where it has them.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* token kinds and fields: the same numbers as KINDS and FIELDS in extract/log_format.py */
+enum { K_LITERAL, K_QUOTED, K_ANY, K_TOKEN, K_TIME, K_STATUS, K_BYTES, K_SECONDS, K_HOST,
+       K_DIGITS };
+enum { F_IP, F_TIME, F_REQUEST, F_STATUS, F_BYTES, F_REFERRER, F_USER_AGENT, F_REQUEST_TIME,
+       F_SITE, N_FIELDS };
+/* string columns of the output, in the order of STRING_COLUMNS in extract/access_log.py */
+enum { C_IP, C_SITE, C_METHOD, C_PATH, C_QUERY, C_PROTOCOL, C_REFERRER, C_USER_AGENT,
+       C_UTM_SOURCE, C_UTM_MEDIUM, C_UTM_CAMPAIGN, N_COLUMNS };
+/* why a line is bad: the same numbers as REASONS in extract/access_log.py */
+enum { R_NOT_PARSED = 1, R_UNBALANCED = 2 };
+
+#define MAX_TOKENS 64
+#define MAX_VARIANTS 8
+
+typedef struct {
+    int kind, field;
+    const char *lit;
+    Py_ssize_t lit_len;
+} Token;
+
+typedef struct {
+    Token tokens[MAX_TOKENS];
+    int n;
+} Variant;
+
+typedef struct {
+    Variant v[MAX_VARIANTS];
+    int n;
+} Program;
+
+typedef struct {
+    const char *p;
+    Py_ssize_t n;
+    int escaped; /* holds a backslash escape */
+} Span;
+
+/* --- growable buffers ------------------------------------------------------------------ */
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Buf;
+
+static int buf_reserve(Buf *b, Py_ssize_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra) cap *= 2;
+    char *data = realloc(b->data, cap);
+    if (!data) return -1;
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static int buf_zeros(Buf *b, Py_ssize_t n) {
+    if (buf_reserve(b, n)) return -1;
+    memset(b->data + b->len, 0, n);
+    b->len += n;
+    return 0;
+}
+
+static void buf_free(Buf *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static inline void set_bit(Buf *bits, Py_ssize_t i) { bits->data[i >> 3] |= (char)(1 << (i & 7)); }
+
+/* bit i of a bitmap stays addressable: zeros added as needed */
+static int bits_for(Buf *bits, Py_ssize_t rows) {
+    Py_ssize_t need = (rows + 7) / 8;
+    return need > bits->len ? buf_zeros(bits, need - bits->len) : 0;
+}
+
+/* A string column. Plain: `index` holds the Arrow offsets (rows + 1) into `data`. Interned
+ * (values that repeat: IPs, user agents, ...): `index` holds an int32 code per row, and
+ * `offsets`/`data` the distinct strings, found again through a hash table, so a repeated
+ * value is neither copied nor hashed again by Arrow. */
+typedef struct {
+    int interned;
+    Buf index, valid, offsets, data, hashes, unescaped;
+    uint32_t *slots; /* code + 1, 0 for an empty slot */
+    Py_ssize_t slot_count, count;
+} Column;
+
+static uint64_t hash_bytes(const char *p, Py_ssize_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n, w;
+    for (; n >= 8; p += 8, n -= 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 31;
+    }
+    w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w) * 0x94D049BB133111EBULL;
+    return h ^ (h >> 29);
+}
+
+static int col_init(Column *c, int interned) {
+    c->interned = interned;
+    if (interned) {
+        c->slot_count = 1024;
+        c->slots = calloc(c->slot_count, sizeof *c->slots);
+        return !c->slots || buf_zeros(&c->offsets, 4);
+    }
+    return buf_zeros(&c->index, 4); /* the first offset */
+}
+
+/* room for `rows` rows */
+static int col_rows(Column *c, Py_ssize_t rows) {
+    Py_ssize_t need = 4 * (rows + 1);
+    return (need > c->index.cap && buf_reserve(&c->index, need - c->index.len)) ||
+           bits_for(&c->valid, rows);
+}
+
+static int rehash(Column *c) {
+    Py_ssize_t count = 2 * c->slot_count;
+    uint32_t *slots = calloc(count, sizeof *slots);
+    if (!slots) return -1;
+    const uint64_t *hashes = (const uint64_t *)c->hashes.data;
+    for (Py_ssize_t id = 0; id < c->count; id++) {
+        size_t i = hashes[id] & (count - 1);
+        while (slots[i]) i = (i + 1) & (count - 1);
+        slots[i] = (uint32_t)id + 1;
+    }
+    free(c->slots);
+    c->slots = slots;
+    c->slot_count = count;
+    return 0;
+}
+
+/* the code of a distinct string, added when new */
+static Py_ssize_t intern(Column *c, const char *p, Py_ssize_t n) {
+    uint64_t h = hash_bytes(p, n);
+    size_t mask = c->slot_count - 1, i = h & mask;
+    const int32_t *off = (const int32_t *)c->offsets.data;
+    const uint64_t *hashes = (const uint64_t *)c->hashes.data;
+    for (uint32_t slot; (slot = c->slots[i]); i = (i + 1) & mask) {
+        uint32_t id = slot - 1;
+        if (hashes[id] == h && off[id + 1] - off[id] == n && !memcmp(c->data.data + off[id], p, n))
+            return id;
+    }
+    if (buf_reserve(&c->data, n) || buf_reserve(&c->offsets, 4) || buf_reserve(&c->hashes, 8))
+        return -1;
+    memcpy(c->data.data + c->data.len, p, n);
+    c->data.len += n;
+    Py_ssize_t id = c->count++;
+    ((int32_t *)c->offsets.data)[id + 1] = (int32_t)c->data.len;
+    c->offsets.len += 4;
+    ((uint64_t *)c->hashes.data)[id] = h;
+    c->hashes.len += 8;
+    c->slots[i] = (uint32_t)id + 1;
+    if (2 * c->count > c->slot_count && rehash(c)) return -1;
+    return id;
+}
+
+static int col_put(Column *c, Py_ssize_t row, const char *p, Py_ssize_t n) {
+    int32_t *index = (int32_t *)c->index.data;
+    if (c->interned) {
+        Py_ssize_t id = intern(c, p, n);
+        if (id < 0) return -1;
+        index[row] = (int32_t)id;
+    } else {
+        if (buf_reserve(&c->data, n)) return -1;
+        memcpy(c->data.data + c->data.len, p, n);
+        c->data.len += n;
+        index[row + 1] = (int32_t)c->data.len;
+    }
+    set_bit(&c->valid, row);
+    return 0;
+}
+
+/* a quoted value with \" and \\ unescaped (other backslashes are kept) */
+static int col_put_unescaped(Column *c, Py_ssize_t row, const char *p, Py_ssize_t n) {
+    c->unescaped.len = 0;
+    if (buf_reserve(&c->unescaped, n)) return -1;
+    Py_ssize_t w = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (p[i] == '\\' && i + 1 < n && (p[i + 1] == '"' || p[i + 1] == '\\')) i++;
+        c->unescaped.data[w++] = p[i];
+    }
+    return col_put(c, row, c->unescaped.data, w);
+}
+
+static inline void col_null(Column *c, Py_ssize_t row) {
+    int32_t *index = (int32_t *)c->index.data;
+    if (c->interned) index[row] = 0;
+    else index[row + 1] = (int32_t)c->data.len;
+}
+
+static void col_free(Column *c) {
+    Buf *bufs[] = {&c->index, &c->valid, &c->offsets, &c->data, &c->hashes, &c->unescaped};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(bufs[i]);
+    free(c->slots);
+    c->slots = NULL;
+}
+
+/* --- characters, UTF-8 ------------------------------------------------------------------- */
+
+static inline int is_space(unsigned char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
+}
+
+static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+/* length of the valid UTF-8 sequence at s, 0 when none starts there */
+static int utf8_length(const unsigned char *s, Py_ssize_t n) {
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+        return n >= 3 && s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 ? 3 : 0;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+        return n >= 4 && s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 &&
+                       (s[3] & 0xC0) == 0x80
+                   ? 4
+                   : 0;
+    }
+    return 0;
+}
+
+static int is_ascii(const unsigned char *s, Py_ssize_t n) {
+    uint64_t any = 0;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        any |= w;
+    }
+    for (; i < n; i++) any |= s[i];
+    return !(any & 0x8080808080808080ULL);
+}
+
+static int is_utf8(const unsigned char *s, Py_ssize_t n) {
+    if (is_ascii(s, n)) return 1;
+    for (Py_ssize_t i = 0; i < n;) {
+        int k = utf8_length(s + i, n - i);
+        if (!k) return 0;
+        i += k;
+    }
+    return 1;
+}
+
+/* the line with each byte that is not valid UTF-8 written as \xNN, into `out` */
+static int backslash_replace(const unsigned char *s, Py_ssize_t n, Buf *out) {
+    static const char hex[] = "0123456789abcdef";
+    out->len = 0;
+    if (buf_reserve(out, 4 * n)) return -1;
+    char *w = out->data;
+    for (Py_ssize_t i = 0; i < n;) {
+        int k = utf8_length(s + i, n - i);
+        if (k) {
+            memcpy(w, s + i, k);
+            w += k;
+            i += k;
+        } else {
+            *w++ = '\\';
+            *w++ = 'x';
+            *w++ = hex[s[i] >> 4];
+            *w++ = hex[s[i] & 15];
+            i++;
+        }
+    }
+    out->len = w - out->data;
+    return 0;
+}
+
+/* --- matching a line --------------------------------------------------------------------- */
+
+/* allowed[kind][c]: whether an unquoted value of that kind may hold byte c (never '"') */
+static unsigned char allowed[K_DIGITS + 1][256];
+
+static void fill_allowed(void) {
+    for (int c = 0; c < 256; c++) {
+        int blank = is_space(c) || c == '"';
+        allowed[K_ANY][c] = allowed[K_TOKEN][c] = !blank;
+        allowed[K_TIME][c] = c != ']' && c != '"';
+        allowed[K_STATUS][c] = allowed[K_DIGITS][c] = is_digit(c);
+        allowed[K_BYTES][c] = is_digit(c) || c == '-';
+        allowed[K_SECONDS][c] = is_digit(c) || c == '.' || c == '-';
+        allowed[K_HOST][c] = !blank && c != ':';
+    }
+}
+
+static int all_digits(const char *p, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!is_digit(p[i])) return 0;
+    return n > 0;
+}
+
+static int valid_value(int kind, const char *p, Py_ssize_t n) {
+    switch (kind) {
+    case K_ANY: return 1;
+    case K_STATUS: return n == 3;
+    case K_BYTES: return (n == 1 && p[0] == '-') || all_digits(p, n);
+    case K_SECONDS: {
+        if (n == 1 && p[0] == '-') return 1;
+        const char *dot = memchr(p, '.', n);
+        if (!dot) return all_digits(p, n);
+        return all_digits(p, dot - p) && all_digits(dot + 1, n - (dot - p) - 1);
+    }
+    default: return n > 0;
+    }
+}
+
+static int match(const Variant *v, const char *s, const char *end, Span *out) {
+    const char *p = s;
+    for (int f = 0; f < N_FIELDS; f++) out[f].p = NULL;
+    for (int i = 0; i < v->n; i++) {
+        const Token *t = &v->tokens[i];
+        if (t->kind == K_LITERAL) {
+            if (end - p < t->lit_len || p[0] != t->lit[0] ||
+                (t->lit_len > 1 && memcmp(p + 1, t->lit + 1, t->lit_len - 1)))
+                return 0;
+            p += t->lit_len;
+            continue;
+        }
+        const char *value = p, *q;
+        int escaped = 0;
+        if (t->kind == K_QUOTED) {
+            if (p >= end || *p != '"') return 0;
+            value = ++p;
+            q = memchr(p, '"', end - p);
+            if (!q) return 0;
+            if (memchr(p, '\\', q - p)) { /* escapes: find the unescaped closing quote */
+                escaped = 1;
+                for (q = p; q < end && *q != '"'; q += (*q == '\\' && q + 1 < end) ? 2 : 1) {
+                }
+                if (q >= end) return 0;
+            }
+            p = q + 1;
+        } else {
+            char stop = i + 1 < v->n && v->tokens[i + 1].kind == K_LITERAL
+                            ? v->tokens[i + 1].lit[0]
+                            : '"'; /* never in an unquoted value */
+            const unsigned char *ok = allowed[t->kind];
+            for (q = p; q < end && ok[(unsigned char)*q] && *q != stop; q++) {
+            }
+            if (!valid_value(t->kind, p, q - p)) return 0;
+            p = q;
+        }
+        if (t->field >= 0) {
+            out[t->field].p = value;
+            out[t->field].n = q - value;
+            out[t->field].escaped = escaped;
+        }
+    }
+    while (p < end && is_space(*p)) p++;
+    return p == end;
+}
+
+/* a line's quotes are unbalanced when it ends inside a quoted value */
+static int unbalanced(const char *s, Py_ssize_t n) {
+    int open = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (s[i] == '"') open = !open;
+        else if (open && s[i] == '\\') i++;
+    }
+    return open;
+}
+
+/* --- values -------------------------------------------------------------------------------- */
+
+static int64_t days_from_civil(int64_t y, int m, int d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int two(const char *p) { return is_digit(p[0]) && is_digit(p[1]) ? (p[0] - '0') * 10 + p[1] - '0' : -1; }
+
+/* "17/May/2015:10:05:03 +0000" -> microseconds since 1970 (UTC) */
+static int parse_time(const char *p, Py_ssize_t n, int64_t *us) {
+    static const char months[] = "janfebmaraprmayjunjulaugsepoctnovdec";
+    static const int days_in[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (n != 26 || p[2] != '/' || p[6] != '/' || p[11] != ':' || p[14] != ':' ||
+        p[17] != ':' || p[20] != ' ' || (p[21] != '+' && p[21] != '-'))
+        return 0;
+    char mon[3] = {(char)(p[3] | 0x20), (char)(p[4] | 0x20), (char)(p[5] | 0x20)};
+    int month = 0;
+    while (month < 12 && memcmp(months + 3 * month, mon, 3)) month++;
+    int day = two(p), hi = two(p + 7), lo = two(p + 9), hour = two(p + 12);
+    int minute = two(p + 15), second = two(p + 18), oh = two(p + 22), om = two(p + 24);
+    if (month == 12 || day < 1 || hi < 0 || lo < 0 || hour < 0 || hour > 23 || minute < 0 ||
+        minute > 59 || second < 0 || second > 59 || oh < 0 || oh > 23 || om < 0 || om > 59)
+        return 0;
+    int year = hi * 100 + lo;
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (day > days_in[month] + (month == 1 && leap)) return 0;
+    int64_t offset = (p[21] == '-' ? -1 : 1) * (oh * 60 + om) * 60;
+    int64_t seconds = days_from_civil(year, month + 1, day) * 86400 + hour * 3600 +
+                      minute * 60 + second - offset;
+    *us = seconds * 1000000;
+    return 1;
+}
+
+/* the raw value of query parameter `name` ("utm_source=") in a request target: the first one
+ * right after a '?' or '&', up to the next '&' or '#' */
+static const char *param(const char *p, Py_ssize_t n, const char *name, Py_ssize_t *len) {
+    Py_ssize_t k = (Py_ssize_t)strlen(name);
+    const char *end = p + n;
+    for (const char *q = p; end - q >= k; q++) {
+        q = memchr(q, name[0], end - q - k + 1);
+        if (!q) return NULL;
+        if (q > p && (q[-1] == '?' || q[-1] == '&') && !memcmp(q, name, k)) {
+            const char *v = q + k, *e = v;
+            while (e < end && *e != '&' && *e != '#') e++;
+            *len = e - v;
+            return v;
+        }
+    }
+    return NULL;
+}
+
+static int is_static(const char *path, Py_ssize_t n) {
+    static const char *exts[] = {"css", "js", "mjs", "png", "jpg", "jpeg", "gif", "webp",
+                                 "avif", "svg", "ico", "woff", "woff2", "ttf", "eot", "map"};
+    Py_ssize_t i = n;
+    while (i > 0 && n - i < 6 && path[i - 1] != '.') i--;
+    if (i == 0 || path[i - 1] != '.') return 0;
+    Py_ssize_t k = n - i;
+    char ext[6];
+    for (Py_ssize_t j = 0; j < k; j++) ext[j] = (char)(path[i + j] | 0x20);
+    for (size_t e = 0; e < sizeof exts / sizeof *exts; e++)
+        if ((Py_ssize_t)strlen(exts[e]) == k && !memcmp(exts[e], ext, k)) return 1;
+    return 0;
+}
+
+/* --- a block ------------------------------------------------------------------------------- */
+
+/* which string columns are interned (see Column) */
+static const int INTERNED[N_COLUMNS] = {
+    [C_IP] = 1, [C_SITE] = 1, [C_METHOD] = 1, [C_PROTOCOL] = 1, [C_REFERRER] = 1,
+    [C_USER_AGENT] = 1, [C_UTM_SOURCE] = 1, [C_UTM_MEDIUM] = 1, [C_UTM_CAMPAIGN] = 1};
+
+typedef struct {
+    Py_ssize_t rows, lines, capacity;
+    Column col[N_COLUMNS];
+    Buf line_no, requested_at, status, status_valid, bytes, bytes_valid, seconds,
+        seconds_valid, is_static, static_valid;
+    Buf bad_line_no, bad_start, bad_end, bad_reason;
+    Buf scratch, request;
+} Out;
+
+static void out_free(Out *o) {
+    for (int c = 0; c < N_COLUMNS; c++) col_free(&o->col[c]);
+    Buf *bufs[] = {&o->line_no, &o->requested_at, &o->status, &o->status_valid, &o->bytes,
+                   &o->bytes_valid, &o->seconds, &o->seconds_valid, &o->is_static,
+                   &o->static_valid, &o->bad_line_no, &o->bad_start, &o->bad_end,
+                   &o->bad_reason, &o->scratch, &o->request};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(bufs[i]);
+}
+
+/* room for `rows` rows in every per-row buffer (fixed-width ones are written by index and
+ * get their length at the end) */
+static int out_rows(Out *o, Py_ssize_t rows) {
+    for (int c = 0; c < N_COLUMNS; c++)
+        if (col_rows(&o->col[c], rows)) return -1;
+    Buf *wide[] = {&o->line_no, &o->requested_at, &o->bytes, &o->seconds};
+    for (size_t i = 0; i < sizeof wide / sizeof *wide; i++)
+        if (buf_reserve(wide[i], 8 * rows)) return -1;
+    Buf *bits[] = {&o->status_valid, &o->bytes_valid, &o->seconds_valid, &o->is_static,
+                   &o->static_valid};
+    for (size_t i = 0; i < sizeof bits / sizeof *bits; i++)
+        if (bits_for(bits[i], rows)) return -1;
+    if (buf_reserve(&o->status, 2 * rows)) return -1;
+    o->capacity = rows;
+    return 0;
+}
+
+static int out_init(Out *o, Py_ssize_t bytes) {
+    for (int c = 0; c < N_COLUMNS; c++)
+        if (col_init(&o->col[c], INTERNED[c])) return -1;
+    return out_rows(o, bytes / 128 + 256); /* about the lines of a block: grown if more */
+}
+
+static int put_value(Column *c, Py_ssize_t row, const Span *s) {
+    return s->escaped ? col_put_unescaped(c, row, s->p, s->n) : col_put(c, row, s->p, s->n);
+}
+
+/* referrer and user agent: null when absent, empty or "-" */
+static int put_optional(Column *c, Py_ssize_t row, const Span *s) {
+    if (!s->p || s->n == 0 || (s->n == 1 && s->p[0] == '-')) {
+        col_null(c, row);
+        return 0;
+    }
+    return put_value(c, row, s);
+}
+
+/* method, path, query, protocol, utm parameters and static flag of a request */
+static int put_request(Out *o, Py_ssize_t row, const Span *s) {
+    Column *col = o->col;
+    const char *r = s->p;
+    Py_ssize_t n = s->n;
+    if (r && s->escaped) {
+        o->request.len = 0;
+        if (buf_reserve(&o->request, n)) return -1;
+        Py_ssize_t w = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (r[i] == '\\' && i + 1 < n && (r[i + 1] == '"' || r[i + 1] == '\\')) i++;
+            o->request.data[w++] = r[i];
+        }
+        r = o->request.data;
+        n = w;
+    }
+    const char *sp1 = r ? memchr(r, ' ', n) : NULL;
+    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', r + n - sp1 - 1) : NULL;
+    const char *sp3 = sp2 ? memchr(sp2 + 1, ' ', r + n - sp2 - 1) : NULL;
+    if (!r || sp3) { /* no request, or more than three words: none of its parts */
+        int cols[] = {C_METHOD, C_PATH, C_QUERY, C_PROTOCOL, C_UTM_SOURCE, C_UTM_MEDIUM,
+                      C_UTM_CAMPAIGN};
+        for (size_t i = 0; i < sizeof cols / sizeof *cols; i++) col_null(&col[cols[i]], row);
+        return 0;
+    }
+    Py_ssize_t method_len = sp1 ? sp1 - r : n;
+    if (method_len == 0 || (method_len == 1 && r[0] == '-')) col_null(&col[C_METHOD], row);
+    else if (col_put(&col[C_METHOD], row, r, method_len)) return -1;
+    if (!sp1) {
+        int cols[] = {C_PATH, C_QUERY, C_PROTOCOL, C_UTM_SOURCE, C_UTM_MEDIUM, C_UTM_CAMPAIGN};
+        for (size_t i = 0; i < sizeof cols / sizeof *cols; i++) col_null(&col[cols[i]], row);
+        return 0;
+    }
+    const char *target = sp1 + 1, *target_end = sp2 ? sp2 : r + n;
+    Py_ssize_t target_len = target_end - target;
+    const char *question = memchr(target, '?', target_len);
+    Py_ssize_t path_len = question ? question - target : target_len;
+    if (col_put(&col[C_PATH], row, target, path_len)) return -1;
+    if (question && target_end - question > 1) {
+        if (col_put(&col[C_QUERY], row, question + 1, target_end - question - 1)) return -1;
+    } else {
+        col_null(&col[C_QUERY], row);
+    }
+    if (sp2) {
+        if (col_put(&col[C_PROTOCOL], row, sp2 + 1, r + n - sp2 - 1)) return -1;
+    } else {
+        col_null(&col[C_PROTOCOL], row);
+    }
+    static const char *names[] = {"utm_source=", "utm_medium=", "utm_campaign="};
+    /* parameters start after a '?' or '&' */
+    const char *amp = memchr(target, '&', question ? question - target : target_len);
+    const char *params = amp ? amp : question;
+    for (int u = 0; u < 3; u++) {
+        Py_ssize_t len = 0;
+        const char *v = params ? param(params, target_end - params, names[u], &len) : NULL;
+        if (v && len) {
+            if (col_put(&col[C_UTM_SOURCE + u], row, v, len)) return -1;
+        } else {
+            col_null(&col[C_UTM_SOURCE + u], row);
+        }
+    }
+    set_bit(&o->static_valid, row);
+    if (is_static(target, path_len)) set_bit(&o->is_static, row);
+    return 0;
+}
+
+static int64_t to_int64(const char *p, Py_ssize_t n, int *ok) {
+    int64_t v = 0;
+    *ok = n > 0 && n <= 18;
+    for (Py_ssize_t i = 0; *ok && i < n; i++) {
+        if (!is_digit(p[i])) *ok = 0;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v;
+}
+
+static int bad_line(Out *o, int64_t line_no, Py_ssize_t start, Py_ssize_t end, int reason) {
+    if (buf_reserve(&o->bad_line_no, 8) || buf_reserve(&o->bad_start, 8) ||
+        buf_reserve(&o->bad_end, 8) || buf_reserve(&o->bad_reason, 1))
+        return -1;
+    int64_t s = start, e = end;
+    memcpy(o->bad_line_no.data + o->bad_line_no.len, &line_no, 8);
+    memcpy(o->bad_start.data + o->bad_start.len, &s, 8);
+    memcpy(o->bad_end.data + o->bad_end.len, &e, 8);
+    o->bad_reason.data[o->bad_reason.len] = (char)reason;
+    o->bad_line_no.len += 8;
+    o->bad_start.len += 8;
+    o->bad_end.len += 8;
+    o->bad_reason.len += 1;
+    return 0;
+}
+
+static int parse_line(Out *o, const Program *prog, const char *line, Py_ssize_t len,
+                      int64_t line_no, Py_ssize_t start) {
+    Py_ssize_t end = start + len; /* in the block, whatever the line becomes below */
+    if (!is_utf8((const unsigned char *)line, len)) {
+        if (backslash_replace((const unsigned char *)line, len, &o->scratch)) return -1;
+        line = o->scratch.data;
+        len = o->scratch.len;
+    }
+    Span f[N_FIELDS];
+    int matched = 0;
+    for (int v = 0; v < prog->n && !matched; v++) matched = match(&prog->v[v], line, line + len, f);
+    int64_t us = 0;
+    if (!matched || !f[F_IP].p || !f[F_TIME].p || !parse_time(f[F_TIME].p, f[F_TIME].n, &us))
+        return bad_line(o, line_no, start, end,
+                        !matched && unbalanced(line, len) ? R_UNBALANCED : R_NOT_PARSED);
+
+    if (o->rows == o->capacity && out_rows(o, 2 * o->capacity)) return -1;
+    Py_ssize_t row = o->rows++;
+    Column *col = o->col;
+    ((int64_t *)o->line_no.data)[row] = line_no;
+    ((int64_t *)o->requested_at.data)[row] = us;
+    if (col_put(&col[C_IP], row, f[F_IP].p, f[F_IP].n)) return -1;
+    if (f[F_SITE].p) {
+        if (col_put(&col[C_SITE], row, f[F_SITE].p, f[F_SITE].n)) return -1;
+    } else {
+        col_null(&col[C_SITE], row);
+    }
+    if (put_request(o, row, &f[F_REQUEST]) || put_optional(&col[C_REFERRER], row, &f[F_REFERRER]) ||
+        put_optional(&col[C_USER_AGENT], row, &f[F_USER_AGENT]))
+        return -1;
+    int ok = 0;
+    if (f[F_STATUS].p) {
+        ((int16_t *)o->status.data)[row] = (int16_t)to_int64(f[F_STATUS].p, 3, &ok);
+        set_bit(&o->status_valid, row);
+    }
+    int64_t bytes = f[F_BYTES].p ? to_int64(f[F_BYTES].p, f[F_BYTES].n, &ok) : 0;
+    ((int64_t *)o->bytes.data)[row] = bytes;
+    if (f[F_BYTES].p && ok) set_bit(&o->bytes_valid, row);
+    double seconds = 0;
+    Span *t = &f[F_REQUEST_TIME];
+    if (t->p && t->n < 64 && !(t->n == 1 && t->p[0] == '-')) {
+        char text[64];
+        memcpy(text, t->p, t->n);
+        text[t->n] = 0;
+        seconds = strtod(text, NULL);
+        set_bit(&o->seconds_valid, row);
+    }
+    ((double *)o->seconds.data)[row] = seconds;
+    return 0;
+}
+
+static int parse_block(Out *o, const Program *prog, const char *data, Py_ssize_t n) {
+    if (out_init(o, n)) return -1;
+    const char *p = data, *end = data + n;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', end - p);
+        if (!nl) break; /* the caller ends every block with a newline */
+        if (parse_line(o, prog, p, nl - p, o->lines, p - data)) return -1;
+        o->lines++;
+        p = nl + 1;
+    }
+    for (int c = 0; c < N_COLUMNS; c++)
+        if (o->col[c].data.len > INT32_MAX) return -2;
+    return 0;
+}
+
+/* --- Python -------------------------------------------------------------------------------- */
+
+static int read_program(PyObject *program, Program *prog) {
+    PyObject *variants = PySequence_Fast(program, "program must be a sequence of variants");
+    if (!variants) return -1;
+    Py_ssize_t nv = PySequence_Fast_GET_SIZE(variants);
+    if (nv < 1 || nv > MAX_VARIANTS) {
+        Py_DECREF(variants);
+        PyErr_SetString(PyExc_ValueError, "a log format has 1 to 8 variants");
+        return -1;
+    }
+    prog->n = (int)nv;
+    for (Py_ssize_t v = 0; v < nv; v++) {
+        PyObject *tokens = PySequence_Fast(PySequence_Fast_GET_ITEM(variants, v), "variant");
+        if (!tokens) goto fail;
+        Py_ssize_t nt = PySequence_Fast_GET_SIZE(tokens);
+        if (nt > MAX_TOKENS) {
+            Py_DECREF(tokens);
+            PyErr_SetString(PyExc_ValueError, "a log format has at most 64 tokens");
+            goto fail;
+        }
+        prog->v[v].n = (int)nt;
+        for (Py_ssize_t i = 0; i < nt; i++) {
+            Token *t = &prog->v[v].tokens[i];
+            char *lit;
+            if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(tokens, i), "iiy#", &t->kind,
+                                  &t->field, &lit, &t->lit_len) ||
+                t->kind < K_LITERAL || t->kind > K_DIGITS || t->field < -1 ||
+                t->field >= N_FIELDS || (t->kind == K_LITERAL && t->lit_len == 0)) {
+                Py_DECREF(tokens);
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "bad token");
+                goto fail;
+            }
+            t->lit = lit; /* borrowed from the bytes in `program`, alive during the call */
+        }
+        Py_DECREF(tokens);
+    }
+    Py_DECREF(variants);
+    return 0;
+fail:
+    Py_DECREF(variants);
+    return -1;
+}
+
+/* a read-only buffer that owns memory filled without the GIL (no copy into bytes) */
+typedef struct {
+    PyObject_HEAD char *data;
+    Py_ssize_t len;
+} Owned;
+
+static int owned_getbuffer(PyObject *self, Py_buffer *view, int flags) {
+    Owned *o = (Owned *)self;
+    return PyBuffer_FillInfo(view, self, o->data, o->len, 1, flags);
+}
+
+static void owned_dealloc(PyObject *self) {
+    free(((Owned *)self)->data);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyBufferProcs owned_buffer = {owned_getbuffer, NULL};
+
+static PyTypeObject OwnedType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_logparse.Buffer",
+    .tp_basicsize = sizeof(Owned),
+    .tp_dealloc = owned_dealloc,
+    .tp_as_buffer = &owned_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "memory filled by parse()",
+};
+
+/* the buffer's memory, trimmed to its length, handed to a new Owned object */
+static PyObject *as_bytes(Buf *b) {
+    Owned *o = PyObject_New(Owned, &OwnedType);
+    if (!o) return NULL;
+    if (buf_reserve(b, 1)) { /* never a NULL pointer, even when empty */
+        Py_DECREF(o);
+        return PyErr_NoMemory();
+    }
+    char *trimmed = b->cap - b->len > 65536 ? realloc(b->data, b->len + 1) : NULL;
+    o->data = trimmed ? trimmed : b->data;
+    o->len = b->len;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return (PyObject *)o;
+}
+
+static PyObject *parse(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    PyObject *program;
+    if (!PyArg_ParseTuple(args, "y*O", &view, &program)) return NULL;
+    Program prog;
+    Out o;
+    memset(&o, 0, sizeof o);
+    PyObject *result = NULL;
+    if (read_program(program, &prog)) goto done;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = parse_block(&o, &prog, view.buf, view.len);
+    Py_END_ALLOW_THREADS
+    if (rc == -1) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (rc == -2) {
+        PyErr_SetString(PyExc_ValueError, "block too large: a column passed 2 GiB");
+        goto done;
+    }
+    PyObject *columns = PyList_New(N_COLUMNS);
+    if (!columns) goto done;
+    for (int c = 0; c < N_COLUMNS; c++) { /* (codes or None, validity, offsets, data) */
+        Column *col = &o.col[c];
+        col->valid.len = (o.rows + 7) / 8;
+        PyObject *item;
+        if (col->interned) {
+            col->index.len = 4 * o.rows;
+            item = Py_BuildValue("(NNNN)", as_bytes(&col->index), as_bytes(&col->valid),
+                                 as_bytes(&col->offsets), as_bytes(&col->data));
+        } else {
+            col->index.len = 4 * (o.rows + 1);
+            item = Py_BuildValue("(ONNN)", Py_None, as_bytes(&col->valid), as_bytes(&col->index),
+                                 as_bytes(&col->data));
+        }
+        if (!item) {
+            Py_DECREF(columns);
+            goto done;
+        }
+        PyList_SET_ITEM(columns, c, item);
+    }
+    Py_ssize_t bits = (o.rows + 7) / 8;
+    o.line_no.len = o.requested_at.len = o.bytes.len = o.seconds.len = 8 * o.rows;
+    o.status.len = 2 * o.rows;
+    o.status_valid.len = o.bytes_valid.len = o.seconds_valid.len = bits;
+    o.is_static.len = o.static_valid.len = bits;
+    result = Py_BuildValue(
+        "{s:n,s:n,s:N,s:N,s:N,s:(NN),s:(NN),s:(NN),s:(NN),s:(NNNN)}", "lines", o.lines, "rows",
+        o.rows, "strings", columns, "line_no", as_bytes(&o.line_no), "requested_at",
+        as_bytes(&o.requested_at), "status", as_bytes(&o.status), as_bytes(&o.status_valid),
+        "bytes", as_bytes(&o.bytes), as_bytes(&o.bytes_valid), "request_time",
+        as_bytes(&o.seconds), as_bytes(&o.seconds_valid), "is_static_asset",
+        as_bytes(&o.is_static), as_bytes(&o.static_valid), "bad", as_bytes(&o.bad_line_no),
+        as_bytes(&o.bad_start), as_bytes(&o.bad_end), as_bytes(&o.bad_reason));
+done:
+    out_free(&o);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* --- SHA-256 and HMAC ---------------------------------------------------------------------- */
+
+static const uint32_t K256[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2};
+
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void sha256_block(uint32_t h[8], const unsigned char *p) {
+    uint32_t w[64], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6],
+                    k = h[7];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++)
+        w[i] = w[i - 16] + (ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3)) +
+               w[i - 7] + (ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10));
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = k + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) +
+                      K256[i] + w[i];
+        uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+        k = g;
+        g = f;
+        f = e;
+        e = d + t1;
+        d = c;
+        c = b;
+        b = a;
+        a = t1 + t2;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+
+/* the same block function with the SHA extensions (Intel's reference layout) */
+__attribute__((target("sha,sse4.1,ssse3"))) static void sha256_block_ni(uint32_t h[8],
+                                                                          const unsigned char *p) {
+    const __m128i swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[0]), 0xB1); /* CDAB */
+    __m128i state1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[4]), 0x1B);
+    __m128i state0 = _mm_alignr_epi8(tmp, state1, 8);      /* ABEF */
+    state1 = _mm_blend_epi16(state1, tmp, 0xF0);           /* CDGH */
+    __m128i abef = state0, cdgh = state1, msg[4];
+    for (int i = 0; i < 4; i++)
+        msg[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), swap);
+    for (int g = 0; g < 16; g++) { /* four rounds each, words 4g..4g+3 in msg[g % 4] */
+        __m128i wk = _mm_add_epi32(msg[g & 3], _mm_loadu_si128((const __m128i *)&K256[4 * g]));
+        state1 = _mm_sha256rnds2_epu32(state1, state0, wk);
+        state0 = _mm_sha256rnds2_epu32(state0, state1, _mm_shuffle_epi32(wk, 0x0E));
+        if (g < 12) { /* words 4g+16..4g+19 replace words 4g..4g+3 */
+            __m128i next = _mm_sha256msg1_epu32(msg[g & 3], msg[(g + 1) & 3]);
+            next = _mm_add_epi32(next, _mm_alignr_epi8(msg[(g + 3) & 3], msg[(g + 2) & 3], 4));
+            msg[g & 3] = _mm_sha256msg2_epu32(next, msg[(g + 3) & 3]);
+        }
+    }
+    state0 = _mm_add_epi32(state0, abef);
+    state1 = _mm_add_epi32(state1, cdgh);
+    tmp = _mm_shuffle_epi32(state0, 0x1B);                  /* FEBA */
+    state1 = _mm_shuffle_epi32(state1, 0xB1);               /* DCHG */
+    _mm_storeu_si128((__m128i *)&h[0], _mm_blend_epi16(tmp, state1, 0xF0)); /* DCBA */
+    _mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(state1, tmp, 8));   /* HGFE */
+}
+
+static int has_sha_ni(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1) || !(c & bit_SSSE3)) return 0;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29));
+}
+#else
+#define sha256_block_ni sha256_block
+static int has_sha_ni(void) { return 0; }
+#endif
+
+/* the block function in use: set at import, switchable for tests (use_sha_ni) */
+static void (*sha256_compress)(uint32_t h[8], const unsigned char *p) = sha256_block;
+
+static void sha256_init(uint32_t h[8]) {
+    static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(h, iv, sizeof iv);
+}
+
+/* the digest of 64 bytes already in `state` followed by msg (total 64 + n bytes) */
+static void sha256_finish(const uint32_t state[8], const unsigned char *msg, Py_ssize_t n,
+                          unsigned char out[32]) {
+    uint32_t h[8];
+    unsigned char tail[128];
+    uint64_t bits = (uint64_t)(64 + n) * 8;
+    memcpy(h, state, sizeof h);
+    Py_ssize_t rest = n;
+    for (; rest >= 64; msg += 64, rest -= 64) sha256_compress(h, msg);
+    memcpy(tail, msg, rest);
+    tail[rest] = 0x80;
+    Py_ssize_t len = rest + 1 + 8 <= 64 ? 64 : 128;
+    memset(tail + rest + 1, 0, len - rest - 1);
+    for (int i = 0; i < 8; i++) tail[len - 1 - i] = (unsigned char)(bits >> (8 * i));
+    sha256_compress(h, tail);
+    if (len == 128) sha256_compress(h, tail + 64);
+    for (int i = 0; i < 8; i++) {
+        out[4 * i] = (unsigned char)(h[i] >> 24);
+        out[4 * i + 1] = (unsigned char)(h[i] >> 16);
+        out[4 * i + 2] = (unsigned char)(h[i] >> 8);
+        out[4 * i + 3] = (unsigned char)h[i];
+    }
+}
+
+static PyObject *hmac_hex(PyObject *self, PyObject *args) {
+    Py_buffer offsets, data, ipad, opad;
+    Py_ssize_t offset, n;
+    if (!PyArg_ParseTuple(args, "y*y*nny*y*", &offsets, &data, &offset, &n, &ipad, &opad))
+        return NULL;
+    PyObject *result = NULL;
+    if (ipad.len != 64 || opad.len != 64 || offset < 0 || n < 0 ||
+        (offset + n + 1) * 4 > offsets.len) {
+        PyErr_SetString(PyExc_ValueError, "hmac_hex: bad arguments");
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(NULL, 32 * n);
+    if (!result) goto done;
+    char *hex_out = PyBytes_AS_STRING(result);
+    const int32_t *off = (const int32_t *)offsets.buf + offset;
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    static const char hex[] = "0123456789abcdef";
+    uint32_t inner[8], outer[8];
+    sha256_init(inner);
+    sha256_compress(inner, ipad.buf);
+    sha256_init(outer);
+    sha256_compress(outer, opad.buf);
+    unsigned char digest[32];
+    for (Py_ssize_t i = 0; i < n && !bad; i++) {
+        if (off[i] < 0 || off[i + 1] < off[i] || off[i + 1] > data.len) {
+            bad = 1;
+            break;
+        }
+        sha256_finish(inner, (const unsigned char *)data.buf + off[i], off[i + 1] - off[i],
+                      digest);
+        sha256_finish(outer, digest, 32, digest);
+        for (int j = 0; j < 16; j++) {
+            hex_out[32 * i + 2 * j] = hex[digest[j] >> 4];
+            hex_out[32 * i + 2 * j + 1] = hex[digest[j] & 15];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        Py_CLEAR(result);
+        PyErr_SetString(PyExc_ValueError, "hmac_hex: offsets out of range");
+    }
+done:
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&ipad);
+    PyBuffer_Release(&opad);
+    return result;
+}
+
+static PyObject *use_sha_ni(PyObject *self, PyObject *arg) {
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    int available = has_sha_ni();
+    sha256_compress = on && available ? sha256_block_ni : sha256_block;
+    return PyBool_FromLong(on && available);
+}
+
+static PyMethodDef methods[] = {
+    {"use_sha_ni", use_sha_ni, METH_O,
+     "use_sha_ni(on) -> whether SHA-256 now runs on the CPU's SHA extensions"},
+    {"parse", parse, METH_VARARGS, "parse(block, program) -> dict of buffers"},
+    {"hmac_hex", hmac_hex, METH_VARARGS,
+     "hmac_hex(offsets, data, offset, n, ipad, opad) -> 32 hex digits per value"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_logparse", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__logparse(void) {
+    fill_allowed();
+    if (has_sha_ni()) sha256_compress = sha256_block_ni;
+    if (PyType_Ready(&OwnedType) < 0) return NULL;
+    return PyModule_Create(&module);
+}
