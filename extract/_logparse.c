@@ -38,6 +38,7 @@ typedef struct {
     int kind, field;
     const char *lit;
     Py_ssize_t lit_len;
+    const unsigned char *scan; /* unquoted: scan[c] when the value goes on over byte c */
 } Token;
 
 typedef struct {
@@ -48,6 +49,7 @@ typedef struct {
 typedef struct {
     Variant v[MAX_VARIANTS];
     int n;
+    unsigned char (*scans)[256]; /* the tokens' scan tables */
 } Program;
 
 typedef struct {
@@ -106,17 +108,29 @@ typedef struct {
     Py_ssize_t slot_count, count;
 } Column;
 
+/* two independent multiply-xorshift lanes (long user agents hash in half the time); the
+ * last 16 bytes are read as two loads that may overlap bytes already hashed */
 static uint64_t hash_bytes(const char *p, Py_ssize_t n) {
-    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n, w;
-    for (; n >= 8; p += 8, n -= 8) {
+    uint64_t a = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n, b = 0xC2B2AE3D27D4EB4FULL, w = 0, x = 0;
+    const char *start = p, *end = p + n;
+    for (; end - p > 16; p += 16) {
         memcpy(&w, p, 8);
-        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
-        h ^= h >> 31;
+        memcpy(&x, p + 8, 8);
+        a = (a ^ w) * 0xBF58476D1CE4E5B9ULL;
+        b = (b ^ x) * 0x94D049BB133111EBULL;
+        a ^= a >> 31;
+        b ^= b >> 29;
     }
-    w = 0;
-    memcpy(&w, p, n);
-    h = (h ^ w) * 0x94D049BB133111EBULL;
-    return h ^ (h >> 29);
+    if (n >= 8) {
+        memcpy(&w, n >= 16 ? end - 16 : start, 8);
+        memcpy(&x, end - 8, 8);
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) w |= (uint64_t)(unsigned char)start[i] << (8 * i);
+    }
+    a = (a ^ w) * 0xBF58476D1CE4E5B9ULL;
+    b = (b ^ x) * 0x94D049BB133111EBULL;
+    uint64_t h = (a ^ (b >> 27) ^ (b << 37)) * 0xD6E8FEB86659FD93ULL;
+    return h ^ (h >> 32);
 }
 
 static int col_init(Column *c, int interned) {
@@ -269,11 +283,12 @@ static int is_utf8(const unsigned char *s, Py_ssize_t n) {
     return 1;
 }
 
-/* the line with each byte that is not valid UTF-8 written as \xNN, into `out` */
+/* the line with each byte that is not valid UTF-8 written as \xNN, into `out`, followed by
+ * a newline (not counted: the sentinel that `match` relies on) */
 static int backslash_replace(const unsigned char *s, Py_ssize_t n, Buf *out) {
     static const char hex[] = "0123456789abcdef";
     out->len = 0;
-    if (buf_reserve(out, 4 * n)) return -1;
+    if (buf_reserve(out, 4 * n + 1)) return -1;
     char *w = out->data;
     for (Py_ssize_t i = 0; i < n;) {
         int k = utf8_length(s + i, n - i);
@@ -290,6 +305,7 @@ static int backslash_replace(const unsigned char *s, Py_ssize_t n, Buf *out) {
         }
     }
     out->len = w - out->data;
+    *w = '\n';
     return 0;
 }
 
@@ -331,7 +347,8 @@ static int valid_value(int kind, const char *p, Py_ssize_t n) {
     }
 }
 
-static int match(const Variant *v, const char *s, const char *end, Span *out) {
+/* `end` is the line's "\n", where every scan stops; `slashes`: the line holds a backslash */
+static int match(const Variant *v, const char *s, const char *end, int slashes, Span *out) {
     const char *p = s;
     for (int f = 0; f < N_FIELDS; f++) out[f].p = NULL;
     for (int i = 0; i < v->n; i++) {
@@ -348,21 +365,22 @@ static int match(const Variant *v, const char *s, const char *end, Span *out) {
         if (t->kind == K_QUOTED) {
             if (p >= end || *p != '"') return 0;
             value = ++p;
-            q = memchr(p, '"', end - p);
-            if (!q) return 0;
-            if (memchr(p, '\\', q - p)) { /* escapes: find the unescaped closing quote */
-                escaped = 1;
-                for (q = p; q < end && *q != '"'; q += (*q == '\\' && q + 1 < end) ? 2 : 1) {
+            if (!slashes) {
+                q = memchr(p, '"', end - p);
+                if (!q) return 0;
+            } else { /* the closing quote is the first one not escaped */
+                for (q = p; q < end && *q != '"'; q++) {
+                    if (*q == '\\' && q + 1 < end) {
+                        escaped = 1;
+                        q++;
+                    }
                 }
                 if (q >= end) return 0;
             }
             p = q + 1;
         } else {
-            char stop = i + 1 < v->n && v->tokens[i + 1].kind == K_LITERAL
-                            ? v->tokens[i + 1].lit[0]
-                            : '"'; /* never in an unquoted value */
-            const unsigned char *ok = allowed[t->kind];
-            for (q = p; q < end && ok[(unsigned char)*q] && *q != stop; q++) {
+            const unsigned char *scan = t->scan;
+            for (q = p; scan[(unsigned char)*q]; q++) {
             }
             if (!valid_value(t->kind, p, q - p)) return 0;
             p = q;
@@ -620,7 +638,9 @@ static int parse_line(Out *o, const Program *prog, const char *line, Py_ssize_t 
     }
     Span f[N_FIELDS];
     int matched = 0;
-    for (int v = 0; v < prog->n && !matched; v++) matched = match(&prog->v[v], line, line + len, f);
+    int slashes = len > 0 && memchr(line, '\\', len) != NULL;
+    for (int v = 0; v < prog->n && !matched; v++)
+        matched = match(&prog->v[v], line, line + len, slashes, f);
     int64_t us = 0;
     if (!matched || !f[F_IP].p || !f[F_TIME].p || !parse_time(f[F_TIME].p, f[F_TIME].n, &us))
         return bad_line(o, line_no, start, end,
@@ -678,7 +698,35 @@ static int parse_block(Out *o, const Program *prog, const char *data, Py_ssize_t
 
 /* --- Python -------------------------------------------------------------------------------- */
 
+/* a value of an unquoted token goes on over the bytes its kind allows, up to the first byte
+ * of the literal text after it, and never over a newline (the sentinel ending every line) */
+static int make_scans(Program *prog) {
+    int count = 0;
+    for (int v = 0; v < prog->n; v++) count += prog->v[v].n;
+    prog->scans = malloc((size_t)count * 256 + 1);
+    if (!prog->scans) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    count = 0;
+    for (int v = 0; v < prog->n; v++) {
+        Variant *var = &prog->v[v];
+        for (int i = 0; i < var->n; i++) {
+            Token *t = &var->tokens[i];
+            if (t->kind == K_LITERAL || t->kind == K_QUOTED) continue;
+            unsigned char *scan = prog->scans[count++];
+            memcpy(scan, allowed[t->kind], 256);
+            scan['\n'] = 0;
+            if (i + 1 < var->n && var->tokens[i + 1].kind == K_LITERAL)
+                scan[(unsigned char)var->tokens[i + 1].lit[0]] = 0;
+            t->scan = scan;
+        }
+    }
+    return 0;
+}
+
 static int read_program(PyObject *program, Program *prog) {
+    prog->scans = NULL;
     PyObject *variants = PySequence_Fast(program, "program must be a sequence of variants");
     if (!variants) return -1;
     Py_ssize_t nv = PySequence_Fast_GET_SIZE(variants);
@@ -714,7 +762,7 @@ static int read_program(PyObject *program, Program *prog) {
         Py_DECREF(tokens);
     }
     Py_DECREF(variants);
-    return 0;
+    return make_scans(prog);
 fail:
     Py_DECREF(variants);
     return -1;
@@ -819,6 +867,7 @@ static PyObject *parse(PyObject *self, PyObject *args) {
         as_bytes(&o.is_static), as_bytes(&o.static_valid), "bad", as_bytes(&o.bad_line_no),
         as_bytes(&o.bad_start), as_bytes(&o.bad_end), as_bytes(&o.bad_reason));
 done:
+    free(prog.scans);
     out_free(&o);
     PyBuffer_Release(&view);
     return result;
