@@ -6,7 +6,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* && pip install --no-cache-dir uv==0.13.9
 WORKDIR /opt/engagement
 COPY pyproject.toml uv.lock README.md hatch_build.py ./
-RUN uv sync --locked --no-dev --no-install-project
+RUN uv sync --locked --no-dev --no-install-project --compile-bytecode
 COPY extract ./extract
 COPY dags ./dags
 COPY dbt_project ./dbt_project
