@@ -174,12 +174,13 @@ static Py_ssize_t intern(Column *c, const char *p, Py_ssize_t n) {
     const uint64_t *hashes = (const uint64_t *)c->hashes.data;
     for (uint32_t slot; (slot = c->slots[i]); i = (i + 1) & mask) {
         uint32_t id = slot - 1;
-        if (hashes[id] == h && off[id + 1] - off[id] == n && !memcmp(c->data.data + off[id], p, n))
+        if (hashes[id] == h && off[id + 1] - off[id] == n &&
+            (!n || !memcmp(c->data.data + off[id], p, n)))
             return id;
     }
     if (buf_reserve(&c->data, n) || buf_reserve(&c->offsets, 4) || buf_reserve(&c->hashes, 8))
         return -1;
-    memcpy(c->data.data + c->data.len, p, n);
+    if (n) memcpy(c->data.data + c->data.len, p, n);
     c->data.len += n;
     Py_ssize_t id = c->count++;
     ((int32_t *)c->offsets.data)[id + 1] = (int32_t)c->data.len;
@@ -199,7 +200,7 @@ static int col_put(Column *c, Py_ssize_t row, const char *p, Py_ssize_t n) {
         index[row] = (int32_t)id;
     } else {
         if (buf_reserve(&c->data, n)) return -1;
-        memcpy(c->data.data + c->data.len, p, n);
+        if (n) memcpy(c->data.data + c->data.len, p, n);
         c->data.len += n;
         index[row + 1] = (int32_t)c->data.len;
     }
@@ -439,6 +440,7 @@ static int parse_time(const char *p, Py_ssize_t n, int64_t *us) {
     int64_t offset = (p[21] == '-' ? -1 : 1) * (oh * 60 + om) * 60;
     int64_t seconds = days_from_civil(year, month + 1, day) * 86400 + hour * 3600 +
                       minute * 60 + second - offset;
+    if (seconds < -62135596800LL || seconds > 253402300799LL) return 0; /* 0001..9999 */
     *us = seconds * 1000000;
     return 1;
 }
@@ -651,9 +653,9 @@ static int parse_line(Out *o, const Program *prog, const char *line, Py_ssize_t 
     Column *col = o->col;
     ((int64_t *)o->line_no.data)[row] = line_no;
     ((int64_t *)o->requested_at.data)[row] = us;
-    if (col_put(&col[C_IP], row, f[F_IP].p, f[F_IP].n)) return -1;
+    if (put_value(&col[C_IP], row, &f[F_IP])) return -1;
     if (f[F_SITE].p) {
-        if (col_put(&col[C_SITE], row, f[F_SITE].p, f[F_SITE].n)) return -1;
+        if (put_value(&col[C_SITE], row, &f[F_SITE])) return -1;
     } else {
         col_null(&col[C_SITE], row);
     }
@@ -661,16 +663,17 @@ static int parse_line(Out *o, const Program *prog, const char *line, Py_ssize_t 
         put_optional(&col[C_USER_AGENT], row, &f[F_USER_AGENT]))
         return -1;
     int ok = 0;
-    if (f[F_STATUS].p) {
-        ((int16_t *)o->status.data)[row] = (int16_t)to_int64(f[F_STATUS].p, 3, &ok);
-        set_bit(&o->status_valid, row);
-    }
+    int64_t status = f[F_STATUS].p ? to_int64(f[F_STATUS].p, f[F_STATUS].n, &ok) : 0;
+    ok = ok && f[F_STATUS].n == 3; /* a quoted "$status" may hold anything */
+    ((int16_t *)o->status.data)[row] = ok ? (int16_t)status : 0;
+    if (ok) set_bit(&o->status_valid, row);
     int64_t bytes = f[F_BYTES].p ? to_int64(f[F_BYTES].p, f[F_BYTES].n, &ok) : 0;
     ((int64_t *)o->bytes.data)[row] = bytes;
     if (f[F_BYTES].p && ok) set_bit(&o->bytes_valid, row);
     double seconds = 0;
     Span *t = &f[F_REQUEST_TIME];
-    if (t->p && t->n < 64 && !(t->n == 1 && t->p[0] == '-')) {
+    if (t->p && t->n < 64 && !(t->n == 1 && t->p[0] == '-') &&
+        valid_value(K_SECONDS, t->p, t->n)) { /* a quoted "$request_time" may hold anything */
         char text[64];
         memcpy(text, t->p, t->n);
         text[t->n] = 0;
@@ -682,6 +685,8 @@ static int parse_line(Out *o, const Program *prog, const char *line, Py_ssize_t 
 }
 
 static int parse_block(Out *o, const Program *prog, const char *data, Py_ssize_t n) {
+    /* a column holds at most 4 bytes per byte read (\xNN): its int32 offsets cannot wrap */
+    if (n > INT32_MAX / 4) return -2;
     if (out_init(o, n)) return -1;
     const char *p = data, *end = data + n;
     while (p < end) {
@@ -691,8 +696,6 @@ static int parse_block(Out *o, const Program *prog, const char *data, Py_ssize_t
         o->lines++;
         p = nl + 1;
     }
-    for (int c = 0; c < N_COLUMNS; c++)
-        if (o->col[c].data.len > INT32_MAX) return -2;
     return 0;
 }
 
@@ -727,6 +730,10 @@ static int make_scans(Program *prog) {
 
 static int read_program(PyObject *program, Program *prog) {
     prog->scans = NULL;
+    if (!PyTuple_Check(program)) { /* literals are borrowed: the tuples keep them alive */
+        PyErr_SetString(PyExc_TypeError, "program must be a tuple of tuples of tokens");
+        return -1;
+    }
     PyObject *variants = PySequence_Fast(program, "program must be a sequence of variants");
     if (!variants) return -1;
     Py_ssize_t nv = PySequence_Fast_GET_SIZE(variants);
@@ -737,7 +744,13 @@ static int read_program(PyObject *program, Program *prog) {
     }
     prog->n = (int)nv;
     for (Py_ssize_t v = 0; v < nv; v++) {
-        PyObject *tokens = PySequence_Fast(PySequence_Fast_GET_ITEM(variants, v), "variant");
+        PyObject *item = PySequence_Fast_GET_ITEM(variants, v);
+        if (!PyTuple_Check(item)) {
+            Py_DECREF(variants);
+            PyErr_SetString(PyExc_TypeError, "program must be a tuple of tuples of tokens");
+            return -1;
+        }
+        PyObject *tokens = PySequence_Fast(item, "variant");
         if (!tokens) goto fail;
         Py_ssize_t nt = PySequence_Fast_GET_SIZE(tokens);
         if (nt > MAX_TOKENS) {
@@ -799,6 +812,8 @@ static PyTypeObject OwnedType = {
 static PyObject *as_bytes(Buf *b) {
     Owned *o = PyObject_New(Owned, &OwnedType);
     if (!o) return NULL;
+    o->data = NULL; /* owned_dealloc frees it, also on the error path below */
+    o->len = 0;
     if (buf_reserve(b, 1)) { /* never a NULL pointer, even when empty */
         Py_DECREF(o);
         return PyErr_NoMemory();
@@ -829,7 +844,7 @@ static PyObject *parse(PyObject *self, PyObject *args) {
         goto done;
     }
     if (rc == -2) {
-        PyErr_SetString(PyExc_ValueError, "block too large: a column passed 2 GiB");
+        PyErr_SetString(PyExc_ValueError, "block too large: more than 512 MiB (a line that long?)");
         goto done;
     }
     PyObject *columns = PyList_New(N_COLUMNS);
@@ -996,8 +1011,9 @@ static PyObject *hmac_hex(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*y*nny*y*", &offsets, &data, &offset, &n, &ipad, &opad))
         return NULL;
     PyObject *result = NULL;
-    if (ipad.len != 64 || opad.len != 64 || offset < 0 || n < 0 ||
-        (offset + n + 1) * 4 > offsets.len) {
+    Py_ssize_t count = offsets.len / 4; /* int32 offsets available */
+    if (ipad.len != 64 || opad.len != 64 || offset < 0 || n < 0 || count < 1 ||
+        offset > count - 1 || n > count - 1 - offset || n > PY_SSIZE_T_MAX / 32) {
         PyErr_SetString(PyExc_ValueError, "hmac_hex: bad arguments");
         goto done;
     }
