@@ -11,6 +11,7 @@ import functools
 import hashlib
 import ipaddress
 import re
+import threading
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -84,13 +85,19 @@ class AgentClassifier:
         self._any = crawleruseragents.is_crawler
         self._any("")  # compiles the list's combined patterns now, not on the first request
         self._cache: dict[str | None, tuple[bool, str | None]] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, user_agent: str | None) -> tuple[bool, str | None]:
         """(is_bot, bot_kind): kind is a crawler-user-agents tag with '_' for '-'
         (social_preview, search_engine, ...), `crawler` when untagged, `no_user_agent`
         when the request sent none (every browser sends one); (False, None) for people."""
-        if user_agent in self._cache:
-            return self._cache[user_agent]
+        cached = self._cache.get(user_agent)
+        if cached is not None:
+            return cached
+        with self._lock:  # threads parsing one block see the same new agents: classify once
+            return self._cache.get(user_agent) or self._classify(user_agent)
+
+    def _classify(self, user_agent: str | None) -> tuple[bool, str | None]:
         if not user_agent:
             result: tuple[bool, str | None] = (True, "no_user_agent")
         elif not self._any(user_agent):
