@@ -105,7 +105,7 @@ typedef struct {
     int interned;
     Buf index, valid, offsets, data, hashes, unescaped;
     uint32_t *slots; /* code + 1, 0 for an empty slot */
-    Py_ssize_t slot_count, count;
+    Py_ssize_t slot_count, count, last; /* last: the code given last (-1: none yet) */
 } Column;
 
 /* two independent multiply-xorshift lanes (long user agents hash in half the time); the
@@ -135,6 +135,7 @@ static uint64_t hash_bytes(const char *p, Py_ssize_t n) {
 
 static int col_init(Column *c, int interned) {
     c->interned = interned;
+    c->last = -1;
     if (interned) {
         c->slot_count = 1024;
         c->slots = calloc(c->slot_count, sizeof *c->slots);
@@ -166,17 +167,21 @@ static int rehash(Column *c) {
     return 0;
 }
 
-/* the code of a distinct string, added when new */
+/* the code of a distinct string, added when new; a value like the one before it (most
+ * methods and protocols, over half the IPs and user agents) is not hashed */
 static Py_ssize_t intern(Column *c, const char *p, Py_ssize_t n) {
+    const int32_t *off = (const int32_t *)c->offsets.data;
+    if (c->last >= 0 && off[c->last + 1] - off[c->last] == n &&
+        (!n || !memcmp(c->data.data + off[c->last], p, n)))
+        return c->last;
     uint64_t h = hash_bytes(p, n);
     size_t mask = c->slot_count - 1, i = h & mask;
-    const int32_t *off = (const int32_t *)c->offsets.data;
     const uint64_t *hashes = (const uint64_t *)c->hashes.data;
     for (uint32_t slot; (slot = c->slots[i]); i = (i + 1) & mask) {
         uint32_t id = slot - 1;
         if (hashes[id] == h && off[id + 1] - off[id] == n &&
             (!n || !memcmp(c->data.data + off[id], p, n)))
-            return id;
+            return c->last = id;
     }
     if (buf_reserve(&c->data, n) || buf_reserve(&c->offsets, 4) || buf_reserve(&c->hashes, 8))
         return -1;
@@ -189,7 +194,7 @@ static Py_ssize_t intern(Column *c, const char *p, Py_ssize_t n) {
     c->hashes.len += 8;
     c->slots[i] = (uint32_t)id + 1;
     if (2 * c->count > c->slot_count && rehash(c)) return -1;
-    return id;
+    return c->last = id;
 }
 
 static int col_put(Column *c, Py_ssize_t row, const char *p, Py_ssize_t n) {
