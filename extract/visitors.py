@@ -111,11 +111,8 @@ class AgentClassifier:
 
     def columns(self, agents: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array]:
         """is_bot and bot_kind for a column of user agents, classifying each distinct one."""
-        encoded = (
-            agents
-            if isinstance(agents, pa.DictionaryArray)
-            else pc.dictionary_encode(_combined(agents))
-        )
+        array = _combined(agents)
+        encoded = array if isinstance(array, pa.DictionaryArray) else pc.dictionary_encode(array)
         flags = [self(ua) for ua in encoded.dictionary.to_pylist()]
         missing = self(None)
         is_bot = pa.array([f[0] for f in flags] or [False], pa.bool_())
