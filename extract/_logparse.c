@@ -213,16 +213,20 @@ static int col_put(Column *c, Py_ssize_t row, const char *p, Py_ssize_t n) {
     return 0;
 }
 
-/* a quoted value with \" and \\ unescaped (other backslashes are kept) */
-static int col_put_unescaped(Column *c, Py_ssize_t row, const char *p, Py_ssize_t n) {
-    c->unescaped.len = 0;
-    if (buf_reserve(&c->unescaped, n)) return -1;
-    Py_ssize_t w = 0;
+/* a quoted value with \" and \\ unescaped (other backslashes are kept), into `out` */
+static int unescape(const char *p, Py_ssize_t n, Buf *out) {
+    out->len = 0;
+    if (buf_reserve(out, n)) return -1;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (p[i] == '\\' && i + 1 < n && (p[i + 1] == '"' || p[i + 1] == '\\')) i++;
-        c->unescaped.data[w++] = p[i];
+        out->data[out->len++] = p[i];
     }
-    return col_put(c, row, c->unescaped.data, w);
+    return 0;
+}
+
+static int col_put_unescaped(Column *c, Py_ssize_t row, const char *p, Py_ssize_t n) {
+    return unescape(p, n, &c->unescaped) ||
+           col_put(c, row, c->unescaped.data, c->unescaped.len);
 }
 
 static inline void col_null(Column *c, Py_ssize_t row) {
@@ -549,15 +553,9 @@ static int put_request(Out *o, Py_ssize_t row, const Span *s) {
     const char *r = s->p;
     Py_ssize_t n = s->n;
     if (r && s->escaped) {
-        o->request.len = 0;
-        if (buf_reserve(&o->request, n)) return -1;
-        Py_ssize_t w = 0;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (r[i] == '\\' && i + 1 < n && (r[i + 1] == '"' || r[i + 1] == '\\')) i++;
-            o->request.data[w++] = r[i];
-        }
+        if (unescape(r, n, &o->request)) return -1;
         r = o->request.data;
-        n = w;
+        n = o->request.len;
     }
     const char *sp1 = r ? memchr(r, ' ', n) : NULL;
     const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', r + n - sp1 - 1) : NULL;
