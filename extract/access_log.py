@@ -29,7 +29,7 @@ import json
 import os
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 from extract import _logparse
 from extract.batches import Interval, iso, landing, summary, write_manifest
 from extract.log_format import LogFormat
-from extract.visitors import AgentClassifier, Pseudonymiser, agent_classifier
+from extract.visitors import AgentClassifier, Pseudonymiser, agent_classifier, as_dictionary
 
 HEAD_BYTES = 64 * 1024
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
@@ -434,18 +434,18 @@ class Parser:
         """The rows to land: pseudonyms, bot flags, referrer parts and utm values, each
         computed once per distinct value."""
         n = len(parsed)
-        agents = _encoded(parsed["user_agent"])
+        agents = as_dictionary(parsed["user_agent"])
         is_bot, bot_kind = self.classify.columns(agents)
-        referrers = _encoded(parsed["referrer"])
+        referrers = as_dictionary(parsed["referrer"])
         columns = {
-            "site": _encoded(parsed["site"])
+            "site": as_dictionary(parsed["site"])
             if self.log_format.has_site
             else _constant(file.site, n),
             "source_file": _constant(str(file.path), n),
             "file_id": _constant(file.file_id, n),
             "visitor_id": self._visitor_ids(parsed["ip"]),
-            "method": _encoded(parsed["method"]),
-            "protocol": _encoded(parsed["protocol"]),
+            "method": as_dictionary(parsed["method"]),
+            "protocol": as_dictionary(parsed["protocol"]),
             "referrer": referrers,
             **referrer_parts(referrers, self.referrers),
             **{name: self._utm(parsed[name]) for name in UTM},
@@ -459,7 +459,7 @@ class Parser:
     def _visitor_ids(self, ips: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
         """Visitor ids of a column of IPs: HMAC-SHA256 under the key, once per distinct IP
         (the same ids as `Pseudonymiser.__call__`)."""
-        encoded = _encoded(ips)
+        encoded = as_dictionary(ips)
         distinct = encoded.dictionary
         _, offsets, text = distinct.buffers()
         n = len(distinct)
@@ -470,41 +470,44 @@ class Parser:
 
     def _utm(self, raw: pa.ChunkedArray) -> pa.DictionaryArray:
         """A utm parameter: url-decoded, trimmed, lowercased; null when empty."""
-        encoded = _encoded(raw)
-        values = []
-        for value in encoded.dictionary.to_pylist():
-            clean = self.utm.get(value, False)
-            if clean is False:
-                clean = self.utm[value] = unquote_plus(value).strip().lower() or None
-            values.append(clean)
-        return recode(encoded.indices, values)
+        encoded = as_dictionary(raw)
+        return recode(encoded.indices, per_distinct(encoded, self.utm, _clean_utm))
+
+
+def _clean_utm(value: str) -> str | None:
+    return unquote_plus(value).strip().lower() or None
+
+
+def per_distinct(encoded: pa.DictionaryArray, cache: dict, compute: Callable) -> list:
+    """compute(value) for each distinct value of a dictionary column, once per run (`cache`)."""
+    results = []
+    for value in encoded.dictionary.to_pylist():
+        if value not in cache:
+            cache[value] = compute(value)
+        results.append(cache[value])
+    return results
 
 
 def referrer_parts(
-    referrers: pa.DictionaryArray, cache: dict[str, tuple[str | None, str | None]] | None = None
+    referrers: pa.DictionaryArray, cache: dict[str, tuple[str | None, str | None]]
 ) -> dict[str, pa.DictionaryArray]:
     """referrer_host (lowercased, without user info, port or trailing dot) and
-    referrer_path of absolute referrer URLs, computed once per distinct referrer (and once
-    per run with a `cache`)."""
-    cache = {} if cache is None else cache
-    hosts, paths = [], []
-    for url in referrers.dictionary.to_pylist():
-        parts = cache.get(url)
-        if parts is None:
-            host = path = None
-            if "://" in url:
-                try:
-                    split = urlsplit(url)
-                    host, path = (split.hostname or "").rstrip(".") or None, split.path or None
-                except ValueError:
-                    pass
-            parts = cache[url] = (host, path)
-        hosts.append(parts[0])
-        paths.append(parts[1])
+    referrer_path of absolute referrer URLs, computed once per distinct referrer of the run."""
+    parts = per_distinct(referrers, cache, _host_and_path)
     return {
-        "referrer_host": recode(referrers.indices, hosts),
-        "referrer_path": recode(referrers.indices, paths),
+        "referrer_host": recode(referrers.indices, [host for host, _ in parts]),
+        "referrer_path": recode(referrers.indices, [path for _, path in parts]),
     }
+
+
+def _host_and_path(url: str) -> tuple[str | None, str | None]:
+    if "://" in url:
+        try:
+            split = urlsplit(url)
+            return (split.hostname or "").rstrip(".") or None, split.path or None
+        except ValueError:
+            pass
+    return None, None
 
 
 def recode(indices: pa.Array, values: list[str | None]) -> pa.DictionaryArray:
@@ -526,12 +529,6 @@ def _strings(n: int, codes: object, valid: object, offsets: object, data: object
     values = pa.Array.from_buffers(pa.string(), len(offsets) // 4 - 1, [None, offsets, data])
     indices = pa.Array.from_buffers(pa.int32(), n, [valid, pa.py_buffer(codes)])
     return pa.DictionaryArray.from_arrays(indices, values)
-
-
-def _encoded(column: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
-    """A column as one dictionary array."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    return array if isinstance(array, pa.DictionaryArray) else pc.dictionary_encode(array)
 
 
 def _constant(value: str, n: int) -> pa.DictionaryArray:

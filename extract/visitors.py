@@ -111,8 +111,7 @@ class AgentClassifier:
 
     def columns(self, agents: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array]:
         """is_bot and bot_kind for a column of user agents, classifying each distinct one."""
-        array = _combined(agents)
-        encoded = array if isinstance(array, pa.DictionaryArray) else pc.dictionary_encode(array)
+        encoded = as_dictionary(agents)
         flags = [self(ua) for ua in encoded.dictionary.to_pylist()]
         missing = self(None)
         is_bot = pa.array([f[0] for f in flags] or [False], pa.bool_())
@@ -131,5 +130,7 @@ def agent_classifier() -> AgentClassifier:
     return AgentClassifier()
 
 
-def _combined(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+def as_dictionary(column: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
+    """A column as one dictionary array (the parser gives most columns as such already)."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return array if isinstance(array, pa.DictionaryArray) else pc.dictionary_encode(array)
