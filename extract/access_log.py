@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote_plus, urlsplit
 
 import numpy as np
@@ -141,20 +142,20 @@ class LogFile:
 
     @classmethod
     def identify(cls, path: Path, site: str) -> LogFile:
-        with open(path, "rb") as handle:
-            is_gzip = handle.read(2) == b"\x1f\x8b"
-        head = b"".join(_blocks(path, is_gzip, HEAD_BYTES, [], limit=HEAD_BYTES))[:HEAD_BYTES]
         stat = path.stat()
         size = stat.st_size
-        if is_gzip and size >= 18:
-            with open(path, "rb") as handle:
+        with open(path, "rb") as handle:
+            is_gzip = handle.read(2) == b"\x1f\x8b"
+            handle.seek(0)
+            head = b"".join(_blocks(handle, is_gzip, HEAD_BYTES, [], limit=HEAD_BYTES))
+            if is_gzip and size >= 18:
                 handle.seek(-4, os.SEEK_END)
                 size = int.from_bytes(handle.read(4), "little")
         return cls(
             path,
             site,
             is_gzip,
-            hashlib.sha256(head).hexdigest()[:16],
+            hashlib.sha256(head[:HEAD_BYTES]).hexdigest()[:16],
             size,
             datetime.fromtimestamp(stat.st_mtime, UTC).replace(tzinfo=None),
         )
@@ -167,7 +168,7 @@ class LogFile:
         ring = [bytearray(size + HEAD_BYTES) for _ in range(buffers)]
         turn = used = 0
         with open(self.path, "rb", buffering=0) as handle:
-            inflated = _blocks(self.path, True, size, errors) if self.is_gzip else None
+            inflated = _blocks(handle, True, size, errors) if self.is_gzip else None
             while True:
                 buffer = ring[turn]
                 if inflated is None:  # plain: read straight into the buffer
@@ -199,43 +200,42 @@ class LogFile:
 
 
 def _blocks(
-    path: Path, is_gzip: bool, size: int, errors: list[str], limit: int | None = None
+    handle: BinaryIO, is_gzip: bool, size: int, errors: list[str], limit: int | None = None
 ) -> Iterator[bytes]:
-    """Raw content blocks; gzip members are decompressed one after another, and a truncated
-    or corrupt stream ends the content with a message in `errors` (what came before it is
-    kept)."""
+    """Raw content blocks of an open file; gzip members are decompressed one after another,
+    and a truncated or corrupt stream ends the content with a message in `errors` (what came
+    before it is kept)."""
     read = 0
-    with open(path, "rb") as handle:
-        if not is_gzip:
-            while block := handle.read(size):
-                yield block
-                read += len(block)
-                if limit and read >= limit:
-                    return
-            return
-        inflate = zlib.decompressobj(wbits=31)
-        pending = b""
-        while True:
-            compressed = inflate.unused_data or handle.read(256 * 1024)
-            if inflate.unused_data:
-                inflate = zlib.decompressobj(wbits=31)
-            if not compressed:
-                break
-            try:
-                pending += inflate.decompress(compressed)
-            except zlib.error as exc:
-                errors.append(f"corrupt gzip data: {exc}")
-                break
-            if len(pending) >= size:
-                yield pending
-                read += len(pending)
-                pending = b""
-                if limit and read >= limit:
-                    return
-        if not inflate.eof and (pending or read or inflate.unconsumed_tail == b""):
-            errors.append("truncated gzip stream: kept the lines before the damage")
-        if pending:
+    if not is_gzip:
+        while block := handle.read(size):
+            yield block
+            read += len(block)
+            if limit and read >= limit:
+                return
+        return
+    inflate = zlib.decompressobj(wbits=31)
+    pending = b""
+    while True:
+        compressed = inflate.unused_data or handle.read(256 * 1024)
+        if inflate.unused_data:
+            inflate = zlib.decompressobj(wbits=31)
+        if not compressed:
+            break
+        try:
+            pending += inflate.decompress(compressed)
+        except zlib.error as exc:
+            errors.append(f"corrupt gzip data: {exc}")
+            break
+        if len(pending) >= size:
             yield pending
+            read += len(pending)
+            pending = b""
+            if limit and read >= limit:
+                return
+    if not inflate.eof and (pending or read or inflate.unconsumed_tail == b""):
+        errors.append("truncated gzip stream: kept the lines before the damage")
+    if pending:
+        yield pending
 
 
 def line_text(raw: bytes) -> str:
