@@ -1,12 +1,30 @@
-"""Write, audit, publish: dbt builds and tests the mart in a build file; only a fully green
-build is copied into a new file that atomically replaces the published one."""
+"""Write, audit, publish: dbt builds and tests the mart in a persistent build file; only a
+fully green build is copied into a new file that atomically replaces the published one.
+
+The build is incremental. The build file keeps, in schema `_engagement`, the raw loads
+(`raw.main.batches` rows) that its last green build covered and a fingerprint of the dbt
+project and vars that built it. A build compares the raw loads with them: the days of every
+batch loaded, re-loaded or removed since are written to `_engagement.changed_days`, and dbt
+builds only the models downstream of the changed sources, its incremental models replacing
+what those days affect. A changed fingerprint (new model code, seed or vars), a missing
+state or `full_refresh` rebuilds everything from raw. The state moves on only after a green
+build, so a failed or killed build is simply redone by the next one.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
+import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import duckdb
@@ -14,26 +32,138 @@ import duckdb
 from extract.settings import Settings
 
 PUBLISHED_SCHEMA = "marts"
+STATE = "_engagement"
 FAILED = ("error", "fail", "runtime error")
+PROJECT_FILES = (".sql", ".yml", ".yaml", ".csv")
+
+STATE_DDL = f"""
+create schema if not exists {STATE};
+create table if not exists {STATE}.built_loads (
+    source varchar, batch_id varchar, interval_start timestamp, interval_end timestamp,
+    loaded_at timestamp
+);
+create table if not exists {STATE}.seen_loads as from {STATE}.built_loads limit 0;
+create table if not exists {STATE}.changed_days (source varchar, date_day date);
+create table if not exists {STATE}.build_state (key varchar primary key, value varchar);
+"""
+# the raw loads as the build sees them, and those that differ from the last green build's
+LOADS_SQL = f"""
+delete from {STATE}.seen_loads;
+insert into {STATE}.seen_loads
+select source, batch_id, interval_start, interval_end, _loaded_at from raw.main.batches;
+create or replace temp table changed_loads as
+(from {STATE}.seen_loads except from {STATE}.built_loads)
+union
+(from {STATE}.built_loads except from {STATE}.seen_loads);
+"""
+CHANGED_DAYS_SQL = f"""
+delete from {STATE}.changed_days;
+insert into {STATE}.changed_days
+select distinct
+    source,
+    cast(unnest(generate_series(
+        cast(interval_start as date),
+        cast(interval_end - interval 1 microsecond as date),
+        interval 1 day
+    )) as date)
+from {{loads}};
+"""
 
 
 class BuildFailed(Exception):
     pass
 
 
-def dbt_build(settings: Settings) -> None:
-    """`dbt build` in its own process: dbt-duckdb keeps its DuckDB handles for the life of
-    a process, and the build file must be free again before it is published."""
-    if not settings.raw_db.exists():
-        raise BuildFailed(f"nothing loaded yet: {settings.raw_db} does not exist")
-    settings.build_db.unlink(missing_ok=True)
-    settings.build_db.with_suffix(".duckdb.wal").unlink(missing_ok=True)
-    project = str(settings.dbt_project_dir)
-    work = settings.data_dir / "dbt"
-    dbt_vars = {
+@dataclass(frozen=True)
+class Plan:
+    """What a build has to do: which sources changed, and whether to rebuild everything."""
+
+    full_refresh: bool
+    changed_sources: tuple[str, ...]
+    changed_loads: int
+    fingerprint: str
+
+
+def fingerprint(settings: Settings) -> str:
+    """Identifies the dbt project's code, seeds and vars, and the dbt that runs them."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([_dbt_vars(settings), version("dbt-core")]).encode())
+    project = settings.dbt_project_dir
+    for path in sorted(project.rglob("*")):
+        relative = path.relative_to(project)
+        if relative.parts[0] in ("target", "logs") or path.suffix not in PROJECT_FILES:
+            continue
+        digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _dbt_vars(settings: Settings) -> dict:
+    return {
         "support_site_hosts": list(settings.support_site_hosts),
         "company_site_hosts": list(settings.company_site_hosts),
     }
+
+
+@contextmanager
+def build_lock(settings: Settings) -> Iterator[None]:
+    """One build at a time: a second one fails at once, saying which process holds it."""
+    settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.warehouse_dir / ".build.lock"
+    with open(path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            raise BuildFailed(
+                f"a build is already running (pid {holder}); run this one when it has finished"
+            ) from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.truncate(0)
+
+
+def plan(settings: Settings, full_refresh: bool = False) -> Plan:
+    """Compare the raw loads with the last green build's and write the changed days."""
+    if not settings.raw_db.exists():
+        raise BuildFailed(f"nothing loaded yet: {settings.raw_db} does not exist")
+    current = fingerprint(settings)
+    with duckdb.connect(str(settings.build_db)) as con:
+        con.execute(STATE_DDL)
+        con.execute(f"attach '{settings.raw_db}' as raw (read_only)")
+        con.execute(LOADS_SQL)
+        built = con.execute(
+            f"select value from {STATE}.build_state where key = 'fingerprint'"
+        ).fetchone()
+        full_refresh = full_refresh or built is None or built[0] != current
+        loads = f"{STATE}.seen_loads" if full_refresh else "changed_loads"
+        con.execute(CHANGED_DAYS_SQL.format(loads=loads))
+        sources = con.execute(f"select distinct source from {loads} order by 1").fetchall()
+        changed = con.execute(f"select count(*) from {loads}").fetchone()[0]
+        if full_refresh:  # a full build that dies half-way is redone in full
+            con.execute(f"delete from {STATE}.build_state where key = 'fingerprint'")
+        con.execute("detach raw")
+    return Plan(full_refresh, tuple(s for (s,) in sources), changed, current)
+
+
+def _die_with_parent() -> None:
+    """In the dbt child: the kernel kills it when the build that started it dies."""
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def dbt_build(settings: Settings, build: Plan) -> None:
+    """`dbt build` of what the plan selects, in its own process: dbt-duckdb keeps its DuckDB
+    handles for the life of a process, and the build file must be free to publish it."""
+    project = str(settings.dbt_project_dir)
+    work = settings.data_dir / "dbt"
     env = dict(
         os.environ,
         ENGAGEMENT_BUILD_DB=str(settings.build_db),
@@ -46,10 +176,18 @@ def dbt_build(settings: Settings) -> None:
         "--profiles-dir", project,
         "--target-path", str(work / "target"),
         "--log-path", str(work / "logs"),
-        "--vars", json.dumps(dbt_vars),
+        "--vars", json.dumps(_dbt_vars(settings)),
     ]  # fmt: skip
+    if build.full_refresh:
+        command.append("--full-refresh")
+    else:
+        # only what the changed sources feed; the unit tests ran when this code was first built
+        command += ["--select", *(f"source:{source}+" for source in build.changed_sources)]
+        command += ["--exclude-resource-type", "unit_test"]
     (work / "target" / "run_results.json").unlink(missing_ok=True)
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, preexec_fn=_die_with_parent
+    )
     if done.returncode != 0:
         raise BuildFailed(f"dbt build failed, nothing published: {_failures(work, done.stdout)}")
 
@@ -63,6 +201,32 @@ def _failures(work: Path, output: str) -> str:
         if failed:
             return "; ".join(failed) + (f" ({skipped} nodes skipped after them)" if skipped else "")
     return output[-2000:]
+
+
+def _set_state(settings: Settings, **values: str) -> None:
+    with duckdb.connect(str(settings.build_db)) as con:
+        for key, value in values.items():
+            con.execute(f"insert or replace into {STATE}.build_state values (?, ?)", [key, value])
+
+
+def record_built(settings: Settings, build: Plan) -> None:
+    """After a green build: the loads it planned from and its fingerprint become the state
+    the next build starts from, and the build is marked unpublished, in one transaction."""
+    with duckdb.connect(str(settings.build_db)) as con:
+        con.execute("begin transaction")
+        con.execute(f"delete from {STATE}.built_loads")
+        con.execute(f"insert into {STATE}.built_loads from {STATE}.seen_loads")
+        for key, value in (("fingerprint", build.fingerprint), ("unpublished", "true")):
+            con.execute(f"insert or replace into {STATE}.build_state values (?, ?)", [key, value])
+        con.execute("commit")
+
+
+def _unpublished(settings: Settings) -> bool:
+    with duckdb.connect(str(settings.build_db), read_only=True) as con:
+        row = con.execute(
+            f"select value from {STATE}.build_state where key = 'unpublished'"
+        ).fetchone()
+    return row is not None and row[0] == "true"
 
 
 def publish(build_db: Path, published_db: Path) -> list[str]:
@@ -100,7 +264,20 @@ def publish(build_db: Path, published_db: Path) -> list[str]:
     return tables
 
 
-def build_and_publish(settings: Settings) -> dict:
-    dbt_build(settings)
-    tables = publish(settings.build_db, settings.published_db)
-    return {"published": str(settings.published_db), "tables": tables}
+def build_and_publish(settings: Settings, full_refresh: bool = False) -> dict:
+    with build_lock(settings):
+        build = plan(settings, full_refresh)
+        if build.full_refresh or build.changed_loads:
+            dbt_build(settings, build)
+            record_built(settings, build)
+        if _unpublished(settings) or not settings.published_db.exists():
+            tables = publish(settings.build_db, settings.published_db)
+            _set_state(settings, unpublished="false")
+        else:
+            tables = []
+    return {
+        "published": str(settings.published_db),
+        "tables": tables,
+        "full_refresh": build.full_refresh,
+        "changed_loads": build.changed_loads,
+    }

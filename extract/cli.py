@@ -8,6 +8,7 @@ import sys
 
 from extract import pipeline
 from extract.batches import Interval
+from extract.build import BuildFailed
 from extract.gate import BatchRejected
 from extract.sandbox import FAULT_KINDS
 from extract.settings import Settings
@@ -61,7 +62,12 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("--source", required=True, choices=["x", "support-site"])
     _interval(load)
 
-    commands.add_parser("build", help="dbt build, then publish the mart atomically")
+    build = commands.add_parser(
+        "build", help="dbt build of what changed since the last build, then publish atomically"
+    )
+    build.add_argument(
+        "--full-refresh", action="store_true", help="rebuild every model from the raw warehouse"
+    )
 
     run = commands.add_parser("run", help="extract, validate, load, build, publish")
     run.add_argument("--logs", help="glob of log files (default: $SUPPORT_SITE_LOGS)")
@@ -100,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             print(pipeline.format_headline(pipeline.headline(settings.published_db)))
             return 0
         if args.command == "build":
-            print(json.dumps(pipeline.build(settings)))
+            print(json.dumps(pipeline.build(settings, args.full_refresh)))
             return 0
         interval = Interval.parse(args.start, args.end)
         if args.command == "extract" and args.source == "x":
@@ -120,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except BatchRejected as exc:
         print(f"engagement: batch refused: {exc}", file=sys.stderr)
+        return 3
+    except BuildFailed as exc:
+        print(f"engagement: build failed: {exc}", file=sys.stderr)
         return 3
     except (ValueError, LookupError, FileNotFoundError, RuntimeError) as exc:
         print(f"engagement: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -58,8 +58,8 @@ def load_batch(settings: Settings, source: str, interval: Interval) -> dict:
     return {"batch": interval.batch_id, "source": source, "loaded": loaded}
 
 
-def build(settings: Settings) -> dict:
-    return build_and_publish(settings)
+def build(settings: Settings, full_refresh: bool = False) -> dict:
+    return build_and_publish(settings, full_refresh)
 
 
 def run(settings: Settings, interval: Interval, logs: str | None = None) -> list[dict]:

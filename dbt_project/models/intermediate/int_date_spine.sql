@@ -9,9 +9,9 @@ posts as (
 
 ),
 
-requests as (
+support_site_days as (
 
-    select * from {{ ref('int_support_site__requests_classified') }}
+    select * from {{ ref('int_support_site__daily_traffic') }}
 
 ),
 
@@ -22,8 +22,7 @@ activity_days as (
 
     union all
 
-    select requested_date as activity_date from requests
-    where requested_date is not null
+    select date_day as activity_date from support_site_days
 
 ),
 

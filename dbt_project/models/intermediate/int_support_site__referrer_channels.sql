@@ -18,13 +18,28 @@
     7. without a referrer but with utm tags: utm_source matched against the seed's network
                      names (case-insensitive; 'x' means Twitter) or host patterns
                      (utm_source=t.co); else utm_medium social -> social; else other.
+
+    Incremental: the combinations seen on the changed days are (re)classified; the
+    classification depends only on the combination, the seed and the vars, all of which
+    are part of the build's fingerprint (a change to them rebuilds everything).
 -#}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='referrer_key',
+    )
+}}
 
 with
 
 requests as (
 
     select * from {{ ref('int_support_site__requests_classified') }}
+    {% if is_incremental() -%}
+        where {{ on_changed_days('requested_date', 'support_site') }}
+    {%- endif %}
 
 ),
 

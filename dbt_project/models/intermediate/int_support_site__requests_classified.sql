@@ -6,13 +6,28 @@
     - is_page_view: a human (not bot) GET of a non-static path answered 2xx or 304;
     - referrer_key: identifies the (referrer_host, utm_source, utm_medium) combination that
       int_support_site__referrer_channels classifies.
+
+    Incremental: the changed days (see macros/incremental.sql) are recomputed whole and
+    replace their rows; a line belongs to the day of its requested_at, whichever batch
+    loaded it, so de-duplicating within a day is de-duplicating everywhere.
 -#}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=["requested_date in " ~ changed_days('support_site')],
+    )
+}}
 
 with
 
 requests as (
 
     select * from {{ ref('stg_support_site__requests') }}
+    {% if is_incremental() -%}
+        where {{ on_changed_days('requested_at', 'support_site') }}
+    {%- endif %}
 
 ),
 

@@ -4,7 +4,22 @@
     session when more than var('session_timeout_minutes') minutes passed since the previous
     one (exactly the timeout stays in the same session). A session takes the channel and
     referrer_network of its first page view; it belongs to the UTC day it started.
+
+    Incremental: whether a page view starts a session depends only on the visitor's
+    previous page view, so new or removed page views on a changed day can only change the
+    sessions that come within the timeout of that day (a session that spans midnight, or
+    one that a late line joins to another). Those sessions are replaced: they are deleted
+    and their page views, with the changed days' page views, are grouped again. Sessions
+    further away are untouched, however long ago they were.
 -#}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=[session_near_changed_days()],
+    )
+}}
 
 with
 
@@ -20,6 +35,56 @@ referrer_channels as (
 
 ),
 
+{% if is_incremental() %}
+
+replaced_sessions as (
+
+    select
+        site,
+        visitor_id,
+        user_agent,
+        session_started_at,
+        session_ended_at
+
+    from {{ this }}
+    where {{ session_near_changed_days() }}
+
+),
+
+changed_page_views as (
+
+    select * from requests
+    where is_page_view and {{ on_changed_days('requested_date', 'support_site') }}
+
+),
+
+replaced_page_views as (
+
+    select requests.*
+    from requests
+    inner join replaced_sessions
+        on
+            requests.site = replaced_sessions.site
+            and requests.visitor_id = replaced_sessions.visitor_id
+            and requests.user_agent = replaced_sessions.user_agent
+            and requests.requested_at
+            between replaced_sessions.session_started_at and replaced_sessions.session_ended_at
+    where
+        requests.is_page_view
+        and {{ replaced_session_days() }}
+
+),
+
+requests_in_scope as (
+
+    select * from changed_page_views
+    union
+    select * from replaced_page_views
+
+),
+
+{% endif %}
+
 page_views as (
 
     select
@@ -31,8 +96,12 @@ page_views as (
         request_path,
         referrer_key
 
-    from requests
-    where is_page_view
+    {% if is_incremental() -%}
+        from requests_in_scope
+    {%- else -%}
+        from requests
+        where is_page_view
+    {%- endif %}
 
 ),
 
@@ -114,7 +183,6 @@ final as (
         sessions.site,
         sessions.visitor_id,
         sessions.user_agent,
-        sessions.visitor_session_number,
         sessions.session_started_at,
         sessions.session_ended_at,
         cast(sessions.session_started_at as date) as session_date,

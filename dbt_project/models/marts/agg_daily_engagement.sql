@@ -18,15 +18,9 @@ mentions as (
 
 ),
 
-requests as (
+support_site_days as (
 
-    select * from {{ ref('int_support_site__requests_classified') }}
-
-),
-
-sessions as (
-
-    select * from {{ ref('int_support_site__sessions') }}
+    select * from {{ ref('int_support_site__daily_traffic') }}
 
 ),
 
@@ -58,45 +52,6 @@ mentions_daily as (
 
 ),
 
-page_views_daily as (
-
-    select
-        requested_date as date_day,
-        count(*) as support_requests
-
-    from requests
-    where is_page_view
-    group by requested_date
-
-),
-
-sessions_daily as (
-
-    select
-        session_date as date_day,
-        count(*) as support_sessions,
-        count(*) filter (where channel = 'social') as social_sessions,
-        count(*) filter (
-            where channel = 'social' and referrer_network = 'Twitter'
-        ) as x_referred_sessions,
-        count(*) filter (where channel = 'search') as search_sessions,
-        count(*) filter (where channel = 'own_site') as own_site_sessions,
-        count(*) filter (where channel = 'email') as email_sessions,
-        count(*) filter (where channel = 'ai_assistant') as ai_assistant_sessions,
-        count(*) filter (where channel = 'direct') as direct_sessions,
-        count(*) filter (where channel = 'internal') as internal_sessions,
-        count(*) filter (
-            where channel not in (
-                'social', 'search', 'own_site', 'email', 'ai_assistant', 'direct', 'internal'
-            )
-            or channel is null
-        ) as other_sessions
-
-    from sessions
-    group by session_date
-
-),
-
 joined as (
 
     select
@@ -108,27 +63,25 @@ joined as (
         coalesce(mentions_daily.x_mentions, 0) as x_mentions,
         coalesce(mentions_daily.x_mentions_answered, 0) as x_mentions_answered,
         mentions_daily.x_median_first_response_minutes,
-        coalesce(page_views_daily.support_requests, 0) as support_requests,
-        coalesce(sessions_daily.support_sessions, 0) as support_sessions,
-        coalesce(sessions_daily.social_sessions, 0) as social_sessions,
-        coalesce(sessions_daily.x_referred_sessions, 0) as x_referred_sessions,
-        coalesce(sessions_daily.search_sessions, 0) as search_sessions,
-        coalesce(sessions_daily.own_site_sessions, 0) as own_site_sessions,
-        coalesce(sessions_daily.email_sessions, 0) as email_sessions,
-        coalesce(sessions_daily.ai_assistant_sessions, 0) as ai_assistant_sessions,
-        coalesce(sessions_daily.direct_sessions, 0) as direct_sessions,
-        coalesce(sessions_daily.internal_sessions, 0) as internal_sessions,
-        coalesce(sessions_daily.other_sessions, 0) as other_sessions
+        coalesce(support_site_days.page_views, 0) as support_requests,
+        coalesce(support_site_days.sessions, 0) as support_sessions,
+        coalesce(support_site_days.social_sessions, 0) as social_sessions,
+        coalesce(support_site_days.x_referred_sessions, 0) as x_referred_sessions,
+        coalesce(support_site_days.search_sessions, 0) as search_sessions,
+        coalesce(support_site_days.own_site_sessions, 0) as own_site_sessions,
+        coalesce(support_site_days.email_sessions, 0) as email_sessions,
+        coalesce(support_site_days.ai_assistant_sessions, 0) as ai_assistant_sessions,
+        coalesce(support_site_days.direct_sessions, 0) as direct_sessions,
+        coalesce(support_site_days.internal_sessions, 0) as internal_sessions,
+        coalesce(support_site_days.other_sessions, 0) as other_sessions
 
     from days
     left join own_posts_daily
         on days.date_day = own_posts_daily.date_day
     left join mentions_daily
         on days.date_day = mentions_daily.date_day
-    left join page_views_daily
-        on days.date_day = page_views_daily.date_day
-    left join sessions_daily
-        on days.date_day = sessions_daily.date_day
+    left join support_site_days
+        on days.date_day = support_site_days.date_day
 
 ),
 

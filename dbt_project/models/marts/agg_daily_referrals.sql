@@ -1,8 +1,23 @@
+{#- Incremental: the days of int_support_site__changed_days are recomputed and replaced. -#}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=["date_day in " ~ support_site_days_to_recompute()],
+    )
+}}
+
+-- depends_on: {{ ref('int_support_site__changed_days') }}
+
 with
 
 sessions as (
 
     select * from {{ ref('int_support_site__sessions') }}
+    {% if is_incremental() -%}
+        where {{ on_days('session_date', support_site_days_to_recompute()) }}
+    {%- endif %}
 
 ),
 

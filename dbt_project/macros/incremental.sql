@@ -1,0 +1,111 @@
+{#-
+    Incremental builds (see README.md, "Incremental builds").
+
+    `engagement build` writes, before dbt runs, the days whose raw data changed since the
+    last published build into `_engagement.changed_days` (source, date_day): the days of
+    every batch loaded, re-loaded or removed since then (all days on a full refresh).
+    Incremental models recompute what depends on those days and replace it.
+-#}
+
+{#-
+    The changed days of a source, as a subquery after `in`. Use it in
+    `incremental_predicates` (config is rendered when dbt parses, before the days exist).
+-#}
+{% macro changed_days(source) -%}
+    (select date_day from _engagement.changed_days where source = '{{ source }}')
+{%- endmacro %}
+
+{#-
+    A filter keeping the rows whose `column` (a date or timestamp) falls on one of the days
+    that `days_sql` selects (one date column), read when the model runs. The days are
+    written out as literals with their range, so DuckDB skips the row groups of other days
+    instead of reading the whole history.
+-#}
+{% macro on_days(column, days_sql) -%}
+    {%- set days = run_query(
+        "select distinct strftime(date_day, '%Y-%m-%d') as day from (" ~ days_sql ~ ")"
+        ~ " as days (date_day) where date_day is not null order by 1"
+    ).columns[0].values() | list if execute else [] -%}
+    {%- if days -%}
+        {{ column }} >= date '{{ days[0] }}'
+        and {{ column }} < date '{{ days[-1] }}' + interval 1 day
+        and cast({{ column }} as date) in (
+            {%- for day in days %}date '{{ day }}'{{ ", " if not loop.last }}{% endfor -%}
+        )
+    {%- else -%}
+        false
+    {%- endif -%}
+{%- endmacro %}
+
+{#- on_days() for the changed days of a source. -#}
+{% macro on_changed_days(column, source) -%}
+    {{ on_days(column, "select date_day from _engagement.changed_days where source = '" ~ source ~ "'") }}
+{%- endmacro %}
+
+{#-
+    Custom incremental strategy `replace_where`: delete the target's rows matching every
+    one of the model's `incremental_predicates`, then insert the new rows, in the model's
+    transaction. Unlike delete+insert on a unique key, rows that no longer exist (a
+    session merged into another, a day whose lines were re-loaded) are removed too.
+-#}
+{% macro get_incremental_replace_where_sql(arg_dict) -%}
+    {%- set predicates = arg_dict["incremental_predicates"] -%}
+    {%- if not predicates -%}
+        {{ exceptions.raise_compiler_error("replace_where needs incremental_predicates") }}
+    {%- endif -%}
+    {%- set columns = get_quoted_csv(arg_dict["dest_columns"] | map(attribute="name")) -%}
+    delete from {{ arg_dict["target_relation"] }}
+    where {{ predicates | join("\n    and ") }};
+
+    insert into {{ arg_dict["target_relation"] }} ({{ columns }})
+    select {{ columns }} from {{ arg_dict["temp_relation"] }}
+{%- endmacro %}
+
+{#- Creates the state tables when dbt runs without `engagement build` (then: full build). -#}
+{% macro create_build_state() -%}
+    create schema if not exists _engagement;
+    create table if not exists _engagement.changed_days (source varchar, date_day date);
+{%- endmacro %}
+
+{#-
+    Sessions that the changed support-site days can touch: those within the session
+    timeout of a changed day (see int_support_site__sessions). Unqualified columns: used
+    in the delete of `replace_where` too.
+-#}
+{% macro session_near_changed_days() -%}
+    exists (
+        select 1 from _engagement.changed_days as changed
+        where
+            changed.source = 'support_site'
+            and session_ended_at
+            >= changed.date_day - to_minutes({{ var('session_timeout_minutes') }})
+            and session_started_at
+            <= changed.date_day + interval 1 day + to_minutes({{ var('session_timeout_minutes') }})
+    )
+{%- endmacro %}
+
+{#-
+    The days the replaced sessions (session_near_changed_days) span, as a literal range on
+    requested_date, read when int_support_site__sessions runs incrementally.
+-#}
+{% macro replaced_session_days() -%}
+    {%- set bounds = run_query(
+        "select strftime(cast(min(session_started_at) as date), '%Y-%m-%d'),"
+        ~ " strftime(cast(max(session_ended_at) as date), '%Y-%m-%d')"
+        ~ " from " ~ this ~ " where " ~ session_near_changed_days()
+    ) if execute else none -%}
+    {%- if bounds and bounds.rows[0][0] -%}
+        requests.requested_date between date '{{ bounds.rows[0][0] }}' and date '{{ bounds.rows[0][1] }}'
+    {%- else -%}
+        false
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+    The days int_support_site__changed_days lists, as a subquery. Written out, not ref()'d:
+    incremental_predicates are rendered when dbt parses, where ref() does not resolve. The
+    models that use it also ref() the model, which orders the build.
+-#}
+{% macro support_site_days_to_recompute() -%}
+    (select date_day from intermediate.int_support_site__changed_days)
+{%- endmacro %}

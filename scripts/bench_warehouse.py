@@ -1,0 +1,186 @@
+"""`make bench` (warehouse): what a day's run costs after 1 day and after D days of history.
+
+Builds support-site logs of LINES lines a day (default 200,000) for D + 2 days from
+../shared/data/access_logs (each copy of the log moved onto the day, keeping its times of
+day, with other client IPs), one rotated file per day, and serves the sample company over
+the X API sandbox for the same days. Then, through the `engagement` CLI in fresh processes:
+
+- history of 1 day: day 1 extracted, gated, loaded and built; then day 2's whole run
+  (extract, gate and load of both sources, build, publish) is timed;
+- history of D days: days 1..D extracted, gated and loaded and built; then day D + 1's whole
+  run is timed;
+- `engagement build --full-refresh` over the D + 1 days is timed.
+
+Prints each run's steps, the ratio of the two day runs, the day run at D days against the
+full refresh, and the peak RSS of any process involved; the published marts of the
+incremental runs must equal (contents hashed) those of the full refresh, or the bench fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_LOG = REPO.parent / "shared" / "data" / "access_logs" / "apache_logs_elastic_2015.log"
+KEY = "bench-only-ip-hmac-key-not-a-secret"
+FIRST_DAY = date(2026, 10, 1)
+STAMP = re.compile(rb"\[\d\d/May/2015:")
+
+
+def write_day(path: Path, day: date, lines: int) -> int:
+    """`lines` lines of the shared log moved onto `day` (times of day kept, IPs varied)."""
+    source = [line for line in SHARED_LOG.read_bytes().splitlines() if line]
+    stamp = b"[" + day.strftime("%d/%b/%Y:").encode()
+    seed = day.toordinal()
+    written = 0
+    with open(path, "wb") as out:
+        copy = 0
+        while written < lines:
+            chunk = []
+            for line in source[: lines - written]:
+                ip, _, rest = line.partition(b" ")
+                octets = ip.split(b".")
+                if len(octets) == 4:  # other visitors per copy and per day
+                    octets[0] = str((int(octets[0]) + seed) % 223 + 1).encode()
+                    octets[1] = str((int(octets[1]) + copy) % 256).encode()
+                    ip = b".".join(octets)
+                chunk.append(ip + b" " + STAMP.sub(stamp, rest, count=1))
+            out.write(b"\n".join(chunk) + b"\n")
+            written += len(chunk)
+            copy += 1
+    return written
+
+
+def engagement(*args: str, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "engagement"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        sys.exit(f"bench: engagement {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def interval(day: date) -> list[str]:
+    return ["--start", str(day), "--end", str(day + timedelta(days=1))]
+
+
+def load_day(day: date, env: dict[str, str]) -> dict[str, float]:
+    """Extract, gate and load both sources of a day; seconds per step."""
+    return {
+        "extract": engagement("extract", "x", *interval(day), env=env)
+        + engagement("extract", "support-site", *interval(day), env=env),
+        "gate+load": engagement("load", "--source", "x", *interval(day), env=env)
+        + engagement("load", "--source", "support-site", *interval(day), env=env),
+    }
+
+
+def day_run(day: date, env: dict[str, str]) -> dict[str, float]:
+    steps = load_day(day, env)
+    steps["build+publish"] = engagement("build", env=env)
+    steps["total"] = sum(steps.values())
+    return steps
+
+
+def fingerprint(published: Path) -> dict[str, str]:
+    prints = {}
+    with duckdb.connect(str(published), read_only=True) as con:
+        tables = con.execute(
+            "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
+        ).fetchall()
+        for (table,) in tables:
+            rows = con.execute(f"select * from marts.{table} order by all").fetchall()
+            prints[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
+    return prints
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=30, help="D, the days of history")
+    parser.add_argument("--lines", type=int, default=200_000, help="log lines a day")
+    args = parser.parse_args()
+    if not SHARED_LOG.is_file():
+        sys.exit(f"bench: reference log missing: {SHARED_LOG}")
+    sys.path.insert(0, str(REPO))
+    from extract.sample import generate
+    from extract.sandbox import make_server
+
+    days = [FIRST_DAY + timedelta(days=n) for n in range(args.days + 1)]
+    server = make_server(0, generate(start=FIRST_DAY, days=len(days) + 1))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with tempfile.TemporaryDirectory(prefix="engagement-bench-wh-") as tmp:
+        root = Path(tmp)
+        logs = root / "logs"
+        logs.mkdir()
+        for n, day in enumerate(days):
+            write_day(logs / f"access.log.{len(days) - n}", day, args.lines)
+        print(f"input: {len(days)} days x {args.lines:,} log lines from {SHARED_LOG.name},"
+              f" the sample company's posts over the X API sandbox; {os.cpu_count()} cores")  # fmt: skip
+        base_env = dict(
+            os.environ,
+            X_API_BASE_URL=f"http://127.0.0.1:{server.server_address[1]}",
+            X_BEARER_TOKEN="bench-token",
+            X_ACCOUNTS="acmecloud,acmesupport",
+            SUPPORT_SITE_LOGS=str(logs / "access.log*"),
+            ENGAGEMENT_IP_HMAC_KEY=KEY,
+        )
+
+        def report(label: str, steps: dict[str, float]) -> None:
+            parts = ", ".join(f"{k} {v:.1f} s" for k, v in steps.items() if k != "total")
+            print(f"{label}: {steps['total']:.1f} s ({parts})", flush=True)
+
+        short = dict(base_env, ENGAGEMENT_DATA_DIR=str(root / "short"))
+        load_day(days[0], short)
+        engagement("build", env=short)
+        first = day_run(days[1], short)
+        report("day run after 1 day of history", first)
+
+        long = dict(base_env, ENGAGEMENT_DATA_DIR=str(root / "long"))
+        for day in days[:-1]:
+            load_day(day, long)
+        engagement("build", env=long)
+        last = day_run(days[-1], long)
+        report(f"day run after {args.days} days of history", last)
+        published = root / "long" / "warehouse" / "engagement.duckdb"
+        incremental = fingerprint(published)
+
+        full = engagement("build", "--full-refresh", env=long)
+        print(f"full refresh over {len(days)} days: {full:.1f} s", flush=True)
+        if fingerprint(published) != incremental:
+            sys.exit("bench: the incremental marts differ from the full refresh's")
+
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        ratio = last["total"] / first["total"]
+        share = last["total"] / full
+        print(
+            f"\nratio day run at {args.days} days / at 1 day: {ratio:.2f}"
+            f" (floor 1.5: {'met' if ratio <= 1.5 else 'NOT met'};"
+            f" goal 1.15: {'met' if ratio <= 1.15 else 'not yet'})\n"
+            f"day run at {args.days} days / full refresh: {share:.2f}"
+            f" (goal at most 0.20: {'met' if share <= 0.2 else 'not yet'})\n"
+            f"peak RSS of any step: {peak:.0f} MiB\n"
+            "incremental marts = full-refresh marts (contents hashed) ✓"
+        )
+    server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
