@@ -2,6 +2,8 @@
 
 Each extraction run lands, validates and loads exactly its data interval; the tasks only
 call functions of the `extract` package (imported inside the tasks, so parsing stays light).
+The mart builds once both sources have loaded (`&`): never on a half-updated interval, and
+once per interval, not once per source. A build takes in every load since the last one.
 Writers of the DuckDB warehouse share the one-slot pool `duckdb_writer`.
 """
 
@@ -32,7 +34,11 @@ def extraction_dag(source: str):
         start_date=START,
         catchup=False,
         max_active_runs=1,
-        default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=5)},
+        default_args={
+            "retries": 2,
+            "retry_delay": pendulum.duration(minutes=5),
+            "execution_timeout": pendulum.duration(hours=1),
+        },
         tags=["engagement", "extract"],
         doc_md=f"Lands, validates and loads the `{source}` batch of each daily data interval.",
     )
@@ -56,10 +62,12 @@ def extraction_dag(source: str):
 
 @dag(
     dag_id="engagement_mart",
-    schedule=(RAW["x"] | RAW["support_site"]),
+    schedule=(RAW["x"] & RAW["support_site"]),
     start_date=START,
     catchup=False,
     max_active_runs=1,
+    # a failed build is a failed dbt test or model: running it again cannot make it pass
+    default_args={"retries": 0, "execution_timeout": pendulum.duration(hours=2)},
     tags=["engagement", "mart"],
     doc_md="Builds and tests the mart with dbt, then publishes it atomically.",
 )

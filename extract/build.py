@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -131,10 +132,13 @@ def plan(settings: Settings, full_refresh: bool = False) -> Plan:
     """Compare the raw loads with the last green build's and write the changed days."""
     if not settings.raw_db.exists():
         raise BuildFailed(f"nothing loaded yet: {settings.raw_db} does not exist")
-    current = fingerprint(settings)
-    with duckdb.connect(str(settings.build_db)) as con:
+    return plan_build(settings.raw_db, settings.build_db, fingerprint(settings), full_refresh)
+
+
+def plan_build(raw_db: Path, build_db: Path, current: str, full_refresh: bool = False) -> Plan:
+    with duckdb.connect(str(build_db)) as con:
         con.execute(STATE_DDL)
-        con.execute(f"attach '{settings.raw_db}' as raw (read_only)")
+        con.execute(f"attach '{raw_db}' as raw (read_only)")
         con.execute(LOADS_SQL)
         built = con.execute(
             f"select value from {STATE}.build_state where key = 'fingerprint'"
@@ -265,19 +269,24 @@ def publish(build_db: Path, published_db: Path) -> list[str]:
 
 
 def build_and_publish(settings: Settings, full_refresh: bool = False) -> dict:
+    seconds: dict[str, float] = {}
     with build_lock(settings):
+        started = time.perf_counter()
         build = plan(settings, full_refresh)
         if build.full_refresh or build.changed_loads:
             dbt_build(settings, build)
             record_built(settings, build)
+        seconds["build"] = time.perf_counter() - started
+        tables = []
         if _unpublished(settings) or not settings.published_db.exists():
             tables = publish(settings.build_db, settings.published_db)
             _set_state(settings, unpublished="false")
-        else:
-            tables = []
+        seconds["publish"] = time.perf_counter() - started - seconds["build"]
     return {
         "published": str(settings.published_db),
         "tables": tables,
         "full_refresh": build.full_refresh,
         "changed_loads": build.changed_loads,
+        "changed_sources": list(build.changed_sources),
+        "seconds": {step: round(value, 2) for step, value in seconds.items()},
     }

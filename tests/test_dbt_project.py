@@ -633,6 +633,11 @@ def all_days() -> list[date]:
 def run_dbt(args: list[str], workdir: Path, raw_db: Path, build_db: Path):
     from dbt.cli.main import dbtRunner
 
+    from extract.build import plan_build
+
+    if args[0] == "build":  # as `engagement build` does: a first build, every day changed
+        plan_build(raw_db, build_db, "test", full_refresh=True)
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ENGAGEMENT_RAW_DB", str(raw_db))
         mp.setenv("ENGAGEMENT_BUILD_DB", str(build_db))

@@ -19,18 +19,12 @@
                      names (case-insensitive; 'x' means Twitter) or host patterns
                      (utm_source=t.co); else utm_medium social -> social; else other.
 
-    Incremental: the combinations seen on the changed days are (re)classified; the
-    classification depends only on the combination, the seed and the vars, all of which
-    are part of the build's fingerprint (a change to them rebuilds everything).
+    Incremental: only combinations not classified before are added. A classification
+    depends only on the combination, the seed and the vars, which are part of the build's
+    fingerprint (a change to them rebuilds everything).
 -#}
 
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='referrer_key',
-    )
-}}
+{{ config(materialized='incremental', incremental_strategy='append') }}
 
 with
 
@@ -54,6 +48,9 @@ referrers as (
         {{ strip_host_prefix('utm_source') }} as utm_source_stripped
 
     from requests
+    {% if is_incremental() -%}
+        where referrer_key not in (select referrer_key from {{ this }})
+    {%- endif %}
 
 ),
 

@@ -1,0 +1,266 @@
+"""The incremental warehouse: builds that take in only what changed publish the same marts as a
+full refresh, whatever the order of loads; killed and concurrent builds lose nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from extract import pipeline
+from extract.batches import Interval
+from extract.build import build_and_publish
+from extract.sample import write_sample
+from extract.settings import Settings
+from tests.conftest import REPO, TOKEN
+
+DAY = timedelta(days=1)
+CHAIN_HOST = "chain.example"  # the referrer of the visitor whose visit lasts over a day
+MIDNIGHT_HOST = "midnight.example"  # the referrer of the visitor who stays past midnight
+
+
+def line(ip: str, at: datetime, path: str, referrer: str) -> str:
+    stamp = at.strftime("%d/%b/%Y:%H:%M:%S +0000")
+    return (
+        f'{ip} - - [{stamp}] "GET {path} HTTP/1.1" 200 512 "{referrer}" '
+        '"Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0"\n'
+    )
+
+
+def chain_lines() -> str:
+    """A page view every 20 minutes from 2026-11-04 22:00 to 2026-11-06 01:00 (one visit of
+    27 hours), and a visit from 2026-11-05 23:50 to 2026-11-06 00:10 (across midnight)."""
+    at, lines = datetime(2026, 11, 4, 22), []
+    while at <= datetime(2026, 11, 6, 1):
+        lines.append(line("203.0.113.7", at, "/articles/status", f"https://{CHAIN_HOST}/"))
+        at += timedelta(minutes=20)
+    for at in (datetime(2026, 11, 5, 23, 50), datetime(2026, 11, 6, 0, 10)):
+        lines.append(line("203.0.113.8", at, "/articles/sso", f"https://{MIDNIGHT_HOST}/"))
+    return "".join(sorted(lines, key=lambda text: text.split("[")[1]))
+
+
+def late_lines() -> str:
+    """Lines of 2026-11-05 in a log that arrives after that day was loaded: one joins the
+    midnight visit (which then starts at 23:30), one is a visitor of its own."""
+    return line(
+        "203.0.113.8", datetime(2026, 11, 5, 23, 30), "/articles/sso", f"https://{MIDNIGHT_HOST}/"
+    ) + line("203.0.113.9", datetime(2026, 11, 5, 12), "/", "https://www.bing.com/")
+
+
+@dataclass
+class Warehouse:
+    settings: Settings
+    logs: Path
+    steps: list[dict] = field(default_factory=list)
+
+    @property
+    def published(self) -> Path:
+        return self.settings.published_db
+
+    def load(self, day: date) -> None:
+        interval = Interval.parse(str(day), str(day + DAY))
+        pipeline.extract_x(self.settings, interval)
+        pipeline.extract_support_site(self.settings, interval)
+        for source in ("x", "support_site"):
+            pipeline.validate(self.settings, source, interval)
+            pipeline.load_batch(self.settings, source, interval)
+
+    def build(self, **kwargs) -> dict:
+        result = build_and_publish(self.settings, **kwargs)
+        self.steps.append(result)
+        return result
+
+    def marts(self) -> dict[str, str]:
+        """A hash of every published table's content."""
+        prints = {}
+        with duckdb.connect(str(self.published), read_only=True) as con:
+            tables = con.execute(
+                "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
+            ).fetchall()
+            for (table,) in tables:
+                rows = con.execute(f"select * from marts.{table} order by all").fetchall()
+                prints[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
+        return prints
+
+    def sessions_from(self, host: str) -> dict[date, int]:
+        with duckdb.connect(str(self.published), read_only=True) as con:
+            rows = con.execute(
+                "select date_day, sessions from marts.agg_daily_referrals"
+                " where referrer_network = ? order by 1",
+                [host],
+            ).fetchall()
+        return dict(rows)
+
+
+def make_warehouse(root: Path, sandbox_url: str) -> Warehouse:
+    logs = root / "logs"
+    write_sample(logs)
+    (logs / "access.log-chain").write_text(chain_lines())
+    env = dict(
+        os.environ,
+        ENGAGEMENT_DATA_DIR=str(root / "data"),
+        X_API_BASE_URL=sandbox_url,
+        X_BEARER_TOKEN=TOKEN,
+        X_ACCOUNTS="acmecloud,acmesupport",
+        SUPPORT_SITE_LOGS=str(logs / "access.log*"),
+    )
+    return Warehouse(Settings.from_env(env), logs)
+
+
+@pytest.fixture(scope="module")
+def loaded_out_of_order(
+    tmp_path_factory: pytest.TempPathFactory, sandbox_url: str
+) -> Iterator[tuple[Warehouse, dict]]:
+    """Days loaded and built one at a time, out of order, with a rerun and a late log:
+    5, 6, 4 (a backfill that joins a visit to the day after), 5 again after a late log, 3."""
+    warehouse = make_warehouse(tmp_path_factory.mktemp("warehouse"), sandbox_url)
+    seen: dict = {}
+    for step, day in enumerate([date(2026, 11, 5), date(2026, 11, 6), date(2026, 11, 4)]):
+        warehouse.load(day)
+        warehouse.build()
+        seen[step] = (warehouse.sessions_from(CHAIN_HOST), warehouse.sessions_from(MIDNIGHT_HOST))
+    (warehouse.logs / "access.log-late").write_text(late_lines())
+    warehouse.load(date(2026, 11, 5))
+    warehouse.build()
+    warehouse.load(date(2026, 11, 3))
+    warehouse.build()
+    seen["incremental"] = warehouse.marts()
+    yield warehouse, seen
+
+
+def test_incremental_builds_publish_what_a_full_refresh_does(loaded_out_of_order) -> None:
+    warehouse, seen = loaded_out_of_order
+    assert [step["full_refresh"] for step in warehouse.steps] == [True] + [False] * 4
+    assert all(step["changed_loads"] == 2 for step in warehouse.steps)
+    result = warehouse.build(full_refresh=True)
+    assert result["full_refresh"] and result["changed_loads"] == 10
+    assert warehouse.marts() == seen["incremental"]
+
+
+def test_a_visit_is_regrouped_when_an_earlier_day_arrives(loaded_out_of_order) -> None:
+    _, seen = loaded_out_of_order
+    day4, day5 = date(2026, 11, 4), date(2026, 11, 5)
+    # day 5 alone: the 27-hour visit starts at its midnight; the midnight visit is one
+    assert seen[0] == ({day5: 1}, {day5: 1})
+    # day 6 loaded: both visits go on into it, still one session each, started on day 5
+    assert seen[1] == ({day5: 1}, {day5: 1})
+    # day 4 backfilled: the long visit now started on day 4; day 5 loses its session
+    assert seen[2] == ({day4: 1}, {day5: 1})
+
+
+def test_a_late_log_is_taken_in_when_its_day_is_rerun(loaded_out_of_order) -> None:
+    warehouse, _ = loaded_out_of_order
+    with duckdb.connect(str(warehouse.published), read_only=True) as con:
+        bing = con.execute(
+            "select sessions from marts.agg_daily_referrals"
+            " where date_day = '2026-11-05' and referrer_network = 'Bing'"
+        ).fetchone()
+    assert bing is not None and bing[0] >= 1
+    assert warehouse.sessions_from(MIDNIGHT_HOST) == {date(2026, 11, 5): 1}
+
+
+def test_a_build_with_nothing_new_runs_no_dbt(loaded_out_of_order) -> None:
+    warehouse, _ = loaded_out_of_order
+    before = warehouse.published.stat().st_mtime_ns
+    results = warehouse.settings.data_dir / "dbt" / "target" / "run_results.json"
+    results.unlink(missing_ok=True)
+    result = warehouse.build()
+    assert result == {**result, "full_refresh": False, "changed_loads": 0, "tables": []}
+    assert not results.exists()
+    assert warehouse.published.stat().st_mtime_ns == before
+
+
+def test_changed_vars_rebuild_everything(loaded_out_of_order) -> None:
+    warehouse, _ = loaded_out_of_order
+    other = dataclasses.replace(warehouse.settings, company_site_hosts=("acme.example",))
+    result = build_and_publish(other)
+    assert result["full_refresh"] and result["changed_loads"] == 10
+    assert build_and_publish(warehouse.settings)["full_refresh"]
+
+
+def engagement_build(settings: Settings) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "extract.cli", "build"],
+        env=dict(os.environ, ENGAGEMENT_DATA_DIR=str(settings.data_dir)),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(child) for child in text]
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("after_dbt_started", [0.5, 4.0])
+def test_a_killed_build_changes_nothing_and_the_next_one_converges(
+    tmp_path: Path, sandbox_url: str, after_dbt_started: float
+) -> None:
+    uninterrupted = make_warehouse(tmp_path / "uninterrupted", sandbox_url)
+    killed = make_warehouse(tmp_path / "killed", sandbox_url)
+    for warehouse in (uninterrupted, killed):
+        warehouse.load(date(2026, 11, 4))
+        warehouse.build()
+        warehouse.load(date(2026, 11, 5))
+    uninterrupted.build()
+    published = killed.published.read_bytes()
+
+    build = engagement_build(killed.settings)
+    deadline = time.monotonic() + 60
+    while not (dbt := children(build.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert dbt, "the build started no dbt process"
+    time.sleep(after_dbt_started)
+    build.send_signal(signal.SIGKILL)
+    build.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in dbt) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in dbt), "dbt outlived the killed build"
+    assert killed.published.read_bytes() == published
+
+    assert killed.build()["changed_loads"] == 2
+    assert killed.marts() == uninterrupted.marts()
+
+
+def test_a_second_build_at_once_fails_with_one_line(tmp_path: Path, sandbox_url: str) -> None:
+    warehouse = make_warehouse(tmp_path, sandbox_url)
+    warehouse.load(date(2026, 11, 4))
+    first = engagement_build(warehouse.settings)
+    deadline = time.monotonic() + 60
+    while not children(first.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = engagement_build(warehouse.settings)
+    _, error = second.communicate(timeout=120)
+    assert second.returncode == 3
+    assert error.strip() == (
+        f"engagement: build failed: a build is already running (pid {first.pid});"
+        " run this one when it has finished"
+    )
+    first.communicate(timeout=600)
+    assert first.returncode == 0
+    assert warehouse.marts()
