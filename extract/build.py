@@ -106,26 +106,47 @@ def _dbt_vars(settings: Settings) -> dict:
 
 
 @contextmanager
-def build_lock(settings: Settings) -> Iterator[None]:
-    """One build at a time: a second one fails at once, saying which process holds it."""
+def build_lock(settings: Settings, wait: float = 10.0) -> Iterator[int]:
+    """One build at a time. The lock is held through an open file that the dbt child
+    inherits, so it is free only once the build and its dbt are both gone (a killed build's
+    dbt takes a moment to die). A second build waits `wait` seconds for it, then fails
+    saying which process holds it. Yields the lock's file descriptor."""
     settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
     path = settings.warehouse_dir / ".build.lock"
+    deadline = time.monotonic() + wait
     with open(path, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "unknown"
-            raise BuildFailed(
-                f"a build is already running (pid {holder}); run this one when it has finished"
-            ) from None
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    lock.seek(0)
+                    holder = lock.read().strip() or "unknown"
+                    raise BuildFailed(
+                        f"a build is already running (pid {holder});"
+                        " run this one when it has finished"
+                    ) from None
+                time.sleep(0.1)
         lock.truncate(0)
         lock.write(str(os.getpid()))
         lock.flush()
         try:
-            yield
+            yield lock.fileno()
         finally:
             lock.truncate(0)
+
+
+def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Opens a DuckDB file, waiting a little while a process that just died lets go of it."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def plan(settings: Settings, full_refresh: bool = False) -> Plan:
@@ -136,7 +157,7 @@ def plan(settings: Settings, full_refresh: bool = False) -> Plan:
 
 
 def plan_build(raw_db: Path, build_db: Path, current: str, full_refresh: bool = False) -> Plan:
-    with duckdb.connect(str(build_db)) as con:
+    with _connect(build_db) as con:
         con.execute(STATE_DDL)
         con.execute(f"attach '{raw_db}' as raw (read_only)")
         con.execute(LOADS_SQL)
@@ -147,7 +168,9 @@ def plan_build(raw_db: Path, build_db: Path, current: str, full_refresh: bool = 
         loads = f"{STATE}.seen_loads" if full_refresh else "changed_loads"
         con.execute(CHANGED_DAYS_SQL.format(loads=loads))
         sources = con.execute(f"select distinct source from {loads} order by 1").fetchall()
-        changed = con.execute(f"select count(*) from {loads}").fetchone()[0]
+        changed = con.execute(f"select count(distinct (source, batch_id)) from {loads}").fetchone()[
+            0
+        ]
         if full_refresh:  # a full build that dies half-way is redone in full
             con.execute(f"delete from {STATE}.build_state where key = 'fingerprint'")
         con.execute("detach raw")
@@ -163,7 +186,7 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def dbt_build(settings: Settings, build: Plan) -> None:
+def dbt_build(settings: Settings, build: Plan, lock_fd: int) -> None:
     """`dbt build` of what the plan selects, in its own process: dbt-duckdb keeps its DuckDB
     handles for the life of a process, and the build file must be free to publish it."""
     project = str(settings.dbt_project_dir)
@@ -190,7 +213,12 @@ def dbt_build(settings: Settings, build: Plan) -> None:
         command += ["--exclude-resource-type", "unit_test"]
     (work / "target" / "run_results.json").unlink(missing_ok=True)
     done = subprocess.run(
-        command, env=env, capture_output=True, text=True, preexec_fn=_die_with_parent
+        command,
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=_die_with_parent,
+        pass_fds=(lock_fd,),  # the build lock is held until dbt is gone too
     )
     if done.returncode != 0:
         raise BuildFailed(f"dbt build failed, nothing published: {_failures(work, done.stdout)}")
@@ -208,7 +236,7 @@ def _failures(work: Path, output: str) -> str:
 
 
 def _set_state(settings: Settings, **values: str) -> None:
-    with duckdb.connect(str(settings.build_db)) as con:
+    with _connect(settings.build_db) as con:
         for key, value in values.items():
             con.execute(f"insert or replace into {STATE}.build_state values (?, ?)", [key, value])
 
@@ -216,7 +244,7 @@ def _set_state(settings: Settings, **values: str) -> None:
 def record_built(settings: Settings, build: Plan) -> None:
     """After a green build: the loads it planned from and its fingerprint become the state
     the next build starts from, and the build is marked unpublished, in one transaction."""
-    with duckdb.connect(str(settings.build_db)) as con:
+    with _connect(settings.build_db) as con:
         con.execute("begin transaction")
         con.execute(f"delete from {STATE}.built_loads")
         con.execute(f"insert into {STATE}.built_loads from {STATE}.seen_loads")
@@ -226,7 +254,7 @@ def record_built(settings: Settings, build: Plan) -> None:
 
 
 def _unpublished(settings: Settings) -> bool:
-    with duckdb.connect(str(settings.build_db), read_only=True) as con:
+    with _connect(settings.build_db, read_only=True) as con:
         row = con.execute(
             f"select value from {STATE}.build_state where key = 'unpublished'"
         ).fetchone()
@@ -270,11 +298,11 @@ def publish(build_db: Path, published_db: Path) -> list[str]:
 
 def build_and_publish(settings: Settings, full_refresh: bool = False) -> dict:
     seconds: dict[str, float] = {}
-    with build_lock(settings):
+    with build_lock(settings) as lock_fd:
         started = time.perf_counter()
         build = plan(settings, full_refresh)
         if build.full_refresh or build.changed_loads:
-            dbt_build(settings, build)
+            dbt_build(settings, build, lock_fd)
             record_built(settings, build)
         seconds["build"] = time.perf_counter() - started
         tables = []
