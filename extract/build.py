@@ -44,6 +44,7 @@ create table if not exists {STATE}.built_loads (
     loaded_at timestamp
 );
 create table if not exists {STATE}.seen_loads as from {STATE}.built_loads limit 0;
+create table if not exists {STATE}.changed_loads (source varchar, batch_id varchar);
 create table if not exists {STATE}.changed_days (source varchar, date_day date);
 create table if not exists {STATE}.build_state (key varchar primary key, value varchar);
 """
@@ -58,6 +59,8 @@ union
 (from {STATE}.built_loads except from {STATE}.seen_loads);
 """
 CHANGED_DAYS_SQL = f"""
+delete from {STATE}.changed_loads;
+insert into {STATE}.changed_loads select distinct source, batch_id from {{loads}};
 delete from {STATE}.changed_days;
 insert into {STATE}.changed_days
 select distinct

@@ -37,6 +37,24 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The changed batches of a source, as a subquery after `in`. -#}
+{% macro changed_batches(source) -%}
+    (select batch_id from _engagement.changed_loads where source = '{{ source }}')
+{%- endmacro %}
+
+{#- A filter keeping the rows of the changed batches of a source, written out as literals. -#}
+{% macro in_changed_batches(column, source) -%}
+    {%- set batches = run_query(
+        "select distinct batch_id from _engagement.changed_loads where source = '"
+        ~ source ~ "' order by 1"
+    ).columns[0].values() | list if execute else [] -%}
+    {%- if batches -%}
+        {{ column }} in ({% for batch in batches %}'{{ batch }}'{{ ", " if not loop.last }}{% endfor %})
+    {%- else -%}
+        false
+    {%- endif -%}
+{%- endmacro %}
+
 {#- on_days() for the changed days of a source. -#}
 {% macro on_changed_days(column, source) -%}
     {{ on_days(column, "select date_day from _engagement.changed_days where source = '" ~ source ~ "'") }}
@@ -64,6 +82,7 @@
 {#- Creates the state tables when dbt runs without `engagement build` (then: full build). -#}
 {% macro create_build_state() -%}
     create schema if not exists _engagement;
+    create table if not exists _engagement.changed_loads (source varchar, batch_id varchar);
     create table if not exists _engagement.changed_days (source varchar, date_day date);
 {%- endmacro %}
 

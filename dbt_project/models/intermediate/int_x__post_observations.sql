@@ -2,19 +2,38 @@
     Every time a post object (one version of a post) was received, from a timeline
     (endpoint tweets / mentions) or from the metrics refresh (lookup). observed_at is the
     batch's interval_end: the time the observation stands for. Not de-duplicated.
+
+    Incremental: the rows of the changed X batches replace those of the same batches (a
+    batch re-loaded or removed), so the post payloads are parsed once, when they land.
+    The models after it look at every observation: a reply, an edit or a deletion can
+    change what is known about a post of any age.
 -#}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=["batch_id in " ~ changed_batches('x')],
+    )
+}}
 
 with
 
 timeline_posts as (
 
     select * from {{ ref('stg_x__posts') }}
+    {% if is_incremental() -%}
+        where {{ in_changed_batches('batch_id', 'x') }}
+    {%- endif %}
 
 ),
 
 snapshots as (
 
     select * from {{ ref('stg_x__post_snapshots') }}
+    {% if is_incremental() -%}
+        where {{ in_changed_batches('batch_id', 'x') }}
+    {%- endif %}
 
 ),
 
