@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,13 +15,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from unittest.mock import ANY
 
 import duckdb
 import pytest
 
 from extract import pipeline
 from extract.batches import Interval
-from extract.build import build_and_publish
+from extract.build import Plan, build_and_publish, plan
 from extract.sample import write_sample
 from extract.settings import Settings
 from tests.conftest import REPO, TOKEN
@@ -181,12 +183,27 @@ def test_a_build_with_nothing_new_runs_no_dbt(loaded_out_of_order) -> None:
     assert warehouse.published.stat().st_mtime_ns == before
 
 
-def test_changed_vars_rebuild_everything(loaded_out_of_order) -> None:
-    warehouse, _ = loaded_out_of_order
+def copy_of(warehouse: Warehouse, root: Path) -> Warehouse:
+    """The same warehouse in another data directory, its day 6 re-loaded (nothing built)."""
+    shutil.copytree(warehouse.settings.data_dir, root / "data")
+    copy = Warehouse(
+        dataclasses.replace(warehouse.settings, data_dir=root / "data"), warehouse.logs
+    )
+    interval = Interval.parse("2026-11-06", "2026-11-07")
+    for source in ("x", "support_site"):
+        pipeline.load_batch(copy.settings, source, interval)
+    return copy
+
+
+def test_changed_vars_or_an_unfinished_full_build_rebuild_everything(
+    loaded_out_of_order, tmp_path: Path
+) -> None:
+    warehouse = copy_of(loaded_out_of_order[0], tmp_path)
+    assert plan(warehouse.settings) == Plan(False, ("support_site", "x"), 2, ANY)
     other = dataclasses.replace(warehouse.settings, company_site_hosts=("acme.example",))
-    result = build_and_publish(other)
-    assert result["full_refresh"] and result["changed_loads"] == 8
-    assert build_and_publish(warehouse.settings)["full_refresh"]
+    assert plan(other).full_refresh
+    # that full build did not happen: the next build, whatever its vars, is a full one
+    assert plan(warehouse.settings) == Plan(True, ("support_site", "x"), 8, ANY)
 
 
 def engagement_build(settings: Settings) -> subprocess.Popen:
@@ -203,8 +220,7 @@ def engagement_build(settings: Settings) -> subprocess.Popen:
 def children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found += [int(child) for child in text]
+        found += [int(child) for child in (task / "children").read_text().split()]
     return found
 
 
@@ -216,24 +232,24 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("after_dbt_started", [0.5, 4.0])
-def test_a_killed_build_changes_nothing_and_the_next_one_converges(
-    tmp_path: Path, sandbox_url: str, after_dbt_started: float
-) -> None:
-    uninterrupted = make_warehouse(tmp_path / "uninterrupted", sandbox_url)
-    killed = make_warehouse(tmp_path / "killed", sandbox_url)
-    for warehouse in (uninterrupted, killed):
-        warehouse.load(date(2026, 11, 4))
-        warehouse.build()
-        warehouse.load(date(2026, 11, 5))
-    uninterrupted.build()
-    published = killed.published.read_bytes()
-
-    build = engagement_build(killed.settings)
+def started_dbt(build: subprocess.Popen) -> list[int]:
     deadline = time.monotonic() + 60
     while not (dbt := children(build.pid)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert dbt, "the build started no dbt process"
+    return dbt
+
+
+@pytest.mark.parametrize("after_dbt_started", [0.5, 5.0])
+def test_a_killed_build_changes_nothing_and_the_next_one_converges(
+    loaded_out_of_order, tmp_path: Path, after_dbt_started: float
+) -> None:
+    """SIGKILL while dbt parses (0.5 s) and while it builds and tests (5 s)."""
+    original, seen = loaded_out_of_order
+    warehouse = copy_of(original, tmp_path)
+    published = warehouse.published.read_bytes()
+    build = engagement_build(warehouse.settings)
+    dbt = started_dbt(build)
     time.sleep(after_dbt_started)
     build.send_signal(signal.SIGKILL)
     build.wait()
@@ -241,19 +257,17 @@ def test_a_killed_build_changes_nothing_and_the_next_one_converges(
     while any(alive(pid) for pid in dbt) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(alive(pid) for pid in dbt), "dbt outlived the killed build"
-    assert killed.published.read_bytes() == published
+    assert warehouse.published.read_bytes() == published
 
-    assert killed.build()["changed_loads"] == 2
-    assert killed.marts() == uninterrupted.marts()
+    result = warehouse.build()
+    assert (result["full_refresh"], result["changed_loads"]) == (False, 2)
+    assert warehouse.marts() == seen["incremental"]
 
 
-def test_a_second_build_at_once_fails_with_one_line(tmp_path: Path, sandbox_url: str) -> None:
-    warehouse = make_warehouse(tmp_path, sandbox_url)
-    warehouse.load(date(2026, 11, 4))
+def test_a_second_build_at_once_fails_with_one_line(loaded_out_of_order, tmp_path: Path) -> None:
+    warehouse = copy_of(loaded_out_of_order[0], tmp_path)
     first = engagement_build(warehouse.settings)
-    deadline = time.monotonic() + 60
-    while not children(first.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    started_dbt(first)
     second = engagement_build(warehouse.settings)
     _, error = second.communicate(timeout=120)
     assert second.returncode == 3
@@ -263,4 +277,3 @@ def test_a_second_build_at_once_fails_with_one_line(tmp_path: Path, sandbox_url:
     )
     first.communicate(timeout=600)
     assert first.returncode == 0
-    assert warehouse.marts()
