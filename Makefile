@@ -6,7 +6,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench bench-ingest bench-warehouse clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -27,9 +27,17 @@ lint: setup
 test: setup lint
 	$(VENV)/bin/python -m pytest
 
+bench: bench-ingest bench-warehouse
+
 # support-site ingest speed vs a plain-Python baseline (input built in a temp dir)
-bench: setup
+bench-ingest: setup
 	$(VENV)/bin/python scripts/bench_ingest.py
+
+# a day's whole run after 1 and after DAYS days of history, LINES log lines a day
+DAYS ?= 30
+LINES ?= 200000
+bench-warehouse: setup
+	$(VENV)/bin/python scripts/bench_warehouse.py --days $(DAYS) --lines $(LINES)
 
 clean:
 	rm -rf data .airflow dbt_project/target dbt_project/logs

@@ -223,6 +223,8 @@ def dbt_build(settings: Settings, build: Plan, lock_fd: int) -> None:
         preexec_fn=_die_with_parent,
         pass_fds=(lock_fd,),  # the build lock is held until dbt is gone too
     )
+    if done.returncode < 0:
+        raise BuildFailed(f"dbt was killed (signal {-done.returncode}), nothing published")
     if done.returncode != 0:
         raise BuildFailed(f"dbt build failed, nothing published: {_failures(work, done.stdout)}")
 

@@ -137,6 +137,51 @@ def day_run(day: date, env: dict[str, str]) -> dict[str, float]:
     return steps
 
 
+def publish_designs(warehouse: Path, rounds: int = 3) -> dict[str, float]:
+    """Median seconds of two ways to publish the same build, into scratch files:
+    - copy: the marts' tables copied into a new DuckDB file renamed over the old one (the
+      product's `publish`);
+    - parquet: each table written to a Parquet file of a new generation, and a new DuckDB
+      file of views over them renamed over the old one (old generations kept for readers)."""
+    from extract.build import PUBLISHED_SCHEMA, publish
+
+    build_db = warehouse / "build.duckdb"
+    scratch = warehouse / "publish-designs"
+    scratch.mkdir(exist_ok=True)
+
+    def parquet(generation: int) -> None:
+        files = scratch / f"generation-{generation}"
+        files.mkdir()
+        staging = scratch / ".parquet.duckdb.publishing"
+        with duckdb.connect(str(staging)) as con:
+            con.execute(f"attach '{build_db}' as build (read_only)")
+            tables = con.execute(
+                "select table_name from duckdb_tables() where database_name = 'build'"
+                " and schema_name = ? order by 1",
+                [PUBLISHED_SCHEMA],
+            ).fetchall()
+            con.execute(f"create schema {PUBLISHED_SCHEMA}")
+            for (table,) in tables:
+                path = files / f"{table}.parquet"
+                con.execute(f"copy build.{PUBLISHED_SCHEMA}.{table} to '{path}'")
+                con.execute(
+                    f"create view {PUBLISHED_SCHEMA}.{table} as from read_parquet('{path}')"
+                )
+            con.execute("detach build")
+            con.execute("checkpoint")
+        os.replace(staging, scratch / "parquet.duckdb")
+
+    times: dict[str, list[float]] = {"copy": [], "parquet": []}
+    for generation in range(rounds):
+        started = time.perf_counter()
+        publish(build_db, scratch / "copy.duckdb")
+        times["copy"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        parquet(generation)
+        times["parquet"].append(time.perf_counter() - started)
+    return {design: sorted(values)[len(values) // 2] for design, values in times.items()}
+
+
 def fingerprint(published: Path) -> dict[str, str]:
     prints = {}
     with duckdb.connect(str(published), read_only=True) as con:
@@ -205,6 +250,13 @@ def main() -> int:
         if fingerprint(published) != incremental:
             sys.exit("bench: the incremental marts differ from the full refresh's")
 
+        designs = publish_designs(root / "long" / "warehouse")
+        print(
+            f"publish designs at {args.days} days (median of 3): copy the tables into a new"
+            f" file {designs['copy']:.2f} s, Parquet files + a file of views"
+            f" {designs['parquet']:.2f} s",
+            flush=True,
+        )
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         ratio = last["total"] / first["total"]
         share = last["total"] / full

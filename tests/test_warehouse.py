@@ -240,19 +240,26 @@ def started_dbt(build: subprocess.Popen) -> list[int]:
     return dbt
 
 
-@pytest.mark.parametrize("after_dbt_started", [0.5, 5.0])
+@pytest.mark.parametrize(
+    ("killed", "after_dbt_started"), [("build", 0.5), ("build", 5.0), ("dbt", 3.0)]
+)
 def test_a_killed_build_changes_nothing_and_the_next_one_converges(
-    loaded_out_of_order, tmp_path: Path, after_dbt_started: float
+    loaded_out_of_order, tmp_path: Path, killed: str, after_dbt_started: float
 ) -> None:
-    """SIGKILL while dbt parses (0.5 s) and while it builds and tests (5 s)."""
+    """SIGKILL of the build while dbt parses (0.5 s) or builds and tests (5 s), or of dbt."""
     original, seen = loaded_out_of_order
     warehouse = copy_of(original, tmp_path)
     published = warehouse.published.read_bytes()
     build = engagement_build(warehouse.settings)
     dbt = started_dbt(build)
     time.sleep(after_dbt_started)
-    build.send_signal(signal.SIGKILL)
-    build.wait()
+    if killed == "build":
+        build.send_signal(signal.SIGKILL)
+    else:
+        os.kill(dbt[0], signal.SIGKILL)
+    _, error = build.communicate(timeout=60)
+    if killed == "dbt":
+        assert build.returncode == 3 and "nothing published" in error
     deadline = time.monotonic() + 10
     while any(alive(pid) for pid in dbt) and time.monotonic() < deadline:
         time.sleep(0.05)

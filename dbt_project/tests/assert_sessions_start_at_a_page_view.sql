@@ -14,12 +14,8 @@ requests as (
 
     select * from {{ ref('int_support_site__requests_classified') }}
     where
-        {{ on_days(
-            'requested_date',
-            'select cast(session_started_at as date) from '
-            ~ ref('int_support_site__sessions')
-            ~ ' where ' ~ session_near_changed_days()
-        ) }}
+        requested_date >= (select min(cast(s.session_started_at as date)) from sessions as s)
+        and requested_date <= (select max(cast(s.session_started_at as date)) from sessions as s)
 
 ),
 

@@ -24,9 +24,9 @@ sessions as (
 
 neighbours as (
 
-    select cast(changed.date_day + to_days(offsets.day_offset) as date) as date_day
+    select cast(changed.date_day + to_days(shifts.days_apart) as date) as date_day
     from changed
-    cross join (values (-1), (0), (1)) as offsets (day_offset)
+    cross join (values (-1), (0), (1)) as shifts (days_apart)
 
 ),
 
