@@ -53,7 +53,7 @@ LOADS_SQL = f"""
 delete from {STATE}.seen_loads;
 insert into {STATE}.seen_loads
 select source, batch_id, interval_start, interval_end, _loaded_at from raw.main.batches;
-create or replace temp table changed_loads as
+create or replace temp table differing_loads as
 (from {STATE}.seen_loads except from {STATE}.built_loads)
 union
 (from {STATE}.built_loads except from {STATE}.seen_loads);
@@ -168,7 +168,7 @@ def plan_build(raw_db: Path, build_db: Path, current: str, full_refresh: bool = 
             f"select value from {STATE}.build_state where key = 'fingerprint'"
         ).fetchone()
         full_refresh = full_refresh or built is None or built[0] != current
-        loads = f"{STATE}.seen_loads" if full_refresh else "changed_loads"
+        loads = f"{STATE}.seen_loads" if full_refresh else "differing_loads"
         con.execute(CHANGED_DAYS_SQL.format(loads=loads))
         sources = con.execute(f"select distinct source from {loads} order by 1").fetchall()
         changed = con.execute(f"select count(distinct (source, batch_id)) from {loads}").fetchone()[

@@ -30,3 +30,37 @@ select * from {{ model }}
 where not coalesce(({{ expression }}), false)
 
 {% endtest %}
+
+{#-
+    Fails for each of the given columns that holds nulls (one row per such column, with
+    its number of null rows): not_null for several columns in one scan of the model, so a
+    build pays one query per model instead of one per column.
+-#}
+{% test not_null_columns(model, column_names) %}
+
+with
+
+null_counts as (
+
+    select
+        {%- for column in column_names %}
+            count(*) filter (where {{ column }} is null) as "{{ column }}"
+            {{- "," if not loop.last }}
+        {%- endfor %}
+
+    from {{ model }}
+
+),
+
+unpivoted as (
+
+    unpivot null_counts
+    on {% for column in column_names %}"{{ column }}"{{ ", " if not loop.last }}{% endfor %}
+    into name column_name value null_rows
+
+)
+
+select * from unpivoted
+where null_rows > 0
+
+{% endtest %}
