@@ -80,10 +80,11 @@ def run(label: str, command: list[str], env: dict[str, str]) -> str:
         return out.read().decode()
 
 
-def engagement(*args: str, env: dict[str, str]) -> tuple[float, str]:
+def engagement(*args: str, env: dict[str, str], label: str = "") -> tuple[float, str]:
     """Runs the CLI; returns its wall time and its last output line."""
     started = time.perf_counter()
-    label = " ".join(a for a in args if a not in ("--start", "--end", "--source") and a[0] != "2")
+    label = label or " ".join(a for a in args if a not in ("--start", "--end", "--source"))
+    label = label.split(" 20")[0]  # without the interval
     output = run(label, [str(REPO / ".venv" / "bin" / "engagement"), *args], env)
     return time.perf_counter() - started, output.strip().splitlines()[-1]
 
@@ -123,15 +124,15 @@ def load_history(days: list[date], env: dict[str, str]) -> None:
     run("history load", [str(REPO / ".venv" / "bin" / "python"), "-c", script, *spans], env)
 
 
-def build(env: dict[str, str], *args: str) -> dict[str, float]:
+def build(env: dict[str, str], *args: str, label: str = "") -> dict[str, float]:
     """`engagement build`: its wall time, split into dbt (with planning) and publish."""
-    seconds, output = engagement("build", *args, env=env)
+    seconds, output = engagement("build", *args, env=env, label=label)
     publish = json.loads(output)["seconds"]["publish"]
     return {"build": seconds - publish, "publish": publish}
 
 
 def day_run(day: date, env: dict[str, str]) -> dict[str, float]:
-    steps = load_day(day, env) | build(env)
+    steps = load_day(day, env) | build(env, label="build (a day's)")
     steps["total"] = sum(steps.values())
     return steps
 
@@ -232,13 +233,13 @@ def main() -> int:
 
         short = dict(base_env, ENGAGEMENT_DATA_DIR=str(root / "short"))
         load_history(days[:1], short)
-        build(short)
+        build(short, label="first build (full)")
         first = day_run(days[1], short)
         report("day run after 1 day of history", first)
 
         long = dict(base_env, ENGAGEMENT_DATA_DIR=str(root / "long"))
         load_history(days[:-1], long)
-        build(long)
+        build(long, label="first build (full)")
         last = day_run(days[-1], long)
         report(f"day run after {args.days} days of history", last)
         published = root / "long" / "warehouse" / "engagement.duckdb"
