@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -72,3 +73,18 @@ def engagement(*args: str, env: dict[str, str], check: bool = True) -> subproces
     if check and result.returncode != 0:
         raise AssertionError(f"engagement {' '.join(args)} failed:\n{result.stderr}")
     return result
+
+
+def mart_hashes(published: Path) -> dict[str, str]:
+    """A hash of every published mart table's full content, in a fixed order."""
+    import duckdb
+
+    prints = {}
+    with duckdb.connect(str(published), read_only=True) as con:
+        tables = con.execute(
+            "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
+        ).fetchall()
+        for (table,) in tables:
+            rows = con.execute(f"select * from marts.{table} order by all").fetchall()
+            prints[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
+    return prints

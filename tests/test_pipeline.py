@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ import pytest
 
 from extract.build import publish
 from extract.sample import generate, write_sample
-from tests.conftest import REPO, TOKEN, engagement
+from tests.conftest import REPO, TOKEN, engagement, mart_hashes
 
 DAYS = [date(2026, 11, 2), date(2026, 11, 3)]
 OWN = ("acmecloud", "acmesupport")
@@ -52,16 +51,7 @@ def query(env: dict, sql: str) -> list[tuple]:
 
 
 def mart_fingerprint(env: dict) -> dict[str, str]:
-    """A hash of every published table's full content, in a fixed order."""
-    prints = {}
-    with duckdb.connect(str(published(env)), read_only=True) as con:
-        tables = con.execute(
-            "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
-        ).fetchall()
-        for (table,) in tables:
-            rows = con.execute(f"select * from marts.{table} order by all").fetchall()
-            prints[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
-    return prints
+    return mart_hashes(published(env))
 
 
 def expected_mentions() -> dict[date, tuple[int, int]]:

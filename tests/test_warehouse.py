@@ -4,7 +4,6 @@ full refresh, whatever the order of loads; killed and concurrent builds lose not
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import shutil
 import signal
@@ -25,7 +24,7 @@ from extract.batches import Interval
 from extract.build import Plan, build_and_publish, plan
 from extract.sample import write_sample
 from extract.settings import Settings
-from tests.conftest import REPO, TOKEN
+from tests.conftest import REPO, TOKEN, mart_hashes
 
 DAY = timedelta(days=1)
 CHAIN_HOST = "chain.example"  # the referrer of the visitor whose visit lasts over a day
@@ -84,16 +83,7 @@ class Warehouse:
         return result
 
     def marts(self) -> dict[str, str]:
-        """A hash of every published table's content."""
-        prints = {}
-        with duckdb.connect(str(self.published), read_only=True) as con:
-            tables = con.execute(
-                "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
-            ).fetchall()
-            for (table,) in tables:
-                rows = con.execute(f"select * from marts.{table} order by all").fetchall()
-                prints[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
-        return prints
+        return mart_hashes(self.published)
 
     def sessions_from(self, host: str) -> dict[date, int]:
         with duckdb.connect(str(self.published), read_only=True) as con:

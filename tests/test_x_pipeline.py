@@ -16,7 +16,7 @@ import requests
 
 from extract.sample import generate, latest_versions
 from extract.sandbox import make_server
-from tests.conftest import TOKEN, engagement
+from tests.conftest import TOKEN, engagement, mart_hashes
 
 OWN = ("acmecloud", "acmesupport")
 
@@ -115,3 +115,12 @@ def test_metrics_growth_and_deletion_reach_the_marts(world: dict) -> None:
         env, "select is_deleted, post_text from marts.fct_x_posts where post_id = ?", gone["id"]
     )
     assert deleted == [(True, None)]
+
+
+def test_incremental_x_marts_equal_a_full_refresh(world: dict) -> None:
+    """After the edits, metrics changes and deletion above, built incrementally."""
+    env = world["env"]
+    published = Path(env["ENGAGEMENT_DATA_DIR"]) / "warehouse" / "engagement.duckdb"
+    incremental = mart_hashes(published)
+    engagement("build", "--full-refresh", env=env)
+    assert mart_hashes(published) == incremental
