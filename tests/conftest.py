@@ -88,3 +88,21 @@ def mart_hashes(published: Path) -> dict[str, str]:
             rows = con.execute(f"select * from marts.{table} order by all").fetchall()
             prints[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
     return prints
+
+
+# the longest files first, so two xdist workers (one file each at a time) end together
+LONGEST_FIRST = (
+    "test_warehouse.py",
+    "test_pipeline.py",
+    "test_x_pipeline.py",
+    "test_airflow.py",
+    "test_dbt_project.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
