@@ -19,7 +19,6 @@ incremental runs must equal (contents hashed) those of the full refresh, or the 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -182,18 +181,6 @@ def publish_designs(warehouse: Path, rounds: int = 3) -> dict[str, float]:
     return {design: sorted(values)[len(values) // 2] for design, values in times.items()}
 
 
-def fingerprint(published: Path) -> dict[str, str]:
-    prints = {}
-    with duckdb.connect(str(published), read_only=True) as con:
-        tables = con.execute(
-            "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
-        ).fetchall()
-        for (table,) in tables:
-            rows = con.execute(f"select * from marts.{table} order by all").fetchall()
-            prints[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
-    return prints
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=30, help="D, the days of history")
@@ -204,6 +191,7 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     from extract.sample import generate
     from extract.sandbox import make_server
+    from tests.conftest import mart_hashes
 
     days = [FIRST_DAY + timedelta(days=n) for n in range(args.days + 1)]
     server = make_server(0, generate(start=FIRST_DAY, days=len(days) + 1))
@@ -243,11 +231,11 @@ def main() -> int:
         last = day_run(days[-1], long)
         report(f"day run after {args.days} days of history", last)
         published = root / "long" / "warehouse" / "engagement.duckdb"
-        incremental = fingerprint(published)
+        incremental = mart_hashes(published)
 
         full = sum(build(long, "--full-refresh").values())
         print(f"full refresh over {len(days)} days: {full:.1f} s", flush=True)
-        if fingerprint(published) != incremental:
+        if mart_hashes(published) != incremental:
             sys.exit("bench: the incremental marts differ from the full refresh's")
 
         designs = publish_designs(root / "long" / "warehouse")
