@@ -115,7 +115,8 @@ def loaded_out_of_order(
     tmp_path_factory: pytest.TempPathFactory, sandbox_url: str
 ) -> Iterator[tuple[Warehouse, dict]]:
     """Days loaded and built one at a time, out of order, with a rerun and a late log:
-    5, 6, 4 (a backfill that joins a visit to the day after), 5 again after a late log, 3."""
+    5, 6, 4 (a backfill that joins a visit to the day after), 5 again after a late log, 3;
+    then day 4's access-log batch removed."""
     warehouse = make_warehouse(tmp_path_factory.mktemp("warehouse"), sandbox_url)
     seen: dict = {}
     for step, day in enumerate([date(2026, 11, 5), date(2026, 11, 6), date(2026, 11, 4)]):
@@ -127,16 +128,25 @@ def loaded_out_of_order(
     warehouse.build()
     warehouse.load(date(2026, 11, 3))
     warehouse.build()
+    # retention: day 4's access-log batch is dropped from the raw warehouse with its load
+    with duckdb.connect(str(warehouse.settings.raw_db)) as raw:
+        batch = Interval.parse("2026-11-04", "2026-11-05").batch_id
+        raw.execute("delete from support_site.requests where batch_id = ?", [batch])
+        raw.execute(
+            "delete from main.batches where source = 'support_site' and batch_id = ?", [batch]
+        )
+    warehouse.build()
+    seen["removed"] = warehouse.sessions_from(CHAIN_HOST)
     seen["incremental"] = warehouse.marts()
     yield warehouse, seen
 
 
 def test_incremental_builds_publish_what_a_full_refresh_does(loaded_out_of_order) -> None:
     warehouse, seen = loaded_out_of_order
-    assert [step["full_refresh"] for step in warehouse.steps] == [True] + [False] * 4
-    assert [step["changed_loads"] for step in warehouse.steps] == [2] * 5
+    assert [step["full_refresh"] for step in warehouse.steps] == [True] + [False] * 5
+    assert [step["changed_loads"] for step in warehouse.steps] == [2] * 5 + [1]
     result = warehouse.build(full_refresh=True)
-    assert result["full_refresh"] and result["changed_loads"] == 8
+    assert result["full_refresh"] and result["changed_loads"] == 7
     assert warehouse.marts() == seen["incremental"]
 
 
@@ -149,6 +159,8 @@ def test_a_visit_is_regrouped_when_an_earlier_day_arrives(loaded_out_of_order) -
     assert seen[1] == ({day5: 1}, {day5: 1})
     # day 4 backfilled: the long visit now started on day 4; day 5 loses its session
     assert seen[2] == ({day4: 1}, {day5: 1})
+    # day 4's log removed: the visit starts on day 5 again
+    assert seen["removed"] == {day5: 1}
 
 
 def test_a_late_log_is_taken_in_when_its_day_is_rerun(loaded_out_of_order) -> None:
@@ -193,7 +205,7 @@ def test_changed_vars_or_an_unfinished_full_build_rebuild_everything(
     other = dataclasses.replace(warehouse.settings, company_site_hosts=("acme.example",))
     assert plan(other).full_refresh
     # that full build did not happen: the next build, whatever its vars, is a full one
-    assert plan(warehouse.settings) == Plan(True, ("support_site", "x"), 8, ANY)
+    assert plan(warehouse.settings) == Plan(True, ("support_site", "x"), 7, ANY)
 
 
 def engagement_build(settings: Settings) -> subprocess.Popen:
