@@ -170,10 +170,10 @@ def plan_build(raw_db: Path, build_db: Path, current: str, full_refresh: bool = 
         full_refresh = full_refresh or built is None or built[0] != current
         loads = f"{STATE}.seen_loads" if full_refresh else "differing_loads"
         con.execute(CHANGED_DAYS_SQL.format(loads=loads))
-        sources = con.execute(f"select distinct source from {loads} order by 1").fetchall()
-        changed = con.execute(f"select count(distinct (source, batch_id)) from {loads}").fetchone()[
-            0
-        ]
+        sources = con.execute(
+            f"select distinct source from {STATE}.changed_loads order by 1"
+        ).fetchall()
+        changed = con.execute(f"select count(*) from {STATE}.changed_loads").fetchone()[0]
         if full_refresh:  # a full build that dies half-way is redone in full
             con.execute(f"delete from {STATE}.build_state where key = 'fingerprint'")
         con.execute("detach raw")
@@ -240,10 +240,9 @@ def _failures(work: Path, output: str) -> str:
     return output[-2000:]
 
 
-def _set_state(settings: Settings, **values: str) -> None:
-    with _connect(settings.build_db) as con:
-        for key, value in values.items():
-            con.execute(f"insert or replace into {STATE}.build_state values (?, ?)", [key, value])
+def _set_state(con: duckdb.DuckDBPyConnection, **values: str) -> None:
+    for key, value in values.items():
+        con.execute(f"insert or replace into {STATE}.build_state values (?, ?)", [key, value])
 
 
 def record_built(settings: Settings, build: Plan) -> None:
@@ -253,8 +252,7 @@ def record_built(settings: Settings, build: Plan) -> None:
         con.execute("begin transaction")
         con.execute(f"delete from {STATE}.built_loads")
         con.execute(f"insert into {STATE}.built_loads from {STATE}.seen_loads")
-        for key, value in (("fingerprint", build.fingerprint), ("unpublished", "true")):
-            con.execute(f"insert or replace into {STATE}.build_state values (?, ?)", [key, value])
+        _set_state(con, fingerprint=build.fingerprint, unpublished="true")
         con.execute("commit")
 
 
@@ -313,7 +311,8 @@ def build_and_publish(settings: Settings, full_refresh: bool = False) -> dict:
         tables = []
         if _unpublished(settings) or not settings.published_db.exists():
             tables = publish(settings.build_db, settings.published_db)
-            _set_state(settings, unpublished="false")
+            with _connect(settings.build_db) as con:
+                _set_state(con, unpublished="false")
         seconds["publish"] = time.perf_counter() - started - seconds["build"]
     return {
         "published": str(settings.published_db),

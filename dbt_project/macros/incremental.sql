@@ -22,10 +22,10 @@
     instead of reading the whole history.
 -#}
 {% macro on_days(column, days_sql) -%}
-    {%- set days = run_query(
-        "select distinct strftime(date_day, '%Y-%m-%d') as day from (" ~ days_sql ~ ")"
+    {%- set days = query_values(
+        "select distinct strftime(date_day, '%Y-%m-%d') from (" ~ days_sql ~ ")"
         ~ " as days (date_day) where date_day is not null order by 1"
-    ).columns[0].values() | list if execute else [] -%}
+    ) -%}
     {%- if days -%}
         {{ column }} >= date '{{ days[0] }}'
         and {{ column }} < date '{{ days[-1] }}' + interval 1 day
@@ -37,6 +37,11 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The first column of a query's rows, read when the model runs (none while parsing). -#}
+{% macro query_values(sql) -%}
+    {{ return(run_query(sql).columns[0].values() | list if execute else []) }}
+{%- endmacro %}
+
 {#- The changed batches of a source, as a subquery after `in`. -#}
 {% macro changed_batches(source) -%}
     (select batch_id from _engagement.changed_loads where source = '{{ source }}')
@@ -44,10 +49,9 @@
 
 {#- A filter keeping the rows of the changed batches of a source, written out as literals. -#}
 {% macro in_changed_batches(column, source) -%}
-    {%- set batches = run_query(
-        "select distinct batch_id from _engagement.changed_loads where source = '"
-        ~ source ~ "' order by 1"
-    ).columns[0].values() | list if execute else [] -%}
+    {%- set batches = query_values(
+        "select distinct batch_id from " ~ changed_batches(source) ~ " as b (batch_id) order by 1"
+    ) -%}
     {%- if batches -%}
         {{ column }} in ({% for batch in batches %}'{{ batch }}'{{ ", " if not loop.last }}{% endfor %})
     {%- else -%}
@@ -57,7 +61,7 @@
 
 {#- on_days() for the changed days of a source. -#}
 {% macro on_changed_days(column, source) -%}
-    {{ on_days(column, "select date_day from _engagement.changed_days where source = '" ~ source ~ "'") }}
+    {{ on_days(column, changed_days(source)) }}
 {%- endmacro %}
 
 {#-

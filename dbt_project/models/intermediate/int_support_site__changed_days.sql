@@ -11,8 +11,7 @@ with
 
 changed as (
 
-    select date_day from _engagement.changed_days
-    where source = 'support_site'
+    select date_day from {{ changed_days('support_site') }} as changed_support_site_days
 
 ),
 
