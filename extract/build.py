@@ -46,6 +46,7 @@ create table if not exists {STATE}.built_loads (
 create table if not exists {STATE}.seen_loads as from {STATE}.built_loads limit 0;
 create table if not exists {STATE}.changed_loads (source varchar, batch_id varchar);
 create table if not exists {STATE}.changed_days (source varchar, date_day date);
+create table if not exists {STATE}.changed_keys (kind varchar, key varchar);
 create table if not exists {STATE}.build_state (key varchar primary key, value varchar);
 """
 # the raw loads as the build sees them, and those that differ from the last green build's
@@ -252,6 +253,7 @@ def record_built(settings: Settings, build: Plan) -> None:
         con.execute("begin transaction")
         con.execute(f"delete from {STATE}.built_loads")
         con.execute(f"insert into {STATE}.built_loads from {STATE}.seen_loads")
+        con.execute(f"delete from {STATE}.changed_keys")  # the X models' keys: all redone
         _set_state(con, fingerprint=build.fingerprint, unpublished="true")
         con.execute("commit")
 

@@ -88,6 +88,7 @@
     create schema if not exists _engagement;
     create table if not exists _engagement.changed_loads (source varchar, batch_id varchar);
     create table if not exists _engagement.changed_days (source varchar, date_day date);
+    create table if not exists _engagement.changed_keys (kind varchar, key varchar);
 {%- endmacro %}
 
 {#-
@@ -131,4 +132,96 @@
 -#}
 {% macro support_site_days_to_recompute() -%}
     (select date_day from intermediate.int_support_site__changed_days)
+{%- endmacro %}
+
+{#-
+    X. A reply, an edit or a deletion can change what is known about a post of any age, so
+    the X models are keyed on ids rather than days. `_engagement.changed_keys` (kind, key)
+    collects the keys the models after have to recompute: each incremental X model's hooks
+    record the keys of the rows it is about to replace (pre_hook, from its previous rows)
+    and of the rows it wrote (post_hook), and the models after it recompute those keys.
+    The keys are kept until a build is green (`engagement build` then empties the table),
+    so a build that dies half-way leaves them for the next one. Kinds:
+      x_version  post ids whose edit-chain root may have changed (int_x__post_versions)
+      x_post     edit roots whose posts, mentions and metrics are recomputed
+      x_user     users whose latest username may have changed (int_x__users)
+      x_accounts the company accounts as the last green build saw them, one row
+-#}
+
+{#- A hook of int_x__accounts: remember the accounts of the last green build, once. -#}
+{% macro record_accounts_snapshot() -%}
+    {%- if not flags.FULL_REFRESH and load_relation(this) is not none -%}
+        insert into _engagement.changed_keys
+        select 'x_accounts', {{ x_accounts_signature(this) }}
+        where not exists (select 1 from _engagement.changed_keys where kind = 'x_accounts')
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The company accounts (ids and usernames) in one string. -#}
+{% macro x_accounts_signature(relation) -%}
+    (
+        select coalesce(string_agg(account_id || ':' || account_username, ',' order by account_id), '')
+        from {{ relation }}
+    )
+{%- endmacro %}
+
+{#- True when the company accounts differ from those of the last green build. -#}
+{% macro x_accounts_changed() -%}
+    coalesce(
+        (select any_value(key) from _engagement.changed_keys where kind = 'x_accounts')
+        != {{ x_accounts_signature(ref('int_x__accounts')) }},
+        false
+    )
+{%- endmacro %}
+
+{#- The recorded keys of a kind, as a subquery after `in`. -#}
+{% macro changed_keys(kind) -%}
+    (select key from _engagement.changed_keys where kind = '{{ kind }}')
+{%- endmacro %}
+
+{#- A hook: record the keys that `keys_sql` (one column) selects, unless the build is a full
+    one (everything is recomputed) or the model is new. -#}
+{% macro record_changed_keys(kind, keys_sql) -%}
+    {%- if not flags.FULL_REFRESH and load_relation(this) is not none -%}
+        insert into _engagement.changed_keys
+        select distinct '{{ kind }}', cast(key as varchar) from ({{ keys_sql }}) as keys (key)
+        where key is not null
+        except
+        select kind, key from _engagement.changed_keys
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A column (or expression) of the rows of the changed X batches in `relation`. -#}
+{% macro x_batch_keys(relation, expression) -%}
+    select {{ expression }} from {{ relation }} where batch_id in {{ changed_batches('x') }}
+{%- endmacro %}
+
+{#- The post ids observations name: their own and those of their edit histories. -#}
+{% macro x_version_ids(relation) -%}
+    {{ x_batch_keys(relation, "unnest(list_prepend(post_id, coalesce(edit_history_post_ids, [])))") }}
+{%- endmacro %}
+
+{#- The posts of `relation` whose references or conversation name a changed version or post. -#}
+{% macro posts_referencing_changed_posts(relation) -%}
+    select post_id from (
+        select
+            post_id,
+            unnest([conversation_id, replied_to_post_id, quoted_post_id, retweeted_post_id])
+                as referenced_id
+        from {{ relation }}
+    )
+    where referenced_id in (
+        select key from _engagement.changed_keys where kind in ('x_post', 'x_version')
+    )
+{%- endmacro %}
+
+{#- The posts of `relation` whose author's username is no longer the one they show. -#}
+{% macro posts_of_renamed_authors(relation) -%}
+    select posts.post_id
+    from {{ relation }} as posts
+    left join {{ ref('int_x__users') }} as users
+        on posts.author_id = users.user_id
+    where
+        posts.author_id in {{ changed_keys('x_user') }}
+        and posts.author_username is distinct from users.username
 {%- endmacro %}

@@ -5,19 +5,46 @@
     mention counts), at any time in the data. The first response is the earliest such
     reply (ties broken by post id); first_response_minutes = (first_response_at -
     created_at) in minutes, with second precision.
+
+    Incremental: the mentions recorded as changed (kind x_post) are recomputed, and with
+    them (pre_hook) those a changed post answers or answered first.
 -#}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=["mention_id in " ~ changed_keys('x_post')],
+        pre_hook=[
+            "{{ record_changed_keys('x_post',
+                'select mention_id from ' ~ this
+                ~ ' where first_response_id in ' ~ changed_keys('x_post')) }}",
+            "{{ record_changed_keys('x_post',
+                'select replied_to_post_id from ' ~ ref('int_x__posts_classified')
+                ~ ' where is_own and post_id in ' ~ changed_keys('x_post')) }}",
+        ],
+    )
+}}
 
 with
 
 mention_accounts as (
 
     select * from {{ ref('int_x__mention_accounts') }}
+    {% if is_incremental() -%}
+        where mention_id in {{ changed_keys('x_post') }}
+    {%- endif %}
 
 ),
 
 posts as (
 
     select * from {{ ref('int_x__posts_classified') }}
+    {% if is_incremental() -%}
+        where
+            post_id in {{ changed_keys('x_post') }}
+            or replied_to_post_id in {{ changed_keys('x_post') }}
+    {%- endif %}
 
 ),
 

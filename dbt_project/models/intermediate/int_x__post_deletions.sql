@@ -5,7 +5,17 @@
     interval_end. The post is deleted when its most recent event is a not-found error (an
     error wins a tie with an observation of the same batch: the lookup runs after the
     timelines). A post seen again after an error is not deleted.
+
+    Incremental: the posts recorded as changed (kind x_post) are recomputed.
 -#}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=["post_id in " ~ changed_keys('x_post')],
+    )
+}}
 
 with
 
@@ -18,12 +28,15 @@ observations as (
 versions as (
 
     select * from {{ ref('int_x__post_versions') }}
+    {% if is_incremental() -%}
+        where root_post_id in {{ changed_keys('x_post') }}
+    {%- endif %}
 
 ),
 
 lookup_errors as (
 
-    select * from {{ ref('stg_x__post_lookup_errors') }}
+    select * from {{ ref('int_x__post_lookup_errors') }}
 
 ),
 

@@ -4,9 +4,9 @@
     batch's interval_end: the time the observation stands for. Not de-duplicated.
 
     Incremental: the rows of the changed X batches replace those of the same batches (a
-    batch re-loaded or removed), so the post payloads are parsed once, when they land.
-    The models after it look at every observation: a reply, an edit or a deletion can
-    change what is known about a post of any age.
+    batch re-loaded or removed), so the post payloads are parsed once, when they land. The
+    post ids of the replaced and of the new rows are recorded (kind x_version) for the
+    models after it.
 -#}
 
 {{
@@ -14,6 +14,8 @@
         materialized='incremental',
         incremental_strategy='replace_where',
         incremental_predicates=["batch_id in " ~ changed_batches('x')],
+        pre_hook="{{ record_changed_keys('x_version', x_version_ids(this)) }}",
+        post_hook="{{ record_changed_keys('x_version', x_version_ids(this)) }}",
     )
 }}
 

@@ -5,7 +5,30 @@
     post's stable identity) is the first id of an edit history that lists the id, else the
     id itself. Should copies disagree, the numerically smallest candidate wins (ids grow
     with time, and the original is the oldest), followed one hop further.
+
+    Incremental: a version's candidates change only when an observation or error naming it
+    changed (kind x_version), and its root also when its first hop's did; those versions
+    are recomputed. The hooks record the roots they had and have (kind x_post).
 -#}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=["version_id in " ~ changed_keys('x_version')],
+        pre_hook=[
+            "{{ record_changed_keys('x_version',
+                'select version_id from ' ~ this
+                ~ ' where first_hop_root_id in ' ~ changed_keys('x_version')) }}",
+            "{{ record_changed_keys('x_post',
+                'select root_post_id from ' ~ this
+                ~ ' where version_id in ' ~ changed_keys('x_version')) }}",
+        ],
+        post_hook="{{ record_changed_keys('x_post',
+            'select root_post_id from ' ~ this
+            ~ ' where version_id in ' ~ changed_keys('x_version')) }}",
+    )
+}}
 
 with
 
@@ -17,7 +40,7 @@ observations as (
 
 lookup_errors as (
 
-    select * from {{ ref('stg_x__post_lookup_errors') }}
+    select * from {{ ref('int_x__post_lookup_errors') }}
 
 ),
 
@@ -59,13 +82,28 @@ error_ids as (
 
 ),
 
-candidates as (
+all_candidates as (
 
     select * from observed_ids
     union all
     select * from history_ids
     union all
     select * from error_ids
+
+),
+
+candidates as (
+
+    select * from all_candidates
+    {% if is_incremental() -%}
+        -- the versions to recompute, and their first hops (for the second)
+        where
+            version_id in {{ changed_keys('x_version') }}
+            or version_id in (
+                select candidate_root_id from all_candidates
+                where version_id in {{ changed_keys('x_version') }}
+            )
+    {%- endif %}
 
 ),
 
@@ -90,12 +128,16 @@ final as (
     select
         first_hop.version_id,
         coalesce(root_hop.root_post_id, first_hop.root_post_id) as root_post_id,
+        first_hop.root_post_id as first_hop_root_id,
         first_hop.version_number,
         first_hop.is_observed
 
     from first_hop
     left join first_hop as root_hop
         on first_hop.root_post_id = root_hop.version_id
+    {% if is_incremental() -%}
+        where first_hop.version_id in {{ changed_keys('x_version') }}
+    {%- endif %}
 
 )
 

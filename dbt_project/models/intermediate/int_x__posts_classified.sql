@@ -6,13 +6,32 @@
     replied_to post or has in_reply_to_user_id), quote (references a quoted post), original.
     reply_to_customer: an own reply whose in_reply_to_user_id is set and is not an own
     account (replies in the company's own threads are conversation with itself).
+
+    Incremental: the posts recorded as changed (kind x_post) are recomputed, and with them
+    (pre_hook) those whose author was renamed, or all when the company accounts changed.
 -#}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=["post_id in " ~ changed_keys('x_post')],
+        pre_hook=[
+            "{{ record_changed_keys('x_post',
+                'select post_id from ' ~ this ~ ' where ' ~ x_accounts_changed()) }}",
+            "{{ record_changed_keys('x_post', posts_of_renamed_authors(this)) }}",
+        ],
+    )
+}}
 
 with
 
 posts as (
 
     select * from {{ ref('int_x__posts_deduplicated') }}
+    {% if is_incremental() -%}
+        where post_id in {{ changed_keys('x_post') }}
+    {%- endif %}
 
 ),
 

@@ -1,11 +1,25 @@
 {#- One row per X user seen anywhere (includes.users and the configured accounts), with the
-    most recent username. The accounts' own lookups win over includes.users. -#}
+    most recent username. The accounts' own lookups win over includes.users.
+
+    Incremental: the users recorded as changed (kind x_user: those of the changed X batches
+    and the company accounts) are recomputed from all their observations. -#}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=["user_id in " ~ changed_keys('x_user')],
+    )
+}}
 
 with
 
 users as (
 
-    select * from {{ ref('stg_x__users') }}
+    select * from {{ ref('int_x__user_observations') }}
+    {% if is_incremental() -%}
+        where user_id in {{ changed_keys('x_user') }}
+    {%- endif %}
 
 ),
 
@@ -36,7 +50,6 @@ candidates as (
         batch_id
 
     from users
-    where user_id is not null
 
 ),
 

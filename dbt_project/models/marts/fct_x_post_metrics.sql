@@ -7,7 +7,18 @@
     and the timeline read. Per post and time one observation is kept: the newest version's,
     the refresh over the timeline (it is read later in the run), then fixed tie-breakers.
     Growth columns are null on a post's first snapshot; they can be negative (unlikes).
+
+    Incremental: the snapshots of the posts recorded as changed (kind x_post) are
+    recomputed.
 -#}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=["post_id in " ~ changed_keys('x_post')],
+    )
+}}
 
 with
 
@@ -20,12 +31,18 @@ observations as (
 versions as (
 
     select * from {{ ref('int_x__post_versions') }}
+    {% if is_incremental() -%}
+        where root_post_id in {{ changed_keys('x_post') }}
+    {%- endif %}
 
 ),
 
 posts as (
 
     select * from {{ ref('int_x__posts_classified') }}
+    {% if is_incremental() -%}
+        where post_id in {{ changed_keys('x_post') }}
+    {%- endif %}
 
 ),
 

@@ -3,13 +3,26 @@
     edited post is one row with the content of its newest version and its latest metrics.
     Deleted posts keep their row (they still count as posted that day) with is_deleted set
     and their text nulled, as the platform's terms require.
+
+    Incremental: the posts recorded as changed (kind x_post) are recomputed.
 -#}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=["post_id in " ~ changed_keys('x_post')],
+    )
+}}
 
 with
 
 posts as (
 
     select * from {{ ref('int_x__posts_classified') }}
+    {% if is_incremental() -%}
+        where post_id in {{ changed_keys('x_post') }}
+    {%- endif %}
 
 ),
 
