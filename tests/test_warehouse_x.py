@@ -240,6 +240,29 @@ def test_later_batches_change_older_posts(x_history) -> None:
     ) == [(False, seen_later["text"])]
 
 
+def dbt_dies_before(settings: Settings, model: str, logs: Path) -> None:
+    """The dbt build of a planned build, stopped before `model` (as if killed there): the
+    models before it are rebuilt and their hooks have run; the build is not recorded."""
+    project = str(settings.dbt_project_dir)
+    env = dict(
+        os.environ,
+        ENGAGEMENT_BUILD_DB=str(settings.build_db),
+        ENGAGEMENT_RAW_DB=str(settings.raw_db),
+    )
+    half = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("dbt")), "build",
+            "--project-dir", project, "--profiles-dir", project,
+            "--target-path", str(logs / "target"), "--log-path", str(logs / "logs"),
+            "--vars", json.dumps(_dbt_vars(settings)),
+            "--select", "source:x+", "--exclude", f"{model}+",
+            "--exclude-resource-type", "unit_test",
+        ],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert half.returncode == 0, half.stdout[-2000:]
+
+
 def test_a_build_that_dies_in_the_x_models_is_finished_by_the_next(
     x_history, tmp_path: Path
 ) -> None:
@@ -254,24 +277,7 @@ def test_a_build_that_dies_in_the_x_models_is_finished_by_the_next(
     history.load(date(2026, 11, 7))
 
     assert plan(settings).changed_loads == 1
-    env = dict(
-        os.environ,
-        ENGAGEMENT_BUILD_DB=str(settings.build_db),
-        ENGAGEMENT_RAW_DB=str(settings.raw_db),
-    )
-    project = str(settings.dbt_project_dir)
-    half = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("dbt")), "build",
-            "--project-dir", project, "--profiles-dir", project,
-            "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"),
-            "--vars", json.dumps(_dbt_vars(settings)),
-            "--select", "source:x+", "--exclude", "int_x__post_deletions+",
-            "--exclude-resource-type", "unit_test",
-        ],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert half.returncode == 0, half.stdout[-2000:]
+    dbt_dies_before(settings, "int_x__post_deletions", tmp_path)
 
     result = history.build()
     assert (result["full_refresh"], result["changed_loads"]) == (False, 1)
@@ -286,6 +292,7 @@ def test_a_build_that_dies_in_the_x_models_is_finished_by_the_next(
 
 ACME = {"id": "1488213377", "username": "acmecloud", "name": "AcmeCloud"}
 CUSTOMER = {"id": "42", "username": "customer", "name": "A Customer"}
+FAN = {"id": "43", "username": "fan", "name": "A Fan"}
 METRICS = ("retweet_count", "reply_count", "like_count", "quote_count", "bookmark_count")
 
 
@@ -295,10 +302,8 @@ def landed_batch(raw: Path, day: date, timeline: list[dict], mentions: list[dict
     interval = Interval.parse(str(day), str(day + timedelta(days=1)))
     directory = raw / interval.batch_id
     directory.mkdir(parents=True)
-    users = [
-        {**user, "username": user["username"] + "_new"} if day.day > 4 else user
-        for user in (CUSTOMER, ACME)
-    ]
+    renamed = {**FAN, "username": "fan_new"}
+    users = [CUSTOMER, ACME, renamed if day.day > 4 else FAN]
     pages = [
         ("user", {"data": ACME}),
         ("tweets", {"data": timeline, "includes": {"users": users}}),
@@ -326,9 +331,10 @@ def landed_batch(raw: Path, day: date, timeline: list[dict], mentions: list[dict
 def test_what_a_later_batch_says_about_posts_it_does_not_hold(tmp_path: Path) -> None:
     """Batches without a metrics refresh, so nothing is read twice. Day 4: post 200 without
     an edit history (its own root), 300 listing [200, 300], an own reply 400 to 200, and a
-    customer's mention 500. Day 5: 200 with the history [100, 200] (the root of 200 becomes
-    100, and so do that of 300, one hop further, and the post 400 replies to), an own reply
-    600 to 500, and the customer renamed. Then day 5 is removed, and all goes back."""
+    customer's mention 500 and a fan's mention 700. Day 5: 200 with the history [100, 200]
+    (the root of 200 becomes 100, and so do that of 300, one hop further, and the post 400
+    replies to), an own reply 600 to 500, and the fan renamed. Then day 5 is removed, in a
+    build that dies after the per-batch models, and all goes back when the next one ends."""
     settings = Settings.from_env(dict(os.environ, ENGAGEMENT_DATA_DIR=str(tmp_path / "data")))
     day = date(2026, 11, 4)
 
@@ -345,11 +351,10 @@ def test_what_a_later_batch_says_about_posts_it_does_not_hold(tmp_path: Path) ->
         replied = [{"type": "replied_to", "id": to}]
         return post(post_id, in_reply_to_user_id=user["id"], referenced_tweets=replied)
 
-    mention = post(
-        "500",
-        CUSTOMER,
-        entities={"mentions": [{"start": 0, "end": 10, "username": ACME["username"]}]},
-    )
+    def mention(post_id: str, author: dict) -> dict:
+        tags = [{"start": 0, "end": 10, "username": ACME["username"]}]
+        return post(post_id, author, entities={"mentions": tags})
+
     first = landed_batch(
         settings.raw_dir / "x",
         day,
@@ -358,7 +363,7 @@ def test_what_a_later_batch_says_about_posts_it_does_not_hold(tmp_path: Path) ->
             post("300", edit_history_tweet_ids=["200", "300"]),
             reply("400", "200", ACME),
         ],
-        [mention],
+        [mention("500", CUSTOMER), mention("700", FAN)],
     )
     second = landed_batch(
         settings.raw_dir / "x",
@@ -367,7 +372,9 @@ def test_what_a_later_batch_says_about_posts_it_does_not_hold(tmp_path: Path) ->
         [],
     )
     posts = "select post_id, version_ids, replied_to_post_id from marts.fct_x_posts order by 1"
-    mentions = "select mention_id, first_response_id, author_username from marts.fct_x_mentions"
+    mentions = (
+        "select mention_id, first_response_id, author_username from marts.fct_x_mentions order by 1"
+    )
 
     steps, marts, rows = [], [], []
     for batch in (first, second):
@@ -379,7 +386,7 @@ def test_what_a_later_batch_says_about_posts_it_does_not_hold(tmp_path: Path) ->
     assert rows == [
         (
             [("200", ["200", "300"], None), ("400", ["400"], "200")],
-            [("500", None, "customer")],
+            [("500", None, "customer"), ("700", None, "fan")],
         ),
         (
             [
@@ -387,7 +394,7 @@ def test_what_a_later_batch_says_about_posts_it_does_not_hold(tmp_path: Path) ->
                 ("400", ["400"], "100"),
                 ("600", ["600"], "500"),
             ],
-            [("500", "600", "customer_new")],
+            [("500", "600", "customer"), ("700", None, "fan_new")],
         ),
     ]
     with duckdb.connect(str(settings.raw_db)) as raw:
@@ -396,6 +403,8 @@ def test_what_a_later_batch_says_about_posts_it_does_not_hold(tmp_path: Path) ->
         ).fetchall():
             raw.execute(f"delete from x.{table} where batch_id = ?", [second.name])
         raw.execute("delete from main.batches where batch_id = ?", [second.name])
+    plan(settings)
+    dbt_dies_before(settings, "int_x__post_versions", tmp_path)
     steps.append(build_and_publish(settings)["full_refresh"])
     assert steps == [True, False, False]
     assert mart_hashes(settings.published_db) == marts[0]
