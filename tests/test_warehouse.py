@@ -276,9 +276,13 @@ def test_a_killed_build_changes_nothing_and_the_next_one_converges(
 def test_a_second_build_at_once_fails_with_one_line(loaded_out_of_order, tmp_path: Path) -> None:
     warehouse = copy_of(loaded_out_of_order[0], tmp_path)
     first = engagement_build(warehouse.settings)
-    started_dbt(first)
-    second = engagement_build(warehouse.settings)
-    _, error = second.communicate(timeout=120)
+    dbt = started_dbt(first)
+    os.kill(dbt[0], signal.SIGSTOP)  # the first build is still running however long it takes
+    try:
+        second = engagement_build(warehouse.settings)
+        _, error = second.communicate(timeout=120)
+    finally:
+        os.kill(dbt[0], signal.SIGCONT)
     assert second.returncode == 3
     assert error.strip() == (
         f"engagement: build failed: a build is already running (pid {first.pid});"

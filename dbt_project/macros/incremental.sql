@@ -145,6 +145,7 @@
       x_version  post ids whose edit-chain root may have changed (int_x__post_versions)
       x_post     edit roots whose posts, mentions and metrics are recomputed
       x_user     users whose latest username may have changed (int_x__users)
+      x_day      days whose posts or mentions changed (the daily aggregates)
       x_accounts the company accounts as the last green build saw them, one row
 -#}
 
@@ -169,7 +170,7 @@
 {% macro x_accounts_changed() -%}
     coalesce(
         (select any_value(key) from _engagement.changed_keys where kind = 'x_accounts')
-        != {{ x_accounts_signature(ref('int_x__accounts')) }},
+        != {{ x_accounts_signature('intermediate.int_x__accounts') }},
         false
     )
 {%- endmacro %}
@@ -224,4 +225,28 @@
     where
         posts.author_id in {{ changed_keys('x_user') }}
         and posts.author_username is distinct from users.username
+{%- endmacro %}
+
+{#-
+    The days the daily engagement aggregates recompute: those whose support-site traffic
+    can have changed, those of the changed X posts and mentions (kind x_day, before and
+    after) and, when the company accounts changed, every day. Days that join or leave the
+    date spine are added by the models.
+-#}
+{% macro engagement_days_to_recompute() -%}
+    (
+        select date_day from intermediate.int_support_site__changed_days
+        union all
+        select cast(key as date) from _engagement.changed_keys where kind = 'x_day'
+        union all
+        select date_day from intermediate.int_date_spine where {{ x_accounts_changed() }}
+    )
+{%- endmacro %}
+
+{#- A hook: record the days of the rows of `relation` whose key is a changed post. -#}
+{% macro record_changed_days(relation, key) -%}
+    {{ record_changed_keys(
+        'x_day',
+        'select created_date from ' ~ relation ~ ' where ' ~ key ~ ' in ' ~ changed_keys('x_post')
+    ) }}
 {%- endmacro %}

@@ -7,7 +7,8 @@
     created_at) in minutes, with second precision.
 
     Incremental: the mentions recorded as changed (kind x_post) are recomputed, and with
-    them (pre_hook) those a changed post answers or answered first.
+    them (pre_hook) those a changed post answers or answered first. The days of the mentions
+    recomputed are recorded, as they were and as they are (x_day).
 -#}
 
 {{
@@ -22,7 +23,9 @@
             "{{ record_changed_keys('x_post',
                 'select replied_to_post_id from ' ~ ref('int_x__posts_classified')
                 ~ ' where is_own and post_id in ' ~ changed_keys('x_post')) }}",
+            "{{ record_changed_days(this, 'mention_id') }}",
         ],
+        post_hook="{{ record_changed_days(this, 'mention_id') }}",
     )
 }}
 

@@ -9,6 +9,7 @@
 
     Incremental: the posts recorded as changed (kind x_post) are recomputed, and with them
     (pre_hook) those whose author was renamed, or all when the company accounts changed.
+    The days of the posts recomputed are recorded, as they were and as they are (x_day).
 -#}
 
 {{
@@ -20,7 +21,9 @@
             "{{ record_changed_keys('x_post',
                 'select post_id from ' ~ this ~ ' where ' ~ x_accounts_changed()) }}",
             "{{ record_changed_keys('x_post', posts_of_renamed_authors(this)) }}",
+            "{{ record_changed_days(this, 'post_id') }}",
         ],
+        post_hook="{{ record_changed_days(this, 'post_id') }}",
     )
 }}
 

@@ -1,26 +1,58 @@
+{#-
+    Incremental: the days of engagement_days_to_recompute() (macros/incremental.sql) and the
+    days new to the date spine are recomputed; days that left it are deleted.
+-#}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_where',
+        incremental_predicates=[
+            "(date_day in " ~ engagement_days_to_recompute()
+            ~ " or date_day not in (select date_day from intermediate.int_date_spine))"
+        ],
+    )
+}}
+
+-- depends_on: {{ ref('int_support_site__changed_days') }}
+
 with
 
 days as (
 
     select * from {{ ref('int_date_spine') }}
+    {% if is_incremental() -%}
+        where
+            date_day in {{ engagement_days_to_recompute() }}
+            or date_day not in (select date_day from {{ this }})
+    {%- endif %}
 
 ),
 
 posts as (
 
     select * from {{ ref('int_x__posts_classified') }}
+    {% if is_incremental() -%}
+        where created_date in (select date_day from days)
+    {%- endif %}
 
 ),
 
 mentions as (
 
     select * from {{ ref('int_x__mentions_responses') }}
+    {% if is_incremental() -%}
+        where created_date in (select date_day from days)
+    {%- endif %}
 
 ),
 
 support_site_days as (
 
     select * from {{ ref('int_support_site__daily_traffic') }}
+    {% if is_incremental() -%}
+        where date_day in (select date_day from days)
+    {%- endif %}
 
 ),
 
