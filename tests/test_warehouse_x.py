@@ -296,14 +296,15 @@ FAN = {"id": "43", "username": "fan", "name": "A Fan"}
 METRICS = ("retweet_count", "reply_count", "like_count", "quote_count", "bookmark_count")
 
 
-def landed_batch(raw: Path, day: date, timeline: list[dict], mentions: list[dict]) -> Path:
+def landed_batch(
+    raw: Path, day: date, timeline: list[dict], mentions: list[dict], fan: dict = FAN
+) -> Path:
     """An X batch as the extractor lands it, without a metrics refresh (older posts are not
     read again): the account lookup, a page of the account's timeline and one of mentions."""
     interval = Interval.parse(str(day), str(day + timedelta(days=1)))
     directory = raw / interval.batch_id
     directory.mkdir(parents=True)
-    renamed = {**FAN, "username": "fan_new"}
-    users = [CUSTOMER, ACME, renamed if day.day > 4 else FAN]
+    users = [CUSTOMER, ACME, fan]
     pages = [
         ("user", {"data": ACME}),
         ("tweets", {"data": timeline, "includes": {"users": users}}),
@@ -329,12 +330,14 @@ def landed_batch(raw: Path, day: date, timeline: list[dict], mentions: list[dict
 
 
 def test_what_a_later_batch_says_about_posts_it_does_not_hold(tmp_path: Path) -> None:
-    """Batches without a metrics refresh, so nothing is read twice. Day 4: post 200 without
-    an edit history (its own root), 300 listing [200, 300], an own reply 400 to 200, and a
-    customer's mention 500 and a fan's mention 700. Day 5: 200 with the history [100, 200]
-    (the root of 200 becomes 100, and so do that of 300, one hop further, and the post 400
-    replies to), an own reply 600 to 500, and the fan renamed. Then day 5 is removed, in a
-    build that dies after the per-batch models, and all goes back when the next one ends."""
+    """Batches without a metrics refresh, so nothing is read twice. The first (day 5):
+    post 200 without an edit history (its own root), 300 listing [200, 300], an own reply
+    400 to 200, a customer's mention 500 and a fan's mention 700 (all dated day 4), and an
+    own post 800 of day 5. The second (day 6): 200 with the history [100, 200] (the root of
+    200 becomes 100, and so do that of 300, one hop further, and the post 400 replies to),
+    an own reply 600 to 500 dated day 5 (where no post changed), and the fan renamed. Then
+    the second batch is removed, in a build that dies after the per-batch models, and all
+    goes back when the next build ends."""
     settings = Settings.from_env(dict(os.environ, ENGAGEMENT_DATA_DIR=str(tmp_path / "data")))
     day = date(2026, 11, 4)
 
@@ -347,9 +350,9 @@ def test_what_a_later_batch_says_about_posts_it_does_not_hold(tmp_path: Path) ->
             "public_metrics": dict.fromkeys(METRICS, 0) | {"impression_count": int(post_id)},
         } | fields
 
-    def reply(post_id: str, to: str, user: dict) -> dict:
+    def reply(post_id: str, to: str, user: dict, **fields: object) -> dict:
         replied = [{"type": "replied_to", "id": to}]
-        return post(post_id, in_reply_to_user_id=user["id"], referenced_tweets=replied)
+        return post(post_id, in_reply_to_user_id=user["id"], referenced_tweets=replied, **fields)
 
     def mention(post_id: str, author: dict) -> dict:
         tags = [{"start": 0, "end": 10, "username": ACME["username"]}]
@@ -357,19 +360,24 @@ def test_what_a_later_batch_says_about_posts_it_does_not_hold(tmp_path: Path) ->
 
     first = landed_batch(
         settings.raw_dir / "x",
-        day,
+        day + timedelta(days=1),
         [
             post("200"),
             post("300", edit_history_tweet_ids=["200", "300"]),
             reply("400", "200", ACME),
+            post("800", created_at=stamp(on(day + timedelta(days=1), 8))),
         ],
         [mention("500", CUSTOMER), mention("700", FAN)],
     )
     second = landed_batch(
         settings.raw_dir / "x",
-        day + timedelta(days=1),
-        [post("200", edit_history_tweet_ids=["100", "200"]), reply("600", "500", CUSTOMER)],
+        day + timedelta(days=2),
+        [
+            post("200", edit_history_tweet_ids=["100", "200"]),
+            reply("600", "500", CUSTOMER, created_at=stamp(on(day + timedelta(days=1), 6))),
+        ],
         [],
+        {**FAN, "username": "fan_new"},
     )
     posts = "select post_id, version_ids, replied_to_post_id from marts.fct_x_posts order by 1"
     mentions = (
@@ -385,7 +393,7 @@ def test_what_a_later_batch_says_about_posts_it_does_not_hold(tmp_path: Path) ->
             rows.append((con.execute(posts).fetchall(), con.execute(mentions).fetchall()))
     assert rows == [
         (
-            [("200", ["200", "300"], None), ("400", ["400"], "200")],
+            [("200", ["200", "300"], None), ("400", ["400"], "200"), ("800", ["800"], None)],
             [("500", None, "customer"), ("700", None, "fan")],
         ),
         (
@@ -393,6 +401,7 @@ def test_what_a_later_batch_says_about_posts_it_does_not_hold(tmp_path: Path) ->
                 ("100", ["100", "200", "300"], None),
                 ("400", ["400"], "100"),
                 ("600", ["600"], "500"),
+                ("800", ["800"], None),
             ],
             [("500", "600", "customer"), ("700", None, "fan_new")],
         ),
