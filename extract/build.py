@@ -6,7 +6,9 @@ The build is incremental. The build file keeps, in schema `_engagement`, the raw
 project and vars that built it. A build compares the raw loads with them: the days of every
 batch loaded, re-loaded or removed since are written to `_engagement.changed_days`, and dbt
 builds only the models downstream of the changed sources, its incremental models replacing
-what those days affect. A changed fingerprint (new model code, seed or vars), a missing
+what those days (for X, the posts those batches name) affect; the X models record the keys
+they replace in `_engagement.changed_keys`, emptied once a build is green. A changed
+fingerprint (new model code, seed or vars), a missing
 state or `full_refresh` rebuilds everything from raw. The state moves on only after a green
 build, so a failed or killed build is simply redone by the next one.
 """
