@@ -33,11 +33,14 @@ bench: bench-ingest bench-warehouse
 bench-ingest: setup
 	$(VENV)/bin/python scripts/bench_ingest.py
 
-# a day's whole run after 1 and after DAYS days of history, LINES log lines a day
+# a day's whole run after 1 and after DAYS days of history, LINES log lines a day; publishing
+# with PUBLISH_ROWS rows of post metrics
 DAYS ?= 30
 LINES ?= 200000
+PUBLISH_ROWS ?= 5000000
 bench-warehouse: setup
-	$(VENV)/bin/python scripts/bench_warehouse.py --days $(DAYS) --lines $(LINES)
+	$(VENV)/bin/python scripts/bench_warehouse.py --days $(DAYS) --lines $(LINES) \
+		--publish-rows $(PUBLISH_ROWS)
 
 clean:
 	rm -rf data .airflow dbt_project/target dbt_project/logs

@@ -1,5 +1,6 @@
 """Write, audit, publish: dbt builds and tests the mart in a persistent build file; only a
-fully green build is copied into a new file that atomically replaces the published one.
+fully green build is published, into a new file that atomically replaces the published one
+(a copy of it where the rows that changed are replaced, see `publish`).
 
 The build is incremental. The build file keeps, in schema `_engagement`, the raw loads
 (`raw.main.batches` rows) that its last green build covered and a fingerprint of the dbt
@@ -20,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,6 +51,8 @@ create table if not exists {STATE}.seen_loads as from {STATE}.built_loads limit 
 create table if not exists {STATE}.changed_loads (source varchar, batch_id varchar);
 create table if not exists {STATE}.changed_days (source varchar, date_day date);
 create table if not exists {STATE}.changed_keys (kind varchar, key varchar);
+create table if not exists {STATE}.unpublished_keys (mart varchar, key varchar);
+create table if not exists {STATE}.mart_keys (mart varchar primary key, key_column varchar);
 create table if not exists {STATE}.build_state (key varchar primary key, value varchar);
 """
 # the raw loads as the build sees them, and those that differ from the last green build's
@@ -177,8 +181,9 @@ def plan_build(raw_db: Path, build_db: Path, current: str, full_refresh: bool = 
             f"select distinct source from {STATE}.changed_loads order by 1"
         ).fetchall()
         changed = con.execute(f"select count(*) from {STATE}.changed_loads").fetchone()[0]
-        if full_refresh:  # a full build that dies half-way is redone in full
+        if full_refresh:  # a full build that dies half-way is redone in full, and published so
             con.execute(f"delete from {STATE}.build_state where key = 'fingerprint'")
+            _set_state(con, publish_whole="true")
         con.execute("detach raw")
     return Plan(full_refresh, tuple(s for (s,) in sources), changed, current)
 
@@ -260,47 +265,75 @@ def record_built(settings: Settings, build: Plan) -> None:
         con.execute("commit")
 
 
-def _unpublished(settings: Settings) -> bool:
+def _state(settings: Settings, key: str) -> bool:
     with _connect(settings.build_db, read_only=True) as con:
-        row = con.execute(
-            f"select value from {STATE}.build_state where key = 'unpublished'"
-        ).fetchone()
+        row = con.execute(f"select value from {STATE}.build_state where key = ?", [key]).fetchone()
     return row is not None and row[0] == "true"
 
 
-def publish(build_db: Path, published_db: Path) -> list[str]:
-    """Copy the build's marts into a fresh file and rename it over the published file.
+def publish(build_db: Path, published_db: Path, in_place: bool = True) -> tuple[list, list]:
+    """Publish the build's marts into a new file renamed over the published file.
 
-    Readers that already opened the published file keep reading the old one; new readers
-    get the new one. Nobody waits on the writer.
+    In place (the default, when there is a published file): the new file starts as a copy
+    of the published one; the large marts keyed on posts (`_engagement.mart_keys`) have the
+    rows of the keys replaced since the last publish (`_engagement.unpublished_keys`)
+    replaced, and the other marts (a row per day) are copied whole. Otherwise (a first or
+    full build) every mart is copied. Readers that already opened the published file keep
+    reading the old one; new readers get the new one. Nobody waits on the writer.
+    Returns the tables published and those of them updated in place.
     """
     staging = published_db.with_name(f".{published_db.name}.publishing")
     staging.unlink(missing_ok=True)
+    in_place = in_place and published_db.exists()
+    if in_place:
+        shutil.copyfile(published_db, staging)
     with duckdb.connect(str(staging)) as con:
         con.execute(f"attach '{build_db}' as build (read_only)")
-        tables = [
-            row[0]
-            for row in con.execute(
-                """
-                select table_name from duckdb_tables()
-                where database_name = 'build' and schema_name = ?
-                order by table_name
-                """,
-                [PUBLISHED_SCHEMA],
-            ).fetchall()
-        ]
+        tables = _tables(con, "build")
         if not tables:
             raise BuildFailed(f"the build has no tables in schema {PUBLISHED_SCHEMA}")
-        con.execute(f"create schema {PUBLISHED_SCHEMA}")
-        for table in tables:
-            con.execute(
-                f"create table {PUBLISHED_SCHEMA}.{table} as "
-                f"select * from build.{PUBLISHED_SCHEMA}.{table}"
-            )
+        keyed = dict(con.execute(f"from build.{STATE}.mart_keys").fetchall()) if in_place else {}
+        published = _tables(con, con.execute("select current_database()").fetchone()[0])
+        con.execute(f"create schema if not exists {PUBLISHED_SCHEMA}")
+        for gone in published.keys() - tables.keys():
+            con.execute(f"drop table {PUBLISHED_SCHEMA}.{gone}")
+        updated = []
+        for table, columns in tables.items():
+            mart, source = f"{PUBLISHED_SCHEMA}.{table}", f"build.{PUBLISHED_SCHEMA}.{table}"
+            if table in keyed and published.get(table) == columns:
+                key = keyed[table]
+                changed = f"(select key from build.{STATE}.unpublished_keys where mart = '{table}')"
+                con.execute(f"delete from {mart} where {key} in {changed}")
+                con.execute(f"insert into {mart} from {source} where {key} in {changed}")
+                updated.append(table)
+            else:
+                con.execute(f"create or replace table {mart} as from {source}")
         con.execute("detach build")
         con.execute("checkpoint")
     os.replace(staging, published_db)
-    return tables
+    return list(tables), updated
+
+
+def _tables(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, list]:
+    """The published schema's tables in `database`, with their columns and types in order."""
+    rows = con.execute(
+        """
+        select table_name, list((column_name, data_type) order by column_index)
+        from duckdb_columns() where database_name = ? and schema_name = ?
+        group by table_name order by table_name
+        """,
+        [database, PUBLISHED_SCHEMA],
+    ).fetchall()
+    return dict(rows)
+
+
+def mark_published(settings: Settings) -> None:
+    """After a publish: the keys it replaced are done with, in one transaction."""
+    with _connect(settings.build_db) as con:
+        con.execute("begin transaction")
+        con.execute(f"delete from {STATE}.unpublished_keys")
+        _set_state(con, unpublished="false", publish_whole="false")
+        con.execute("commit")
 
 
 def build_and_publish(settings: Settings, full_refresh: bool = False) -> dict:
@@ -312,15 +345,16 @@ def build_and_publish(settings: Settings, full_refresh: bool = False) -> dict:
             dbt_build(settings, build, lock_fd)
             record_built(settings, build)
         seconds["build"] = time.perf_counter() - started
-        tables = []
-        if _unpublished(settings) or not settings.published_db.exists():
-            tables = publish(settings.build_db, settings.published_db)
-            with _connect(settings.build_db) as con:
-                _set_state(con, unpublished="false")
+        tables, updated = [], []
+        if _state(settings, "unpublished") or not settings.published_db.exists():
+            whole = _state(settings, "publish_whole")
+            tables, updated = publish(settings.build_db, settings.published_db, not whole)
+            mark_published(settings)
         seconds["publish"] = time.perf_counter() - started - seconds["build"]
     return {
         "published": str(settings.published_db),
         "tables": tables,
+        "updated_in_place": updated,
         "full_refresh": build.full_refresh,
         "changed_loads": build.changed_loads,
         "changed_sources": list(build.changed_sources),

@@ -9,7 +9,9 @@ the X API sandbox for the same days. Then, through the `engagement` CLI in fresh
   (extract, gate and load of both sources, build, publish) is timed;
 - history of D days: days 1..D extracted, gated and loaded and built; then day D + 1's whole
   run is timed;
-- `engagement build --full-refresh` over the D + 1 days is timed.
+- `engagement build --full-refresh` over the D + 1 days is timed;
+- publishing is timed at scale: that build with fct_x_post_metrics grown to PUBLISH_ROWS
+  rows (default 5,000,000), 1% of its posts changed, every mart copied against in place.
 
 Prints each run's steps, the ratio of the two day runs, the day run at D days against the
 full refresh, and the peak RSS of any process involved; the published marts of the
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -136,55 +139,64 @@ def day_run(day: date, env: dict[str, str]) -> dict[str, float]:
     return steps
 
 
-def publish_designs(warehouse: Path, rounds: int = 3) -> dict[str, float]:
-    """Median seconds of two ways to publish the same build, into scratch files:
-    - copy: the marts' tables copied into a new DuckDB file renamed over the old one (the
-      product's `publish`);
-    - parquet: each table written to a Parquet file of a new generation, and a new DuckDB
-      file of views over them renamed over the old one (old generations kept for readers)."""
-    from extract.build import PUBLISHED_SCHEMA, publish
+def publish_at_scale(warehouse: Path, rows: int, rounds: int = 3) -> dict[str, float]:
+    """Median seconds to publish a build whose fct_x_post_metrics has about `rows` rows (the
+    bench's own, repeated under other post ids: years of snapshots of a busy account), with
+    1% of its posts recomputed since the last publish: every mart copied into a new file
+    (`whole`: a first or full build's publish) against the product's publish in place. The
+    two published files must hold the same rows."""
+    from extract.build import publish
 
-    build_db = warehouse / "build.duckdb"
-    scratch = warehouse / "publish-designs"
-    scratch.mkdir(exist_ok=True)
-
-    def parquet(generation: int) -> None:
-        files = scratch / f"generation-{generation}"
-        files.mkdir()
-        staging = scratch / ".parquet.duckdb.publishing"
-        with duckdb.connect(str(staging)) as con:
-            con.execute(f"attach '{build_db}' as build (read_only)")
-            tables = con.execute(
-                "select table_name from duckdb_tables() where database_name = 'build'"
-                " and schema_name = ? order by 1",
-                [PUBLISHED_SCHEMA],
-            ).fetchall()
-            con.execute(f"create schema {PUBLISHED_SCHEMA}")
-            for (table,) in tables:
-                path = files / f"{table}.parquet"
-                con.execute(f"copy build.{PUBLISHED_SCHEMA}.{table} to '{path}'")
-                con.execute(
-                    f"create view {PUBLISHED_SCHEMA}.{table} as from read_parquet('{path}')"
-                )
-            con.execute("detach build")
-            con.execute("checkpoint")
-        os.replace(staging, scratch / "parquet.duckdb")
-
-    times: dict[str, list[float]] = {"copy": [], "parquet": []}
-    for generation in range(rounds):
+    scratch = warehouse / "publish-at-scale"
+    scratch.mkdir()
+    build_db = scratch / "build.duckdb"
+    shutil.copyfile(warehouse / "build.duckdb", build_db)
+    with duckdb.connect(str(build_db)) as con:
+        (have,) = con.execute("select count(*) from marts.fct_x_post_metrics").fetchone()
+        con.execute(
+            f"""
+            insert into marts.fct_x_post_metrics
+            select * replace (post_id || '-' || copy as post_id)
+            from marts.fct_x_post_metrics, range(1, {max(1, rows // have)}) as copies (copy);
+            delete from _engagement.unpublished_keys;
+            insert into _engagement.unpublished_keys
+            select 'fct_x_post_metrics', post_id
+            from (select distinct post_id from marts.fct_x_post_metrics)
+            using sample 1 percent (bernoulli, 7);
+            """
+        )
+        (total,) = con.execute("select count(*) from marts.fct_x_post_metrics").fetchone()
+    published = scratch / "engagement.duckdb"
+    publish(build_db, published, in_place=False)
+    times: dict[str, list[float]] = {"whole": [], "in place": []}
+    for _ in range(rounds):
         started = time.perf_counter()
-        publish(build_db, scratch / "copy.duckdb")
-        times["copy"].append(time.perf_counter() - started)
+        publish(build_db, scratch / "whole.duckdb", in_place=False)
+        times["whole"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        parquet(generation)
-        times["parquet"].append(time.perf_counter() - started)
-    return {design: sorted(values)[len(values) // 2] for design, values in times.items()}
+        publish(build_db, published, in_place=True)
+        times["in place"].append(time.perf_counter() - started)
+    with duckdb.connect() as con:
+        con.execute(f"attach '{published}' as in_place (read_only)")
+        con.execute(f"attach '{scratch / 'whole.duckdb'}' as whole (read_only)")
+        table = "marts.fct_x_post_metrics"
+        (differing,) = con.execute(
+            f"select count(*) from ((from in_place.{table} except all from whole.{table})"
+            f" union all (from whole.{table} except all from in_place.{table}))"
+        ).fetchone()
+    if differing:
+        sys.exit(f"bench: publishing in place gives {differing} rows other than a whole copy")
+    medians = {design: sorted(values)[len(values) // 2] for design, values in times.items()}
+    return {"rows": total, **medians}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=30, help="D, the days of history")
     parser.add_argument("--lines", type=int, default=200_000, help="log lines a day")
+    parser.add_argument(
+        "--publish-rows", type=int, default=5_000_000, help="fct_x_post_metrics rows to publish"
+    )
     args = parser.parse_args()
     if not SHARED_LOG.is_file():
         sys.exit(f"bench: reference log missing: {SHARED_LOG}")
@@ -238,11 +250,11 @@ def main() -> int:
         if mart_hashes(published) != incremental:
             sys.exit("bench: the incremental marts differ from the full refresh's")
 
-        designs = publish_designs(root / "long" / "warehouse")
+        scale = publish_at_scale(root / "long" / "warehouse", args.publish_rows)
         print(
-            f"publish designs at {args.days} days (median of 3): copy the tables into a new"
-            f" file {designs['copy']:.2f} s, Parquet files + a file of views"
-            f" {designs['parquet']:.2f} s",
+            f"publish with fct_x_post_metrics at {scale['rows']:,} rows, 1% of its posts"
+            f" changed (median of 3): every mart copied {scale['whole']:.2f} s, in place"
+            f" {scale['in place']:.2f} s (ratio {scale['in place'] / scale['whole']:.2f})",
             flush=True,
         )
         peaks = ", ".join(

@@ -89,6 +89,8 @@
     create table if not exists _engagement.changed_loads (source varchar, batch_id varchar);
     create table if not exists _engagement.changed_days (source varchar, date_day date);
     create table if not exists _engagement.changed_keys (kind varchar, key varchar);
+    create table if not exists _engagement.unpublished_keys (mart varchar, key varchar);
+    create table if not exists _engagement.mart_keys (mart varchar primary key, key_column varchar);
 {%- endmacro %}
 
 {#-
@@ -249,4 +251,19 @@
         'x_day',
         'select created_date from ' ~ relation ~ ' where ' ~ key ~ ' in ' ~ changed_keys('x_post')
     ) }}
+{%- endmacro %}
+
+{#-
+    A hook of the X facts (large marts keyed on posts): record the keys this build replaced,
+    so that the publish step replaces those rows in a copy of the published file instead of
+    copying the whole table (extract/build.py). Kept until a publish succeeds.
+-#}
+{% macro record_unpublished_keys(key_column) -%}
+    insert or replace into _engagement.mart_keys values ('{{ this.identifier }}', '{{ key_column }}');
+    {% if not flags.FULL_REFRESH -%}
+        insert into _engagement.unpublished_keys
+        select '{{ this.identifier }}', key from {{ changed_keys('x_post') }} as changed (key)
+        except
+        select mart, key from _engagement.unpublished_keys
+    {%- endif %}
 {%- endmacro %}

@@ -5,6 +5,7 @@
         materialized='incremental',
         incremental_strategy='replace_where',
         incremental_predicates=["mention_id in " ~ changed_keys('x_post')],
+        post_hook="{{ record_unpublished_keys('mention_id') }}",
     )
 }}
 

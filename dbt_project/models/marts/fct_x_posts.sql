@@ -12,6 +12,7 @@
         materialized='incremental',
         incremental_strategy='replace_where',
         incremental_predicates=["post_id in " ~ changed_keys('x_post')],
+        post_hook="{{ record_unpublished_keys('post_id') }}",
     )
 }}
 
