@@ -156,8 +156,8 @@ def publish_at_scale(warehouse: Path, rows: int, rounds: int = 3) -> dict[str, f
         con.execute(
             f"""
             insert into marts.fct_x_post_metrics
-            select * replace (post_id || '-' || copy as post_id)
-            from marts.fct_x_post_metrics, range(1, {max(1, rows // have)}) as copies (copy);
+            select metrics.* replace (metrics.post_id || '-' || copy as post_id)
+            from marts.fct_x_post_metrics as metrics, range(1, {max(1, rows // have)}) as c (copy);
             delete from _engagement.unpublished_keys;
             insert into _engagement.unpublished_keys
             select 'fct_x_post_metrics', post_id
