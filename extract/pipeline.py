@@ -16,7 +16,8 @@ def extract_x(settings: Settings, interval: Interval) -> dict:
     if not settings.x_bearer_token:
         raise ValueError("X_BEARER_TOKEN is not set (any value works against the sandbox)")
     policy = settings.x_policy
-    client = x.make_client(settings.x_bearer_token, settings.x_api_base_url, policy.timeout)
+    token = settings.x_bearer_token.get_secret_value()
+    client = x.make_client(token, settings.x_api_base_url, policy.timeout)
     return x.extract(client, settings.x_accounts, interval, settings.raw_dir, policy)
 
 
@@ -34,7 +35,7 @@ def extract_support_site(settings: Settings, interval: Interval, logs: str | Non
         access_log.parse_sources(logs, (settings.support_site_hosts or ("support",))[0]),
         interval,
         settings.raw_dir,
-        key=settings.ip_hmac_key,
+        key=settings.ip_hmac_key.get_secret_value(),
         log_format=settings.support_site_log_format,
         state_path=settings.state_dir / "support_site_files.json",
         block_bytes=settings.support_site_block_mb * 1024 * 1024,

@@ -1,74 +1,209 @@
-"""Every setting of the product, read from the environment (see the README's table)."""
+"""Every setting of the product, in one place: a pydantic-settings model read from the
+environment. Each field's alias is its variable; its description and shown default are the
+README's settings table (a test keeps the two equal). Secrets are `SecretStr`: they show
+as `**********` in reprs, errors and dumps, and only `get_secret_value()` reveals them."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REAL_X_API = "https://api.twitter.com"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+Names = Annotated[tuple[str, ...], NoDecode]  # comma-separated in the environment
 
-def _list(value: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+class SettingsError(ValueError):
+    """A setting's value is unusable: one line naming the variable and what it expects."""
 
 
 @dataclass(frozen=True)
 class Policy:
     """How the X extractor treats the API's limits and faults (settings X_*)."""
 
-    max_wait: float = 900.0  # longest wait for a rate-limit window to reset, seconds
-    max_retries: int = 5  # attempts after the first, for 5xx, connection errors, bad pages
-    backoff: float = 2.0  # first retry delay, doubled on each further attempt, seconds
+    max_wait: float = 900.0
+    max_retries: int = 5
+    backoff: float = 2.0
     timeout: float = 30.0  # per request, seconds
-    refresh_days: int = 7  # posts of the last N days get their metrics re-read
-    timeline_cap: int = 3200  # the API serves only this many most recent posts ...
-    mentions_cap: int = 800  # ... and mentions of a user
+    refresh_days: int = 7
+    timeline_cap: int = 3200
+    mentions_cap: int = 800
 
 
-@dataclass(frozen=True)
-class Settings:
-    data_dir: Path
-    x_api_base_url: str
-    x_bearer_token: str | None
-    x_accounts: tuple[str, ...]
-    support_site_logs: str | None
-    support_site_hosts: tuple[str, ...]
-    company_site_hosts: tuple[str, ...]
-    dbt_project_dir: Path
-    x_policy: Policy = Policy()
-    ip_hmac_key: str | None = field(default=None, repr=False)  # secret: never shown
-    support_site_log_format: str = "combined"
-    support_site_block_mb: int = 16
+def _setting(default: Any, variable: str, description: str, shown: str | None = None) -> Any:
+    """A field read from `variable`; `shown` is its default as the README writes it."""
+    shown = shown if shown is not None else f"`{default}`"
+    return Field(
+        default, alias=variable, description=description, json_schema_extra={"shown": shown}
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True, env_ignore_empty=True, hide_input_in_errors=True, extra="ignore"
+    )
+
+    data_dir: Path = _setting(
+        Path("data"),
+        "ENGAGEMENT_DATA_DIR",
+        "root of `raw/`, `quarantine/`, `warehouse/`, `dbt/`",
+        "`./data`",
+    )
+    x_api_base_url: str = _setting(
+        REAL_X_API,
+        "X_API_BASE_URL",
+        "where tweepy's requests go; the sandbox's URL to use it",
+    )
+    x_bearer_token: SecretStr | None = _setting(
+        None,
+        "X_BEARER_TOKEN",
+        "X API bearer token; any value works on the sandbox",
+        "none (required for X)",
+    )
+    x_accounts: Names = _setting(
+        (),
+        "X_ACCOUNTS",
+        "comma-separated usernames of the company's accounts",
+        "none (required for X)",
+    )
+    support_site_logs: str | None = _setting(
+        None,
+        "SUPPORT_SITE_LOGS",
+        "glob of the access-log files, or several `site=glob` entries separated by commas"
+        " (`--logs` overrides); a glob without `site=` belongs to the first"
+        " `SUPPORT_SITE_HOSTS`",
+        "none",
+    )
+    support_site_log_format: str = _setting(
+        "combined",
+        "SUPPORT_SITE_LOG_FORMAT",
+        "`combined` (Apache/nginx combined or common), `vhost_combined` (`host:port` first;"
+        " the host becomes the row's site), or an nginx `log_format` string such as"
+        """ `'$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent"""
+        """ "$http_referer" "$http_user_agent" $request_time'` (variables: see"""
+        " `extract/log_format.py`)",
+    )
+    ip_hmac_key: SecretStr | None = _setting(
+        None,
+        "ENGAGEMENT_IP_HMAC_KEY",
+        "secret key of the HMAC-SHA256 pseudonyms that replace client IPs (16+ bytes)."
+        " Without it support-site extraction refuses to run; the demo sets a labelled"
+        " demo-only key in `scripts/sandbox_env.sh`. Changing it changes every visitor id",
+        "none (required for access logs)",
+    )
+    support_site_block_mb: int = _setting(
+        16,
+        "SUPPORT_SITE_BLOCK_MB",
+        "size of the block of log text parsed at a time: the extraction's memory is bounded"
+        " by a few blocks, not by the file",
+    )
+    support_site_hosts: Names = _setting(
+        ("support.acme.example",),
+        "SUPPORT_SITE_HOSTS",
+        "hosts of the support site: referrals from them are internal navigation",
+        "`support.acme.example`",
+    )
+    company_site_hosts: Names = _setting(
+        ("www.acme.example", "acme.example"),
+        "COMPANY_SITE_HOSTS",
+        "hosts of the company's own website (channel `own_site`)",
+        "`www.acme.example,acme.example`",
+    )
+    dbt_project_dir: Path = _setting(
+        PROJECT_ROOT / "dbt_project",
+        "ENGAGEMENT_DBT_PROJECT_DIR",
+        "the dbt project",
+        "`./dbt_project`",
+    )
+    x_rate_limit_max_wait: float = _setting(
+        900,
+        "X_RATE_LIMIT_MAX_WAIT",
+        "longest wait, in seconds, for a rate-limit window to reset (after a 429, or when"
+        " `x-rate-limit-remaining` reaches 0); beyond it the run fails and can simply be"
+        " re-run",
+    )
+    x_max_retries: int = _setting(
+        5,
+        "X_MAX_RETRIES",
+        "retries of a request after a 5xx, a connection error or a malformed page",
+    )
+    x_retry_backoff: float = _setting(
+        2, "X_RETRY_BACKOFF", "first retry delay in seconds, doubled at each further retry"
+    )
+    x_metrics_refresh_days: int = _setting(
+        7,
+        "X_METRICS_REFRESH_DAYS",
+        "own posts of the last N days get their metrics re-read on every run",
+    )
+    x_timeline_cap: int = _setting(
+        3200,
+        "X_TIMELINE_CAP",
+        "how many most recent posts of a user the API serves (its documented reach)",
+    )
+    x_mentions_cap: int = _setting(
+        800, "X_MENTIONS_CAP", "how many most recent mentions of a user the API serves"
+    )
+
+    @field_validator("x_accounts", "support_site_hosts", "company_site_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("data_dir", "dbt_project_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.resolve()
+
+    @field_validator("x_api_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator(
+        "x_max_retries", "x_metrics_refresh_days", "x_timeline_cap", "x_mentions_cap",
+        "x_rate_limit_max_wait", "x_retry_backoff",
+    )  # fmt: skip
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+
+    @field_validator("support_site_block_mb")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
-        return cls(
-            data_dir=Path(env.get("ENGAGEMENT_DATA_DIR", "data")).resolve(),
-            x_api_base_url=env.get("X_API_BASE_URL", REAL_X_API).rstrip("/"),
-            x_bearer_token=env.get("X_BEARER_TOKEN") or None,
-            x_accounts=_list(env.get("X_ACCOUNTS", "")),
-            support_site_logs=env.get("SUPPORT_SITE_LOGS") or None,
-            support_site_hosts=_list(env.get("SUPPORT_SITE_HOSTS", "support.acme.example")),
-            company_site_hosts=_list(
-                env.get("COMPANY_SITE_HOSTS", "www.acme.example,acme.example")
-            ),
-            dbt_project_dir=Path(
-                env.get("ENGAGEMENT_DBT_PROJECT_DIR", PROJECT_ROOT / "dbt_project")
-            ).resolve(),
-            ip_hmac_key=env.get("ENGAGEMENT_IP_HMAC_KEY") or None,
-            support_site_log_format=env.get("SUPPORT_SITE_LOG_FORMAT") or "combined",
-            support_site_block_mb=int(env.get("SUPPORT_SITE_BLOCK_MB", "16")),
-            x_policy=Policy(
-                max_wait=float(env.get("X_RATE_LIMIT_MAX_WAIT", "900")),
-                max_retries=int(env.get("X_MAX_RETRIES", "5")),
-                backoff=float(env.get("X_RETRY_BACKOFF", "2")),
-                refresh_days=int(env.get("X_METRICS_REFRESH_DAYS", "7")),
-                timeline_cap=int(env.get("X_TIMELINE_CAP", "3200")),
-                mentions_cap=int(env.get("X_MENTIONS_CAP", "800")),
-            ),
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings of the process environment, `env` overriding it. A bad value raises
+        SettingsError naming the variable."""
+        variables = {field.alias for field in cls.model_fields.values()}
+        overrides = {k: v for k, v in (env or {}).items() if k in variables and v != ""}
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise SettingsError(_one_line(cls, exc)) from None
+
+    @property
+    def x_policy(self) -> Policy:
+        return Policy(
+            max_wait=self.x_rate_limit_max_wait,
+            max_retries=self.x_max_retries,
+            backoff=self.x_retry_backoff,
+            refresh_days=self.x_metrics_refresh_days,
+            timeline_cap=self.x_timeline_cap,
+            mentions_cap=self.x_mentions_cap,
         )
 
     @property
@@ -98,3 +233,23 @@ class Settings:
     @property
     def published_db(self) -> Path:
         return self.warehouse_dir / "engagement.duckdb"
+
+
+def _one_line(model: type[Settings], exc: ValidationError) -> str:
+    """`VARIABLE: what is wrong (got 'value')`, the value left out for secrets."""
+    error = exc.errors()[0]
+    variable = str(error["loc"][0]) if error["loc"] else "settings"
+    field = next((f for f in model.model_fields.values() if f.alias == variable), None)
+    message = f"invalid setting {variable}: {error['msg']}"
+    if field is not None and field.annotation not in (SecretStr, SecretStr | None):
+        message += f" (got {error['input']!r})" if "input" in error else ""
+    return message
+
+
+def settings_table() -> str:
+    """The README's settings table, from the model."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for field in Settings.model_fields.values():
+        shown = (field.json_schema_extra or {})["shown"]
+        rows.append(f"| `{field.alias}` | {shown} | {field.description} |")
+    return "\n".join(rows)

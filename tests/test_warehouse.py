@@ -3,7 +3,6 @@ full refresh, whatever the order of loads; killed and concurrent builds lose not
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import signal
@@ -189,7 +188,7 @@ def copy_of(warehouse: Warehouse, root: Path) -> Warehouse:
     """The same warehouse in another data directory, its day 6 re-loaded (nothing built)."""
     shutil.copytree(warehouse.settings.data_dir, root / "data")
     copy = Warehouse(
-        dataclasses.replace(warehouse.settings, data_dir=root / "data"), warehouse.logs
+        warehouse.settings.model_copy(update={"data_dir": root / "data"}), warehouse.logs
     )
     interval = Interval.parse("2026-11-06", "2026-11-07")
     for source in ("x", "support_site"):
@@ -202,7 +201,7 @@ def test_changed_vars_or_an_unfinished_full_build_rebuild_everything(
 ) -> None:
     warehouse = copy_of(loaded_out_of_order[0], tmp_path)
     assert plan(warehouse.settings) == Plan(False, ("support_site", "x"), 2, ANY)
-    other = dataclasses.replace(warehouse.settings, company_site_hosts=("acme.example",))
+    other = warehouse.settings.model_copy(update={"company_site_hosts": ("acme.example",)})
     assert plan(other).full_refresh
     # that full build did not happen: the next build, whatever its vars, is a full one
     assert plan(warehouse.settings) == Plan(True, ("support_site", "x"), 7, ANY)

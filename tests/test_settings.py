@@ -1,0 +1,95 @@
+"""Settings: one model, the README's table taken from it, bad values refused in one line
+naming the variable, secrets never shown."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+
+from extract.settings import Settings, SettingsError, settings_table
+from tests.conftest import REPO, engagement
+
+TOKEN = "supersecret-token-4242"
+HMAC_KEY = "supersecret-hmac-key-4242"
+
+
+def test_the_readme_table_is_the_models() -> None:
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("| variable | default | meaning |")
+    table = readme[start : readme.index("\n\n", start)]
+    assert table == settings_table()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("X_MAX_RETRIES", "five", "X_MAX_RETRIES: Input should be a valid integer"),
+        ("SUPPORT_SITE_BLOCK_MB", "0", "SUPPORT_SITE_BLOCK_MB: Value error, must be positive"),
+        ("X_RETRY_BACKOFF", "-1", "X_RETRY_BACKOFF: Value error, must not be negative"),
+        (
+            "X_METRICS_REFRESH_DAYS",
+            "1.5",
+            "X_METRICS_REFRESH_DAYS: Input should be a valid integer",
+        ),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_variable(
+    variable: str, value: str, expected: str
+) -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({variable: value})
+    assert str(error.value).startswith(f"invalid setting {expected}")
+    assert repr(value) in str(error.value)
+    result = engagement("headline", env=dict(os.environ, **{variable: value}), check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and variable in result.stderr
+
+
+def test_values_are_read_as_the_readme_says() -> None:
+    settings = Settings.from_env(
+        {
+            "X_ACCOUNTS": " brand, support ,",
+            "X_API_BASE_URL": "http://127.0.0.1:1/",
+            "X_MAX_RETRIES": "",
+        }
+    )
+    assert settings.x_accounts == ("brand", "support")
+    assert settings.x_api_base_url == "http://127.0.0.1:1"
+    assert settings.x_policy.max_retries == 5  # empty means the default
+    assert settings.data_dir.is_absolute()
+
+
+def test_secrets_never_show(tmp_path) -> None:
+    env = {"X_BEARER_TOKEN": TOKEN, "ENGAGEMENT_IP_HMAC_KEY": HMAC_KEY}
+    settings = Settings.from_env(env)
+    assert settings.x_bearer_token.get_secret_value() == TOKEN
+    shown = [
+        repr(settings),
+        str(settings),
+        settings.model_dump_json(),
+        json.dumps(settings.model_dump(mode="json")),
+        f"{settings!r} {settings.x_bearer_token} {settings.ip_hmac_key!r}",
+    ]
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({**env, "X_TIMELINE_CAP": "lots"})
+    shown.append(str(error.value))
+    for text in shown:
+        assert TOKEN not in text and HMAC_KEY not in text
+
+    with socket.socket() as closed:  # a port nobody listens on: the extraction fails
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    result = engagement(
+        "extract", "x", "--start", "2026-11-02", "--end", "2026-11-03",
+        env=dict(
+            os.environ, **env, X_API_BASE_URL=f"http://127.0.0.1:{port}", X_ACCOUNTS="brand",
+            X_MAX_RETRIES="0", ENGAGEMENT_DATA_DIR=str(tmp_path / "data"),
+        ),
+        check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    for text in (result.stdout, result.stderr, *(p.read_text() for p in tmp_path.rglob("*.*"))):
+        assert TOKEN not in text and HMAC_KEY not in text
