@@ -10,8 +10,7 @@ from extract import pipeline
 from extract.batches import Interval
 from extract.build import BuildFailed
 from extract.gate import BatchRejected
-from extract.sandbox import FAULT_KINDS
-from extract.settings import Settings
+from extract.settings import Policy, Settings
 
 
 def _interval(parser: argparse.ArgumentParser) -> None:
@@ -33,17 +32,25 @@ def parser() -> argparse.ArgumentParser:
         "--fixture", metavar="FILE", help='serve JSON {"users": [...], "tweets": [...]} instead'
     )
     sandbox.add_argument(
-        "--timeline-cap", type=int, default=3200, metavar="N", help="posts a timeline reaches"
+        "--timeline-cap",
+        type=int,
+        default=Policy.timeline_cap,
+        metavar="N",
+        help="posts a timeline reaches",
     )
     sandbox.add_argument(
-        "--mentions-cap", type=int, default=800, metavar="N", help="mentions reachable"
+        "--mentions-cap",
+        type=int,
+        default=Policy.mentions_cap,
+        metavar="N",
+        help="mentions reachable",
     )
     sandbox.add_argument(
         "--fault",
         action="append",
         default=[],
         metavar="SPEC",
-        help=f"inject a fault: KIND:TIMES:PATH_REGEX (KIND {'|'.join(FAULT_KINDS)}) "
+        help="inject a fault: KIND:TIMES:PATH_REGEX (KIND 403|429|500|503|malformed|drop) "
         "or a JSON object; repeatable",
     )
 

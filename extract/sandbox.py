@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from extract.sample import SampleCompany, generate, parse_stamp
+from extract.settings import Policy
 
 # Requests per 15-minute window with app-only (bearer token) auth, per endpoint, as published
 # on docs.x.com/x-api/fundamentals/rate-limits.
@@ -39,8 +40,8 @@ RATE_LIMITS = {
 }
 RATE_LIMIT = 300  # any other path
 RATE_WINDOW = 15 * 60
-TIMELINE_CAP = 3200  # GET /2/users/:id/tweets reaches the 3,200 most recent posts
-MENTIONS_CAP = 800  # GET /2/users/:id/mentions reaches the 800 most recent mentions
+TIMELINE_CAP = Policy.timeline_cap  # GET /2/users/:id/tweets reaches the 3,200 most recent posts
+MENTIONS_CAP = Policy.mentions_cap  # GET /2/users/:id/mentions reaches the 800 most recent
 FAULT_KINDS = ("403", "429", "500", "503", "malformed", "drop")
 REQUEST_LOG_SIZE = 10_000
 PROBLEMS = "https://api.twitter.com/2/problems/"

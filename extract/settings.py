@@ -23,19 +23,6 @@ class SettingsError(ValueError):
     """A setting's value is unusable: one line naming the variable and what it expects."""
 
 
-@dataclass(frozen=True)
-class Policy:
-    """How the X extractor treats the API's limits and faults (settings X_*)."""
-
-    max_wait: float = 900.0
-    max_retries: int = 5
-    backoff: float = 2.0
-    timeout: float = 30.0  # per request, seconds
-    refresh_days: int = 7
-    timeline_cap: int = 3200
-    mentions_cap: int = 800
-
-
 def _setting(default: Any, variable: str, description: str, shown: str | None = None) -> Any:
     """A field read from `variable`; `shown` is its default as the README writes it."""
     shown = shown if shown is not None else f"`{default}`"
@@ -122,11 +109,12 @@ class Settings(BaseSettings):
         "`./dbt_project`",
     )
     x_rate_limit_max_wait: float = _setting(
-        900,
+        900.0,
         "X_RATE_LIMIT_MAX_WAIT",
         "longest wait, in seconds, for a rate-limit window to reset (after a 429, or when"
         " `x-rate-limit-remaining` reaches 0); beyond it the run fails and can simply be"
         " re-run",
+        "`900`",
     )
     x_max_retries: int = _setting(
         5,
@@ -134,7 +122,10 @@ class Settings(BaseSettings):
         "retries of a request after a 5xx, a connection error or a malformed page",
     )
     x_retry_backoff: float = _setting(
-        2, "X_RETRY_BACKOFF", "first retry delay in seconds, doubled at each further retry"
+        2.0,
+        "X_RETRY_BACKOFF",
+        "first retry delay in seconds, doubled at each further retry",
+        "`2`",
     )
     x_metrics_refresh_days: int = _setting(
         7,
@@ -233,6 +224,23 @@ class Settings(BaseSettings):
     @property
     def published_db(self) -> Path:
         return self.warehouse_dir / "engagement.duckdb"
+
+
+def _default(name: str) -> Any:
+    return Settings.model_fields[name].default
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the X extractor treats the API's limits and faults (settings X_*, same defaults)."""
+
+    max_wait: float = _default("x_rate_limit_max_wait")
+    max_retries: int = _default("x_max_retries")
+    backoff: float = _default("x_retry_backoff")
+    timeout: float = 30.0  # per request, seconds
+    refresh_days: int = _default("x_metrics_refresh_days")
+    timeline_cap: int = _default("x_timeline_cap")
+    mentions_cap: int = _default("x_mentions_cap")
 
 
 def _one_line(model: type[Settings], exc: ValidationError) -> str:

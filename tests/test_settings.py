@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -93,3 +95,40 @@ def test_secrets_never_show(tmp_path) -> None:
     assert result.returncode != 0
     for text in (result.stdout, result.stderr, *(p.read_text() for p in tmp_path.rglob("*.*"))):
         assert TOKEN not in text and HMAC_KEY not in text
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["--help"],
+        ["extract", "x", "--start", "2026-11-02", "--end", "2026-11-03"],
+        ["load", "--source", "x", "--start", "2026-11-02", "--end", "2026-11-03"],
+        ["build"],
+        ["headline"],
+    ],
+)
+def test_runtime_commands_import_no_development_tooling(command: list[str], tmp_path) -> None:
+    """The sandbox and the sample generator are for development: the product's commands run
+    (here: up to their first error, with nothing set up) without importing them."""
+    env = dict(
+        os.environ,
+        ENGAGEMENT_DATA_DIR=str(tmp_path / "data"),
+        X_BEARER_TOKEN=TOKEN,
+        X_ACCOUNTS="brand",
+        X_API_BASE_URL="http://127.0.0.1:9",
+        X_MAX_RETRIES="0",
+    )
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "extract.cli", *command],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "extract.settings" in imported  # the run got as far as the product's code
+    assert not imported & {"extract.sandbox", "extract.sample"}
+
+
+def test_the_clis_fault_kinds_are_the_sandboxs() -> None:
+    from extract.sandbox import FAULT_KINDS
+
+    result = engagement("sandbox", "--help", env=dict(os.environ))
+    assert "|".join(FAULT_KINDS) in " ".join(result.stdout.split())
