@@ -6,7 +6,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 
-.PHONY: setup demo test lint bench bench-ingest bench-warehouse clean
+.PHONY: setup demo test test-unit lint bench bench-ingest bench-warehouse clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -26,6 +26,10 @@ lint: setup
 
 test: setup lint
 	$(VENV)/bin/python -m pytest
+
+# the fast part alone: everything but the end-to-end tests (marker e2e)
+test-unit: setup lint
+	$(VENV)/bin/python -m pytest -m "not e2e"
 
 bench: bench-ingest bench-warehouse
 

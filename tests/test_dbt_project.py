@@ -21,6 +21,8 @@ import pytest
 
 from extract.load import DDL as LOADER_DDL
 
+pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT = REPO_ROOT / "dbt_project"
 REFERENCE_DIR = (REPO_ROOT / ".." / "shared" / "data" / "reference").resolve()

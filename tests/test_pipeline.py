@@ -15,6 +15,8 @@ from extract.build import publish
 from extract.sample import generate, write_sample
 from tests.conftest import REPO, TOKEN, engagement, mart_hashes
 
+pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
+
 DAYS = [date(2026, 11, 2), date(2026, 11, 3)]
 OWN = ("acmecloud", "acmesupport")
 

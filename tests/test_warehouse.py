@@ -25,6 +25,8 @@ from extract.sample import write_sample
 from extract.settings import Settings
 from tests.conftest import REPO, TOKEN, mart_hashes
 
+pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
+
 DAY = timedelta(days=1)
 CHAIN_HOST = "chain.example"  # the referrer of the visitor whose visit lasts over a day
 MIDNIGHT_HOST = "midnight.example"  # the referrer of the visitor who stays past midnight

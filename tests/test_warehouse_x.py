@@ -28,6 +28,8 @@ from extract.sandbox import SandboxServer, make_server
 from extract.settings import Settings
 from tests.conftest import TOKEN, mart_hashes
 
+pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
+
 OWN = ("acmecloud", "acmesupport")
 TWITTER_EPOCH_MS = 1288834974657
 

@@ -18,6 +18,8 @@ from extract.sample import generate, latest_versions
 from extract.sandbox import make_server
 from tests.conftest import TOKEN, engagement, mart_hashes
 
+pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
+
 OWN = ("acmecloud", "acmesupport")
 
 
