@@ -18,13 +18,12 @@ RAW = {"x": Asset("engagement_raw_x"), "support_site": Asset("engagement_raw_sup
 MART = Asset("engagement_mart")
 
 
-def _step(step: str, source: str, start, end) -> dict:
-    """Run `extract.pipeline.<step>` for the source and the run's data interval."""
-    from extract import pipeline
-    from extract.batches import Interval
+def _inputs(source: str, start, end) -> tuple:
+    """The pipeline functions' arguments: settings, the source and the run's data interval."""
+    from extract.batches import Interval, Source
     from extract.settings import Settings
 
-    return getattr(pipeline, step)(Settings.from_env(), source, Interval(start, end))
+    return Settings.from_env(), Source.parse(source), Interval(start, end)
 
 
 def extraction_dag(source: str):
@@ -45,15 +44,21 @@ def extraction_dag(source: str):
     def extraction():
         @task
         def extract(data_interval_start=None, data_interval_end=None) -> dict:
-            return _step("extract", source, data_interval_start, data_interval_end)
+            from extract import pipeline
+
+            return pipeline.extract(*_inputs(source, data_interval_start, data_interval_end))
 
         @task(retries=0)
         def validate(data_interval_start=None, data_interval_end=None) -> dict:
-            return _step("validate", source, data_interval_start, data_interval_end)
+            from extract import pipeline
+
+            return pipeline.validate(*_inputs(source, data_interval_start, data_interval_end))
 
         @task(pool=WRITER_POOL, outlets=[RAW[source]])
         def load(data_interval_start=None, data_interval_end=None) -> dict:
-            return _step("load_batch", source, data_interval_start, data_interval_end)
+            from extract import pipeline
+
+            return pipeline.load_batch(*_inputs(source, data_interval_start, data_interval_end))
 
         extract() >> validate() >> load()
 

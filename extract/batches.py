@@ -15,10 +15,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 MANIFEST = "manifest.json"
-SOURCES = ("x", "support_site")
+
+
+class Source(StrEnum):
+    """The product's sources. A batch directory, a manifest and the loader name them."""
+
+    X = "x"
+    SUPPORT_SITE = "support_site"
+
+    @classmethod
+    def parse(cls, name: str) -> Source:
+        """The source named `name` (a CLI's `support-site` too); an unknown name is an error."""
+        try:
+            return cls(name.replace("-", "_"))
+        except ValueError:
+            known = ", ".join(source.value for source in cls)
+            raise ValueError(f"unknown source {name!r}: expected one of {known}") from None
+
+
 BATCH_ID_TIME = "%Y%m%dT%H%M%SZ"
 
 
@@ -66,8 +84,8 @@ class Interval:
         return self.start <= instant < self.end
 
 
-def batch_dir(root: Path, source: str, interval: Interval) -> Path:
-    return root / source / interval.batch_id
+def batch_dir(root: Path, source: Source, interval: Interval) -> Path:
+    return root / Source.parse(source) / interval.batch_id
 
 
 @contextmanager

@@ -7,7 +7,7 @@ import json
 import sys
 
 from extract import pipeline
-from extract.batches import Interval
+from extract.batches import Interval, Source
 from extract.build import BuildFailed
 from extract.gate import BatchRejected
 from extract.settings import Policy, Settings
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "extract":
             result = pipeline.extract_support_site(settings, interval, args.logs)
         elif args.command == "load":
-            source = args.source.replace("-", "_")
+            source = Source.parse(args.source)
             pipeline.validate(settings, source, interval)
             result = pipeline.load_batch(settings, source, interval)
         else:

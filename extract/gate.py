@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from extract.batches import parse_instant, read_manifest
+from extract.batches import Source, parse_instant, read_manifest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -85,13 +85,13 @@ def _naive(text: str) -> pd.Timestamp:
     return pd.Timestamp(parse_instant(text)).tz_localize(None)
 
 
-def expectations(source: str, manifest: dict, expected_rows: int) -> list:
+def expectations(source: Source, manifest: dict, expected_rows: int) -> list:
     import great_expectations as gx
 
     e = gx.expectations
     start, end = _naive(manifest["start"]), _naive(manifest["end"])
     common = [e.ExpectTableRowCountToEqual(value=expected_rows)]
-    if source == "x":
+    if source is Source.X:
         return common + [
             e.ExpectColumnValuesToNotBeNull(column="id"),
             e.ExpectColumnValuesToMatchRegex(column="id", regex=r"^[0-9]{1,19}$"),
@@ -133,8 +133,8 @@ def validate(batch: Path) -> dict:
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     manifest = read_manifest(batch)
-    source = manifest["source"]
-    frame = (x_frame if source == "x" else support_site_frame)(batch, manifest)
+    source = Source.parse(manifest["source"])
+    frame = {Source.X: x_frame, Source.SUPPORT_SITE: support_site_frame}[source](batch, manifest)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     definition = (

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from extract.batches import parse_instant, read_manifest
+from extract.batches import Source, parse_instant, read_manifest
 
 DDL = """
 create schema if not exists x;
@@ -68,7 +68,7 @@ X_TABLES = [
     "x.post_lookup_errors",
     "x.gaps",
 ]
-TABLES = {"x": X_TABLES, "support_site": ["support_site.requests"]}
+TABLES = {Source.X: X_TABLES, Source.SUPPORT_SITE: ["support_site.requests"]}
 
 
 def _naive(text: str) -> datetime:
@@ -125,7 +125,7 @@ def _x_frames(batch: Path, manifest: dict) -> dict[str, pd.DataFrame]:
 def load(batch: Path, raw_db: Path) -> dict:
     """Load one validated batch; returns the number of rows written per table."""
     manifest = read_manifest(batch)
-    source, batch_id = manifest["source"], manifest["batch"]
+    source, batch_id = Source.parse(manifest["source"]), manifest["batch"]
     start, end = _naive(manifest["start"]), _naive(manifest["end"])
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
     raw_db.parent.mkdir(parents=True, exist_ok=True)
@@ -135,7 +135,7 @@ def load(batch: Path, raw_db: Path) -> dict:
         con.execute("begin transaction")
         for table in TABLES[source]:
             con.execute(f"delete from {table} where batch_id = ?", [batch_id])
-        if source == "x":
+        if source is Source.X:
             for table, frame in _x_frames(batch, manifest).items():
                 counts[table] = len(frame)
                 if frame.empty:

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 
 from extract import access_log, gate, load, x
-from extract.batches import Interval, batch_dir
+from extract.batches import Interval, Source, batch_dir
 from extract.build import build_and_publish
 from extract.settings import Settings
 
@@ -42,19 +42,19 @@ def extract_support_site(settings: Settings, interval: Interval, logs: str | Non
     )
 
 
-def extract(settings: Settings, source: str, interval: Interval) -> dict:
-    if source == "x":
+def extract(settings: Settings, source: Source, interval: Interval) -> dict:
+    if Source.parse(source) is Source.X:
         return extract_x(settings, interval)
     return extract_support_site(settings, interval)
 
 
-def validate(settings: Settings, source: str, interval: Interval) -> dict:
+def validate(settings: Settings, source: Source, interval: Interval) -> dict:
     """Gate the interval's batch of a source. Raises gate.BatchRejected (and quarantines)."""
     report = gate.gate(batch_dir(settings.raw_dir, source, interval), settings.quarantine_dir)
     return {"batch": interval.batch_id, "source": source, "validated": report["success"]}
 
 
-def load_batch(settings: Settings, source: str, interval: Interval) -> dict:
+def load_batch(settings: Settings, source: Source, interval: Interval) -> dict:
     loaded = load.load(batch_dir(settings.raw_dir, source, interval), settings.raw_db)
     return {"batch": interval.batch_id, "source": source, "loaded": loaded}
 
@@ -66,7 +66,7 @@ def build(settings: Settings, full_refresh: bool = False) -> dict:
 def run(settings: Settings, interval: Interval, logs: str | None = None) -> list[dict]:
     """Extract, validate, load both sources for the interval, then build and publish."""
     summaries = [extract_x(settings, interval), extract_support_site(settings, interval, logs)]
-    for source in ("x", "support_site"):
+    for source in Source:
         validate(settings, source, interval)
         load_batch(settings, source, interval)
     build(settings)

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from extract import access_log, gate
+from extract import access_log, gate, load
 from extract.batches import Interval
 from tests.conftest import TEST_IP_KEY, engagement
 
@@ -95,3 +95,15 @@ def test_cli_load_twice_never_duplicates(batch: Path, env: dict[str, str]) -> No
             0
         ]
     assert count == lines == first["loaded"]["support_site.requests"] > 1000
+
+
+def test_a_batch_of_an_unknown_source_is_refused(batch: Path, tmp_path: Path) -> None:
+    """Neither the gate nor the loader takes a batch for the support site by default."""
+    manifest = json.loads((batch / "manifest.json").read_text())
+    (batch / "manifest.json").write_text(json.dumps(dict(manifest, source="facebook")))
+    expected = "unknown source 'facebook': expected one of x, support_site"
+    with pytest.raises(ValueError, match=expected):
+        gate.validate(batch)
+    with pytest.raises(ValueError, match=expected):
+        load.load(batch, tmp_path / "raw.duckdb")
+    assert not (tmp_path / "raw.duckdb").exists()
