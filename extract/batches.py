@@ -84,6 +84,30 @@ class Interval:
         return self.start <= instant < self.end
 
 
+@dataclass(frozen=True)
+class Page:
+    """One API response of an X batch: a line of its pages.jsonl, the body parsed."""
+
+    account: str
+    endpoint: str  # user, tweets, mentions or lookup
+    status: int | None
+    body: dict
+
+    def timeline_posts(self) -> list[dict]:
+        """The posts of an account's timeline or mentions page (none for other pages)."""
+        return self.body.get("data", []) if self.endpoint in ("tweets", "mentions") else []
+
+
+def x_pages(batch: Path) -> Iterator[Page]:
+    """The pages of an X batch, in the order they were read: the gate and the loader both
+    read a batch through this."""
+    with open(batch / "pages.jsonl") as pages:
+        for line in pages:
+            page = json.loads(line)
+            body = json.loads(page["body"])
+            yield Page(page["account"], page["endpoint"], page.get("status"), body)
+
+
 def batch_dir(root: Path, source: Source, interval: Interval) -> Path:
     return root / Source.parse(source) / interval.batch_id
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from extract.batches import Source, parse_instant, read_manifest
+from extract.batches import Source, parse_instant, read_manifest, x_pages
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -41,24 +41,19 @@ class Frame:
 
 
 def x_frame(batch: Path, manifest: dict) -> Frame:
-    rows = []
-    with open(batch / "pages.jsonl") as pages:
-        for line in pages:
-            page = json.loads(line)
-            if page["endpoint"] not in ("tweets", "mentions"):
-                continue
-            for post in json.loads(page["body"]).get("data", []):
-                rows.append(
-                    {
-                        "account": page["account"],
-                        "endpoint": page["endpoint"],
-                        "status": page["status"],
-                        "id": post.get("id"),
-                        "text": post.get("text"),
-                        "author_id": post.get("author_id"),
-                        "created_at": post.get("created_at"),
-                    }
-                )
+    rows = [
+        {
+            "account": page.account,
+            "endpoint": page.endpoint,
+            "status": page.status,
+            "id": post.get("id"),
+            "text": post.get("text"),
+            "author_id": post.get("author_id"),
+            "created_at": post.get("created_at"),
+        }
+        for page in x_pages(batch)
+        for post in page.timeline_posts()
+    ]
     columns = ["account", "endpoint", "status", "id", "text", "author_id", "created_at"]
     data = pd.DataFrame(rows, columns=columns)
     data["created_at"] = pd.to_datetime(

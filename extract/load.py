@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from extract.batches import Source, parse_instant, read_manifest
+from extract.batches import Source, parse_instant, read_manifest, x_pages
 
 DDL = """
 create schema if not exists x;
@@ -79,36 +79,32 @@ def _x_frames(batch: Path, manifest: dict) -> dict[str, pd.DataFrame]:
     """The batch's pages as rows of the raw X tables (payloads re-serialised JSON)."""
     rows: dict[str, list[dict]] = {table: [] for table in X_TABLES}
     account_ids: dict[str, str] = {}
-    with open(batch / "pages.jsonl") as pages:
-        for line in pages:
-            page = json.loads(line)
-            body = json.loads(page["body"])
-            endpoint, account = page["endpoint"], page["account"]
-            if endpoint == "user":
-                account_ids[account] = body["data"]["id"]
-                rows["x.accounts"].append(
-                    {"username": account, "user_id": body["data"]["id"], "payload": body["data"]}
-                )
-            elif endpoint in ("tweets", "mentions"):
-                for post in body.get("data", []):
-                    rows["x.posts"].append(
-                        {
-                            "account_username": account,
-                            "account_id": account_ids[account],
-                            "endpoint": endpoint,
-                            "post_id": post["id"],
-                            "payload": post,
-                        }
-                    )
-            elif endpoint == "lookup":
-                for post in body.get("data", []):
-                    rows["x.post_snapshots"].append({"post_id": post["id"], "payload": post})
-                for error in body.get("errors", []):
-                    post_id = error.get("resource_id") or error.get("value")
-                    rows["x.post_lookup_errors"].append({"post_id": post_id, "payload": error})
-            if endpoint in ("tweets", "mentions", "lookup"):
-                for user in body.get("includes", {}).get("users", []):
-                    rows["x.users"].append({"user_id": user["id"], "payload": user})
+    for page in x_pages(batch):
+        body, account = page.body, page.account
+        if page.endpoint == "user":
+            account_ids[account] = body["data"]["id"]
+            rows["x.accounts"].append(
+                {"username": account, "user_id": body["data"]["id"], "payload": body["data"]}
+            )
+        for post in page.timeline_posts():
+            rows["x.posts"].append(
+                {
+                    "account_username": account,
+                    "account_id": account_ids[account],
+                    "endpoint": page.endpoint,
+                    "post_id": post["id"],
+                    "payload": post,
+                }
+            )
+        if page.endpoint == "lookup":
+            for post in body.get("data", []):
+                rows["x.post_snapshots"].append({"post_id": post["id"], "payload": post})
+            for error in body.get("errors", []):
+                post_id = error.get("resource_id") or error.get("value")
+                rows["x.post_lookup_errors"].append({"post_id": post_id, "payload": error})
+        if page.endpoint in ("tweets", "mentions", "lookup"):
+            for user in body.get("includes", {}).get("users", []):
+                rows["x.users"].append({"user_id": user["id"], "payload": user})
     for gap in manifest.get("gaps", []):
         rows["x.gaps"].append(
             {"account_username": gap["account"]} | {k: v for k, v in gap.items() if k != "account"}
