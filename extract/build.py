@@ -9,9 +9,9 @@ batch loaded, re-loaded or removed since are written to `_engagement.changed_day
 builds only the models downstream of the changed sources, its incremental models replacing
 what those days (for X, the posts those batches name) affect; the X models record the keys
 they replace in `_engagement.changed_keys`, emptied once a build is green. A changed
-fingerprint (new model code, seed or vars), a missing
-state or `full_refresh` rebuilds everything from raw. The state moves on only after a green
-build, so a failed or killed build is simply redone by the next one.
+fingerprint (new model code, seed or vars), a missing state or `full_refresh` rebuilds
+everything from raw. The state moves on only after a green build, so a failed or killed
+build is simply redone by the next one.
 """
 
 from __future__ import annotations
