@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from extract import _logparse
-from extract.batches import Interval, iso, landing, summary, write_manifest
+from extract.batches import Interval, SupportSiteManifest, iso, landing, summary, write_manifest
 from extract.log_format import LogFormat
 from extract.visitors import AgentClassifier, Pseudonymiser, agent_classifier, as_dictionary
 
@@ -679,9 +679,10 @@ def extract(
             "files": entries,
         }
         _check(manifest, total)
-        write_manifest(work, manifest)
+        landed = SupportSiteManifest(**manifest)
+        write_manifest(work, landed)
     state.save()
-    return summary(manifest, raw_root / "support_site" / interval.batch_id)
+    return summary(landed, raw_root / "support_site" / interval.batch_id)
 
 
 def _write(out: pq.ParquetWriter, rows: pa.Table) -> None:

@@ -17,6 +17,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+)
 
 MANIFEST = "manifest.json"
 
@@ -133,25 +143,73 @@ def landing(root: Path, source: str, interval: Interval) -> Iterator[Path]:
             shutil.rmtree(work)
 
 
-def write_manifest(directory: Path, manifest: dict) -> None:
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+Instant = Annotated[
+    datetime,
+    BeforeValidator(lambda value: parse_instant(value) if isinstance(value, str) else value),
+    PlainSerializer(iso, return_type=str),
+]
 
 
-def read_manifest(directory: Path) -> dict:
+class Manifest(BaseModel):
+    """What every batch's manifest.json says: the batch, its interval and its row counts
+    (records landed, lines or pages quarantined)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch: str
+    source: Source
+    start: Instant
+    end: Instant
+    records: int = Field(ge=0)
+    quarantined: int = Field(ge=0)
+
+
+class XManifest(Manifest):
+    source: Literal[Source.X] = Source.X
+    accounts: list[str] = []
+    pages: int = 0
+    metrics_refreshed: int = 0
+    deleted: int = 0
+    refresh_window_start: Instant | None = None
+    gaps: list[dict] = []  # reaches the API refused to serve (see extract/x.py)
+
+
+class SupportSiteManifest(Manifest):
+    source: Literal[Source.SUPPORT_SITE] = Source.SUPPORT_SITE
+    format: str
+    lines_read: int = Field(ge=0)
+    outside_interval: int = Field(ge=0)
+    files: list[dict]  # per log file: its identity, offsets and line counts
+
+
+MANIFESTS: dict[Source, type[Manifest]] = {
+    Source.X: XManifest,
+    Source.SUPPORT_SITE: SupportSiteManifest,
+}
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> None:
+    text = json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True)
+    (directory / MANIFEST).write_text(text + "\n")
+
+
+def read_manifest(directory: Path) -> XManifest | SupportSiteManifest:
+    """The batch's manifest, validated: a batch of an unknown source, or whose manifest
+    lacks a count or has one of the wrong type, is refused with one line saying so."""
     path = directory / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"no batch at {directory} (missing {MANIFEST})")
-    return json.loads(path.read_text())
+    data = json.loads(path.read_text())
+    model = MANIFESTS[Source.parse(str(data.get("source")))]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ValueError(f"{path}: {where}: {error['msg']}") from None
 
 
-def summary(manifest: dict, path: Path) -> dict:
+def summary(manifest: Manifest, path: Path) -> dict:
     """The one-line JSON object every command prints last."""
-    return {
-        "batch": manifest["batch"],
-        "source": manifest["source"],
-        "start": manifest["start"],
-        "end": manifest["end"],
-        "records": manifest["records"],
-        "quarantined": manifest["quarantined"],
-        "path": str(path),
-    }
+    fields = ("batch", "source", "start", "end", "records", "quarantined")
+    return {**manifest.model_dump(mode="json", include=set(fields)), "path": str(path)}

@@ -10,11 +10,19 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
-from extract.batches import Source, parse_instant, read_manifest, x_pages
+from extract.batches import (
+    Manifest,
+    Source,
+    SupportSiteManifest,
+    XManifest,
+    read_manifest,
+    x_pages,
+)
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -40,7 +48,7 @@ class Frame:
     expected_rows: int
 
 
-def x_frame(batch: Path, manifest: dict) -> Frame:
+def x_frame(batch: Path, manifest: XManifest) -> Frame:
     rows = [
         {
             "account": page.account,
@@ -59,7 +67,7 @@ def x_frame(batch: Path, manifest: dict) -> Frame:
     data["created_at"] = pd.to_datetime(
         data["created_at"], utc=True, errors="coerce"
     ).dt.tz_localize(None)
-    return Frame(data, manifest["records"])
+    return Frame(data, manifest.records)
 
 
 SUPPORT_SITE_COLUMNS = [
@@ -67,24 +75,24 @@ SUPPORT_SITE_COLUMNS = [
 ]  # fmt: skip
 
 
-def support_site_frame(batch: Path, manifest: dict) -> Frame:
+def support_site_frame(batch: Path, manifest: SupportSiteManifest) -> Frame:
     rows = pd.read_parquet(batch / "lines.parquet", columns=SUPPORT_SITE_COLUMNS)
     rows["parsed"] = True
     quarantined = pd.read_parquet(batch / "quarantine.parquet", columns=["source_file", "line_no"])
     quarantined["parsed"] = False
     data = pd.concat([rows, quarantined], ignore_index=True) if len(quarantined) else rows
-    return Frame(data, manifest["records"] + manifest["quarantined"])
+    return Frame(data, manifest.records + manifest.quarantined)
 
 
-def _naive(text: str) -> pd.Timestamp:
-    return pd.Timestamp(parse_instant(text)).tz_localize(None)
+def _naive(value: datetime) -> pd.Timestamp:
+    return pd.Timestamp(value).tz_localize(None)
 
 
-def expectations(source: Source, manifest: dict, expected_rows: int) -> list:
+def expectations(source: Source, manifest: Manifest, expected_rows: int) -> list:
     import great_expectations as gx
 
     e = gx.expectations
-    start, end = _naive(manifest["start"]), _naive(manifest["end"])
+    start, end = _naive(manifest.start), _naive(manifest.end)
     common = [e.ExpectTableRowCountToEqual(value=expected_rows)]
     if source is Source.X:
         return common + [
@@ -101,7 +109,7 @@ def expectations(source: Source, manifest: dict, expected_rows: int) -> list:
         ]
     return common + [
         # every line read is a row, quarantined, or in another interval: nothing is lost
-        e.ExpectTableRowCountToEqual(value=manifest["lines_read"] - manifest["outside_interval"]),
+        e.ExpectTableRowCountToEqual(value=manifest.lines_read - manifest.outside_interval),
         # client IPs land only as keyed pseudonyms
         e.ExpectColumnValuesToMatchRegex(column="visitor_id", regex=r"^[0-9a-f]{32}$"),
         e.ExpectColumnValuesToBeInSet(column="is_bot", value_set=[True, False]),
@@ -128,20 +136,20 @@ def validate(batch: Path) -> dict:
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     manifest = read_manifest(batch)
-    source = Source.parse(manifest["source"])
+    source = Source.parse(manifest.source)
     frame = {Source.X: x_frame, Source.SUPPORT_SITE: support_site_frame}[source](batch, manifest)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     definition = (
         context.data_sources.add_pandas("landed")
         .add_dataframe_asset(source)
-        .add_batch_definition_whole_dataframe(manifest["batch"])
+        .add_batch_definition_whole_dataframe(manifest.batch)
     )
     suite = context.suites.add(gx.ExpectationSuite(name=f"{source}_batch"))
     for expectation in expectations(source, manifest, frame.expected_rows):
         suite.add_expectation(expectation)
     validation = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{source}_{manifest['batch']}", data=definition, suite=suite)
+        gx.ValidationDefinition(name=f"{source}_{manifest.batch}", data=definition, suite=suite)
     )
     result = validation.run(batch_parameters={"dataframe": frame.data})
     return json.loads(json.dumps(result.describe_dict(), default=str))
@@ -158,10 +166,10 @@ def gate(batch: Path, quarantine_root: Path) -> dict:
         return report
     failed = [_describe(r) for r in report.get("expectations", []) if not r["success"]]
     failed = failed or [report.get("error", "unknown")]
-    target = quarantine_root / manifest["source"] / manifest["batch"]
+    target = quarantine_root / manifest.source / manifest.batch
     if target.exists():
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(batch, target)
     (target / "validation.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    raise BatchRejected(manifest["source"], manifest["batch"], failed, target)
+    raise BatchRejected(manifest.source, manifest.batch, failed, target)

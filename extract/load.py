@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from extract.batches import Source, parse_instant, read_manifest, x_pages
+from extract.batches import Source, XManifest, read_manifest, x_pages
 
 DDL = """
 create schema if not exists x;
@@ -71,11 +71,7 @@ X_TABLES = [
 TABLES = {Source.X: X_TABLES, Source.SUPPORT_SITE: ["support_site.requests"]}
 
 
-def _naive(text: str) -> datetime:
-    return parse_instant(text).replace(tzinfo=None)
-
-
-def _x_frames(batch: Path, manifest: dict) -> dict[str, pd.DataFrame]:
+def _x_frames(batch: Path, manifest: XManifest) -> dict[str, pd.DataFrame]:
     """The batch's pages as rows of the raw X tables (payloads re-serialised JSON)."""
     rows: dict[str, list[dict]] = {table: [] for table in X_TABLES}
     account_ids: dict[str, str] = {}
@@ -105,7 +101,7 @@ def _x_frames(batch: Path, manifest: dict) -> dict[str, pd.DataFrame]:
         if page.endpoint in ("tweets", "mentions", "lookup"):
             for user in body.get("includes", {}).get("users", []):
                 rows["x.users"].append({"user_id": user["id"], "payload": user})
-    for gap in manifest.get("gaps", []):
+    for gap in manifest.gaps:
         rows["x.gaps"].append(
             {"account_username": gap["account"]} | {k: v for k, v in gap.items() if k != "account"}
         )
@@ -121,8 +117,8 @@ def _x_frames(batch: Path, manifest: dict) -> dict[str, pd.DataFrame]:
 def load(batch: Path, raw_db: Path) -> dict:
     """Load one validated batch; returns the number of rows written per table."""
     manifest = read_manifest(batch)
-    source, batch_id = Source.parse(manifest["source"]), manifest["batch"]
-    start, end = _naive(manifest["start"]), _naive(manifest["end"])
+    source, batch_id = Source.parse(manifest.source), manifest.batch
+    start, end = manifest.start.replace(tzinfo=None), manifest.end.replace(tzinfo=None)
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
     raw_db.parent.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
@@ -157,7 +153,7 @@ def load(batch: Path, raw_db: Path) -> dict:
                 """,
                 [batch_id, start, end, loaded_at, str(batch / "lines.parquet")],
             )
-            counts["support_site.requests"] = manifest["records"]
+            counts["support_site.requests"] = manifest.records
         con.execute(
             "insert or replace into main.batches values (?, ?, ?, ?, ?, ?, ?::json, ?)",
             [
@@ -165,9 +161,9 @@ def load(batch: Path, raw_db: Path) -> dict:
                 batch_id,
                 start,
                 end,
-                manifest["records"],
-                manifest["quarantined"],
-                json.dumps(manifest),
+                manifest.records,
+                manifest.quarantined,
+                manifest.model_dump_json(),
                 loaded_at,
             ],
         )

@@ -20,7 +20,15 @@ from pathlib import Path
 import requests
 import tweepy
 
-from extract.batches import Interval, iso, landing, parse_instant, summary, write_manifest
+from extract.batches import (
+    Interval,
+    XManifest,
+    iso,
+    landing,
+    parse_instant,
+    summary,
+    write_manifest,
+)
 from extract.settings import REAL_X_API, Policy
 
 log = logging.getLogger(__name__)
@@ -339,19 +347,18 @@ def extract(
         with open(work / "quarantine.jsonl", "w") as out:
             for page in caller.malformed:
                 out.write(json.dumps(page, sort_keys=True) + "\n")
-        manifest = {
-            "batch": interval.batch_id,
-            "source": "x",
-            "start": iso(interval.start),
-            "end": iso(interval.end),
-            "records": run.records,
-            "quarantined": len(caller.malformed),
-            "accounts": list(accounts),
-            "pages": len(run.pages),
-            "metrics_refreshed": refreshed,
-            "deleted": deleted,
-            "refresh_window_start": iso(window.start),
-            "gaps": run.gaps,
-        }
+        manifest = XManifest(
+            batch=interval.batch_id,
+            start=interval.start,
+            end=interval.end,
+            records=run.records,
+            quarantined=len(caller.malformed),
+            accounts=list(accounts),
+            pages=len(run.pages),
+            metrics_refreshed=refreshed,
+            deleted=deleted,
+            refresh_window_start=window.start,
+            gaps=run.gaps,
+        )
         write_manifest(work, manifest)
     return summary(manifest, raw_root / "x" / interval.batch_id)

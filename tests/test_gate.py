@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from extract import access_log, gate, load
-from extract.batches import Interval
+from extract.batches import Interval, read_manifest
 from tests.conftest import TEST_IP_KEY, engagement
 
 DAY = Interval.parse("2015-05-18", "2015-05-19")
@@ -107,3 +107,19 @@ def test_a_batch_of_an_unknown_source_is_refused(batch: Path, tmp_path: Path) ->
     with pytest.raises(ValueError, match=expected):
         load.load(batch, tmp_path / "raw.duckdb")
     assert not (tmp_path / "raw.duckdb").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"records": "many"}, "records: Input should be a valid integer"),
+        ({"lines_read": None}, "lines_read: Input should be a valid integer"),
+        ({"start": "yesterday"}, "start: Value error, Invalid isoformat string"),
+        ({"extra": 1}, "extra: Extra inputs are not permitted"),
+    ],
+)
+def test_a_manifest_is_validated_when_read(batch: Path, change: dict, expected: str) -> None:
+    path = batch / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    with pytest.raises(ValueError, match=f"manifest.json: {expected}"):
+        read_manifest(batch)

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from extract import pipeline
-from extract.batches import Interval, write_manifest
+from extract.batches import Interval, XManifest, write_manifest
 from extract.build import _dbt_vars, build_and_publish, plan
 from extract.load import load
 from extract.sample import generate, latest_versions
@@ -320,18 +320,12 @@ def landed_batch(
         for endpoint, body in pages:
             page = {"account": "acmecloud", "endpoint": endpoint, "body": json.dumps(body)}
             out.write(json.dumps(page) + "\n")
-    write_manifest(
-        directory,
-        {
-            "batch": interval.batch_id,
-            "source": "x",
-            "start": stamp(on(day, 0)),
-            "end": stamp(on(day + timedelta(days=1), 0)),
-            "records": len(timeline) + len(mentions),
-            "quarantined": 0,
-            "gaps": [],
-        },
-    )
+    records = len(timeline) + len(mentions)
+    manifest = XManifest(
+        batch=interval.batch_id, start=interval.start, end=interval.end, records=records,
+        quarantined=0, accounts=[ACME["username"]], pages=len(pages),
+    )  # fmt: skip
+    write_manifest(directory, manifest)
     return directory
 
 
