@@ -20,7 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* token kinds and fields: the same numbers as KINDS and FIELDS in extract/log_format.py */
+/* token kinds and fields: the positions in KINDS and FIELDS of extract/log_format.py
+   (extract/access_log.py checks them at import against the constants below) */
 enum { K_LITERAL, K_QUOTED, K_ANY, K_TOKEN, K_TIME, K_STATUS, K_BYTES, K_SECONDS, K_HOST,
        K_DIGITS };
 enum { F_IP, F_TIME, F_REQUEST, F_STATUS, F_BYTES, F_REFERRER, F_USER_AGENT, F_REQUEST_TIME,
@@ -1077,9 +1078,26 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_logparse", NULL, -1, methods};
 
+/* the enums' numbers, as module constants: extract/access_log.py checks its tuples at import */
+#define ADD_ENUM(name)                                                                    \
+    if (PyModule_AddIntConstant(m, #name, name) < 0) goto fail;
+
 PyMODINIT_FUNC PyInit__logparse(void) {
     fill_allowed();
     if (has_sha_ni()) sha256_compress = sha256_block_ni;
     if (PyType_Ready(&OwnedType) < 0) return NULL;
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    ADD_ENUM(K_LITERAL) ADD_ENUM(K_QUOTED) ADD_ENUM(K_ANY) ADD_ENUM(K_TOKEN) ADD_ENUM(K_TIME)
+    ADD_ENUM(K_STATUS) ADD_ENUM(K_BYTES) ADD_ENUM(K_SECONDS) ADD_ENUM(K_HOST) ADD_ENUM(K_DIGITS)
+    ADD_ENUM(F_IP) ADD_ENUM(F_TIME) ADD_ENUM(F_REQUEST) ADD_ENUM(F_STATUS) ADD_ENUM(F_BYTES)
+    ADD_ENUM(F_REFERRER) ADD_ENUM(F_USER_AGENT) ADD_ENUM(F_REQUEST_TIME) ADD_ENUM(F_SITE)
+    ADD_ENUM(C_IP) ADD_ENUM(C_SITE) ADD_ENUM(C_METHOD) ADD_ENUM(C_PATH) ADD_ENUM(C_QUERY)
+    ADD_ENUM(C_PROTOCOL) ADD_ENUM(C_REFERRER) ADD_ENUM(C_USER_AGENT) ADD_ENUM(C_UTM_SOURCE)
+    ADD_ENUM(C_UTM_MEDIUM) ADD_ENUM(C_UTM_CAMPAIGN)
+    ADD_ENUM(R_NOT_PARSED) ADD_ENUM(R_UNBALANCED)
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
 }

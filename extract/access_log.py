@@ -45,15 +45,40 @@ import pyarrow.parquet as pq
 
 from extract import _logparse
 from extract.batches import Interval, SupportSiteManifest, iso, landing, summary, write_manifest
-from extract.log_format import LogFormat
+from extract.log_format import FIELDS, KINDS, LogFormat
 from extract.visitors import AgentClassifier, Pseudonymiser, agent_classifier, as_dictionary
 
 HEAD_BYTES = 64 * 1024
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
-REASONS = {1: "does not match the log format", 2: "unbalanced double quote"}
+# why a line is bad, numbered by extract/_logparse.c
+REASONS = {
+    _logparse.R_NOT_PARSED: "does not match the log format",
+    _logparse.R_UNBALANCED: "unbalanced double quote",
+}
+C_NAMES = {"time_local": "time", "query_string": "query"}  # where _logparse.c's names differ
+
+
+def _check_c_enums() -> None:
+    """extract/_logparse.c numbers the token kinds, fields and string columns in enums: they
+    must be the positions of log_format.KINDS, log_format.FIELDS and STRING_COLUMNS."""
+    expected = {
+        f"{prefix}_{C_NAMES.get(name, name).upper()}": number
+        for prefix, names in (("K", KINDS), ("F", FIELDS), ("C", STRING_COLUMNS))
+        for number, name in enumerate(names)
+    }
+    differing = {
+        k: getattr(_logparse, k, None)
+        for k, v in expected.items()
+        if getattr(_logparse, k, None) != v
+    }
+    if differing:
+        raise ImportError(f"extract/_logparse.c numbers these differently: {differing}")
+
+
 # the string columns _logparse.parse returns, in its order
 STRING_COLUMNS = ("ip", "site", "method", "path", "query_string", "protocol", "referrer")
 STRING_COLUMNS += ("user_agent", "utm_source", "utm_medium", "utm_campaign")
+_check_c_enums()
 NUMBERS = {
     "status": pa.int16(),
     "bytes": pa.int64(),

@@ -363,3 +363,13 @@ def test_hmac_hex_refuses_a_count_that_overflows() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert (result.returncode, result.stdout.strip()) == (0, "refused"), result.stderr[-500:]
+
+
+def test_the_c_enums_are_checked_against_the_python_tuples(monkeypatch) -> None:
+    from extract import access_log
+
+    access_log._check_c_enums()  # as at import: they agree
+    swapped = ("site", "ip", *access_log.STRING_COLUMNS[2:])
+    monkeypatch.setattr(access_log, "STRING_COLUMNS", swapped)
+    with pytest.raises(ImportError, match="'C_SITE': 1, 'C_IP': 0"):
+        access_log._check_c_enums()
