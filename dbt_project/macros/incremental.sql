@@ -245,6 +245,17 @@
     )
 {%- endmacro %}
 
+{#-
+    The rows the daily engagement aggregates replace: those of the days to recompute, and
+    of days that left the date spine.
+-#}
+{% macro engagement_days_replaced() -%}
+    (
+        date_day in {{ engagement_days_to_recompute() }}
+        or date_day not in (select date_day from intermediate.int_date_spine)
+    )
+{%- endmacro %}
+
 {#- A hook: record the days of the rows of `relation` whose key is a changed post. -#}
 {% macro record_changed_days(relation, key) -%}
     {{ record_changed_keys(

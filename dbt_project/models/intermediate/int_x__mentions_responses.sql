@@ -8,7 +8,8 @@
 
     Incremental: the mentions recorded as changed (kind x_post) are recomputed, and with
     them (pre_hook) those a changed post answers or answered first. The days of the mentions
-    recomputed are recorded, as they were and as they are (x_day).
+    recomputed are recorded (x_day; a mention's day is its post's, which
+    int_x__posts_classified records as it was and as it is).
 -#}
 
 {{
@@ -25,7 +26,6 @@
                 ~ ' where is_own and post_id in ' ~ changed_keys('x_post')) }}",
             "{{ record_changed_days(this, 'mention_id') }}",
         ],
-        post_hook="{{ record_changed_days(this, 'mention_id') }}",
     )
 }}
 

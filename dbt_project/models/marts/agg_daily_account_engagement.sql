@@ -7,10 +7,7 @@
     config(
         materialized='incremental',
         incremental_strategy='replace_where',
-        incremental_predicates=[
-            "(date_day in " ~ engagement_days_to_recompute()
-            ~ " or date_day not in (select date_day from intermediate.int_date_spine))"
-        ],
+        incremental_predicates=[engagement_days_replaced()],
     )
 }}
 
