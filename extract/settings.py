@@ -23,11 +23,15 @@ class SettingsError(ValueError):
     """A setting's value is unusable: one line naming the variable and what it expects."""
 
 
-def _setting(default: Any, variable: str, description: str, shown: str | None = None) -> Any:
-    """A field read from `variable`; `shown` is its default as the README writes it."""
+def _setting(
+    default: Any, variable: str, description: str, shown: str | None = None, **bounds: float
+) -> Any:
+    """A field read from `variable`; `shown` is its default as the README writes it; `bounds`
+    are pydantic's (ge=0: not negative, gt=0: positive)."""
     shown = shown if shown is not None else f"`{default}`"
+    extra = {"shown": shown}
     return Field(
-        default, alias=variable, description=description, json_schema_extra={"shown": shown}
+        default, alias=variable, description=description, json_schema_extra=extra, **bounds
     )
 
 
@@ -89,6 +93,7 @@ class Settings(BaseSettings):
         "SUPPORT_SITE_BLOCK_MB",
         "size of the block of log text parsed at a time: the extraction's memory is bounded"
         " by a few blocks, not by the file",
+        gt=0,
     )
     support_site_hosts: Names = _setting(
         ("support.acme.example",),
@@ -115,30 +120,35 @@ class Settings(BaseSettings):
         " `x-rate-limit-remaining` reaches 0); beyond it the run fails and can simply be"
         " re-run",
         "`900`",
+        ge=0,
     )
     x_max_retries: int = _setting(
         5,
         "X_MAX_RETRIES",
         "retries of a request after a 5xx, a connection error or a malformed page",
+        ge=0,
     )
     x_retry_backoff: float = _setting(
         2.0,
         "X_RETRY_BACKOFF",
         "first retry delay in seconds, doubled at each further retry",
         "`2`",
+        ge=0,
     )
     x_metrics_refresh_days: int = _setting(
         7,
         "X_METRICS_REFRESH_DAYS",
         "own posts of the last N days get their metrics re-read on every run",
+        ge=0,
     )
     x_timeline_cap: int = _setting(
         3200,
         "X_TIMELINE_CAP",
         "how many most recent posts of a user the API serves (its documented reach)",
+        ge=0,
     )
     x_mentions_cap: int = _setting(
-        800, "X_MENTIONS_CAP", "how many most recent mentions of a user the API serves"
+        800, "X_MENTIONS_CAP", "how many most recent mentions of a user the API serves", ge=0
     )
 
     @field_validator("x_accounts", "support_site_hosts", "company_site_hosts", mode="before")
@@ -157,23 +167,6 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
-
-    @field_validator(
-        "x_max_retries", "x_metrics_refresh_days", "x_timeline_cap", "x_mentions_cap",
-        "x_rate_limit_max_wait", "x_retry_backoff",
-    )  # fmt: skip
-    @classmethod
-    def _not_negative(cls, value: float) -> float:
-        if value < 0:
-            raise ValueError("must not be negative")
-        return value
-
-    @field_validator("support_site_block_mb")
-    @classmethod
-    def _positive(cls, value: int) -> int:
-        if value <= 0:
-            raise ValueError("must be positive")
-        return value
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

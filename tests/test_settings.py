@@ -29,8 +29,8 @@ def test_the_readme_table_is_the_models() -> None:
     ("variable", "value", "expected"),
     [
         ("X_MAX_RETRIES", "five", "X_MAX_RETRIES: Input should be a valid integer"),
-        ("SUPPORT_SITE_BLOCK_MB", "0", "SUPPORT_SITE_BLOCK_MB: Value error, must be positive"),
-        ("X_RETRY_BACKOFF", "-1", "X_RETRY_BACKOFF: Value error, must not be negative"),
+        ("SUPPORT_SITE_BLOCK_MB", "0", "SUPPORT_SITE_BLOCK_MB: Input should be greater than 0"),
+        ("X_RETRY_BACKOFF", "-1", "X_RETRY_BACKOFF: Input should be greater than or equal to 0"),
         (
             "X_METRICS_REFRESH_DAYS",
             "1.5",
