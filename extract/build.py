@@ -197,11 +197,10 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def dbt_build(settings: Settings, build: Plan, lock_fd: int) -> None:
-    """`dbt build` of what the plan selects, in its own process: dbt-duckdb keeps its DuckDB
-    handles for the life of a process, and the build file must be free to publish it."""
+def dbt_command(settings: Settings, work: Path) -> tuple[list[str], dict[str, str]]:
+    """`dbt build` of the project with the pipeline's vars (selection to append), writing
+    its target and logs under `work`, and the environment it runs in."""
     project = str(settings.dbt_project_dir)
-    work = settings.data_dir / "dbt"
     env = dict(
         os.environ,
         ENGAGEMENT_BUILD_DB=str(settings.build_db),
@@ -216,6 +215,14 @@ def dbt_build(settings: Settings, build: Plan, lock_fd: int) -> None:
         "--log-path", str(work / "logs"),
         "--vars", json.dumps(_dbt_vars(settings)),
     ]  # fmt: skip
+    return command, env
+
+
+def dbt_build(settings: Settings, build: Plan, lock_fd: int) -> None:
+    """`dbt build` of what the plan selects, in its own process: dbt-duckdb keeps its DuckDB
+    handles for the life of a process, and the build file must be free to publish it."""
+    work = settings.data_dir / "dbt"
+    command, env = dbt_command(settings, work)
     if build.full_refresh:
         command.append("--full-refresh")
     else:
@@ -265,10 +272,11 @@ def record_built(settings: Settings, build: Plan) -> None:
         con.execute("commit")
 
 
-def _state(settings: Settings, key: str) -> bool:
+def _flags(settings: Settings) -> set[str]:
+    """The build state's keys set to "true" (unpublished, publish_whole)."""
     with _connect(settings.build_db, read_only=True) as con:
-        row = con.execute(f"select value from {STATE}.build_state where key = ?", [key]).fetchone()
-    return row is not None and row[0] == "true"
+        rows = con.execute(f"select key from {STATE}.build_state where value = 'true'").fetchall()
+    return {key for (key,) in rows}
 
 
 def publish(build_db: Path, published_db: Path, in_place: bool = True) -> tuple[list, list]:
@@ -346,9 +354,10 @@ def build_and_publish(settings: Settings, full_refresh: bool = False) -> dict:
             record_built(settings, build)
         seconds["build"] = time.perf_counter() - started
         tables, updated = [], []
-        if _state(settings, "unpublished") or not settings.published_db.exists():
-            whole = _state(settings, "publish_whole")
-            tables, updated = publish(settings.build_db, settings.published_db, not whole)
+        flags = _flags(settings)
+        if "unpublished" in flags or not settings.published_db.exists():
+            in_place = "publish_whole" not in flags
+            tables, updated = publish(settings.build_db, settings.published_db, in_place)
             mark_published(settings)
         seconds["publish"] = time.perf_counter() - started - seconds["build"]
     return {

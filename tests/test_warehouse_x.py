@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -21,7 +20,7 @@ import requests
 
 from extract import pipeline
 from extract.batches import Interval, XManifest, write_manifest
-from extract.build import _dbt_vars, build_and_publish, plan
+from extract.build import build_and_publish, dbt_command, plan
 from extract.load import load
 from extract.sample import generate, latest_versions
 from extract.sandbox import SandboxServer, make_server
@@ -249,23 +248,10 @@ def test_later_batches_change_older_posts(x_history) -> None:
 def dbt_dies_before(settings: Settings, model: str, logs: Path) -> None:
     """The dbt build of a planned build, stopped before `model` (as if killed there): the
     models before it are rebuilt and their hooks have run; the build is not recorded."""
-    project = str(settings.dbt_project_dir)
-    env = dict(
-        os.environ,
-        ENGAGEMENT_BUILD_DB=str(settings.build_db),
-        ENGAGEMENT_RAW_DB=str(settings.raw_db),
-    )
-    half = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("dbt")), "build",
-            "--project-dir", project, "--profiles-dir", project,
-            "--target-path", str(logs / "target"), "--log-path", str(logs / "logs"),
-            "--vars", json.dumps(_dbt_vars(settings)),
-            "--select", "source:x+", "--exclude", f"{model}+",
-            "--exclude-resource-type", "unit_test",
-        ],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    command, env = dbt_command(settings, logs)
+    selection = ["--select", "source:x+", "--exclude", f"{model}+"]
+    command += [*selection, "--exclude-resource-type", "unit_test"]
+    half = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     assert half.returncode == 0, half.stdout[-2000:]
 
 
