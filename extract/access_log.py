@@ -66,11 +66,8 @@ def _check_c_enums() -> None:
         for prefix, names in (("K", KINDS), ("F", FIELDS), ("C", STRING_COLUMNS))
         for number, name in enumerate(names)
     }
-    differing = {
-        k: getattr(_logparse, k, None)
-        for k, v in expected.items()
-        if getattr(_logparse, k, None) != v
-    }
+    actual = {name: getattr(_logparse, name, None) for name in expected}
+    differing = {name: number for name, number in actual.items() if number != expected[name]}
     if differing:
         raise ImportError(f"extract/_logparse.c numbers these differently: {differing}")
 
