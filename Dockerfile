@@ -8,6 +8,8 @@ WORKDIR /opt/engagement
 COPY pyproject.toml uv.lock README.md hatch_build.py ./
 RUN uv sync --locked --no-dev --no-install-project --compile-bytecode
 COPY extract ./extract
+COPY engagement ./engagement
+COPY devtools ./devtools
 COPY dags ./dags
 COPY dbt_project ./dbt_project
 RUN uv sync --locked --no-dev

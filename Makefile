@@ -21,8 +21,8 @@ demo: setup
 	scripts/demo.sh
 
 lint: setup
-	$(VENV)/bin/ruff check extract dags tests scripts hatch_build.py
-	$(VENV)/bin/ruff format --check extract dags tests scripts hatch_build.py
+	$(VENV)/bin/ruff check extract engagement devtools dags tests scripts hatch_build.py
+	$(VENV)/bin/ruff format --check extract engagement devtools dags tests scripts hatch_build.py
 
 test: setup lint
 	$(VENV)/bin/python -m pytest

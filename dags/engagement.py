@@ -20,8 +20,8 @@ MART = Asset("engagement_mart")
 
 def _inputs(source: str, start, end) -> tuple:
     """The pipeline functions' arguments: settings, the source and the run's data interval."""
-    from extract.batches import Interval, Source
-    from extract.settings import Settings
+    from engagement.landing import Interval, Source
+    from engagement.settings import Settings
 
     return Settings.from_env(), Source.parse(source), Interval(start, end)
 
@@ -44,19 +44,19 @@ def extraction_dag(source: str):
     def extraction():
         @task
         def extract(data_interval_start=None, data_interval_end=None) -> dict:
-            from extract import pipeline
+            from engagement import pipeline
 
             return pipeline.extract(*_inputs(source, data_interval_start, data_interval_end))
 
         @task(retries=0)
         def validate(data_interval_start=None, data_interval_end=None) -> dict:
-            from extract import pipeline
+            from engagement import pipeline
 
             return pipeline.validate(*_inputs(source, data_interval_start, data_interval_end))
 
         @task(pool=WRITER_POOL, outlets=[RAW[source]])
         def load(data_interval_start=None, data_interval_end=None) -> dict:
-            from extract import pipeline
+            from engagement import pipeline
 
             return pipeline.load_batch(*_inputs(source, data_interval_start, data_interval_end))
 
@@ -79,8 +79,8 @@ def extraction_dag(source: str):
 def engagement_mart():
     @task(pool=WRITER_POOL, outlets=[MART])
     def build_and_publish() -> dict:
-        from extract import pipeline
-        from extract.settings import Settings
+        from engagement import pipeline
+        from engagement.settings import Settings
 
         return pipeline.build(Settings.from_env())
 

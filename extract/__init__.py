@@ -1,1 +1,3 @@
-"""Engagement mart: extract, gate, load, build and publish."""
+"""Extraction: the sources (X API v2 posts, mentions and users; support-site access logs) and
+the access-log parser. Each source lands one immutable raw batch per data interval through
+`engagement.landing`; nothing here touches the warehouse."""

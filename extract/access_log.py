@@ -43,8 +43,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from engagement.landing import Interval, SupportSiteManifest, iso, landing, summary, write_manifest
 from extract import _logparse
-from extract.batches import Interval, SupportSiteManifest, iso, landing, summary, write_manifest
 from extract.log_format import FIELDS, KINDS, LogFormat
 from extract.visitors import AgentClassifier, Pseudonymiser, agent_classifier, as_dictionary
 

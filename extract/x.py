@@ -20,7 +20,7 @@ from pathlib import Path
 import requests
 import tweepy
 
-from extract.batches import (
+from engagement.landing import (
     Interval,
     XManifest,
     iso,
@@ -29,7 +29,7 @@ from extract.batches import (
     summary,
     write_manifest,
 )
-from extract.settings import REAL_X_API, Policy
+from engagement.settings import REAL_X_API, Policy
 
 log = logging.getLogger(__name__)
 # tweepy logs request headers, bearer token included, at DEBUG: never let that through.

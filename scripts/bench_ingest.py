@@ -88,8 +88,8 @@ def run_child(mode: str, log: Path, out: Path) -> None:
     import pandas  # noqa: F401  (pyarrow imports it when it first converts a Python list)
     import pyarrow.parquet  # noqa: F401
 
+    from engagement.landing import Interval
     from extract import access_log
-    from extract.batches import Interval
     from extract.visitors import agent_classifier
 
     agent_classifier()

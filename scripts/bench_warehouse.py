@@ -109,9 +109,9 @@ def load_history(days: list[date], env: dict[str, str]) -> None:
     per step; the timed day runs use the CLI)."""
     script = (
         "import sys\n"
-        "from extract import pipeline\n"
-        "from extract.batches import Interval\n"
-        "from extract.settings import Settings\n"
+        "from engagement import pipeline\n"
+        "from engagement.landing import Interval\n"
+        "from engagement.settings import Settings\n"
         "settings = Settings.from_env()\n"
         "for day in sys.argv[1:]:\n"
         "    start, end = day.split('/')\n"
@@ -145,7 +145,7 @@ def publish_at_scale(warehouse: Path, rows: int, rounds: int = 3) -> dict[str, f
     1% of its posts recomputed since the last publish: every mart copied into a new file
     (`whole`: a first or full build's publish) against the product's publish in place. The
     two published files must hold the same rows."""
-    from extract.build import publish
+    from engagement.warehouse.build import publish
 
     scratch = warehouse / "publish-at-scale"
     scratch.mkdir()
@@ -201,8 +201,8 @@ def main() -> int:
     if not SHARED_LOG.is_file():
         sys.exit(f"bench: reference log missing: {SHARED_LOG}")
     sys.path.insert(0, str(REPO))
-    from extract.sample import generate
-    from extract.sandbox import make_server
+    from devtools.sample import generate
+    from devtools.x_sandbox import make_server
     from tests.conftest import mart_hashes
 
     days = [FIRST_DAY + timedelta(days=n) for n in range(args.days + 1)]

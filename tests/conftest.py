@@ -33,7 +33,7 @@ def elastic_log() -> Path:
 @pytest.fixture(scope="session")
 def sandbox_url() -> Iterator[str]:
     """The X API v2 sandbox serving the generated sample company, over real HTTP."""
-    from extract.sandbox import make_server
+    from devtools.x_sandbox import make_server
 
     server = make_server(0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -63,7 +63,7 @@ def sandbox_env(env: dict[str, str], sandbox_url: str) -> dict[str, str]:
 def engagement(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess, as a data engineer would."""
     result = subprocess.run(
-        [sys.executable, "-m", "extract.cli", *args],
+        [sys.executable, "-m", "engagement.cli", *args],
         env=env,
         cwd=REPO,
         capture_output=True,

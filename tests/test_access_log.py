@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from engagement.landing import Interval
 from extract import _logparse, access_log
-from extract.batches import Interval
 from tests.conftest import TEST_IP_KEY, engagement
 
 WHOLE = Interval.parse("2015-05-17", "2015-05-21")

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from extract.sample import write_sample
+from devtools.sample import write_sample
 from tests.conftest import REPO, TOKEN
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse

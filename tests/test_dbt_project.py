@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import duckdb
 import pytest
 
-from extract.load import DDL as LOADER_DDL
+from engagement.warehouse.load import DDL as LOADER_DDL
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
 
@@ -635,7 +635,7 @@ def all_days() -> list[date]:
 def run_dbt(args: list[str], workdir: Path, raw_db: Path, build_db: Path):
     from dbt.cli.main import dbtRunner
 
-    from extract.build import plan_build
+    from engagement.warehouse.build import plan_build
 
     if args[0] == "build":  # as `engagement build` does: a first build, every day changed
         plan_build(raw_db, build_db, "test", full_refresh=True)
@@ -997,7 +997,7 @@ def test_results_do_not_depend_on_load_time(built: Build, tmp_path: Path) -> Non
 
 
 def test_referrer_seed_is_generated_from_matomo_lists() -> None:
-    from extract.referrers import build_referrer_seed
+    from devtools.referrers import build_referrer_seed
 
     if not REFERENCE_DIR.is_dir():
         pytest.fail(
@@ -1010,7 +1010,7 @@ def test_referrer_seed_is_generated_from_matomo_lists() -> None:
         committed = [tuple(row) for row in reader]
     expected = build_referrer_seed(REFERENCE_DIR)
     assert committed == expected, (
-        "dbt_project/seeds/referrer_hosts.csv is stale: run `python -m extract.referrers`"
+        "dbt_project/seeds/referrer_hosts.csv is stale: run `python -m devtools.referrers`"
     )
     by_host = {host: (network, channel) for host, network, channel in expected}
     assert by_host["t.co"] == ("Twitter", "social")

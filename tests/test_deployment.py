@@ -7,8 +7,8 @@ import shlex
 
 import yaml
 
-from extract.cli import parser
-from extract.settings import Settings
+from engagement.cli import parser
+from engagement.settings import Settings
 from tests.conftest import REPO
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())

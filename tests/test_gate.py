@@ -10,8 +10,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from extract import access_log, gate, load
-from extract.batches import Interval, read_manifest
+from engagement import gate
+from engagement.landing import Interval, read_manifest
+from engagement.warehouse import load
+from extract import access_log
 from tests.conftest import TEST_IP_KEY, engagement
 
 DAY = Interval.parse("2015-05-18", "2015-05-19")

@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from extract.build import publish
-from extract.sample import generate, write_sample
+from devtools.sample import generate, write_sample
+from engagement.warehouse.build import publish
 from tests.conftest import REPO, TOKEN, engagement, mart_hashes
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse

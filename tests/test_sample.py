@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from extract.sample import (
+from devtools.sample import (
     BRAND,
     SAMPLE_DAYS,
     SAMPLE_START,

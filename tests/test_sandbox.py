@@ -23,8 +23,8 @@ from jsonschema import Draft4Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from extract import cli, sandbox, x
-from extract.sample import (
+from devtools import x_sandbox as sandbox
+from devtools.sample import (
     BRAND,
     SAMPLE_START,
     SUPPORT,
@@ -33,8 +33,10 @@ from extract.sample import (
     latest_versions,
     parse_stamp,
 )
-from extract.sandbox import FixtureError, SandboxServer, load_fixture, make_server
-from extract.settings import REAL_X_API
+from devtools.x_sandbox import FixtureError, SandboxServer, load_fixture, make_server
+from engagement import cli
+from engagement.settings import REAL_X_API
+from extract import x
 
 OPENAPI = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference"
 OPENAPI = OPENAPI / "x-api-v2-openapi.json"
@@ -773,7 +775,7 @@ def test_cli_serves_a_fixture_with_caps_and_faults_and_stops_on_sigterm() -> Non
     users, tweets = load_fixture(FIXTURE)
     expected = _fixture_expected(users, tweets)
     command = [
-        *(sys.executable, "-m", "extract.cli", "sandbox", "--port", "0"),
+        *(sys.executable, "-m", "engagement.cli", "sandbox", "--port", "0"),
         *("--fixture", str(FIXTURE), "--timeline-cap", "2", "--mentions-cap", "1"),
         *("--fault", "503:1:/mentions$", "--fault", '{"path": "/by/username/", "kind": "429"}'),
     ]

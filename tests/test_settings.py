@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from extract.settings import Settings, SettingsError, settings_table
+from engagement.settings import Settings, SettingsError, settings_table
 from tests.conftest import REPO, engagement
 
 TOKEN = "supersecret-token-4242"
@@ -108,8 +108,9 @@ def test_secrets_never_show(tmp_path) -> None:
     ],
 )
 def test_runtime_commands_import_no_development_tooling(command: list[str], tmp_path) -> None:
-    """The sandbox and the sample generator are for development: the product's commands run
-    (here: up to their first error, with nothing set up) without importing them."""
+    """The sandbox and the sample generator (package devtools) are for development: the
+    product's commands run (here: up to their first error, with nothing set up) without
+    importing any of it."""
     env = dict(
         os.environ,
         ENGAGEMENT_DATA_DIR=str(tmp_path / "data"),
@@ -119,16 +120,16 @@ def test_runtime_commands_import_no_development_tooling(command: list[str], tmp_
         X_MAX_RETRIES="0",
     )
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "extract.cli", *command],
+        [sys.executable, "-X", "importtime", "-m", "engagement.cli", *command],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
-    assert "extract.settings" in imported  # the run got as far as the product's code
-    assert not imported & {"extract.sandbox", "extract.sample"}
+    assert "engagement.settings" in imported  # the run got as far as the product's code
+    assert not {name for name in imported if name.partition(".")[0] == "devtools"}
 
 
 def test_the_clis_fault_kinds_are_the_sandboxs() -> None:
-    from extract.sandbox import FAULT_KINDS
+    from devtools.x_sandbox import FAULT_KINDS
 
     result = engagement("sandbox", "--help", env=dict(os.environ))
     assert "|".join(FAULT_KINDS) in " ".join(result.stdout.split())

@@ -18,11 +18,11 @@ from unittest.mock import ANY
 import duckdb
 import pytest
 
-from extract import pipeline
-from extract.batches import Interval
-from extract.build import Plan, build_and_publish, plan
-from extract.sample import write_sample
-from extract.settings import Settings
+from devtools.sample import write_sample
+from engagement import pipeline
+from engagement.landing import Interval
+from engagement.settings import Settings
+from engagement.warehouse.build import Plan, build_and_publish, plan
 from tests.conftest import REPO, TOKEN, mart_hashes
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
@@ -211,7 +211,7 @@ def test_changed_vars_or_an_unfinished_full_build_rebuild_everything(
 
 def engagement_build(settings: Settings) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "extract.cli", "build"],
+        [sys.executable, "-m", "engagement.cli", "build"],
         env=dict(os.environ, ENGAGEMENT_DATA_DIR=str(settings.data_dir)),
         cwd=REPO,
         stdout=subprocess.PIPE,

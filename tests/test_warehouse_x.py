@@ -18,13 +18,13 @@ import duckdb
 import pytest
 import requests
 
-from extract import pipeline
-from extract.batches import Interval, XManifest, write_manifest
-from extract.build import build_and_publish, dbt_command, plan
-from extract.load import load
-from extract.sample import generate, latest_versions
-from extract.sandbox import SandboxServer, make_server
-from extract.settings import Settings
+from devtools.sample import generate, latest_versions
+from devtools.x_sandbox import SandboxServer, make_server
+from engagement import pipeline
+from engagement.landing import Interval, XManifest, write_manifest
+from engagement.settings import Settings
+from engagement.warehouse.build import build_and_publish, dbt_command, plan
+from engagement.warehouse.load import load
 from tests.conftest import TOKEN, mart_hashes
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse

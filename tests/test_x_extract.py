@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from devtools.sample import generate
+from engagement.landing import Interval
 from extract import x
-from extract.batches import Interval
-from extract.sample import generate
 from tests.conftest import TOKEN, engagement
 
 START, END = "2026-11-03", "2026-11-04"

@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from devtools.x_sandbox import make_server
+from engagement.landing import Interval
 from extract import x
-from extract.batches import Interval
-from extract.sandbox import make_server
 from tests.conftest import TOKEN
 
 DAY = Interval.parse("2026-11-04", "2026-11-05")

@@ -14,8 +14,8 @@ import duckdb
 import pytest
 import requests
 
-from extract.sample import generate, latest_versions
-from extract.sandbox import make_server
+from devtools.sample import generate, latest_versions
+from devtools.x_sandbox import make_server
 from tests.conftest import TOKEN, engagement, mart_hashes
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse

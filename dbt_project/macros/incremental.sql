@@ -267,7 +267,7 @@
 {#-
     A hook of the X facts (large marts keyed on posts): record the keys this build replaced,
     so that the publish step replaces those rows in a copy of the published file instead of
-    copying the whole table (extract/build.py). Kept until a publish succeeds.
+    copying the whole table (engagement/warehouse/build.py). Kept until a publish succeeds.
 -#}
 {% macro record_unpublished_keys(key_column) -%}
     insert or replace into _engagement.mart_keys values ('{{ this.identifier }}', '{{ key_column }}');

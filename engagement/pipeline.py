@@ -6,10 +6,12 @@ from pathlib import Path
 
 import duckdb
 
-from extract import access_log, gate, load, x
-from extract.batches import Interval, Source, batch_dir
-from extract.build import build_and_publish
-from extract.settings import Settings
+from engagement import gate
+from engagement.landing import Interval, Source, batch_dir
+from engagement.settings import Settings
+from engagement.warehouse import load
+from engagement.warehouse.build import build_and_publish
+from extract import access_log, x
 
 
 def extract_x(settings: Settings, interval: Interval) -> dict:

@@ -27,8 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from extract.sample import SampleCompany, generate, parse_stamp
-from extract.settings import Policy
+from devtools.sample import SampleCompany, generate, parse_stamp
+from engagement.settings import Policy
 
 # Requests per 15-minute window with app-only (bearer token) auth, per endpoint, as published
 # on docs.x.com/x-api/fundamentals/rate-limits.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from extract.batches import (
+from engagement.landing import (
     Manifest,
     Source,
     SupportSiteManifest,

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import duckdb
 
-from extract.settings import Settings
+from engagement.settings import Settings
 
 PUBLISHED_SCHEMA = "marts"
 STATE = "_engagement"

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from extract.batches import Source, XManifest, read_manifest, x_pages
+from engagement.landing import Source, XManifest, read_manifest, x_pages
 
 DDL = """
 create schema if not exists x;

@@ -1,4 +1,4 @@
-"""`engagement`: the command line over the extract package."""
+"""`engagement`: the command line over the steps of the flow (and the development sandbox)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 import json
 import sys
 
-from extract import pipeline
-from extract.batches import Interval, Source
-from extract.build import BuildFailed
-from extract.gate import BatchRejected
-from extract.settings import Policy, Settings
+from engagement import pipeline
+from engagement.gate import BatchRejected
+from engagement.landing import Interval, Source
+from engagement.settings import Policy, Settings
+from engagement.warehouse.build import BuildFailed
 
 
 def _interval(parser: argparse.ArgumentParser) -> None:
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args.command == "sandbox":
-            from extract.sandbox import parse_fault_spec, serve
+            from devtools.x_sandbox import parse_fault_spec, serve
 
             serve(
                 args.port,
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sample":
             from pathlib import Path
 
-            from extract.sample import write_sample
+            from devtools.sample import write_sample
 
             for path in write_sample(Path(args.out), seed=args.seed):
                 print(path)
