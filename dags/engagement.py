@@ -1,7 +1,7 @@
 """Engagement mart DAGs: one extraction DAG per source, one mart build on their Assets.
 
 Each extraction run lands, validates and loads exactly its data interval; the tasks only
-call functions of the `extract` package (imported inside the tasks, so parsing stays light).
+call functions of `engagement.pipeline` (imported inside the tasks, so parsing stays light).
 The mart builds once both sources have loaded (`&`): never on a half-updated interval, and
 once per interval, not once per source. A build takes in every load since the last one.
 Writers of the DuckDB warehouse share the one-slot pool `duckdb_writer`.
