@@ -46,19 +46,22 @@ def extraction_dag(source: str):
         def extract(data_interval_start=None, data_interval_end=None) -> dict:
             from engagement import pipeline
 
-            return pipeline.extract(*_inputs(source, data_interval_start, data_interval_end))
+            inputs = _inputs(source, data_interval_start, data_interval_end)
+            return pipeline.extract(*inputs).model_dump(mode="json")
 
         @task(retries=0)
         def validate(data_interval_start=None, data_interval_end=None) -> dict:
             from engagement import pipeline
 
-            return pipeline.validate(*_inputs(source, data_interval_start, data_interval_end))
+            inputs = _inputs(source, data_interval_start, data_interval_end)
+            return pipeline.validate(*inputs).model_dump(mode="json")
 
         @task(pool=WRITER_POOL, outlets=[RAW[source]])
         def load(data_interval_start=None, data_interval_end=None) -> dict:
             from engagement import pipeline
 
-            return pipeline.load_batch(*_inputs(source, data_interval_start, data_interval_end))
+            inputs = _inputs(source, data_interval_start, data_interval_end)
+            return pipeline.load_batch(*inputs).model_dump(mode="json")
 
         extract() >> validate() >> load()
 
@@ -82,7 +85,7 @@ def engagement_mart():
         from engagement import pipeline
         from engagement.settings import Settings
 
-        return pipeline.build(Settings.from_env())
+        return pipeline.build(Settings.from_env()).model_dump(mode="json")
 
     build_and_publish()
 

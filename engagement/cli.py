@@ -6,11 +6,17 @@ import argparse
 import json
 import sys
 
+from pydantic import BaseModel
+
 from engagement import pipeline
 from engagement.gate import BatchRejected
 from engagement.landing import Interval, Source
 from engagement.settings import Policy, Settings
 from engagement.warehouse.build import BuildFailed
+
+
+def _print(result: BaseModel) -> None:
+    print(json.dumps(result.model_dump(mode="json")))
 
 
 def _interval(parser: argparse.ArgumentParser) -> None:
@@ -113,11 +119,11 @@ def main(argv: list[str] | None = None) -> int:
             print(pipeline.format_headline(pipeline.headline(settings.published_db)))
             return 0
         if args.command == "build":
-            print(json.dumps(pipeline.build(settings, args.full_refresh)))
+            _print(pipeline.build(settings, args.full_refresh))
             return 0
         interval = Interval.parse(args.start, args.end)
         if args.command == "extract" and args.source == "x":
-            result: dict = pipeline.extract_x(settings, interval)
+            result: BaseModel = pipeline.extract_x(settings, interval)
         elif args.command == "extract":
             result = pipeline.extract_support_site(settings, interval, args.logs)
         elif args.command == "load":
@@ -126,10 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             result = pipeline.load_batch(settings, source, interval)
         else:
             for summary in pipeline.run(settings, interval, args.logs):
-                print(json.dumps(summary))
+                _print(summary)
             print(pipeline.format_headline(pipeline.headline(settings.published_db)))
             return 0
-        print(json.dumps(result))
+        _print(result)
         return 0
     except BatchRejected as exc:
         print(f"engagement: batch refused: {exc}", file=sys.stderr)

@@ -209,7 +209,22 @@ def read_manifest(directory: Path) -> XManifest | SupportSiteManifest:
         raise ValueError(f"{path}: {where}: {error['msg']}") from None
 
 
-def summary(manifest: Manifest, path: Path) -> dict:
-    """The one-line JSON object every command prints last."""
-    fields = ("batch", "source", "start", "end", "records", "quarantined")
-    return {**manifest.model_dump(mode="json", include=set(fields)), "path": str(path)}
+class BatchSummary(BaseModel):
+    """What an extraction returns and prints last (one JSON line): the batch it landed, its
+    interval, its counts and where it is. `BatchSummary.model_validate_json(line)` reads
+    one back, validated."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch: str
+    source: Source
+    start: Instant
+    end: Instant
+    records: int = Field(ge=0)
+    quarantined: int = Field(ge=0)
+    path: Path
+
+
+def summary(manifest: Manifest, path: Path) -> BatchSummary:
+    fields = set(BatchSummary.model_fields) - {"path"}
+    return BatchSummary(**manifest.model_dump(include=fields), path=path)

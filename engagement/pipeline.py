@@ -5,16 +5,37 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+from pydantic import BaseModel, ConfigDict
 
 from engagement import gate
-from engagement.landing import Interval, Source, batch_dir
+from engagement.landing import BatchSummary, Interval, Source, batch_dir
 from engagement.settings import Settings
 from engagement.warehouse import load
-from engagement.warehouse.build import build_and_publish
+from engagement.warehouse.build import BuildSummary, build_and_publish
 from extract import access_log, x
 
 
-def extract_x(settings: Settings, interval: Interval) -> dict:
+class Validated(BaseModel):
+    """What `validate` returns: the batch passed the gate (a failing batch raises)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch: str
+    source: Source
+    validated: bool
+
+
+class Loaded(BaseModel):
+    """What `load_batch` returns: the rows written per raw table."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch: str
+    source: Source
+    loaded: dict[str, int]
+
+
+def extract_x(settings: Settings, interval: Interval) -> BatchSummary:
     if not settings.x_bearer_token:
         raise ValueError("X_BEARER_TOKEN is not set (any value works against the sandbox)")
     policy = settings.x_policy
@@ -23,7 +44,9 @@ def extract_x(settings: Settings, interval: Interval) -> dict:
     return x.extract(client, settings.x_accounts, interval, settings.raw_dir, policy)
 
 
-def extract_support_site(settings: Settings, interval: Interval, logs: str | None = None) -> dict:
+def extract_support_site(
+    settings: Settings, interval: Interval, logs: str | None = None
+) -> BatchSummary:
     logs = logs or settings.support_site_logs
     if not logs:
         raise ValueError("no access logs given: pass --logs GLOB or set SUPPORT_SITE_LOGS")
@@ -44,28 +67,28 @@ def extract_support_site(settings: Settings, interval: Interval, logs: str | Non
     )
 
 
-def extract(settings: Settings, source: Source, interval: Interval) -> dict:
+def extract(settings: Settings, source: Source, interval: Interval) -> BatchSummary:
     if Source.parse(source) is Source.X:
         return extract_x(settings, interval)
     return extract_support_site(settings, interval)
 
 
-def validate(settings: Settings, source: Source, interval: Interval) -> dict:
+def validate(settings: Settings, source: Source, interval: Interval) -> Validated:
     """Gate the interval's batch of a source. Raises gate.BatchRejected (and quarantines)."""
     report = gate.gate(batch_dir(settings.raw_dir, source, interval), settings.quarantine_dir)
-    return {"batch": interval.batch_id, "source": source, "validated": report["success"]}
+    return Validated(batch=interval.batch_id, source=source, validated=report["success"])
 
 
-def load_batch(settings: Settings, source: Source, interval: Interval) -> dict:
+def load_batch(settings: Settings, source: Source, interval: Interval) -> Loaded:
     loaded = load.load(batch_dir(settings.raw_dir, source, interval), settings.raw_db)
-    return {"batch": interval.batch_id, "source": source, "loaded": loaded}
+    return Loaded(batch=interval.batch_id, source=source, loaded=loaded)
 
 
-def build(settings: Settings, full_refresh: bool = False) -> dict:
+def build(settings: Settings, full_refresh: bool = False) -> BuildSummary:
     return build_and_publish(settings, full_refresh)
 
 
-def run(settings: Settings, interval: Interval, logs: str | None = None) -> list[dict]:
+def run(settings: Settings, interval: Interval, logs: str | None = None) -> list[BatchSummary]:
     """Extract, validate, load both sources for the interval, then build and publish."""
     summaries = [extract_x(settings, interval), extract_support_site(settings, interval, logs)]
     for source in Source:

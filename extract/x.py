@@ -21,6 +21,7 @@ import requests
 import tweepy
 
 from engagement.landing import (
+    BatchSummary,
     Interval,
     XManifest,
     iso,
@@ -329,7 +330,7 @@ def extract(
     raw_root: Path,
     policy: Policy | None = None,
     caller: Caller | None = None,
-) -> dict:
+) -> BatchSummary:
     """Land the interval's posts, mentions and metrics refresh of every account as one batch."""
     if not accounts:
         raise ValueError("no X accounts configured: set X_ACCOUNTS=brand,support")

@@ -97,7 +97,7 @@ def run_child(mode: str, log: Path, out: Path) -> None:
     started = time.perf_counter()
     if mode == "ingest":
         summary = access_log.extract(str(log), interval, out, key=KEY)
-        manifest = json.loads((Path(summary["path"]) / "manifest.json").read_text())
+        manifest = json.loads((Path(summary.path) / "manifest.json").read_text())
         counts = {k: manifest[k] for k in ("records", "quarantined", "outside_interval")}
     else:
         counts = baseline(log, interval, out)

@@ -91,7 +91,10 @@ def mart_hashes(published: Path) -> dict[str, str]:
 
 
 # the longest files first, so two xdist workers (one file each at a time) end together
+# (pyproject's --no-loadscope-reorder keeps this order; xdist would put the files with the
+# most tests first)
 LONGEST_FIRST = (
+    "test_warehouse_x.py",
     "test_warehouse.py",
     "test_pipeline.py",
     "test_x_pipeline.py",

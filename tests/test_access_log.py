@@ -40,7 +40,7 @@ def read(batch: str | Path, name: str = "lines.parquet") -> list[dict]:
 
 
 def manifest(summary: dict) -> dict:
-    return json.loads((Path(summary["path"]) / "manifest.json").read_text())
+    return json.loads((Path(summary.path) / "manifest.json").read_text())
 
 
 def by_quotes(line: str) -> dict | None:
@@ -73,10 +73,10 @@ def test_elastic_log_counts_agree_and_its_truncated_line_is_quarantined(
 
     summary = extract(str(elastic_log), WHOLE, tmp_path)
 
-    rows = read(summary["path"])
-    quarantined = read(summary["path"], "quarantine.parquet")
-    assert summary["records"] == len(rows) == len(good) == len(lines) - 1
-    assert summary["quarantined"] == len(quarantined) == len(bad) == 1
+    rows = read(summary.path)
+    quarantined = read(summary.path, "quarantine.parquet")
+    assert summary.records == len(rows) == len(good) == len(lines) - 1
+    assert summary.quarantined == len(quarantined) == len(bad) == 1
     assert manifest(summary)["lines_read"] == len(lines) == len(rows) + len(quarantined)
     assert Counter(r["status"] for r in rows) == Counter(e["status"] for e in good)
     assert Counter(r["referrer_host"] for r in rows) == Counter(e["referrer_host"] for e in good)
@@ -130,7 +130,7 @@ def by_regex(text: str) -> dict | None:
 def test_every_field_agrees_with_a_regex_parse(tmp_path: Path, elastic_log: Path) -> None:
     lines = elastic_log.read_text().splitlines()
     summary = extract(str(elastic_log), WHOLE, tmp_path, block_bytes=256 * 1024)
-    rows = read(summary["path"])
+    rows = read(summary.path)
     assert len(rows) > 9000
     for row in rows:
         assert {k: row[k] for k in by_regex(lines[row["line_no"] - 1])} == by_regex(
@@ -146,7 +146,7 @@ def test_no_client_ip_lands_in_clear(tmp_path: Path, elastic_log: Path) -> None:
     lines = elastic_log.read_text().splitlines()
     ips = {line.split()[0] for line in lines}
     summary = extract(str(elastic_log), WHOLE, tmp_path)
-    batch = Path(summary["path"])
+    batch = Path(summary.path)
     for name in ("lines.parquet", "quarantine.parquet"):
         for row in read(batch, name):
             for value in row.values():
@@ -162,7 +162,7 @@ def test_no_client_ip_lands_in_clear(tmp_path: Path, elastic_log: Path) -> None:
 def test_daily_batches_partition_the_log(tmp_path: Path, elastic_log: Path) -> None:
     seen: Counter[int] = Counter()
     for day in DAYS:
-        batch = Path(extract(str(elastic_log), day, tmp_path)["path"])
+        batch = Path(extract(str(elastic_log), day, tmp_path).path)
         for name in ("lines.parquet", "quarantine.parquet"):
             seen.update(pq.read_table(batch / name, columns=["line_no"])["line_no"].to_pylist())
         for row in pq.read_table(batch / "lines.parquet", columns=["requested_at"]).to_pylist():
@@ -220,9 +220,9 @@ def test_rotated_damaged_set_loses_no_good_line(tmp_path: Path) -> None:
     assert truncated["read_error"].startswith("truncated gzip stream")
     assert 0 < truncated["rows"] <= 20
     assert truncated["rows"] + truncated["quarantined"] == truncated["lines_read"]
-    assert summary["records"] + summary["quarantined"] == manifest(summary)["lines_read"]
+    assert summary.records + summary.quarantined == manifest(summary)["lines_read"]
 
-    rows = {(Path(r["source_file"]).name, r["line_no"]): r for r in read(summary["path"])}
+    rows = {(Path(r["source_file"]).name, r["line_no"]): r for r in read(summary.path)}
     assert rows[("access.log", 3)]["user_agent"] == "Bad\\xffbyte"
     assert rows[("access.log", 4)]["user_agent"] == 'say "hi" \\o/'
     assert rows[("access.log", 5)]["status"] == 304 and rows[("access.log", 5)]["bytes"] is None
@@ -231,7 +231,7 @@ def test_rotated_damaged_set_loses_no_good_line(tmp_path: Path) -> None:
     assert (first["utm_source"], first["utm_medium"]) == ("x", "social")
     assert (first["referrer_host"], first["referrer_path"]) == ("t.co", "/abc")
     assert first["is_bot"] is False and first["is_static_asset"] is False
-    quarantined = {q["line_no"]: q for q in read(summary["path"], "quarantine.parquet")}
+    quarantined = {q["line_no"]: q for q in read(summary.path, "quarantine.parquet")}
     assert quarantined[2]["raw"] == "\\xff\\xfe not a log line"
     assert quarantined[6]["reason"] and "198.51.100.7" not in quarantined[6]["raw"]
 
@@ -242,9 +242,9 @@ def test_rerun_replaces_the_batch_and_a_rotated_file_is_not_read_again(tmp_path:
     day_one = [line(m) for m in range(0, 50)]
     (logs / "access.log").write_text("".join(f"{text}\n" for text in day_one))
     first = extract(str(logs / "access.log*"), DAY, tmp_path / "raw", state_path=state)
-    before = (Path(first["path"]) / "lines.parquet").read_bytes()
+    before = (Path(first.path) / "lines.parquet").read_bytes()
     assert extract(str(logs / "access.log*"), DAY, tmp_path / "raw", state_path=state) == first
-    assert (Path(first["path"]) / "lines.parquet").read_bytes() == before
+    assert (Path(first.path) / "lines.parquet").read_bytes() == before
     assert [p.name for p in (tmp_path / "raw" / "support_site").iterdir()] == [DAY.batch_id]
 
     # logrotate: access.log -> access.log.1 -> access.log.2.gz, a new access.log each day
@@ -254,7 +254,7 @@ def test_rerun_replaces_the_batch_and_a_rotated_file_is_not_read_again(tmp_path:
     second = extract(str(logs / "access.log*"), next_day, tmp_path / "raw", state_path=state)
     files = {Path(f["path"]).name: f for f in manifest(second)["files"]}
     assert files["access.log.1"]["skipped"] == "known content with no line in the interval"
-    assert (second["records"], files["access.log"]["rows"]) == (1, 1)
+    assert (second.records, files["access.log"]["rows"]) == (1, 1)
     with gzip.open(logs / "access.log.2.gz", "wb") as handle:
         handle.write((logs / "access.log.1").read_bytes())
     (logs / "access.log.1").unlink()
@@ -263,7 +263,7 @@ def test_rerun_replaces_the_batch_and_a_rotated_file_is_not_read_again(tmp_path:
     assert files["access.log.2.gz"]["lines_read"] == 0 and "skipped" in files["access.log.2.gz"]
     # without the state every line is still read and counted (once)
     fresh = extract(str(logs / "access.log*"), DAY, tmp_path / "raw2")
-    assert fresh["records"] == first["records"] == 50
+    assert fresh.records == first.records == 50
 
 
 def test_vhost_format_and_request_time_last(tmp_path: Path) -> None:
@@ -275,7 +275,7 @@ def test_vhost_format_and_request_time_last(tmp_path: Path) -> None:
         " 200 3\n"
     )
     summary = extract(str(log), DAY, tmp_path / "raw", log_format="vhost_combined")
-    rows = read(summary["path"])
+    rows = read(summary.path)
     assert [(r["site"], r["requested_at"].hour, r["requested_at"].minute) for r in rows] == [
         ("help.acme.example", 9, 0),
         ("docs.acme.example", 10, 30),
@@ -289,8 +289,8 @@ def test_vhost_format_and_request_time_last(tmp_path: Path) -> None:
         '"$http_referer" "$http_user_agent" $request_time'
     )
     summary = extract(f"help.acme.example={timed}", DAY, tmp_path / "raw2", log_format=custom)
-    [row] = read(summary["path"])
-    assert (row["site"], row["request_time"], summary["quarantined"]) == (
+    [row] = read(summary.path)
+    assert (row["site"], row["request_time"], summary.quarantined) == (
         "help.acme.example",
         0.153,
         1,
@@ -303,7 +303,7 @@ def test_several_sites_from_configuration(tmp_path: Path) -> None:
         (tmp_path / site / "access.log").write_text(line(1) + "\n" + line(2) + "\n")
     spec = f"help.acme.example={tmp_path / 'help' / '*'},docs.acme.example={tmp_path}/docs/*"
     summary = extract(spec, DAY, tmp_path / "raw")
-    assert Counter(r["site"] for r in read(summary["path"])) == {
+    assert Counter(r["site"] for r in read(summary.path)) == {
         "help.acme.example": 2,
         "docs.acme.example": 2,
     }
@@ -360,7 +360,7 @@ def test_visitor_ids_are_the_keyed_hmac(key: str, sha_ni: bool) -> None:
 def test_bytes_that_are_not_utf8_read_as_python_reads_them(tmp_path: Path, raw: bytes) -> None:
     log = tmp_path / "access.log"
     log.write_bytes(line(1).encode().replace(b"Mozilla/5.0 Firefox/132.0", raw) + b"\n")
-    [row] = read(extract(str(log), DAY, tmp_path / "raw")["path"])
+    [row] = read(extract(str(log), DAY, tmp_path / "raw").path)
     expected = raw.decode("utf-8", "backslashreplace").replace("\\\\", "\\")
     assert row["user_agent"] == expected
 
@@ -371,7 +371,7 @@ def test_lines_are_cut_exactly_at_newlines(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     log.write_bytes(text)
     summary = extract(str(log), DAY, tmp_path / "raw")
-    rows, bad = read(summary["path"]), read(summary["path"], "quarantine.parquet")
+    rows, bad = read(summary.path), read(summary.path, "quarantine.parquet")
     assert manifest(summary)["lines_read"] == text.count(b"\n") + 1 == 5
     assert [r["line_no"] for r in rows] == [1, 4, 5]
     assert rows[1]["method"] == "G\rET"

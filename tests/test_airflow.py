@@ -31,7 +31,8 @@ for dag_id, dag in bag.dags.items():
         "schedule": type(condition).__name__,
         "assets": sorted(a.name for a in getattr(condition, "objects", [])),
     }
-heavy = sorted(m for m in ("extract", "dbt", "great_expectations", "duckdb", "tweepy", "pandas")
+heavy = sorted(m for m in ("extract", "engagement", "devtools", "dbt", "great_expectations",
+                         "duckdb", "tweepy", "pandas")
                if m in sys.modules)
 print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()},
                   "dags": dags, "heavy": heavy}))

@@ -22,7 +22,7 @@ DAY = Interval.parse("2015-05-18", "2015-05-19")
 @pytest.fixture
 def batch(tmp_path: Path, elastic_log: Path) -> Path:
     raw = tmp_path / "data" / "raw"
-    return Path(access_log.extract(str(elastic_log), DAY, raw, key=TEST_IP_KEY)["path"])
+    return Path(access_log.extract(str(elastic_log), DAY, raw, key=TEST_IP_KEY).path)
 
 
 def test_a_good_batch_passes(batch: Path, tmp_path: Path) -> None:
@@ -71,9 +71,9 @@ def test_a_log_in_the_wrong_format_is_refused(tmp_path: Path) -> None:
     good = '192.0.2.1 - - [18/May/2015:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "ua"\n'
     log.write_text(good + "".join(f"2015-05-18T10:00:{s:02d} GET / 200\n" for s in range(40)))
     summary = access_log.extract(str(log), DAY, tmp_path / "raw", key=TEST_IP_KEY)
-    assert (summary["records"], summary["quarantined"]) == (1, 40)
+    assert (summary.records, summary.quarantined) == (1, 40)
     with pytest.raises(gate.BatchRejected, match=r"expect_column_values_to_be_in_set\(parsed\)"):
-        gate.gate(Path(summary["path"]), tmp_path / "quarantine")
+        gate.gate(Path(summary.path), tmp_path / "quarantine")
 
 
 def test_cli_load_refuses_and_loads_nothing(batch: Path, env: dict[str, str]) -> None:

@@ -144,10 +144,10 @@ def loaded_out_of_order(
 
 def test_incremental_builds_publish_what_a_full_refresh_does(loaded_out_of_order) -> None:
     warehouse, seen = loaded_out_of_order
-    assert [step["full_refresh"] for step in warehouse.steps] == [True] + [False] * 5
-    assert [step["changed_loads"] for step in warehouse.steps] == [2] * 5 + [1]
+    assert [step.full_refresh for step in warehouse.steps] == [True] + [False] * 5
+    assert [step.changed_loads for step in warehouse.steps] == [2] * 5 + [1]
     result = warehouse.build(full_refresh=True)
-    assert result["full_refresh"] and result["changed_loads"] == 7
+    assert result.full_refresh and result.changed_loads == 7
     assert warehouse.marts() == seen["incremental"]
 
 
@@ -181,7 +181,7 @@ def test_a_build_with_nothing_new_runs_no_dbt(loaded_out_of_order) -> None:
     results = warehouse.settings.data_dir / "dbt" / "target" / "run_results.json"
     results.unlink(missing_ok=True)
     result = warehouse.build()
-    assert result == {**result, "full_refresh": False, "changed_loads": 0, "tables": []}
+    assert (result.full_refresh, result.changed_loads, result.tables) == (False, 0, [])
     assert not results.exists()
     assert warehouse.published.stat().st_mtime_ns == before
 
@@ -270,7 +270,7 @@ def test_a_killed_build_changes_nothing_and_the_next_one_converges(
     assert warehouse.published.read_bytes() == published
 
     result = warehouse.build()
-    assert (result["full_refresh"], result["changed_loads"]) == (False, 2)
+    assert (result.full_refresh, result.changed_loads) == (False, 2)
     assert warehouse.marts() == seen["incremental"]
 
 

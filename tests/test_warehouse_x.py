@@ -207,13 +207,13 @@ def x_history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Histor
 
 def test_incremental_x_builds_publish_what_a_full_refresh_does(x_history) -> None:
     history, seen = x_history
-    assert [step["full_refresh"] for step in history.steps] == [True] + [False] * 5
-    assert [step["changed_loads"] for step in history.steps] == [1] * 6
+    assert [step.full_refresh for step in history.steps] == [True] + [False] * 5
+    assert [step.changed_loads for step in history.steps] == [1] * 6
     # the X facts are updated in a copy of the published file, the daily marts copied whole
     facts = ["fct_x_mentions", "fct_x_post_metrics", "fct_x_posts"]
-    assert [step["updated_in_place"] for step in history.steps] == [[]] + [facts] * 5
+    assert [step.updated_in_place for step in history.steps] == [[]] + [facts] * 5
     full = build_and_publish(history.settings, full_refresh=True)
-    assert full["full_refresh"] and full["updated_in_place"] == []  # all copied
+    assert full.full_refresh and full.updated_in_place == []  # all copied
     assert mart_hashes(history.settings.published_db) == seen["incremental"]
 
 
@@ -272,7 +272,7 @@ def test_a_build_that_dies_in_the_x_models_is_finished_by_the_next(
     dbt_dies_before(settings, "int_x__post_deletions", tmp_path)
 
     result = history.build()
-    assert (result["full_refresh"], result["changed_loads"]) == (False, 1)
+    assert (result.full_refresh, result.changed_loads) == (False, 1)
     assert history.mart(
         "select answered, first_response_id from marts.fct_x_mentions where mention_id = ?",
         seen["mention"]["id"],
@@ -373,7 +373,7 @@ def test_what_a_later_batch_says_about_posts_it_does_not_hold(tmp_path: Path) ->
     steps, marts, rows = [], [], []
     for batch in (first, second):
         load(batch, settings.raw_db)
-        steps.append(build_and_publish(settings)["full_refresh"])
+        steps.append(build_and_publish(settings).full_refresh)
         marts.append(mart_hashes(settings.published_db))
         with duckdb.connect(str(settings.published_db), read_only=True) as con:
             rows.append((con.execute(posts).fetchall(), con.execute(mentions).fetchall()))
@@ -400,7 +400,7 @@ def test_what_a_later_batch_says_about_posts_it_does_not_hold(tmp_path: Path) ->
         raw.execute("delete from main.batches where batch_id = ?", [second.name])
     plan(settings)
     dbt_dies_before(settings, "int_x__post_versions", tmp_path)
-    steps.append(build_and_publish(settings)["full_refresh"])
+    steps.append(build_and_publish(settings).full_refresh)
     assert steps == [True, False, False]
     assert mart_hashes(settings.published_db) == marts[0]
     load(second, settings.raw_db)

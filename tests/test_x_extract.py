@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from devtools.sample import generate
-from engagement.landing import Interval
+from engagement.landing import BatchSummary, Interval
 from extract import x
 from tests.conftest import TOKEN, engagement
 
@@ -39,14 +39,15 @@ def expected_records() -> int:
 def test_extract_lands_every_page_as_received(sandbox_env: dict[str, str]) -> None:
     result = engagement("extract", "x", "--start", START, "--end", END, env=sandbox_env)
 
-    summary = json.loads(result.stdout.splitlines()[-1])
+    line = result.stdout.splitlines()[-1]
+    summary = json.loads(line)
     assert set(summary) == {"batch", "source", "start", "end", "records", "quarantined", "path"}
     assert (summary["source"], summary["start"], summary["end"]) == (
         "x",
         "2026-11-03T00:00:00Z",
         "2026-11-04T00:00:00Z",
     )
-    assert summary["records"] == expected_records() > 20
+    assert BatchSummary.model_validate_json(line).records == expected_records() > 20
     lines = (Path(summary["path"]) / "pages.jsonl").read_text().splitlines()
     pages = [json.loads(line) for line in lines]
     assert {p["endpoint"] for p in pages} == {
@@ -79,7 +80,7 @@ def test_the_token_is_never_written(
     caplog.set_level(logging.DEBUG)
     client = x.make_client(TOKEN, sandbox_env["X_API_BASE_URL"])
     summary = x.extract(client, ("acmesupport",), Interval.parse(START, END), tmp_path)
-    assert summary["records"] > 0 and caplog.records
+    assert summary.records > 0 and caplog.records
     assert TOKEN not in caplog.text
     for path in tmp_path.rglob("*"):
         if path.is_file():

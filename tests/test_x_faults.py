@@ -66,7 +66,7 @@ def test_a_429_waits_for_the_reset_then_resumes(sandbox, tmp_path: Path) -> None
     run = Run(base, tmp_path)
     clean = Run(sandbox(), tmp_path / "clean")
     summary = run()
-    assert summary["records"] == clean()["records"] > 0
+    assert summary.records == clean().records > 0
     assert len(run.sleeps) == 1 and 25 <= run.sleeps[0] <= 32
     paths = [r["path"] for r in run.requests()]
     assert len(paths) == len([r["path"] for r in clean.requests()]) + 1
@@ -87,7 +87,7 @@ def test_server_errors_and_dropped_connections_back_off_exponentially(
     sandbox, tmp_path: Path, kind: str
 ) -> None:
     run = Run(sandbox(faults=mentions_fault(kind, 3)), tmp_path, backoff=0.5)
-    assert run()["records"] > 0
+    assert run().records > 0
     assert run.sleeps == [0.5, 1.0, 2.0]
 
 
@@ -101,14 +101,14 @@ def test_persistent_server_errors_give_up_clearly(sandbox, tmp_path: Path) -> No
 def test_a_malformed_page_is_quarantined_and_fetched_again(sandbox, tmp_path: Path) -> None:
     run = Run(sandbox(faults=mentions_fault("malformed", 1)), tmp_path)
     summary = run()
-    assert summary["quarantined"] == 1
-    quarantined = (Path(summary["path"]) / "quarantine.jsonl").read_text().splitlines()
+    assert summary.quarantined == 1
+    quarantined = (Path(summary.path) / "quarantine.jsonl").read_text().splitlines()
     bad = json.loads(quarantined[0])
     assert bad["endpoint"] == "get_users_mentions" and bad["status"] == 200
     with pytest.raises(ValueError):
         json.loads(bad["body"])
     clean = Run(sandbox(), tmp_path / "clean")()
-    assert summary["records"] == clean["records"]
+    assert summary.records == clean.records
 
 
 def test_a_refused_token_fails_at_once_without_showing_it(
@@ -154,7 +154,7 @@ def test_an_interval_past_the_api_s_reach_warns_and_records_the_gap(
     base = sandbox(timeline_cap=20, mentions_cap=800)
     old = Interval.parse("2026-11-02", "2026-11-03")
     summary = Run(base, tmp_path, timeline_cap=20)(old, ("acmecloud",))
-    manifest = json.loads((Path(summary["path"]) / "manifest.json").read_text())
+    manifest = json.loads((Path(summary.path) / "manifest.json").read_text())
     gaps = manifest["gaps"]
     assert [(g["account"], g["endpoint"], g["cap"]) for g in gaps] == [("acmecloud", "tweets", 20)]
     assert gaps[0]["newer_than_interval"] + gaps[0]["returned"] >= 20
@@ -165,7 +165,7 @@ def test_recent_posts_and_mentions_are_re_read_in_lookups_of_100(sandbox, tmp_pa
     run = Run(sandbox(), tmp_path)
     for day in range(2, 5):
         summary = run(Interval.parse(f"2026-11-0{day}", f"2026-11-0{day + 1}"))
-    pages = [json.loads(line) for line in (Path(summary["path"]) / "pages.jsonl").open()]
+    pages = [json.loads(line) for line in (Path(summary.path) / "pages.jsonl").open()]
     seen = {
         post["id"]
         for page in earlier_pages(tmp_path)
@@ -176,7 +176,7 @@ def test_recent_posts_and_mentions_are_re_read_in_lookups_of_100(sandbox, tmp_pa
                if p["endpoint"] == "lookup"]  # fmt: skip
     assert sorted(i for ids in lookups for i in ids) == sorted(seen) and len(seen) > 100
     assert all(len(ids) <= 100 for ids in lookups)
-    manifest = json.loads((Path(summary["path"]) / "manifest.json").read_text())
+    manifest = json.loads((Path(summary.path) / "manifest.json").read_text())
     assert manifest["metrics_refreshed"] == len(seen)
 
 
@@ -192,7 +192,7 @@ def test_a_deleted_post_is_reported_by_the_next_refresh(sandbox, tmp_path: Path)
     base = sandbox()
     run = Run(base, tmp_path)
     first = run(Interval.parse("2026-11-03", "2026-11-04"))
-    pages = [json.loads(line) for line in (Path(first["path"]) / "pages.jsonl").open()]
+    pages = [json.loads(line) for line in (Path(first.path) / "pages.jsonl").open()]
     own_ids = account_ids(pages)
     victim = next(
         post["id"]
@@ -203,11 +203,11 @@ def test_a_deleted_post_is_reported_by_the_next_refresh(sandbox, tmp_path: Path)
     )
     assert requests.delete(f"{base}/_sandbox/tweets/{victim}", timeout=10).ok
     second = run(DAY)
-    manifest = json.loads((Path(second["path"]) / "manifest.json").read_text())
+    manifest = json.loads((Path(second.path) / "manifest.json").read_text())
     assert manifest["deleted"] == 1
     lookups = [
         json.loads(json.loads(line)["body"])
-        for line in (Path(second["path"]) / "pages.jsonl").open()
+        for line in (Path(second.path) / "pages.jsonl").open()
         if json.loads(line)["endpoint"] == "lookup"
     ]
     errors = [e for body in lookups for e in body.get("errors", [])]

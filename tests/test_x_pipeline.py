@@ -1,6 +1,7 @@
-"""Issue 3 end to end: the CLI extracts from a sandbox whose data changes between runs,
-and the published marts show one row per post, its latest version, its metrics growth and
-its deletion."""
+"""Issue 3 end to end: X extractions from a sandbox whose data changes between runs (the first
+through the CLI, the others through the pipeline functions the CLI and the DAGs call), and
+the published marts show one row per post, its latest version, its metrics growth and its
+deletion."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ import requests
 
 from devtools.sample import generate, latest_versions
 from devtools.x_sandbox import make_server
+from engagement import pipeline
+from engagement.landing import Interval, Source
+from engagement.settings import Settings
 from tests.conftest import TOKEN, engagement, mart_hashes
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
@@ -41,9 +45,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     server.server_close()
 
 
-def extract_and_load(env: dict, start: str, end: str) -> None:
-    engagement("extract", "x", "--start", start, "--end", end, env=env)
-    engagement("load", "--source", "x", "--start", start, "--end", end, env=env)
+def extract_and_load(env: dict, start: str, end: str, cli: bool = False) -> None:
+    if cli:
+        engagement("extract", "x", "--start", start, "--end", end, env=env)
+        engagement("load", "--source", "x", "--start", start, "--end", end, env=env)
+        return
+    settings, interval = Settings.from_env(env), Interval.parse(start, end)
+    pipeline.extract_x(settings, interval)
+    pipeline.validate(settings, Source.X, interval)
+    pipeline.load_batch(settings, Source.X, interval)
 
 
 def mart(env: dict, sql: str, *params) -> list[tuple]:
@@ -69,7 +79,7 @@ def own_posts(start: datetime, end: datetime) -> dict[str, dict]:
 
 def test_overlapping_runs_and_edits_give_one_row_per_post(world: dict) -> None:
     env = world["env"]
-    extract_and_load(env, "2026-11-05", "2026-11-06")
+    extract_and_load(env, "2026-11-05", "2026-11-06", cli=True)
     extract_and_load(env, "2026-11-05T12:00:00Z", "2026-11-06T12:00:00Z")
     engagement("build", env=env)
     rows = mart(

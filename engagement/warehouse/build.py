@@ -33,6 +33,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import duckdb
+from pydantic import BaseModel, ConfigDict
 
 from engagement.settings import Settings
 
@@ -344,7 +345,22 @@ def mark_published(settings: Settings) -> None:
         con.execute("commit")
 
 
-def build_and_publish(settings: Settings, full_refresh: bool = False) -> dict:
+class BuildSummary(BaseModel):
+    """What a build returns and `engagement build` prints: the published file, the tables
+    published (and of those, updated in place), what the build took in, and its seconds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    published: Path
+    tables: list[str]
+    updated_in_place: list[str]
+    full_refresh: bool
+    changed_loads: int
+    changed_sources: list[str]
+    seconds: dict[str, float]
+
+
+def build_and_publish(settings: Settings, full_refresh: bool = False) -> BuildSummary:
     seconds: dict[str, float] = {}
     with build_lock(settings) as lock_fd:
         started = time.perf_counter()
@@ -360,12 +376,12 @@ def build_and_publish(settings: Settings, full_refresh: bool = False) -> dict:
             tables, updated = publish(settings.build_db, settings.published_db, in_place)
             mark_published(settings)
         seconds["publish"] = time.perf_counter() - started - seconds["build"]
-    return {
-        "published": str(settings.published_db),
-        "tables": tables,
-        "updated_in_place": updated,
-        "full_refresh": build.full_refresh,
-        "changed_loads": build.changed_loads,
-        "changed_sources": list(build.changed_sources),
-        "seconds": {step: round(value, 2) for step, value in seconds.items()},
-    }
+    return BuildSummary(
+        published=settings.published_db,
+        tables=tables,
+        updated_in_place=updated,
+        full_refresh=build.full_refresh,
+        changed_loads=build.changed_loads,
+        changed_sources=list(build.changed_sources),
+        seconds={step: round(value, 2) for step, value in seconds.items()},
+    )
