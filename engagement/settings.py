@@ -113,6 +113,14 @@ class Settings(BaseSettings):
         "the dbt project",
         "`./dbt_project`",
     )
+    build_lock_wait: float = _setting(
+        10.0,
+        "ENGAGEMENT_BUILD_LOCK_WAIT",
+        "seconds a build waits for a running build to finish before it fails saying which"
+        " process holds the warehouse",
+        "`10`",
+        ge=0,
+    )
     x_rate_limit_max_wait: float = _setting(
         900.0,
         "X_RATE_LIMIT_MAX_WAIT",

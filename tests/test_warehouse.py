@@ -209,10 +209,10 @@ def test_changed_vars_or_an_unfinished_full_build_rebuild_everything(
     assert plan(warehouse.settings) == Plan(True, ("support_site", "x"), 7, ANY)
 
 
-def engagement_build(settings: Settings) -> subprocess.Popen:
+def engagement_build(settings: Settings, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "engagement.cli", "build"],
-        env=dict(os.environ, ENGAGEMENT_DATA_DIR=str(settings.data_dir)),
+        env=dict(os.environ, ENGAGEMENT_DATA_DIR=str(settings.data_dir), **env),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -280,7 +280,7 @@ def test_a_second_build_at_once_fails_with_one_line(loaded_out_of_order, tmp_pat
     dbt = started_dbt(first)
     os.kill(dbt[0], signal.SIGSTOP)  # the first build is still running however long it takes
     try:
-        second = engagement_build(warehouse.settings)
+        second = engagement_build(warehouse.settings, ENGAGEMENT_BUILD_LOCK_WAIT="1")
         _, error = second.communicate(timeout=120)
     finally:
         os.kill(dbt[0], signal.SIGCONT)

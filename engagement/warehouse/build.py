@@ -117,14 +117,14 @@ def _dbt_vars(settings: Settings) -> dict:
 
 
 @contextmanager
-def build_lock(settings: Settings, wait: float = 10.0) -> Iterator[int]:
+def build_lock(settings: Settings) -> Iterator[int]:
     """One build at a time. The lock is held through an open file that the dbt child
     inherits, so it is free only once the build and its dbt are both gone (a killed build's
-    dbt takes a moment to die). A second build waits `wait` seconds for it, then fails
-    saying which process holds it. Yields the lock's file descriptor."""
+    dbt takes a moment to die). A second build waits `build_lock_wait` seconds for it, then
+    fails saying which process holds it. Yields the lock's file descriptor."""
     settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
     path = settings.warehouse_dir / ".build.lock"
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + settings.build_lock_wait
     with open(path, "a+") as lock:
         while True:
             try:
