@@ -21,8 +21,8 @@ demo: setup
 	scripts/demo.sh
 
 lint: setup
-	$(VENV)/bin/ruff check extract engagement devtools dags tests scripts hatch_build.py
-	$(VENV)/bin/ruff format --check extract engagement devtools dags tests scripts hatch_build.py
+	$(VENV)/bin/ruff check extract engagement devtools dags tests scripts setup.py
+	$(VENV)/bin/ruff format --check extract engagement devtools dags tests scripts setup.py
 
 test: setup lint
 	$(VENV)/bin/python -m pytest
