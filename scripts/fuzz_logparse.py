@@ -43,6 +43,9 @@ SOURCE = REPO / "extract" / "_logparse.c"
 SHARED_LOG = REPO.parent / "shared" / "data" / "access_logs" / "apache_logs_elastic_2015.log"
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 SANITIZE += ["-fno-omit-frame-pointer", "-g", "-O1"]
+# Python's CFLAGS say -fwrapv (signed overflow wraps): undone here, so that UBSan reports
+# any signed overflow, a wrong value either way
+SANITIZE += ["-fno-wrapv"]
 REPORTS = ("ERROR: AddressSanitizer", "runtime error:", "Segmentation fault", "Fatal Python")
 
 
@@ -53,7 +56,7 @@ def config(name: str) -> list[str]:
     return shlex.split(sysconfig.get_config_var(name) or "")
 
 
-def build(out: Path) -> Path:
+def build(out: Path, source: Path = SOURCE) -> Path:
     """extract/_logparse.c compiled and linked as setuptools does it (sysconfig's CC,
     CFLAGS, CCSHARED, LDSHARED), with the sanitizers added."""
     obj = out / "_logparse.o"
@@ -61,7 +64,7 @@ def build(out: Path) -> Path:
     include = ["-I", sysconfig.get_paths()["include"]]
     compile_ = [*config("CC"), *config("CFLAGS"), *config("CCSHARED"), *include, *SANITIZE]
     link = [*config("LDSHARED"), *SANITIZE, str(obj), "-o", str(target)]
-    for command in ([*compile_, "-c", str(SOURCE), "-o", str(obj)], link):
+    for command in ([*compile_, "-c", str(source), "-o", str(obj)], link):
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             sys.exit(f"fuzz: build failed:\n{shlex.join(command)}\n{result.stderr}")
@@ -86,6 +89,7 @@ def main() -> int:
     )
     parser.add_argument("--seed", type=int, default=int(os.environ.get("FUZZ_SEED") or 0) or None)
     parser.add_argument("--replay", type=int, default=os.environ.get("FUZZ_REPLAY") or None)
+    parser.add_argument("--source", type=Path, default=SOURCE, help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=2, metavar=("LIBRARY", "STATUS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     seed = args.seed or random.SystemRandom().randrange(1, 2**31)
@@ -94,7 +98,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="fuzz-logparse-") as tmp:
         started = time.perf_counter()
-        library = build(Path(tmp))
+        library = build(Path(tmp), args.source)
         print(f"fuzz: built {SOURCE.name} with {' '.join(SANITIZE)} "
               f"({time.perf_counter() - started:.1f} s)", flush=True)  # fmt: skip
         status, log = Path(tmp) / "status", Path(tmp) / "stderr"
@@ -117,17 +121,19 @@ def main() -> int:
         stderr = log.read_text(errors="backslashreplace")
         reported = [r for r in REPORTS if r in stderr]
         if result.returncode != 0 or reported:
-            at = status.read_text() if status.exists() else "?"
+            at = status.read_text().strip() if status.exists() else "?"
             sys.stderr.write(stderr[-20000:])
             print(f"fuzz: FAILED at iteration {at} (exit {result.returncode}"
                   f"{', ' + ', '.join(reported) if reported else ''}); replay it with"
                   f" FUZZ_SEED={seed} FUZZ_REPLAY={at} make fuzz")  # fmt: skip
             return 1
         summary = json.loads(result.stdout.splitlines()[-1])
-        print(f"fuzz: seed {seed}: {summary['iterations']:,} blocks, {summary['lines']:,}"
-              f" lines ({summary['rows']:,} rows, {summary['bad']:,} bad; {summary['bytes']:,}"
-              f" bytes), {summary['formats']:,} formats and {summary['programs']:,} raw"
-              f" programs ({summary['refused']:,} refused) in {summary['seconds']:.0f} s:"
+        print(f"fuzz: seed {seed}: {summary['iterations']:,} inputs in"
+              f" {summary['seconds']:.0f} s: {summary['blocks']:,} blocks parsed,"
+              f" {summary['lines']:,} lines ({summary['rows']:,} rows, {summary['bad']:,} bad;"
+              f" {summary['bytes'] / 2**20:,.0f} MiB), {summary['programs']:,} of them with raw"
+              f" token programs; {summary['refused_programs']:,} raw programs and"
+              f" {summary['refused_formats']:,} random formats refused cleanly;"
               f" no sanitizer report, every check passed")  # fmt: skip
     return 0
 
@@ -206,7 +212,8 @@ def random_format(rng: random.Random) -> str:
         field = f'"${name}"' if quoted else f"${name}"
         if name == "time_local" and rng.random() < 0.8:
             field = f"[{field}]"
-        parts += [field, rng.choice([" ", " - ", ":", " | ", "\t", ",", "  ", " [", "] "])]
+        separators = [" ", " - ", ":", " | ", "\t", ",", "  ", " [", "] "]
+        parts += [field, rng.choice(separators) if rng.random() < 0.97 else ""]
     return "".join(parts[:-1])
 
 
@@ -252,9 +259,9 @@ def iteration(parser: ExactBuffers, t: object, real: list[bytes], seed: int, i: 
         try:
             out = parser.parse(block, program)
         except (ValueError, TypeError, OverflowError):
-            return {"programs": 1, "refused": 1, "bytes": len(block)}
+            return {"programs": 1, "refused_programs": 1, "bytes": len(block)}
         assert out["lines"] == block.count(b"\n")
-        return {"programs": 1, "lines": out["lines"], "rows": out["rows"], "bytes": len(block)}
+        return counts(out["lines"], out["rows"], len(block), programs=1)
     if roll < 0.45:
         spec = rng.choice([None, "vhost_combined", t.CUSTOM])
         lines = [t.as_format(rng, rng.choice(real), spec) for _ in range(rng.randrange(1, 300))]
@@ -263,7 +270,7 @@ def iteration(parser: ExactBuffers, t: object, real: list[bytes], seed: int, i: 
         try:
             LogFormat.parse(spec)
         except ValueError:
-            return {"formats": 1, "refused": 1}
+            return {"refused_formats": 1}
         lines = [render(rng, spec) for _ in range(rng.randrange(1, 300))]
     lines = [t.mutate(rng, line) if rng.random() < 0.7 else line for line in lines]
     for _ in range(rng.randrange(3)):  # huge fields, random bytes, blank lines
@@ -283,7 +290,7 @@ def iteration(parser: ExactBuffers, t: object, real: list[bytes], seed: int, i: 
         block = b"\n".join(lines)
         out = parser.parse(block, LogFormat.parse(spec).program)
         assert out["lines"] == block.count(b"\n"), (out["lines"], block.count(b"\n"))
-        return {"formats": 1, "lines": out["lines"], "rows": out["rows"], "bytes": len(block)}
+        return counts(out["lines"], out["rows"], len(block))
     parts = [lines]
     if rng.random() < 0.1 and len(lines) > 1:  # two threads at once, as the extraction does
         parts = [lines[: len(lines) // 2], lines[len(lines) // 2 :]]
@@ -293,8 +300,12 @@ def iteration(parser: ExactBuffers, t: object, real: list[bytes], seed: int, i: 
         for part, result in zip(parts, results, strict=True):
             t.check_values_come_from_their_lines(part, result)
     rows = sum(r["n"] for r in results)
-    return {"formats": 1, "lines": len(lines), "rows": rows, "bad": len(lines) - rows,
-            "bytes": sum(len(line) + 1 for line in lines)}  # fmt: skip
+    return counts(len(lines), rows, sum(len(line) + 1 for line in lines))
+
+
+def counts(lines: int, rows: int, size: int, programs: int = 0) -> dict:
+    return {"blocks": 1, "lines": lines, "rows": rows, "bad": lines - rows, "bytes": size,
+            "programs": programs}  # fmt: skip
 
 
 def child(library: Path, status: Path, seconds: float, seed: int, replay: int | None) -> int:
@@ -304,7 +315,8 @@ def child(library: Path, status: Path, seconds: float, seed: int, replay: int | 
 
     t._logparse = parser  # the tests' checking parse() on the sanitized build
     real = SHARED_LOG.read_bytes().splitlines() if SHARED_LOG.is_file() else [t.GOOD]
-    totals = dict.fromkeys(["lines", "rows", "bad", "bytes", "formats", "programs", "refused"], 0)
+    totals = dict.fromkeys(["blocks", "lines", "rows", "bad", "bytes", "programs"], 0)
+    totals |= {"refused_programs": 0, "refused_formats": 0}
     started = time.perf_counter()
     fd = os.open(status, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     i = replay if replay is not None else 0

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import random
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 from extract import _logparse
 from extract.access_log import NUMBERS, STRING_COLUMNS, _strings, line_text
 from extract.log_format import LogFormat
+from tests.conftest import REPO
 
 CUSTOM = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
@@ -334,3 +337,30 @@ def test_the_c_enums_are_checked_against_the_python_tuples(monkeypatch) -> None:
     monkeypatch.setattr(access_log, "STRING_COLUMNS", swapped)
     with pytest.raises(ImportError, match="'C_SITE': 1, 'C_IP': 0"):
         access_log._check_c_enums()
+
+
+# --- make fuzz: the same parser under ASan/UBSan, fed random and mutated lines
+
+
+def fuzz(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(REPO / "scripts" / "fuzz_logparse.py"), "--seed", "7"]
+    return subprocess.run(
+        [*command, *args], cwd=REPO, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_make_fuzz_passes_the_parser_and_catches_a_read_past_a_line(tmp_path: Path) -> None:
+    clean = fuzz("--seconds", "1")
+    assert clean.returncode == 0, clean.stdout + clean.stderr[-3000:]
+    assert "no sanitizer report, every check passed" in clean.stdout
+    # the same parser reading one byte past each line: past the last one is past the block
+    source = (REPO / "extract" / "_logparse.c").read_text()
+    anchor = "    Py_ssize_t end = start + len;"  # the first statement of parse_line
+    assert source.count(anchor) == 1
+    past = "(void)*(volatile const char *)(line + len + 1);"
+    broken = tmp_path / "_logparse.c"
+    broken.write_text(source.replace(anchor, past + anchor))
+    caught = fuzz("--seconds", "1", "--source", str(broken))
+    assert caught.returncode == 1, caught.stdout + caught.stderr[-3000:]
+    assert "AddressSanitizer: heap-buffer-overflow" in caught.stderr
+    assert "FUZZ_SEED=7 FUZZ_REPLAY=0 make fuzz" in caught.stdout
