@@ -5,7 +5,7 @@ ENV UV_PROJECT_ENVIRONMENT=/opt/venv PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* && pip install --no-cache-dir uv==0.13.9
 WORKDIR /opt/engagement
-COPY pyproject.toml uv.lock README.md hatch_build.py ./
+COPY pyproject.toml uv.lock README.md setup.py ./
 RUN uv sync --locked --no-dev --no-install-project --compile-bytecode
 COPY extract ./extract
 COPY engagement ./engagement

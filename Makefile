@@ -6,7 +6,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 
-.PHONY: setup demo test test-unit lint bench bench-ingest bench-warehouse clean
+.PHONY: setup demo test test-unit lint bench bench-ingest bench-warehouse fuzz clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -21,8 +21,8 @@ demo: setup
 	scripts/demo.sh
 
 lint: setup
-	$(VENV)/bin/ruff check extract engagement devtools dags tests scripts hatch_build.py
-	$(VENV)/bin/ruff format --check extract engagement devtools dags tests scripts hatch_build.py
+	$(VENV)/bin/ruff check extract engagement devtools dags tests scripts setup.py
+	$(VENV)/bin/ruff format --check extract engagement devtools dags tests scripts setup.py
 
 test: setup lint
 	$(VENV)/bin/python -m pytest
@@ -45,6 +45,12 @@ PUBLISH_ROWS ?= 5000000
 bench-warehouse: setup
 	$(VENV)/bin/python scripts/bench_warehouse.py --days $(DAYS) --lines $(LINES) \
 		--publish-rows $(PUBLISH_ROWS)
+
+# extract/_logparse.c rebuilt with ASan/UBSan and fed random and mutated lines for
+# FUZZ_SECONDS (FUZZ_SEED to repeat a run, FUZZ_REPLAY to rerun one failing iteration)
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(VENV)/bin/python scripts/fuzz_logparse.py
 
 clean:
 	rm -rf data .airflow dbt_project/target dbt_project/logs

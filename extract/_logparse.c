@@ -1,5 +1,6 @@
 /* The hot loop of support-site ingestion (extract.access_log): access-log lines cut into
- * Arrow column buffers, and keyed pseudonyms (HMAC-SHA256) of client IPs.
+ * Arrow column buffers. (Client IPs are pseudonymised in Python, with `hmac` on OpenSSL,
+ * once per distinct IP: extract.visitors.Pseudonymiser.)
  *
  * parse(block, program) reads a block of lines (each ending with "\n", numbered from 0)
  * with the GIL released, so two threads parse the two halves of a block at once. A line is
@@ -9,10 +10,6 @@
  * not valid UTF-8 is read with each invalid byte written as \xNN (what Python's
  * "backslashreplace" gives), so nothing is lost and every string is valid UTF-8. Values
  * that repeat (IPs, user agents, referrers, ...) come back as dictionary codes.
- *
- * hmac_hex(offsets, data, offset, n, ipad, opad) gives the first 32 hex digits of
- * HMAC-SHA256(key, value) of n Arrow string values, from the key's pads (RFC 2104), on the
- * CPU's SHA extensions where it has them.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -892,188 +889,8 @@ done:
     return result;
 }
 
-/* --- SHA-256 and HMAC ---------------------------------------------------------------------- */
-
-static const uint32_t K256[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2};
-
-#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-
-static void sha256_block(uint32_t h[8], const unsigned char *p) {
-    uint32_t w[64], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6],
-                    k = h[7];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (int i = 16; i < 64; i++)
-        w[i] = w[i - 16] + (ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3)) +
-               w[i - 7] + (ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10));
-    for (int i = 0; i < 64; i++) {
-        uint32_t t1 = k + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) +
-                      K256[i] + w[i];
-        uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-        k = g;
-        g = f;
-        f = e;
-        e = d + t1;
-        d = c;
-        c = b;
-        b = a;
-        a = t1 + t2;
-    }
-    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <cpuid.h>
-#include <immintrin.h>
-
-/* the same block function with the SHA extensions (Intel's reference layout) */
-__attribute__((target("sha,sse4.1,ssse3"))) static void sha256_block_ni(uint32_t h[8],
-                                                                          const unsigned char *p) {
-    const __m128i swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
-    __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[0]), 0xB1); /* CDAB */
-    __m128i state1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[4]), 0x1B);
-    __m128i state0 = _mm_alignr_epi8(tmp, state1, 8);      /* ABEF */
-    state1 = _mm_blend_epi16(state1, tmp, 0xF0);           /* CDGH */
-    __m128i abef = state0, cdgh = state1, msg[4];
-    for (int i = 0; i < 4; i++)
-        msg[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), swap);
-    for (int g = 0; g < 16; g++) { /* four rounds each, words 4g..4g+3 in msg[g % 4] */
-        __m128i wk = _mm_add_epi32(msg[g & 3], _mm_loadu_si128((const __m128i *)&K256[4 * g]));
-        state1 = _mm_sha256rnds2_epu32(state1, state0, wk);
-        state0 = _mm_sha256rnds2_epu32(state0, state1, _mm_shuffle_epi32(wk, 0x0E));
-        if (g < 12) { /* words 4g+16..4g+19 replace words 4g..4g+3 */
-            __m128i next = _mm_sha256msg1_epu32(msg[g & 3], msg[(g + 1) & 3]);
-            next = _mm_add_epi32(next, _mm_alignr_epi8(msg[(g + 3) & 3], msg[(g + 2) & 3], 4));
-            msg[g & 3] = _mm_sha256msg2_epu32(next, msg[(g + 3) & 3]);
-        }
-    }
-    state0 = _mm_add_epi32(state0, abef);
-    state1 = _mm_add_epi32(state1, cdgh);
-    tmp = _mm_shuffle_epi32(state0, 0x1B);                  /* FEBA */
-    state1 = _mm_shuffle_epi32(state1, 0xB1);               /* DCHG */
-    _mm_storeu_si128((__m128i *)&h[0], _mm_blend_epi16(tmp, state1, 0xF0)); /* DCBA */
-    _mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(state1, tmp, 8));   /* HGFE */
-}
-
-static int has_sha_ni(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1) || !(c & bit_SSSE3)) return 0;
-    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29));
-}
-#else
-#define sha256_block_ni sha256_block
-static int has_sha_ni(void) { return 0; }
-#endif
-
-/* the block function in use: set at import, switchable for tests (use_sha_ni) */
-static void (*sha256_compress)(uint32_t h[8], const unsigned char *p) = sha256_block;
-
-static void sha256_init(uint32_t h[8]) {
-    static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    memcpy(h, iv, sizeof iv);
-}
-
-/* the digest of 64 bytes already in `state` followed by msg (total 64 + n bytes) */
-static void sha256_finish(const uint32_t state[8], const unsigned char *msg, Py_ssize_t n,
-                          unsigned char out[32]) {
-    uint32_t h[8];
-    unsigned char tail[128];
-    uint64_t bits = (uint64_t)(64 + n) * 8;
-    memcpy(h, state, sizeof h);
-    Py_ssize_t rest = n;
-    for (; rest >= 64; msg += 64, rest -= 64) sha256_compress(h, msg);
-    memcpy(tail, msg, rest);
-    tail[rest] = 0x80;
-    Py_ssize_t len = rest + 1 + 8 <= 64 ? 64 : 128;
-    memset(tail + rest + 1, 0, len - rest - 1);
-    for (int i = 0; i < 8; i++) tail[len - 1 - i] = (unsigned char)(bits >> (8 * i));
-    sha256_compress(h, tail);
-    if (len == 128) sha256_compress(h, tail + 64);
-    for (int i = 0; i < 8; i++) {
-        out[4 * i] = (unsigned char)(h[i] >> 24);
-        out[4 * i + 1] = (unsigned char)(h[i] >> 16);
-        out[4 * i + 2] = (unsigned char)(h[i] >> 8);
-        out[4 * i + 3] = (unsigned char)h[i];
-    }
-}
-
-static PyObject *hmac_hex(PyObject *self, PyObject *args) {
-    Py_buffer offsets, data, ipad, opad;
-    Py_ssize_t offset, n;
-    if (!PyArg_ParseTuple(args, "y*y*nny*y*", &offsets, &data, &offset, &n, &ipad, &opad))
-        return NULL;
-    PyObject *result = NULL;
-    Py_ssize_t count = offsets.len / 4; /* int32 offsets available */
-    if (ipad.len != 64 || opad.len != 64 || offset < 0 || n < 0 || count < 1 ||
-        offset > count - 1 || n > count - 1 - offset || n > PY_SSIZE_T_MAX / 32) {
-        PyErr_SetString(PyExc_ValueError, "hmac_hex: bad arguments");
-        goto done;
-    }
-    result = PyBytes_FromStringAndSize(NULL, 32 * n);
-    if (!result) goto done;
-    char *hex_out = PyBytes_AS_STRING(result);
-    const int32_t *off = (const int32_t *)offsets.buf + offset;
-    int bad = 0;
-    Py_BEGIN_ALLOW_THREADS
-    static const char hex[] = "0123456789abcdef";
-    uint32_t inner[8], outer[8];
-    sha256_init(inner);
-    sha256_compress(inner, ipad.buf);
-    sha256_init(outer);
-    sha256_compress(outer, opad.buf);
-    unsigned char digest[32];
-    for (Py_ssize_t i = 0; i < n && !bad; i++) {
-        if (off[i] < 0 || off[i + 1] < off[i] || off[i + 1] > data.len) {
-            bad = 1;
-            break;
-        }
-        sha256_finish(inner, (const unsigned char *)data.buf + off[i], off[i + 1] - off[i],
-                      digest);
-        sha256_finish(outer, digest, 32, digest);
-        for (int j = 0; j < 16; j++) {
-            hex_out[32 * i + 2 * j] = hex[digest[j] >> 4];
-            hex_out[32 * i + 2 * j + 1] = hex[digest[j] & 15];
-        }
-    }
-    Py_END_ALLOW_THREADS
-    if (bad) {
-        Py_CLEAR(result);
-        PyErr_SetString(PyExc_ValueError, "hmac_hex: offsets out of range");
-    }
-done:
-    PyBuffer_Release(&offsets);
-    PyBuffer_Release(&data);
-    PyBuffer_Release(&ipad);
-    PyBuffer_Release(&opad);
-    return result;
-}
-
-static PyObject *use_sha_ni(PyObject *self, PyObject *arg) {
-    int on = PyObject_IsTrue(arg);
-    if (on < 0) return NULL;
-    int available = has_sha_ni();
-    sha256_compress = on && available ? sha256_block_ni : sha256_block;
-    return PyBool_FromLong(on && available);
-}
-
 static PyMethodDef methods[] = {
-    {"use_sha_ni", use_sha_ni, METH_O,
-     "use_sha_ni(on) -> whether SHA-256 now runs on the CPU's SHA extensions"},
     {"parse", parse, METH_VARARGS, "parse(block, program) -> dict of buffers"},
-    {"hmac_hex", hmac_hex, METH_VARARGS,
-     "hmac_hex(offsets, data, offset, n, ipad, opad) -> 32 hex digits per value"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_logparse", NULL, -1, methods};
@@ -1084,7 +901,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_logparse", NULL, -1
 
 PyMODINIT_FUNC PyInit__logparse(void) {
     fill_allowed();
-    if (has_sha_ni()) sha256_compress = sha256_block_ni;
     if (PyType_Ready(&OwnedType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

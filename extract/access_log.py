@@ -3,12 +3,13 @@
 Each file (plain or .gz) is read in fixed-size blocks cut at line ends, so memory does not
 grow with the file. Two threads parse the two halves of a block in C (`extract._logparse`,
 driven by the log format's token program from `extract.log_format`) straight into Arrow
-columns; client IPs become keyed pseudonyms (HMAC-SHA256, once per distinct IP of a half
-block), user agents, referrers and utm values are read once per distinct value of the run
-(`extract.visitors`), and the rows of the interval are appended to `lines.parquet` while the
-next block is parsed. Every line read is a row of this interval, a line of another interval,
-or a quarantined line (file, line number, text with IPs pseudonymised, reason); the
-manifest counts all of them per file and the counts must add up.
+columns; client IPs become keyed pseudonyms (HMAC-SHA256 by Python's `hmac`, once per
+distinct IP of a half block), user agents, referrers and utm values are read once per
+distinct value of the run (`extract.visitors`), and the rows of the interval are appended
+to `lines.parquet` while the next block is parsed. Every line read is a row of this
+interval, a line of another interval, or a quarantined line (file, line number, text with
+IPs pseudonymised, reason); the manifest counts all of them per file and the counts must
+add up.
 
 A line without a readable timestamp belongs to the interval of the nearest readable line
 before it in its file (at the top of a file, the first readable line of its first block;
@@ -334,7 +335,6 @@ class Parser:
 
     def __post_init__(self) -> None:
         self.pool = ThreadPoolExecutor(max_workers=self.threads)
-        self.pads = self.pseudonymise.pads()
         self.referrers: dict[str, tuple[str | None, str | None]] = {}
         self.utm: dict[str, str | None] = {}
         start, end = self.interval.start, self.interval.end
@@ -465,7 +465,7 @@ class Parser:
             else _constant(file.site, n),
             "source_file": _constant(str(file.path), n),
             "file_id": _constant(file.file_id, n),
-            "visitor_id": self._visitor_ids(parsed["ip"]),
+            "visitor_id": self.pseudonymise.column(parsed["ip"]),
             "method": as_dictionary(parsed["method"]),
             "protocol": as_dictionary(parsed["protocol"]),
             "referrer": referrers,
@@ -477,18 +477,6 @@ class Parser:
         }
         arrays = [columns[f.name] if f.name in columns else parsed[f.name] for f in ROW_SCHEMA]
         return pa.Table.from_arrays(arrays, schema=ROW_SCHEMA)
-
-    def _visitor_ids(self, ips: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
-        """Visitor ids of a column of IPs: HMAC-SHA256 under the key, once per distinct IP
-        (the same ids as `Pseudonymiser.__call__`)."""
-        encoded = as_dictionary(ips)
-        distinct = encoded.dictionary
-        _, offsets, text = distinct.buffers()
-        n = len(distinct)
-        ids = _logparse.hmac_hex(offsets, text or b"", distinct.offset, n, *self.pads)
-        offsets = pa.py_buffer(np.arange(0, 32 * n + 1, 32, dtype=np.int32))
-        ids = pa.Array.from_buffers(pa.string(), n, [None, offsets, pa.py_buffer(ids)])
-        return pa.DictionaryArray.from_arrays(encoded.indices, ids)
 
     def _utm(self, raw: pa.ChunkedArray) -> pa.DictionaryArray:
         """A utm parameter: url-decoded, trimmed, lowercased; null when empty."""

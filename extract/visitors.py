@@ -7,16 +7,22 @@ many times) and cached for the whole extraction.
 
 from __future__ import annotations
 
+import binascii
 import functools
 import hashlib
+import hmac
 import ipaddress
 import re
 import threading
+from collections.abc import Iterable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 MIN_KEY_LENGTH = 16
+ID_BYTES = 16  # a visitor id is the first 128 bits of the HMAC
+SHA256_BLOCK = 64  # bytes: HMAC's key block
 # priority of crawler-user-agents tags when a user agent matches several entries
 BOT_KINDS = ("social-preview", "search-engine", "ai-crawler", "feed-reader", "monitoring")
 BOT_KINDS += ("http-library", "browser-automation", "scanner", "seo", "advertising")
@@ -26,37 +32,62 @@ IP_LIKE = re.compile(
 
 
 class Pseudonymiser:
-    """HMAC-SHA256 of the client IP under a secret key: the same IP always gives the same
-    visitor id, and without the key the id cannot be turned back into the IP (IPv4 is small
-    enough to try every address, which a plain hash would not resist)."""
+    """HMAC-SHA256 of the client IP under a secret key, its first 128 bits as 32 hex
+    digits: the same IP always gives the same visitor id, and without the key the id cannot
+    be turned back into the IP (IPv4 is small enough to try every address, which a plain
+    hash would not resist). `hex_ids` is the one place ids are computed: for single IPs
+    (`__call__`, quarantined text) and for parsed columns (`column`, once per distinct IP).
+
+    The HMAC is RFC 2104 as the standard library's `hmac` module builds it over a hashlib
+    hash (its `trans_36`/`trans_5C` pads): the key's inner and outer pads are hashed once,
+    and their SHA-256 states (OpenSSL's, through hashlib) are copied for each value. That
+    costs 0.7 us a value against 1.2 us for copies of an `hmac.HMAC` object (OpenSSL's
+    HMAC_CTX), which made the ingest bench 14% slower. The tests check the ids against
+    `hmac.new(key, ip, hashlib.sha256)` for keys shorter and longer than a block."""
 
     def __init__(self, key: str) -> None:
-        if len(key.encode()) < MIN_KEY_LENGTH:
+        secret = key.encode()
+        if len(secret) < MIN_KEY_LENGTH:
             raise ValueError(f"ENGAGEMENT_IP_HMAC_KEY must be at least {MIN_KEY_LENGTH} bytes long")
-        self._key = key.encode()
+        if len(secret) > SHA256_BLOCK:
+            secret = hashlib.sha256(secret).digest()
+        secret = secret.ljust(SHA256_BLOCK, b"\0")
+        self._inner = hashlib.sha256(secret.translate(hmac.trans_36))
+        self._outer = hashlib.sha256(secret.translate(hmac.trans_5C))
         self._cache: dict[str, str] = {}
-        ipad, opad = self.pads()
-        self._inner, self._outer = hashlib.sha256(ipad), hashlib.sha256(opad)
 
     def __repr__(self) -> str:  # never show the key
         return f"Pseudonymiser({len(self._cache)} ids)"
 
+    def hex_ids(self, values: Iterable[bytes]) -> bytes:
+        """The visitor id of each value, concatenated: the first 16 bytes of
+        HMAC-SHA256(key, value) as 32 hex digits (ASCII)."""
+        inner, outer = self._inner.copy, self._outer.copy
+        digests = []
+        for value in values:
+            mac = inner()
+            mac.update(value)
+            tag = outer()
+            tag.update(mac.digest())
+            digests.append(tag.digest())
+        first = np.frombuffer(b"".join(digests), np.uint8).reshape(-1, 32)[:, :ID_BYTES]
+        return binascii.hexlify(first.tobytes())
+
     def __call__(self, ip: str) -> str:
         visitor = self._cache.get(ip)
         if visitor is None:
-            inner, outer = self._inner.copy(), self._outer.copy()  # HMAC with the pads
-            inner.update(ip.encode())  # hashed once (RFC 2104), same as hmac.digest
-            outer.update(inner.digest())
-            visitor = outer.digest()[:16].hex()
-            self._cache[ip] = visitor
+            visitor = self._cache[ip] = self.hex_ids([ip.encode()]).decode()
         return visitor
 
-    def pads(self) -> tuple[bytes, bytes]:
-        """HMAC's inner and outer key pads (RFC 2104), from which `extract._logparse`
-        computes the same visitor ids. Secret like the key."""
-        key = self._key if len(self._key) <= 64 else hashlib.sha256(self._key).digest()
-        key = key.ljust(64, b"\0")
-        return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+    def column(self, ips: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
+        """Visitor ids of a column of IPs, one HMAC per distinct IP."""
+        encoded = as_dictionary(ips)
+        distinct = encoded.dictionary.cast(pa.binary()).to_pylist()
+        n = len(distinct)
+        offsets = np.arange(0, 2 * ID_BYTES * n + 1, 2 * ID_BYTES, dtype=np.int32)
+        text = pa.py_buffer(self.hex_ids(distinct))
+        ids = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), text])
+        return pa.DictionaryArray.from_arrays(encoded.indices, ids)
 
     def scrub(self, text: str) -> str:
         """Text with every IPv4/IPv6 address in it replaced by its pseudonym."""

@@ -11,17 +11,17 @@ import os
 import re
 import shutil
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import crawleruseragents
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from engagement.landing import Interval
-from extract import _logparse, access_log
+from extract import access_log
 from tests.conftest import TEST_IP_KEY, engagement
 
 WHOLE = Interval.parse("2015-05-17", "2015-05-21")
@@ -331,25 +331,37 @@ def test_cli_prints_the_summary_last(tmp_path: Path, env: dict, elastic_log: Pat
     assert TEST_IP_KEY not in state.read_text()
 
 
-@pytest.fixture(params=[True, False], ids=["sha-extensions", "portable"])
-def sha_ni(request: pytest.FixtureRequest) -> Iterator[bool]:
-    """SHA-256 on the CPU's SHA extensions (where it has them) and in portable C."""
-    used = _logparse.use_sha_ni(request.param)
-    yield used
-    _logparse.use_sha_ni(True)
-
-
 @pytest.mark.parametrize("key", [TEST_IP_KEY, "k" * 64, "long-" * 20, "clé-secrète-ünïcode"])
-def test_visitor_ids_are_the_keyed_hmac(key: str, sha_ni: bool) -> None:
-    parser = access_log.Parser(access_log.LogFormat.parse(None), DAY, access_log.Pseudonymiser(key))
+def test_visitor_ids_are_the_keyed_hmac(key: str) -> None:
+    pseudonymise = access_log.Pseudonymiser(key)
     ips = ["203.0.113.9", "2001:db8::1", "::ffff:192.0.2.1", "10.0.0.1", "203.0.113.9", ""]
-    ips += ["host-" * 11, "proxy.example-" * 9]  # 55 and 126 bytes: SHA-256 over 2 and 3 blocks
-    sliced = pa.array(["x", *ips])[1:]  # an array that starts at an offset
-    ids = parser._visitor_ids(sliced).to_pylist()
+    ips += ["host-" * 11, "proxy.example-" * 9, "fe80::1%eth0", "hôte-ünïcode"]
     expected = [hmac.new(key.encode(), ip.encode(), hashlib.sha256).hexdigest()[:32] for ip in ips]
-    assert ids == expected
-    assert [access_log.Pseudonymiser(key)(ip) for ip in ips] == expected
-    parser.close()
+    sliced = pa.array(["x", *ips])[1:]  # an array that starts at an offset
+    assert pseudonymise.column(sliced).to_pylist() == expected
+    # as the parser gives them: dictionary arrays, in chunks, the dictionary itself sliced
+    encoded = pa.array(["x", "y", *ips]).dictionary_encode()
+    sliced_dictionary = pa.DictionaryArray.from_arrays(
+        pc.subtract(encoded.indices[2:], 1), encoded.dictionary[1:]
+    )
+    chunked = pa.chunked_array([encoded[2:5], encoded[5:]])
+    assert pseudonymise.column(sliced_dictionary).to_pylist() == expected
+    assert pseudonymise.column(chunked).to_pylist() == expected
+    assert [pseudonymise(ip) for ip in ips] == expected
+    assert pseudonymise.column(pa.array([], pa.string())).to_pylist() == []
+
+
+def test_parsed_and_quarantined_lines_give_an_ip_the_same_visitor_id(tmp_path: Path) -> None:
+    ips = ["203.0.113.9", "2001:db8::1"]
+    good = '{} - - [02/Nov/2026:10:00:00 +0000] "GET /a HTTP/1.1" 200 5 "-" "Mozilla/5.0"'
+    bad = '{} - - [02/Nov/2026:10:00:01 +0000] "GET /b HTTP/1.1 200 5 from {}'
+    log = tmp_path / "access.log"
+    log.write_text("".join(f"{good.format(ip)}\n{bad.format(ip, ip)}\n" for ip in ips))
+    summary = extract(str(log), DAY, tmp_path / "raw")
+    rows, quarantined = read(summary["path"]), read(summary["path"], "quarantine.parquet")
+    assert [r["visitor_id"] for r in rows] == [pseudonym(ip) for ip in ips]
+    visitors = ["visitor:" + pseudonym(ip) for ip in ips]
+    assert [q["raw"] for q in quarantined] == [bad.format(v, v) for v in visitors]
 
 
 @pytest.mark.parametrize(
