@@ -63,6 +63,9 @@ def test_dagbag_imports_thin_dags(tmp_path: Path) -> None:
     assert bag["errors"] == {}
     assert set(bag["dags"]) == {"engagement_x", "engagement_support_site", "engagement_mart"}
     assert bag["heavy"] == [], "DAG files must not import heavy modules at top level"
+    # Airflow puts dags/ on sys.path: a DAG file named like a package would shadow it
+    packages = {"extract", "engagement", "devtools"}
+    assert not {path.stem for path in (REPO / "dags").glob("*.py")} & packages
     for source in ("x", "support_site"):
         dag = bag["dags"][f"engagement_{source}"]
         assert dag["timetable"] == "CronDataIntervalTimetable"

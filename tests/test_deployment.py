@@ -33,7 +33,7 @@ def test_compose_services_run_our_commands() -> None:
     init = services["airflow-init"]["command"]
     assert "airflow db migrate" in init
     pool = re.search(r"pools set (\S+) 1", init)[1]
-    assert f'WRITER_POOL = "{pool}"' in (REPO / "dags" / "engagement.py").read_text()
+    assert f'WRITER_POOL = "{pool}"' in (REPO / "dags" / "engagement_dags.py").read_text()
 
 
 def test_compose_sets_only_known_settings() -> None:
