@@ -3,6 +3,7 @@ full refresh, whatever the order of loads; killed and concurrent builds lose not
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,7 +23,7 @@ from devtools.sample import write_sample
 from engagement import pipeline
 from engagement.landing import Interval
 from engagement.settings import Settings
-from engagement.warehouse.build import Plan, build_and_publish, plan
+from engagement.warehouse.build import BuildSummary, Plan, build_and_publish, plan
 from tests.conftest import REPO, TOKEN, mart_hashes
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
@@ -64,7 +65,8 @@ def late_lines() -> str:
 class Warehouse:
     settings: Settings
     logs: Path
-    steps: list[dict] = field(default_factory=list)
+    steps: list[BuildSummary] = field(default_factory=list)
+    kinds: list[set[str]] = field(default_factory=list)  # of the dbt nodes each build ran
 
     @property
     def published(self) -> Path:
@@ -78,9 +80,12 @@ class Warehouse:
             pipeline.validate(self.settings, source, interval)
             pipeline.load_batch(self.settings, source, interval)
 
-    def build(self, **kwargs) -> dict:
+    def build(self, **kwargs) -> BuildSummary:
         result = build_and_publish(self.settings, **kwargs)
         self.steps.append(result)
+        path = self.settings.data_dir / "dbt" / "target" / "run_results.json"
+        results = json.loads(path.read_text())["results"] if path.exists() else []
+        self.kinds.append({node["unique_id"].split(".")[0] for node in results})
         return result
 
     def marts(self) -> dict[str, str]:
@@ -149,6 +154,8 @@ def test_incremental_builds_publish_what_a_full_refresh_does(loaded_out_of_order
     result = warehouse.build(full_refresh=True)
     assert result.full_refresh and result.changed_loads == 7
     assert warehouse.marts() == seen["incremental"]
+    # the unit tests ran in the first build of this code only, not in rebuilds of it
+    assert ["unit_test" in kinds for kinds in warehouse.kinds] == [True] + [False] * 6
 
 
 def test_a_visit_is_regrouped_when_an_earlier_day_arrives(loaded_out_of_order) -> None:
@@ -202,11 +209,11 @@ def test_changed_vars_or_an_unfinished_full_build_rebuild_everything(
     loaded_out_of_order, tmp_path: Path
 ) -> None:
     warehouse = copy_of(loaded_out_of_order[0], tmp_path)
-    assert plan(warehouse.settings) == Plan(False, ("support_site", "x"), 2, ANY)
+    assert plan(warehouse.settings) == Plan(False, ("support_site", "x"), 2, ANY, False)
     other = warehouse.settings.model_copy(update={"company_site_hosts": ("acme.example",)})
     assert plan(other).full_refresh
     # that full build did not happen: the next build, whatever its vars, is a full one
-    assert plan(warehouse.settings) == Plan(True, ("support_site", "x"), 7, ANY)
+    assert plan(warehouse.settings) == Plan(True, ("support_site", "x"), 7, ANY, True)
 
 
 def engagement_build(settings: Settings, **env: str) -> subprocess.Popen:

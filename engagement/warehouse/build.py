@@ -88,12 +88,14 @@ class BuildFailed(Exception):
 
 @dataclass(frozen=True)
 class Plan:
-    """What a build has to do: which sources changed, and whether to rebuild everything."""
+    """What a build has to do: which sources changed, whether to rebuild everything, and
+    whether the code (the fingerprint) is new to this build file."""
 
     full_refresh: bool
     changed_sources: tuple[str, ...]
     changed_loads: int
     fingerprint: str
+    new_code: bool
 
 
 def fingerprint(settings: Settings) -> str:
@@ -175,7 +177,8 @@ def plan_build(raw_db: Path, build_db: Path, current: str, full_refresh: bool = 
         built = con.execute(
             f"select value from {STATE}.build_state where key = 'fingerprint'"
         ).fetchone()
-        full_refresh = full_refresh or built is None or built[0] != current
+        new_code = built is None or built[0] != current
+        full_refresh = full_refresh or new_code
         loads = f"{STATE}.seen_loads" if full_refresh else "differing_loads"
         con.execute(CHANGED_DAYS_SQL.format(loads=loads))
         sources = con.execute(
@@ -186,7 +189,7 @@ def plan_build(raw_db: Path, build_db: Path, current: str, full_refresh: bool = 
             con.execute(f"delete from {STATE}.build_state where key = 'fingerprint'")
             _set_state(con, publish_whole="true")
         con.execute("detach raw")
-    return Plan(full_refresh, tuple(s for (s,) in sources), changed, current)
+    return Plan(full_refresh, tuple(s for (s,) in sources), changed, current, new_code)
 
 
 def _die_with_parent() -> None:
@@ -226,9 +229,11 @@ def dbt_build(settings: Settings, build: Plan, lock_fd: int) -> None:
     command, env = dbt_command(settings, work)
     if build.full_refresh:
         command.append("--full-refresh")
-    else:
-        # only what the changed sources feed; the unit tests ran when this code was first built
+    else:  # only what the changed sources feed
         command += ["--select", *(f"source:{source}+" for source in build.changed_sources)]
+    if not build.new_code:
+        # unit tests check the code, not the data: they ran in the first green build of this
+        # code (and in CI), so a rebuild of the same code skips them, full or not
         command += ["--exclude-resource-type", "unit_test"]
     (work / "target" / "run_results.json").unlink(missing_ok=True)
     done = subprocess.run(
