@@ -150,9 +150,9 @@ Instant = Annotated[
 ]
 
 
-class Manifest(BaseModel):
-    """What every batch's manifest.json says: the batch, its interval and its row counts
-    (records landed, lines or pages quarantined)."""
+class Batch(BaseModel):
+    """A batch, its interval and its row counts (records landed, lines or pages
+    quarantined): what every manifest says and every extraction summary repeats."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -162,6 +162,10 @@ class Manifest(BaseModel):
     end: Instant
     records: int = Field(ge=0)
     quarantined: int = Field(ge=0)
+
+
+class Manifest(Batch):
+    """What every batch's manifest.json says; each source's model adds its own fields."""
 
 
 class XManifest(Manifest):
@@ -209,22 +213,13 @@ def read_manifest(directory: Path) -> XManifest | SupportSiteManifest:
         raise ValueError(f"{path}: {where}: {error['msg']}") from None
 
 
-class BatchSummary(BaseModel):
+class BatchSummary(Batch):
     """What an extraction returns and prints last (one JSON line): the batch it landed, its
     interval, its counts and where it is. `BatchSummary.model_validate_json(line)` reads
     one back, validated."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    batch: str
-    source: Source
-    start: Instant
-    end: Instant
-    records: int = Field(ge=0)
-    quarantined: int = Field(ge=0)
     path: Path
 
 
 def summary(manifest: Manifest, path: Path) -> BatchSummary:
-    fields = set(BatchSummary.model_fields) - {"path"}
-    return BatchSummary(**manifest.model_dump(include=fields), path=path)
+    return BatchSummary(**manifest.model_dump(include=set(Batch.model_fields)), path=path)
