@@ -358,7 +358,7 @@ def test_parsed_and_quarantined_lines_give_an_ip_the_same_visitor_id(tmp_path: P
     log = tmp_path / "access.log"
     log.write_text("".join(f"{good.format(ip)}\n{bad.format(ip, ip)}\n" for ip in ips))
     summary = extract(str(log), DAY, tmp_path / "raw")
-    rows, quarantined = read(summary["path"]), read(summary["path"], "quarantine.parquet")
+    rows, quarantined = read(summary.path), read(summary.path, "quarantine.parquet")
     assert [r["visitor_id"] for r in rows] == [pseudonym(ip) for ip in ips]
     visitors = ["visitor:" + pseudonym(ip) for ip in ips]
     assert [q["raw"] for q in quarantined] == [bad.format(v, v) for v in visitors]
