@@ -901,7 +901,9 @@ done:
 /* --- visitor ids: HMAC-SHA256 by OpenSSL -------------------------------------------------- */
 
 /* OpenSSL's HMAC, fetched once (under the GIL) and shared: an EVP_MAC is read-only once
-   fetched, each call keys a context of its own */
+   fetched, each call keys a context of its own. Per value the context is restarted on its
+   key (EVP_MAC_init with no key): about 0.2 us a value, against 0.16 us for the deprecated
+   HMAC_CTX and 0.6 us for a copy of the keyed context (measured on 178,000 IPs) */
 static EVP_MAC *hmac_mac;
 
 /* the OpenSSL error at the top of this thread's queue as a Python exception */
