@@ -928,7 +928,8 @@ static PyObject *hmac_ids(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "hmac_ids: bad arguments");
         goto done;
     }
-    if (key.len < 1) { /* OpenSSL reads an empty key as "keep the key you have" */
+    if (key.len < 1) { /* never a visitor key (16+ bytes), and to EVP_MAC_init no key means
+                          "keep the key you have": refused rather than left to chance */
         PyErr_SetString(PyExc_ValueError, "hmac_ids: the key is empty");
         goto done;
     }
