@@ -1,8 +1,9 @@
 # One image for every service: the locked environment, the package, DAGs and dbt project.
 FROM python:3.11-slim
 ENV UV_PROJECT_ENVIRONMENT=/opt/venv PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
-# a C compiler for the package's access-log parser (extract/_logparse.c)
-RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+# a C compiler and OpenSSL's headers for the package's access-log parser (extract/_logparse.c,
+# which links libcrypto for the visitor ids' HMAC; the image has the runtime libssl3)
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev libssl-dev \
     && rm -rf /var/lib/apt/lists/* && pip install --no-cache-dir uv==0.13.9
 WORKDIR /opt/engagement
 COPY pyproject.toml uv.lock README.md setup.py ./

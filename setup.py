@@ -3,7 +3,8 @@ access-log hot loop) is built as the extension `extract._logparse` by the standa
 machinery, with the compiler, flags and linker of the Python that builds it (sysconfig's
 CC, CFLAGS, LDSHARED), whenever the package is installed (`uv sync`, `pip install .`,
 editable or not). Everything else about the package is in pyproject.toml. Needs a C
-compiler and the Python headers, nothing from the network."""
+compiler, the Python headers and OpenSSL 3's headers and libcrypto (the visitor ids' HMAC;
+Debian: libssl-dev), nothing from the network."""
 
 import sys
 
@@ -16,6 +17,11 @@ OPTIMISE = [] if sys.platform == "win32" else ["-O3"]
 
 setup(
     ext_modules=[
-        Extension("extract._logparse", ["extract/_logparse.c"], extra_compile_args=OPTIMISE)
+        Extension(
+            "extract._logparse",
+            ["extract/_logparse.c"],
+            extra_compile_args=OPTIMISE,
+            libraries=["crypto"],  # OpenSSL's HMAC for the visitor ids (hmac_ids)
+        )
     ]
 )

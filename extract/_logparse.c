@@ -1,6 +1,5 @@
 /* The hot loop of support-site ingestion (extract.access_log): access-log lines cut into
- * Arrow column buffers. (Client IPs are pseudonymised in Python, with `hmac` on OpenSSL,
- * once per distinct IP: extract.visitors.Pseudonymiser.)
+ * Arrow column buffers, and the visitor ids of the distinct client IPs.
  *
  * parse(block, program) reads a block of lines (each ending with "\n", numbered from 0)
  * with the GIL released, so two threads parse the two halves of a block at once. A line is
@@ -10,12 +9,22 @@
  * not valid UTF-8 is read with each invalid byte written as \xNN (what Python's
  * "backslashreplace" gives), so nothing is lost and every string is valid UTF-8. Values
  * that repeat (IPs, user agents, referrers, ...) come back as dictionary codes.
+ *
+ * hmac_ids(offsets, data, offset, n, key) gives the first 16 bytes of HMAC-SHA256(key,
+ * value), as 32 lowercase hex digits, of n Arrow string values (a dictionary's distinct IPs:
+ * extract.visitors.Pseudonymiser.column), with the GIL released. The HMAC is OpenSSL's
+ * (EVP_MAC, keyed once per call); nothing cryptographic is written here.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 
 /* token kinds and fields: the positions in KINDS and FIELDS of extract/log_format.py
    (extract/access_log.py checks them at import against the constants below) */
@@ -889,8 +898,104 @@ done:
     return result;
 }
 
+/* --- visitor ids: HMAC-SHA256 by OpenSSL -------------------------------------------------- */
+
+/* OpenSSL's HMAC, fetched once (under the GIL) and shared: an EVP_MAC is read-only once
+   fetched, each call keys a context of its own. Per value the context is restarted on its
+   key (EVP_MAC_init with no key): about 0.2 us a value, against 0.16 us for the deprecated
+   HMAC_CTX and 0.6 us for a copy of the keyed context (measured on 178,000 IPs) */
+static EVP_MAC *hmac_mac;
+
+/* the OpenSSL error at the top of this thread's queue as a Python exception */
+static PyObject *openssl_error(const char *what) {
+    unsigned long code = ERR_get_error();
+    char reason[256] = "no reason given";
+    if (code) ERR_error_string_n(code, reason, sizeof reason);
+    ERR_clear_error();
+    PyErr_Format(PyExc_RuntimeError, "hmac_ids: OpenSSL %s failed: %s", what, reason);
+    return NULL;
+}
+
+static PyObject *hmac_ids(PyObject *self, PyObject *args) {
+    Py_buffer offsets, data, key;
+    Py_ssize_t offset, n;
+    if (!PyArg_ParseTuple(args, "y*y*nny*", &offsets, &data, &offset, &n, &key)) return NULL;
+    PyObject *result = NULL;
+    EVP_MAC_CTX *ctx = NULL;
+    Py_ssize_t count = offsets.len / 4; /* int32 offsets available */
+    if (offset < 0 || n < 0 || count < 1 || offset > count - 1 || n > count - 1 - offset ||
+        n > PY_SSIZE_T_MAX / 32) {
+        PyErr_SetString(PyExc_ValueError, "hmac_ids: bad arguments");
+        goto done;
+    }
+    if (key.len < 1) { /* never a visitor key (16+ bytes), and to EVP_MAC_init no key means
+                          "keep the key you have": refused rather than left to chance */
+        PyErr_SetString(PyExc_ValueError, "hmac_ids: the key is empty");
+        goto done;
+    }
+    if (!hmac_mac && !(hmac_mac = EVP_MAC_fetch(NULL, "HMAC", NULL))) {
+        openssl_error("EVP_MAC_fetch(HMAC)");
+        goto done;
+    }
+    char digest_name[] = "SHA256";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+        OSSL_PARAM_construct_end()};
+    if (!(ctx = EVP_MAC_CTX_new(hmac_mac))) {
+        openssl_error("EVP_MAC_CTX_new");
+        goto done;
+    }
+    if (!EVP_MAC_init(ctx, key.buf, (size_t)key.len, params)) {
+        openssl_error("EVP_MAC_init with the key");
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(NULL, 32 * n);
+    if (!result) goto done;
+    char *hex_out = PyBytes_AS_STRING(result);
+    const int32_t *off = (const int32_t *)offsets.buf + offset;
+    const unsigned char *text = data.buf;
+    const char *failed = NULL; /* the OpenSSL call that failed, if one did */
+    int bad = 0;               /* offsets out of range */
+    Py_BEGIN_ALLOW_THREADS
+    static const char hex[] = "0123456789abcdef";
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (off[i] < 0 || off[i + 1] < off[i] || off[i + 1] > data.len) {
+            bad = 1;
+            break;
+        }
+        size_t len = 0;
+        /* i > 0: a NULL key restarts the MAC on the key given above (its pads kept) */
+        if (i > 0 && !EVP_MAC_init(ctx, NULL, 0, NULL)) failed = "EVP_MAC_init";
+        else if (!EVP_MAC_update(ctx, text + off[i], (size_t)(off[i + 1] - off[i])))
+            failed = "EVP_MAC_update";
+        else if (!EVP_MAC_final(ctx, mac, &len, sizeof mac)) failed = "EVP_MAC_final";
+        else if (len != 32) failed = "EVP_MAC_final (not 32 bytes)";
+        if (failed) break;
+        for (int j = 0; j < 16; j++) {
+            hex_out[32 * i + 2 * j] = hex[mac[j] >> 4];
+            hex_out[32 * i + 2 * j + 1] = hex[mac[j] & 15];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (bad || failed) {
+        Py_CLEAR(result);
+        if (bad) PyErr_SetString(PyExc_ValueError, "hmac_ids: offsets out of range");
+        else openssl_error(failed);
+    }
+done:
+    EVP_MAC_CTX_free(ctx);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&key);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"parse", parse, METH_VARARGS, "parse(block, program) -> dict of buffers"},
+    {"hmac_ids", hmac_ids, METH_VARARGS,
+     "hmac_ids(offsets, data, offset, n, key) -> 32 hex digits per value: the first 16 bytes"
+     " of HMAC-SHA256(key, value) of n Arrow string values (OpenSSL)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_logparse", NULL, -1, methods};

@@ -3,13 +3,13 @@
 Each file (plain or .gz) is read in fixed-size blocks cut at line ends, so memory does not
 grow with the file. Two threads parse the two halves of a block in C (`extract._logparse`,
 driven by the log format's token program from `extract.log_format`) straight into Arrow
-columns; client IPs become keyed pseudonyms (HMAC-SHA256 by Python's `hmac`, once per
-distinct IP of a half block), user agents, referrers and utm values are read once per
-distinct value of the run (`extract.visitors`), and the rows of the interval are appended
-to `lines.parquet` while the next block is parsed. Every line read is a row of this
-interval, a line of another interval, or a quarantined line (file, line number, text with
-IPs pseudonymised, reason); the manifest counts all of them per file and the counts must
-add up.
+columns; client IPs become keyed pseudonyms (HMAC-SHA256 by OpenSSL, called from C with the
+GIL released, once per distinct IP of a half block), user agents, referrers and utm values
+are read once per distinct value of the run (`extract.visitors`), and the rows of the
+interval are appended to `lines.parquet` while the next block is parsed. Every line read is
+a row of this interval, a line of another interval, or a quarantined line (file, line
+number, text with IPs pseudonymised, reason); the manifest counts all of them per file and
+the counts must add up.
 
 A line without a readable timestamp belongs to the interval of the nearest readable line
 before it in its file (at the top of a file, the first readable line of its first block;

@@ -13,7 +13,10 @@ FUZZ_SECONDS (default 60) from FUZZ_SEED (default: a new one, printed), blocks o
   every variable of extract/log_format.py, and random token programs that
   `_logparse.parse` accepts but no format string compiles to;
 - each block copied into memory of exactly its size (a read past its end is an ASan
-  report), sometimes without its last newline, sometimes parsed by two threads at once.
+  report), sometimes without its last newline, sometimes parsed by two threads at once;
+- and `hmac_ids` (the visitor ids, OpenSSL's HMAC) on random values and keys, in buffers of
+  exactly their size, checked against Python's `hmac`, and on broken offsets, which it must
+  refuse.
 
 Every parse is checked as tests/test_logparse.py checks it (every line a row or a bad line,
 byte spans, valid Arrow arrays of valid UTF-8). It exits non-zero on any sanitizer report,
@@ -46,6 +49,7 @@ SANITIZE += ["-fno-omit-frame-pointer", "-g", "-O1"]
 # Python's CFLAGS say -fwrapv (signed overflow wraps): undone here, so that UBSan reports
 # any signed overflow, a wrong value either way
 SANITIZE += ["-fno-wrapv"]
+LIBRARIES = ["-lcrypto"]  # as setup.py links it: OpenSSL's HMAC for hmac_ids
 REPORTS = ("ERROR: AddressSanitizer", "runtime error:", "Segmentation fault", "Fatal Python")
 
 
@@ -58,12 +62,12 @@ def config(name: str) -> list[str]:
 
 def build(out: Path, source: Path = SOURCE) -> Path:
     """extract/_logparse.c compiled and linked as setuptools does it (sysconfig's CC,
-    CFLAGS, CCSHARED, LDSHARED), with the sanitizers added."""
+    CFLAGS, CCSHARED, LDSHARED, and libcrypto), with the sanitizers added."""
     obj = out / "_logparse.o"
     target = out / ("_logparse" + sysconfig.get_config_var("EXT_SUFFIX"))
     include = ["-I", sysconfig.get_paths()["include"]]
     compile_ = [*config("CC"), *config("CFLAGS"), *config("CCSHARED"), *include, *SANITIZE]
-    link = [*config("LDSHARED"), *SANITIZE, str(obj), "-o", str(target)]
+    link = [*config("LDSHARED"), *SANITIZE, str(obj), "-o", str(target), *LIBRARIES]
     for command in ([*compile_, "-c", str(source), "-o", str(obj)], link):
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -134,6 +138,8 @@ def main() -> int:
               f" {summary['bytes'] / 2**20:,.0f} MiB), {summary['programs']:,} of them with raw"
               f" token programs; {summary['refused_programs']:,} raw programs and"
               f" {summary['refused_formats']:,} random formats refused cleanly;"
+              f" hmac_ids: {summary['hmac_calls']:,} calls, {summary['hmac_values']:,} ids"
+              f" equal to hmac's, {summary['hmac_refused']:,} broken calls refused;"
               f" no sanitizer report, every check passed")  # fmt: skip
     return 0
 
@@ -151,6 +157,10 @@ class ExactBuffers:
     def parse(self, block: object, program: tuple) -> dict:
         data = bytes(block)
         return self.module.parse((ctypes.c_char * len(data)).from_buffer_copy(data), program)
+
+    def hmac_ids(self, offsets: bytes, data: bytes, *args: object) -> bytes:
+        exact = [(ctypes.c_char * len(b)).from_buffer_copy(b) for b in (offsets, data)]
+        return self.module.hmac_ids(*exact, *args)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.module, name)
@@ -246,11 +256,55 @@ def random_program(rng: random.Random) -> tuple:
     return tuple(variants)
 
 
+def visitor_ids(parser: ExactBuffers, rng: random.Random, real: list[bytes]) -> dict:
+    """hmac_ids on random values (IPs of the log, random bytes, long ones) and keys: the ids
+    must be Python's hmac's; broken offsets must be refused with a ValueError."""
+    import hashlib
+    import hmac
+
+    import numpy as np
+
+    key = rng.randbytes(rng.choice([1, 16, 63, 64, 65, 300]))
+    pool = [b"", b"\x00", b"\xff" * 64, b"2001:db8::1", b"x" * 5000]
+    values = [
+        rng.choice(real).split(b" ")[0] if rng.random() < 0.5 else rng.choice(pool)
+        for _ in range(rng.randrange(50))
+    ]
+    values += [rng.randbytes(rng.randrange(200)) for _ in range(rng.randrange(5))]
+    rng.shuffle(values)
+    offsets = np.cumsum([0, *map(len, values)]).astype(np.int32)
+    data = b"".join(values)
+    start = rng.randrange(len(values) + 1)
+    n = len(values) - start
+    if rng.random() < 0.3:  # broken: an offset out of order or past the data, a bad count
+        broken = offsets.copy()
+        what = rng.randrange(3)
+        if what == 0 and len(broken) > 1:
+            broken[rng.randrange(len(broken))] = rng.choice([-1, len(data) + 1, 2**31 - 1])
+        elif what == 1:
+            n += rng.choice([1, 2**20, 2**62])
+        else:
+            start = rng.choice([-1, len(values) + 1])
+        try:
+            parser.hmac_ids(broken.tobytes(), data, start, n, key)
+        except ValueError:
+            return {"hmac_calls": 1, "hmac_refused": 1}
+        # an offset changed where no value reads it (or to a value still in range)
+        return {"hmac_calls": 1}
+    got = parser.hmac_ids(offsets.tobytes(), data, start, n, key)
+    want = "".join(hmac.new(key, v, hashlib.sha256).hexdigest()[:32] for v in values[start:])
+    assert got == want.encode(), (key, values[start:])
+    return {"hmac_calls": 1, "hmac_values": n}
+
+
 def iteration(parser: ExactBuffers, t: object, real: list[bytes], seed: int, i: int) -> dict:
-    """One block: lines of a format, mutated, parsed and checked; returns its counts."""
+    """One block: lines of a format, mutated, parsed and checked (every 20th iteration, a
+    call of hmac_ids instead); returns its counts."""
     from extract.log_format import LogFormat
 
     rng = random.Random(f"{seed}-{i}")
+    if i % 20 == 19:
+        return visitor_ids(parser, rng, real)
     roll = rng.random()
     if roll < 0.1:  # a raw program: parse must refuse it cleanly or read every line
         program = random_program(rng)
@@ -317,6 +371,7 @@ def child(library: Path, status: Path, seconds: float, seed: int, replay: int | 
     real = SHARED_LOG.read_bytes().splitlines() if SHARED_LOG.is_file() else [t.GOOD]
     totals = dict.fromkeys(["blocks", "lines", "rows", "bad", "bytes", "programs"], 0)
     totals |= {"refused_programs": 0, "refused_formats": 0}
+    totals |= {"hmac_calls": 0, "hmac_values": 0, "hmac_refused": 0}
     started = time.perf_counter()
     fd = os.open(status, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     i = replay if replay is not None else 0

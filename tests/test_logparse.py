@@ -5,10 +5,13 @@ the values must be the line's own."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -327,6 +330,57 @@ def test_quoted_ip_and_host_are_unescaped() -> None:
     line = b'"a\\"b" [17/May/2015:10:05:03 +0000] "c\\\\d"'
     rows = parse([line], spec)["rows"]
     assert (rows["ip"], rows["site"]) == (['a"b'], ["c\\d"])
+
+
+# --- hmac_ids: visitor ids by OpenSSL's HMAC, from C
+
+
+def expected_ids(key: bytes, values: list[bytes]) -> bytes:
+    return "".join(hmac.new(key, v, hashlib.sha256).hexdigest()[:32] for v in values).encode()
+
+
+@pytest.mark.parametrize("key_len", [1, 16, 32, 63, 64, 65, 200])
+def test_hmac_ids_is_hmac_sha256(key_len: int) -> None:
+    """Keys shorter than, as long as and longer than SHA-256's 64-byte block (hashed first),
+    values of every length over 0 to 2 blocks and longer, from an offset into the array."""
+    rng = random.Random(2104 + key_len)
+    key = rng.randbytes(key_len)
+    values = [rng.randbytes(n) for n in (*range(0, 130), 1000, 5000)]
+    values += [b"203.0.113.9", b"2001:db8::1", b"::ffff:192.0.2.1", "hôte-ü".encode()]
+    offsets = np.cumsum([0, *map(len, values)]).astype(np.int32)
+    got = _logparse.hmac_ids(offsets.tobytes(), b"".join(values), 3, len(values) - 3, key)
+    assert got == expected_ids(key, values[3:])
+    assert _logparse.hmac_ids(offsets.tobytes(), b"".join(values), 5, 0, key) == b""
+
+
+def test_hmac_ids_with_a_non_ascii_key_and_in_threads() -> None:
+    key = "clé-secrète-ünïcode".encode()
+    values = [f"10.{i // 256}.{i % 256}.1".encode() for i in range(5000)]
+    offsets = np.cumsum([0, *map(len, values)]).astype(np.int32).tobytes()
+    data = b"".join(values)
+    with ThreadPoolExecutor(2) as pool:  # the GIL is released: two calls at once
+        results = list(pool.map(lambda _: _logparse.hmac_ids(offsets, data, 0, 5000, key), "ab"))
+    assert results == [expected_ids(key, values)] * 2
+
+
+@pytest.mark.parametrize(
+    ("offsets", "data", "offset", "n", "key"),
+    [
+        ([0, 3, 2], b"abc", 0, 2, b"k"),  # offsets going back
+        ([0, 3, 4], b"abc", 0, 2, b"k"),  # past the end of the data
+        ([-1, 3], b"abc", 0, 1, b"k"),  # negative
+        ([0, 3], b"abc", 0, 2, b"k"),  # more values than offsets
+        ([0, 3], b"abc", 1, 1, b"k"),
+        ([0, 3], b"abc", -1, 1, b"k"),
+        ([0, 3], b"abc", 0, -1, b"k"),
+        ([], b"", 0, 0, b"k"),  # not even the first offset
+        ([0, 3], b"abc", 0, 1, b""),  # an empty key
+        ([0] * (1 << 20), b"", 0, 2**62, b"k"),  # a count whose 32 bytes each would wrap
+    ],
+)
+def test_hmac_ids_refuses_bad_arguments(offsets, data, offset, n, key) -> None:
+    with pytest.raises(ValueError, match="hmac_ids"):
+        _logparse.hmac_ids(np.array(offsets, np.int32).tobytes(), data, offset, n, key)
 
 
 def test_the_c_enums_are_checked_against_the_python_tuples(monkeypatch) -> None:
