@@ -2,7 +2,8 @@
 and whether the user agent is a bot.
 
 Both are computed once per distinct value (an access log repeats its IPs and user agents
-many times) and cached for the whole extraction.
+many times): visitor ids once per distinct IP of a parsed half block, bot flags once per
+distinct user agent of the whole extraction.
 """
 
 from __future__ import annotations
