@@ -256,6 +256,20 @@
     )
 {%- endmacro %}
 
+{#-
+    The days a daily engagement aggregate builds from `spine`: all of them, or on an
+    incremental run the days to recompute and the days new to the spine (the rows
+    engagement_days_replaced() deletes are these and those of days that left it).
+-#}
+{% macro engagement_days(spine) -%}
+    select * from {{ spine }}
+    {% if is_incremental() -%}
+        where
+            date_day in {{ engagement_days_to_recompute() }}
+            or date_day not in (select date_day from {{ this }})
+    {%- endif %}
+{%- endmacro %}
+
 {#- A hook: record the days of the rows of `relation` whose key is a changed post. -#}
 {% macro record_changed_days(relation, key) -%}
     {{ record_changed_keys(

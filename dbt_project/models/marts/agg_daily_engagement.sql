@@ -1,6 +1,6 @@
 {#-
-    Incremental: the days of engagement_days_to_recompute() (macros/incremental.sql) and the
-    days new to the date spine are recomputed; days that left it are deleted.
+    Incremental: the days of engagement_days() (macros/incremental.sql) are recomputed; days
+    that left the date spine are deleted.
 -#}
 
 {{
@@ -17,12 +17,7 @@ with
 
 days as (
 
-    select * from {{ ref('int_date_spine') }}
-    {% if is_incremental() -%}
-        where
-            date_day in {{ engagement_days_to_recompute() }}
-            or date_day not in (select date_day from {{ this }})
-    {%- endif %}
+    {{ engagement_days(ref('int_date_spine')) }}
 
 ),
 
