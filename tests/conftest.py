@@ -7,8 +7,13 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from engagement.landing import Interval
+    from engagement.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
@@ -73,6 +78,17 @@ def engagement(*args: str, env: dict[str, str], check: bool = True) -> subproces
     if check and result.returncode != 0:
         raise AssertionError(f"engagement {' '.join(args)} failed:\n{result.stderr}")
     return result
+
+
+def land(settings: Settings, interval: Interval, *sources: str) -> None:
+    """Extract, gate and load the interval's batch of each source in this process, through
+    the pipeline functions the CLI and the DAG's tasks call."""
+    from engagement import pipeline
+
+    for source in sources:
+        pipeline.extract(settings, source, interval)
+        pipeline.validate(settings, source, interval)
+        pipeline.load_batch(settings, source, interval)
 
 
 def mart_hashes(published: Path) -> dict[str, str]:

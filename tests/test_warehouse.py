@@ -24,7 +24,7 @@ from engagement import pipeline
 from engagement.landing import Interval
 from engagement.settings import Settings
 from engagement.warehouse.build import BuildSummary, Plan, build_and_publish, plan
-from tests.conftest import REPO, TOKEN, mart_hashes
+from tests.conftest import REPO, TOKEN, land, mart_hashes
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
 
@@ -73,12 +73,7 @@ class Warehouse:
         return self.settings.published_db
 
     def load(self, day: date) -> None:
-        interval = Interval.parse(str(day), str(day + DAY))
-        pipeline.extract_x(self.settings, interval)
-        pipeline.extract_support_site(self.settings, interval)
-        for source in ("x", "support_site"):
-            pipeline.validate(self.settings, source, interval)
-            pipeline.load_batch(self.settings, source, interval)
+        land(self.settings, Interval.parse(str(day), str(day + DAY)), "x", "support_site")
 
     def build(self, **kwargs) -> BuildSummary:
         result = build_and_publish(self.settings, **kwargs)

@@ -20,12 +20,11 @@ import requests
 
 from devtools.sample import generate, latest_versions
 from devtools.x_sandbox import SandboxServer, make_server
-from engagement import pipeline
 from engagement.landing import Interval, XManifest, write_manifest
 from engagement.settings import Settings
-from engagement.warehouse.build import build_and_publish, dbt_command, plan
+from engagement.warehouse.build import BuildSummary, build_and_publish, dbt_command, plan
 from engagement.warehouse.load import load
-from tests.conftest import TOKEN, mart_hashes
+from tests.conftest import TOKEN, land, mart_hashes
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
 
@@ -74,12 +73,9 @@ class History:
         return History(root, self.server)
 
     def load(self, day: date) -> None:
-        interval = Interval.parse(str(day), str(day + timedelta(days=1)))
-        pipeline.extract_x(self.settings, interval)
-        pipeline.validate(self.settings, "x", interval)
-        pipeline.load_batch(self.settings, "x", interval)
+        land(self.settings, Interval.parse(str(day), str(day + timedelta(days=1))), "x")
 
-    def build(self) -> dict:
+    def build(self) -> BuildSummary:
         result = build_and_publish(self.settings)
         self.steps.append(result)
         return result

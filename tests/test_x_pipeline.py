@@ -17,10 +17,9 @@ import requests
 
 from devtools.sample import generate, latest_versions
 from devtools.x_sandbox import make_server
-from engagement import pipeline
-from engagement.landing import Interval, Source
+from engagement.landing import Interval
 from engagement.settings import Settings
-from tests.conftest import TOKEN, engagement, mart_hashes
+from tests.conftest import TOKEN, engagement, land, mart_hashes
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
 
@@ -50,10 +49,7 @@ def extract_and_load(env: dict, start: str, end: str, cli: bool = False) -> None
         engagement("extract", "x", "--start", start, "--end", end, env=env)
         engagement("load", "--source", "x", "--start", start, "--end", end, env=env)
         return
-    settings, interval = Settings.from_env(env), Interval.parse(start, end)
-    pipeline.extract_x(settings, interval)
-    pipeline.validate(settings, Source.X, interval)
-    pipeline.load_batch(settings, Source.X, interval)
+    land(Settings.from_env(env), Interval.parse(start, end), "x")
 
 
 def mart(env: dict, sql: str, *params) -> list[tuple]:
