@@ -1,3 +1,3 @@
 """The warehouse: validated batches loaded into the raw DuckDB file (`load`), dbt built over it
-incrementally (`build`) and published write-audit-publish into the read-only mart file
-(`publish`)."""
+incrementally and published write-audit-publish into the read-only mart file (`build`:
+`build_and_publish`, `publish`)."""
