@@ -225,7 +225,10 @@ def engagement_build(settings: Settings, **env: str) -> subprocess.Popen:
 def children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(child) for child in (task / "children").read_text().split()]
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except FileNotFoundError:  # the thread ended after iterdir listed it
+            continue
     return found
 
 
