@@ -23,6 +23,7 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check extract engagement devtools dags tests scripts setup.py
 	$(VENV)/bin/ruff format --check extract engagement devtools dags tests scripts setup.py
+	scripts/lint_sql.sh
 
 test: setup lint
 	$(VENV)/bin/python -m pytest

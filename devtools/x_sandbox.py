@@ -416,6 +416,20 @@ class SandboxServer(ThreadingHTTPServer):
 
     # --- data control -----------------------------------------------------------------------
 
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> str:
+        """Serve in a daemon thread; returns the base URL. `stop` ends it within 20 ms."""
+        threading.Thread(target=self.serve_forever, args=(0.02,), daemon=True).start()
+        return self.url
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
     def add_users(self, users: list[dict]) -> None:
         """Add users, or replace those with the same id."""
         users, _ = check_data(users, [], "users")
@@ -708,6 +722,9 @@ ROUTES: list[tuple[re.Pattern[str], str]] = [
 class _Handler(BaseHTTPRequestHandler):
     server: SandboxServer
     protocol_version = "HTTP/1.1"
+    # headers and body go out in separate writes: with Nagle's algorithm on, each response
+    # of a kept-alive connection waited for the client's delayed ACK (~40 ms)
+    disable_nagle_algorithm = True
 
     def version_string(self) -> str:
         return "x-api-v2-sandbox"
@@ -914,14 +931,11 @@ def serve(
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
     }
-    worker = threading.Thread(target=server.serve_forever, name="sandbox", daemon=True)
-    worker.start()
-    print(f"sandbox listening on http://{host}:{server.server_address[1]}", flush=True)
+    print(f"sandbox listening on {server.start()}", flush=True)
     try:
         while not stop.wait(0.5):
             pass
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -12,8 +12,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from engagement.landing import (
     Manifest,
@@ -23,6 +22,9 @@ from engagement.landing import (
     read_manifest,
     x_pages,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -49,6 +51,8 @@ class Frame:
 
 
 def x_frame(batch: Path, manifest: XManifest) -> Frame:
+    import pandas as pd
+
     rows = [
         {
             "account": page.account,
@@ -76,6 +80,8 @@ SUPPORT_SITE_COLUMNS = [
 
 
 def support_site_frame(batch: Path, manifest: SupportSiteManifest) -> Frame:
+    import pandas as pd
+
     rows = pd.read_parquet(batch / "lines.parquet", columns=SUPPORT_SITE_COLUMNS)
     rows["parsed"] = True
     quarantined = pd.read_parquet(batch / "quarantine.parquet", columns=["source_file", "line_no"])
@@ -85,6 +91,8 @@ def support_site_frame(batch: Path, manifest: SupportSiteManifest) -> Frame:
 
 
 def _naive(value: datetime) -> pd.Timestamp:
+    import pandas as pd
+
     return pd.Timestamp(value).tz_localize(None)
 
 

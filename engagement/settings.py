@@ -121,6 +121,14 @@ class Settings(BaseSettings):
         "`10`",
         ge=0,
     )
+    dbt_threads: int = _setting(
+        2,
+        "ENGAGEMENT_DBT_THREADS",
+        "dbt threads of a build (models and tests run side by side); one per core the build"
+        " may use",
+        "`2`",
+        ge=1,
+    )
     x_rate_limit_max_wait: float = _setting(
         900.0,
         "X_RATE_LIMIT_MAX_WAIT",

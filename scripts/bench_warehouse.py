@@ -28,7 +28,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -207,7 +206,7 @@ def main() -> int:
 
     days = [FIRST_DAY + timedelta(days=n) for n in range(args.days + 1)]
     server = make_server(0, generate(start=FIRST_DAY, days=len(days) + 1))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.start()
     with tempfile.TemporaryDirectory(prefix="engagement-bench-wh-") as tmp:
         root = Path(tmp)
         logs = root / "logs"
@@ -220,7 +219,7 @@ def main() -> int:
         )
         base_env = dict(
             os.environ,
-            X_API_BASE_URL=f"http://127.0.0.1:{server.server_address[1]}",
+            X_API_BASE_URL=server.url,
             X_BEARER_TOKEN="bench-token",
             X_ACCOUNTS="acmecloud,acmesupport",
             SUPPORT_SITE_LOGS=str(logs / "access.log*"),
@@ -273,7 +272,7 @@ def main() -> int:
             f"peak RSS per step (MiB, with its dbt): {peaks}\n"
             "incremental marts = full-refresh marts (contents hashed) ✓"
         )
-    server.shutdown()
+    server.stop()
     return 0
 
 

@@ -4,7 +4,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +19,8 @@ SHARED = REPO.parent / "shared" / "data"
 # not a secret: pseudonymises the test logs' client IPs (real runs refuse to start without one)
 TEST_IP_KEY = "test-only-ip-hmac-key-not-a-secret"
 os.environ.setdefault("ENGAGEMENT_IP_HMAC_KEY", TEST_IP_KEY)
+# two xdist workers share the machine's two cores: one dbt thread each
+os.environ.setdefault("ENGAGEMENT_DBT_THREADS", "1")
 
 
 def shared_file(relative: str) -> Path:
@@ -41,11 +42,8 @@ def sandbox_url() -> Iterator[str]:
     from devtools.x_sandbox import make_server
 
     server = make_server(0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    yield server.start()
+    server.stop()
 
 
 TOKEN = "test-secret-token-4f1c"

@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,13 +74,10 @@ def _get(base_url: str, path: str, token: str | None = "t", **params) -> request
 def _serving(company=COMPANY, **options) -> Iterator[tuple[SandboxServer, str]]:
     """A sandbox of its own for a test that changes its data, faults or limits."""
     server = make_server(0, company, **options)
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
     try:
-        yield server, f"http://127.0.0.1:{server.server_address[1]}"
+        yield server, server.start()
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
 
 def _client(base_url: str, **options) -> tweepy.Client:

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -50,9 +49,9 @@ class History:
     def __init__(self, root: Path, server: SandboxServer | None = None) -> None:
         if server is None:
             server = make_server(0)
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+            server.start()
         self.server = server
-        self.base = f"http://127.0.0.1:{server.server_address[1]}"
+        self.base = server.url
         env = dict(
             os.environ,
             ENGAGEMENT_DATA_DIR=str(root / "data"),
@@ -197,8 +196,7 @@ def x_history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Histor
         "incremental": mart_hashes(history.settings.published_db),
     }
     yield history, seen
-    history.server.shutdown()
-    history.server.server_close()
+    history.server.stop()
 
 
 def test_incremental_x_builds_publish_what_a_full_refresh_does(x_history) -> None:

@@ -6,7 +6,6 @@ deletion."""
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +29,7 @@ OWN = ("acmecloud", "acmesupport")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A private sandbox (tests change its data) and the environment pointing at it."""
     server = make_server(0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
+    base = server.start()
     env = dict(
         os.environ,
         ENGAGEMENT_DATA_DIR=str(tmp_path_factory.mktemp("x_pipeline") / "data"),
@@ -40,8 +38,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         X_ACCOUNTS=",".join(OWN),
     )
     yield {"base": base, "env": env}
-    server.shutdown()
-    server.server_close()
+    server.stop()
 
 
 def extract_and_load(env: dict, start: str, end: str, cli: bool = False) -> None:

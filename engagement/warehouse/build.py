@@ -95,7 +95,6 @@ class Plan:
     changed_sources: tuple[str, ...]
     changed_loads: int
     fingerprint: str
-    new_code: bool
 
 
 def fingerprint(settings: Settings) -> str:
@@ -177,8 +176,7 @@ def plan_build(raw_db: Path, build_db: Path, current: str, full_refresh: bool = 
         built = con.execute(
             f"select value from {STATE}.build_state where key = 'fingerprint'"
         ).fetchone()
-        new_code = built is None or built[0] != current
-        full_refresh = full_refresh or new_code
+        full_refresh = full_refresh or built is None or built[0] != current
         loads = f"{STATE}.seen_loads" if full_refresh else "differing_loads"
         con.execute(CHANGED_DAYS_SQL.format(loads=loads))
         sources = con.execute(
@@ -189,7 +187,7 @@ def plan_build(raw_db: Path, build_db: Path, current: str, full_refresh: bool = 
             con.execute(f"delete from {STATE}.build_state where key = 'fingerprint'")
             _set_state(con, publish_whole="true")
         con.execute("detach raw")
-    return Plan(full_refresh, tuple(s for (s,) in sources), changed, current, new_code)
+    return Plan(full_refresh, tuple(s for (s,) in sources), changed, current)
 
 
 def _die_with_parent() -> None:
@@ -218,6 +216,7 @@ def dbt_command(settings: Settings, work: Path) -> tuple[list[str], dict[str, st
         "--target-path", str(work / "target"),
         "--log-path", str(work / "logs"),
         "--vars", json.dumps(_dbt_vars(settings)),
+        "--threads", str(settings.dbt_threads),
     ]  # fmt: skip
     return command, env
 
@@ -231,10 +230,9 @@ def dbt_build(settings: Settings, build: Plan, lock_fd: int) -> None:
         command.append("--full-refresh")
     else:  # only what the changed sources feed
         command += ["--select", *(f"source:{source}+" for source in build.changed_sources)]
-    if not build.new_code:
-        # unit tests check the code, not the data: they ran in the first green build of this
-        # code (and in CI), so a rebuild of the same code skips them, full or not
-        command += ["--exclude-resource-type", "unit_test"]
+    # unit tests check the code, not the data: CI runs them (tests/test_dbt_project.py), a
+    # pipeline build does not, as dbt's documentation recommends for production
+    command += ["--exclude-resource-type", "unit_test"]
     (work / "target" / "run_results.json").unlink(missing_ok=True)
     done = subprocess.run(
         command,

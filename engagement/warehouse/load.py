@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from engagement.landing import Source, XManifest, read_manifest, x_pages
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DDL = """
 create schema if not exists x;
@@ -72,6 +75,8 @@ TABLES = {Source.X: X_TABLES, Source.SUPPORT_SITE: ["support_site.requests"]}
 
 
 def _x_frames(batch: Path, manifest: XManifest) -> dict[str, pd.DataFrame]:
+    import pandas as pd  # the CLI's other commands start without it
+
     """The batch's pages as rows of the raw X tables (payloads re-serialised JSON)."""
     rows: dict[str, list[dict]] = {table: [] for table in X_TABLES}
     account_ids: dict[str, str] = {}
