@@ -111,7 +111,6 @@ LONGEST_FIRST = (
     "test_warehouse_x.py",
     "test_warehouse.py",
     "test_pipeline.py",
-    "test_x_pipeline.py",
     "test_airflow.py",
     "test_dbt_project.py",
 )

@@ -1,7 +1,8 @@
 """The incremental warehouse on X data: what a later batch says about an older post (a reply
-days after its mention, an edit, a deletion, a renamed author) reaches the marts, whatever
-the order of loads, reruns and removals, and the marts equal a full refresh's; a build that
-dies in the middle of the X models is finished by the next one."""
+days after its mention, an edit, a deletion, a renamed author, metrics growth) reaches the
+marts, whatever the order of loads, overlapping intervals, reruns and removals, and the
+marts equal a full refresh's; a build that dies in the middle of the X models is finished by
+the next one."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from engagement.landing import Interval, XManifest, write_manifest
 from engagement.settings import Settings
 from engagement.warehouse.build import BuildSummary, build_and_publish, dbt_command, plan
 from engagement.warehouse.load import load
-from tests.conftest import TOKEN, land, mart_hashes
+from tests.conftest import TOKEN, engagement, land, mart_hashes
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
 
@@ -52,14 +53,14 @@ class History:
             server.start()
         self.server = server
         self.base = server.url
-        env = dict(
+        self.env = dict(
             os.environ,
             ENGAGEMENT_DATA_DIR=str(root / "data"),
             X_API_BASE_URL=self.base,
             X_BEARER_TOKEN=TOKEN,
             X_ACCOUNTS=",".join(OWN),
         )
-        self.settings = Settings.from_env(env)
+        self.settings = Settings.from_env(self.env)
         self.steps: list[dict] = []
         company = generate()
         self.own_ids = {u["id"] for u in company.users if u["username"] in OWN}
@@ -73,6 +74,11 @@ class History:
 
     def load(self, day: date) -> None:
         land(self.settings, Interval.parse(str(day), str(day + timedelta(days=1))), "x")
+
+    def load_with_the_cli(self, start: datetime, end: datetime) -> None:
+        interval = ["--start", stamp(start), "--end", stamp(end)]
+        engagement("extract", "x", *interval, env=self.env)
+        engagement("load", "--source", "x", *interval, env=self.env)
 
     def build(self) -> BuildSummary:
         result = build_and_publish(self.settings)
@@ -101,8 +107,9 @@ class History:
             return con.execute(sql, list(params)).fetchall()
 
 
-def unanswered_mention(history: History, day: date) -> dict:
-    """A customer's post on `day` that tags a company account and that no own post answers."""
+def unanswered_mention(history: History, day: date, before_hour: int = 24) -> dict:
+    """A customer's post on `day` (before `before_hour`) that tags a company account and
+    that no own post answers."""
     answered = {
         ref["id"]
         for p in history.posts
@@ -113,6 +120,7 @@ def unanswered_mention(history: History, day: date) -> dict:
         p
         for p in history.posts
         if p["created_at"].startswith(str(day))
+        and int(p["created_at"][11:13]) < before_hour
         and p["author_id"] not in history.own_ids
         and p["id"] not in answered
         and any(m["username"] in OWN for m in p.get("entities", {}).get("mentions", []))
@@ -122,9 +130,11 @@ def unanswered_mention(history: History, day: date) -> dict:
 
 @pytest.fixture(scope="module")
 def x_history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[History, dict]]:
-    """X days 4 and 6; then, dated day 7, an own reply to an unanswered day-4 mention whose
-    author is renamed, an edit of a day-4 own post and the deletion of another; day 7;
-    day 5 (a backfill); day 5's batch removed from the raw warehouse (its posts are in no
+    """X days 4 and 6, and (through the CLI) the interval from day 5 noon to day 6 noon,
+    which overlaps day 6 and the day 5 loaded later; then, dated day 7, an own reply to an
+    unanswered day-4 mention whose author is renamed, an edit of a day-4 own post, the
+    deletion of another, and 1234 more impressions of a day-6 own post; day 7; day 5 (a
+    backfill); day 5's batch removed from the raw warehouse (its morning posts are in no
     other batch); day 6 again after a third day-4 post was deleted (the metrics refresh of
     the re-loaded batch finds it gone)."""
     history = History(tmp_path_factory.mktemp("x_history"))
@@ -132,6 +142,7 @@ def x_history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Histor
     history.load(day4)
     history.build()
     history.load(day6)
+    history.load_with_the_cli(on(day5, 12), on(day6, 12))
     history.build()
 
     mention = unanswered_mention(history, day4)
@@ -161,16 +172,38 @@ def x_history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Histor
         created_at=stamp(on(day7, 9)),
         edit_history_tweet_ids=[original["id"], edit_id],
     )
-    history.post([reply, edit])
+    grown = next(
+        p
+        for p in history.own(day6)
+        if p["created_at"] >= stamp(on(day6, 12)) and p["edit_history_tweet_ids"] == [p["id"]]
+    )
+    metrics = dict(grown["public_metrics"])
+    more = dict(
+        grown, public_metrics=metrics | {"impression_count": metrics["impression_count"] + 1234}
+    )
+    history.post([reply, edit, more])
     history.rename(customer, customer["username"][:11] + "_new")
     gone_before_day7, gone_before_rerun = [p for p in history.own(day4) if p != original][:2]
     history.delete(gone_before_day7)
 
     history.load(day7)
     history.build()
+    growth = history.mart(
+        "select snapshot_at, impression_count, impression_growth from marts.fct_x_post_metrics"
+        " where post_id = ? order by snapshot_at",
+        grown["id"],
+    )
     history.load(day5)
     history.build()
-    vanished = unanswered_mention(history, day5)  # only the day-5 batch has it
+    # own posts of day 5 to day 6 noon, landed by two overlapping batches (day 5 and 6, and
+    # the CLI's noon to noon): edited ones among them
+    overlapped = history.mart(
+        "select post_id, latest_version_id, post_text, is_edited from marts.fct_x_posts"
+        " where created_at >= ? and created_at < ?",
+        on(day5, 0).replace(tzinfo=None),
+        on(day6, 12).replace(tzinfo=None),
+    )
+    vanished = unanswered_mention(history, day5, before_hour=12)  # only day 5's batch has it
     mentions_before_removal = history.mart("select mention_id from marts.fct_x_mentions")
     # retention: day 5's batch is dropped from the raw warehouse with its load and directory
     batch = Interval.parse(str(day5), str(day6)).batch_id
@@ -193,6 +226,8 @@ def x_history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Histor
         "edit_id": edit_id,
         "deleted": (gone_before_day7, gone_before_rerun),
         "vanished": (vanished, mentions_before_removal),
+        "grown": (grown, growth),
+        "overlapped": overlapped,
         "incremental": mart_hashes(history.settings.published_db),
     }
     yield history, seen
@@ -202,7 +237,7 @@ def x_history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Histor
 def test_incremental_x_builds_publish_what_a_full_refresh_does(x_history) -> None:
     history, seen = x_history
     assert [step.full_refresh for step in history.steps] == [True] + [False] * 5
-    assert [step.changed_loads for step in history.steps] == [1] * 6
+    assert [step.changed_loads for step in history.steps] == [1, 2, 1, 1, 1, 1]
     # the X facts are updated in a copy of the published file, the daily marts copied whole
     facts = ["fct_x_mentions", "fct_x_post_metrics", "fct_x_posts"]
     assert [step.updated_in_place for step in history.steps] == [[]] + [facts] * 5
@@ -237,6 +272,33 @@ def test_later_batches_change_older_posts(x_history) -> None:
     assert history.mart(
         "select is_deleted, post_text from marts.fct_x_posts where post_id = ?", seen_later["id"]
     ) == [(False, seen_later["text"])]
+
+
+def test_overlapping_batches_give_one_row_per_post_at_its_latest_version(x_history) -> None:
+    history, seen = x_history
+    start, end = on(date(2026, 11, 5), 0), on(date(2026, 11, 6), 12)
+    expected = {
+        post["edit_history_tweet_ids"][0]: (post["id"], post["text"])
+        for post in history.posts
+        if post["author_id"] in history.own_ids and stamp(start) <= post["created_at"] < stamp(end)
+    }
+    rows = seen["overlapped"]
+    assert len(rows) == len({row[0] for row in rows})  # one row per post
+    assert {row[0]: (row[1], row[2]) for row in rows} == expected
+    edited = [row for row in rows if row[3]]
+    assert edited and all(row[0] != row[1] for row in edited)
+
+
+def test_metrics_growth_reaches_the_marts(x_history) -> None:
+    """The day-6 post's impressions grew before day 7 was landed: day 7's metrics refresh
+    read it again."""
+    _, seen = x_history
+    grown, growth = seen["grown"]
+    impressions = grown["public_metrics"]["impression_count"]
+    assert growth == [
+        (datetime(2026, 11, 7), impressions, None),
+        (datetime(2026, 11, 8), impressions + 1234, 1234),
+    ]
 
 
 def dbt_dies_before(settings: Settings, model: str, logs: Path) -> None:
