@@ -73,6 +73,11 @@ def parser() -> argparse.ArgumentParser:
 
     load = commands.add_parser("load", help="validate an interval's batch, then load it")
     load.add_argument("--source", required=True, choices=["x", "support-site"])
+    load.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="accept a batch far smaller than the source's trailing batches (a real quiet day)",
+    )
     _interval(load)
 
     build = commands.add_parser(
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             result = pipeline.extract_support_site(settings, interval, args.logs)
         elif args.command == "load":
             source = Source.parse(args.source)
-            pipeline.validate(settings, source, interval)
+            pipeline.validate(settings, source, interval, args.allow_empty)
             result = pipeline.load_batch(settings, source, interval)
         else:
             for summary in pipeline.run(settings, interval, args.logs):

@@ -73,9 +73,17 @@ def extract(settings: Settings, source: Source, interval: Interval) -> BatchSumm
     return extract_support_site(settings, interval)
 
 
-def validate(settings: Settings, source: Source, interval: Interval) -> Validated:
-    """Gate the interval's batch of a source. Raises gate.BatchRejected (and quarantines)."""
-    report = gate.gate(batch_dir(settings.raw_dir, source, interval), settings.quarantine_dir)
+def validate(
+    settings: Settings, source: Source, interval: Interval, allow_empty: bool = False
+) -> Validated:
+    """Gate the interval's batch of a source. Raises gate.BatchRejected (and quarantines).
+    `allow_empty` accepts a batch far smaller than the source's trailing batches."""
+    report = gate.gate(
+        batch_dir(settings.raw_dir, source, interval),
+        settings.quarantine_dir,
+        settings.validations_dir,
+        0.0 if allow_empty else settings.min_volume_share,
+    )
     return Validated(batch=interval.batch_id, source=source, validated=report["success"])
 
 

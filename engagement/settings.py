@@ -129,6 +129,16 @@ class Settings(BaseSettings):
         "`2`",
         ge=1,
     )
+    min_volume_share: float = _setting(
+        0.1,
+        "ENGAGEMENT_MIN_VOLUME_SHARE",
+        "a batch with fewer records than this share of the median of the source's last 7"
+        " batches is refused as an outage (0: no volume check; `load --allow-empty` for one"
+        " batch)",
+        "`0.1`",
+        ge=0,
+        le=1,
+    )
     x_rate_limit_max_wait: float = _setting(
         900.0,
         "X_RATE_LIMIT_MAX_WAIT",
@@ -217,6 +227,10 @@ class Settings(BaseSettings):
     @property
     def quarantine_dir(self) -> Path:
         return self.data_dir / "quarantine"
+
+    @property
+    def validations_dir(self) -> Path:
+        return self.data_dir / "validations"
 
     @property
     def warehouse_dir(self) -> Path:

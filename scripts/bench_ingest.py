@@ -7,7 +7,10 @@ temporary directory, then in fresh processes:
 - the ingest (`extract.access_log.extract`: read, parse, pseudonymise, enrich, land
   lines.parquet) on LINES lines and on twice as many, for lines/s and peak RSS;
 - a plain-Python line-by-line `re` parser doing the same work (same per-distinct caches
-  for pseudonyms, user agents and referrers, same parquet output) on a slice.
+  for pseudonyms, user agents and referrers, same parquet output) on a slice;
+- the quality gate (`engagement.gate.validate`: Great Expectations on the landed batch) on
+  the batches the ingest landed from LINES and twice as many lines, its time against the
+  ingest's of the same lines and its peak RSS.
 
 Each measurement runs ROUNDS times (default 3), interleaved; the rates compared are the
 medians. Every run's rows + quarantined + other-interval lines must equal the input's line
@@ -95,10 +98,24 @@ def run_child(mode: str, log: Path, out: Path) -> None:
     agent_classifier()
     interval = Interval.parse(START, END)
     started = time.perf_counter()
+    if mode == "gate":  # `log` is the batch directory an ingest landed
+        import great_expectations  # noqa: F401  (its import is not the gate's work)
+
+        from engagement import gate
+
+        started = time.perf_counter()
+        report, failures = gate.validate(log)
+        seconds = time.perf_counter() - started
+        if failures:
+            sys.exit(f"bench: the gate refused the batch: {failures}")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        print(json.dumps({"seconds": seconds, "peak_rss": peak}))
+        return
     if mode == "ingest":
         summary = access_log.extract(str(log), interval, out, key=KEY)
         manifest = json.loads((Path(summary.path) / "manifest.json").read_text())
         counts = {k: manifest[k] for k in ("records", "quarantined", "outside_interval")}
+        counts["batch"] = str(summary.path)
     else:
         counts = baseline(log, interval, out)
     seconds = time.perf_counter() - started
@@ -255,6 +272,16 @@ def main() -> int:
             f" {inputs['double']:,}: bounded by the block buffers, not the file"
         )
         print("row-count check: rows + quarantined + other intervals = input lines ✓")
+        gates = {}
+        for name in ("full", "double"):
+            ingest = runs[("ingest", name)]
+            gates[name] = [child("gate", Path(run["batch"]), root) for run in ingest]
+            seconds = median(g["seconds"] for g in gates[name])
+            ratio = seconds / median(r["seconds"] for r in ingest)
+            peak = max(g["peak_rss"] for g in gates[name]) / 2**20
+            print(f"gate on {inputs[name]:,} lines: {seconds:.2f} s (median of"
+                  f" {len(gates[name])}), {ratio:.2f} of the ingest's time (goal 0.50 or"
+                  f" less), peak RSS {peak:.0f} MiB (goal under 500)")  # fmt: skip
     return 0
 
 
