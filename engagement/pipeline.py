@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 from pydantic import BaseModel, ConfigDict
 
 from engagement import gate
-from engagement.landing import BatchSummary, Interval, Source, batch_dir
+from engagement.landing import BatchSummary, Interval, Source, batch_dir, iso
 from engagement.settings import Settings
 from engagement.warehouse import load
 from engagement.warehouse.build import BuildSummary, build_and_publish
@@ -35,7 +37,29 @@ class Loaded(BaseModel):
     loaded: dict[str, int]
 
 
+def ready_to_land(settings: Settings, interval: Interval) -> None:
+    """Refuse what would land an incomplete or unwritable batch, before any work: an
+    interval that has not ended (its day is not over, so its data is not all there) and a
+    raw directory this process cannot write to."""
+    now = datetime.now(UTC)
+    if interval.end > now:
+        raise ValueError(
+            f"the interval {iso(interval.start)} - {iso(interval.end)} has not ended (now"
+            f" {iso(now)}): its batch would be incomplete and pass for a quiet day; run it"
+            " once it has ended"
+        )
+    existing = settings.raw_dir
+    while not existing.exists():  # nothing is created here: the batch's landing does that
+        existing = existing.parent
+    if not (existing.is_dir() and os.access(existing, os.W_OK)):
+        raise ValueError(
+            f"cannot write batches under {settings.raw_dir} ({existing} is not a writable"
+            " directory): check ENGAGEMENT_DATA_DIR and its permissions"
+        )
+
+
 def extract_x(settings: Settings, interval: Interval) -> BatchSummary:
+    ready_to_land(settings, interval)
     if not settings.x_bearer_token:
         raise ValueError("X_BEARER_TOKEN is not set (any value works against the sandbox)")
     policy = settings.x_policy
@@ -47,6 +71,7 @@ def extract_x(settings: Settings, interval: Interval) -> BatchSummary:
 def extract_support_site(
     settings: Settings, interval: Interval, logs: str | None = None
 ) -> BatchSummary:
+    ready_to_land(settings, interval)
     logs = logs or settings.support_site_logs
     if not logs:
         raise ValueError("no access logs given: pass --logs GLOB or set SUPPORT_SITE_LOGS")

@@ -33,8 +33,9 @@ def test_a_good_batch_passes_and_its_report_is_kept(batch: Path, tmp_path: Path)
         (tmp_path / "validations" / "support_site" / f"{DAY.batch_id}.json").read_text()
     )
     assert kept == report
-    # the whole batch once, its rows a row group at a time (the elastic day is one group)
-    assert kept["suites"]["batch"]["success"] and kept["suites"]["row_groups"]["validated"] == 1
+    # the aggregates of every line, and every distinct visitor id
+    assert set(kept["suites"]) == {"lines", "visitors"}
+    assert all(suite["success"] for suite in kept["suites"].values())
 
 
 def _rewrite_status(batch: Path, status: int) -> None:
@@ -48,7 +49,7 @@ def test_a_failing_batch_is_quarantined_with_its_report(batch: Path, tmp_path: P
     _rewrite_status(batch, 999)
     with pytest.raises(gate.BatchRejected) as refused:
         gate.gate(batch, tmp_path / "quarantine")
-    assert refused.value.failed == ["expect_column_max_to_be_between(status)"]
+    assert refused.value.failed == ["expect_column_values_to_be_between(status_max)"]
     assert refused.value.reasons == ["an HTTP status is over 599: 999"]
     assert not batch.exists()
     moved = tmp_path / "quarantine" / "support_site" / DAY.batch_id
@@ -71,13 +72,14 @@ def test_lost_rows_fail_the_row_count(batch: Path, tmp_path: Path) -> None:
     table = pq.read_table(batch / "lines.parquet")
     pq.write_table(table.slice(0, table.num_rows - 1), batch / "lines.parquet")
     manifest = read_manifest(batch)
-    rows = manifest.records + manifest.quarantined
+    rows, lines = manifest.records, manifest.records + manifest.quarantined
     with pytest.raises(gate.BatchRejected) as refused:
         gate.gate(batch, tmp_path / "quarantine")
     assert refused.value.reasons == [
         f"{rows - 1:,} rows where the manifest counts {rows:,}: rows were lost or added after"
         " landing",
-        f"{rows - 1:,} rows for {rows:,} lines of the interval: lines were lost",
+        f"{lines - 1:,} rows and quarantined lines for {lines:,} lines of the interval (the"
+        f" manifest's own counts: {lines:,}): lines were lost",
     ]
 
 
@@ -89,7 +91,7 @@ def test_a_log_in_the_wrong_format_is_refused(tmp_path: Path) -> None:
     assert (summary.records, summary.quarantined) == (1, 40)
     with pytest.raises(gate.BatchRejected) as refused:
         gate.gate(Path(summary.path), tmp_path / "quarantine")
-    assert refused.value.failed == ["expect_column_values_to_be_in_set(parsed)"]
+    assert refused.value.failed == ["expect_column_values_to_be_between(parsed_share)"]
     assert refused.value.reasons == [
         "1 of 41 lines parsed (2.4%): the log does not match SUPPORT_SITE_LOG_FORMAT=combined"
     ]

@@ -96,3 +96,25 @@ def test_missing_token_and_accounts_fail_clearly(sandbox_env: dict[str, str]) ->
         "extract", "x", "--start", START, "--end", END, env=no_accounts, check=False
     )
     assert result.returncode != 0 and "X_ACCOUNTS" in result.stderr
+
+
+@pytest.mark.parametrize("source", ["x", "support-site"])
+def test_an_unfinished_interval_or_an_unwritable_data_dir_is_refused_before_any_work(
+    sandbox_env: dict[str, str], tmp_path: Path, source: str
+) -> None:
+    """Today to the day after tomorrow has not ended: its batch would pass for a quiet day."""
+    today = datetime.now(UTC).date()
+    unfinished = ["--start", str(today), "--end", str(today.fromordinal(today.toordinal() + 2))]
+    env = dict(sandbox_env, SUPPORT_SITE_LOGS=str(tmp_path / "none.log"))
+    result = engagement("extract", source, *unfinished, env=env, check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "has not ended" in result.stderr
+    assert not (Path(env["ENGAGEMENT_DATA_DIR"]) / "raw").exists()
+    (tmp_path / "a_file").write_text("")  # the data directory cannot be made there
+    unwritable = dict(env, ENGAGEMENT_DATA_DIR=str(tmp_path / "a_file" / "data"))
+    result = engagement(
+        "extract", source, "--start", START, "--end", END, env=unwritable, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("engagement: ValueError: cannot write batches under")
+    assert "ENGAGEMENT_DATA_DIR" in result.stderr and result.stderr.count("\n") == 1
