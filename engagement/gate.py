@@ -431,23 +431,26 @@ def validate(batch: Path, min_volume_share: float = 0.0) -> tuple[dict, list[Fai
 
     manifest = read_manifest(batch)
     source = Source.parse(manifest.source)
-    runs: list[tuple[str, list[Check], pd.DataFrame]] = []
+    reports: dict[str, Any] = {}
+    failures: list[Failure] = []
+
+    def run(name: str, checks: list[Check], frame: pd.DataFrame) -> None:
+        reports[name], failed = _Runner(f"{source}_{name}", checks).run(frame)
+        failures.extend(f for f in failed if f not in failures)
+
     trailing = trailing_volumes(batch) if min_volume_share > 0 else []
     volume = _volume(source, manifest, trailing, min_volume_share)
     if volume:
-        runs.append(("volume", volume, pd.DataFrame({"records": [manifest.records]})))
+        run("volume", volume, pd.DataFrame({"records": [manifest.records]}))
     if isinstance(manifest, XManifest):
-        runs.append(("posts", x_checks(manifest), x_frame(batch)))
+        run("posts", x_checks(manifest), x_frame(batch))
     else:
         facts = line_facts(batch)
-        runs.append(("lines", support_site_checks(manifest, facts), facts.frame()))
-        visitors = pd.DataFrame({"visitor_id": facts.visitor_ids.to_pandas()})
-        runs.append(("visitors", visitor_checks(), visitors))
-    reports: dict[str, Any] = {}
-    failures: list[Failure] = []
-    for name, checks, frame in runs:
-        reports[name], failed = _Runner(f"{source}_{name}", checks).run(frame)
-        failures += failed
+        run("lines", support_site_checks(manifest, facts), facts.frame())
+        ids = facts.visitor_ids
+        for offset in range(0, max(len(ids), 1), ROWS_AT_A_TIME):  # frames of bounded size
+            chunk = ids.slice(offset, ROWS_AT_A_TIME).to_pandas()
+            run(f"visitors_{offset}", visitor_checks(), pd.DataFrame({"visitor_id": chunk}))
     report = {
         "success": not failures,
         "batch": manifest.batch,
