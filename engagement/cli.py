@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 
@@ -16,6 +17,8 @@ from engagement.warehouse.build import BuildFailed
 
 
 def _print(result: BaseModel) -> None:
+    for warning in getattr(result, "warnings", []):
+        print(f"engagement: warning: {warning}", file=sys.stderr)
     print(json.dumps(result.model_dump(mode="json")))
 
 
@@ -102,15 +105,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sandbox":
             from devtools.x_sandbox import parse_fault_spec, serve
 
-            serve(
-                args.port,
-                seed=args.seed,
-                host=args.host,
-                fixture=args.fixture,
-                timeline_cap=args.timeline_cap,
-                mentions_cap=args.mentions_cap,
-                faults=[parse_fault_spec(spec) for spec in args.fault],
-            )
+            try:
+                serve(
+                    args.port,
+                    seed=args.seed,
+                    host=args.host,
+                    fixture=args.fixture,
+                    timeline_cap=args.timeline_cap,
+                    mentions_cap=args.mentions_cap,
+                    faults=[parse_fault_spec(spec) for spec in args.fault],
+                )
+            except OSError as exc:
+                if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+                    raise
+                raise ValueError(
+                    f"the sandbox cannot listen on {args.host}:{args.port}: {exc.strerror}"
+                    " (pass another --port)"
+                ) from None
             return 0
         if args.command == "sample":
             from pathlib import Path

@@ -219,7 +219,14 @@ class BatchSummary(Batch):
     one back, validated."""
 
     path: Path
+    warnings: list[str] = []  # data lost inside a file (a damaged gzip): the lines after it
 
 
 def summary(manifest: Manifest, path: Path) -> BatchSummary:
-    return BatchSummary(**manifest.model_dump(include=set(Batch.model_fields)), path=path)
+    warnings = [
+        f"{entry['path']}: {entry['read_error']}"
+        for entry in getattr(manifest, "files", [])
+        if entry.get("read_error")
+    ]
+    fields = manifest.model_dump(include=set(Batch.model_fields))
+    return BatchSummary(**fields, path=path, warnings=warnings)

@@ -103,8 +103,16 @@ def validate(
 ) -> Validated:
     """Gate the interval's batch of a source. Raises gate.BatchRejected (and quarantines).
     `allow_empty` accepts a batch far smaller than the source's trailing batches."""
+    batch = batch_dir(settings.raw_dir, source, interval)
+    refused = batch_dir(settings.quarantine_dir, source, interval)
+    if not batch.is_dir() and refused.is_dir():
+        raise FileNotFoundError(
+            f"the {source} batch {interval.batch_id} was refused by the gate and is in"
+            f" quarantine at {refused} (its reasons in validation.json there): fix the"
+            " source, then extract the interval again"
+        )
     report = gate.gate(
-        batch_dir(settings.raw_dir, source, interval),
+        batch,
         settings.quarantine_dir,
         settings.validations_dir,
         0.0 if allow_empty else settings.min_volume_share,
@@ -154,6 +162,10 @@ from marts.agg_daily_engagement
 
 def headline(published_db: Path) -> dict:
     """The headline numbers, read from the published mart (opened read-only, as BI does)."""
+    if not published_db.is_file():
+        raise FileNotFoundError(
+            f"no published mart at {published_db} yet: load a batch, then engagement build"
+        )
     with duckdb.connect(str(published_db), read_only=True) as con:
         cursor = con.execute(HEADLINE_SQL)
         names = [d[0] for d in cursor.description]

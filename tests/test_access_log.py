@@ -218,6 +218,7 @@ def test_rotated_damaged_set_loses_no_good_line(tmp_path: Path) -> None:
     assert files["access.log.2.gz.bak"]["skipped"].startswith("same content as")
     truncated = files["access.log.3.gz"]
     assert truncated["read_error"].startswith("truncated gzip stream")
+    assert summary.warnings == [f"{logs / 'access.log.3.gz'}: {truncated['read_error']}"]
     assert 0 < truncated["rows"] <= 20
     assert truncated["rows"] + truncated["quarantined"] == truncated["lines_read"]
     assert summary.records + summary.quarantined == manifest(summary)["lines_read"]
@@ -325,7 +326,8 @@ def test_cli_prints_the_summary_last(tmp_path: Path, env: dict, elastic_log: Pat
     args = ["extract", "support-site", "--logs", str(elastic_log)]
     result = engagement(*args, "--start", "2015-05-18", "--end", "2015-05-19", env=env)
     summary = json.loads(result.stdout.splitlines()[-1])
-    assert set(summary) == {"batch", "source", "start", "end", "records", "quarantined", "path"}
+    keys = {"batch", "source", "start", "end", "records", "quarantined", "path", "warnings"}
+    assert set(summary) == keys and summary["warnings"] == []
     assert TEST_IP_KEY not in result.stdout + result.stderr
     state = Path(env["ENGAGEMENT_DATA_DIR"]) / "state" / "support_site_files.json"
     assert TEST_IP_KEY not in state.read_text()
@@ -400,3 +402,20 @@ def test_format_strings_that_cannot_be_read_are_refused() -> None:
     ]:
         with pytest.raises(ValueError, match=message):
             access_log.LogFormat.parse(spec)
+
+
+def test_a_truncated_gzip_is_a_warning_on_stderr_and_in_the_summary(
+    tmp_path: Path, env: dict
+) -> None:
+    log = tmp_path / "access.log.1.gz"
+    with gzip.open(log, "wt") as handle:
+        handle.write("".join(line(m) + "\n" for m in range(40)))
+    log.write_bytes(log.read_bytes()[:-30])
+    args = ["extract", "support-site", "--logs", str(log), "--start", str(DAY.start.date())]
+    result = engagement(*args, "--end", str(DAY.end.date()), env=env)
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["warnings"] == [
+        f"{log}: truncated gzip stream: kept the lines before the damage"
+    ]
+    assert result.stderr == f"engagement: warning: {summary['warnings'][0]}\n"
+    assert 0 < summary["records"] < 40

@@ -173,3 +173,31 @@ def test_a_day_far_under_its_trailing_days_is_an_outage_unless_allowed(tmp_path:
     ]
     again = access_log.extract(str(log), days[3], raw, key=TEST_IP_KEY)
     assert gate.gate(Path(again.path), tmp_path / "quarantine", min_volume_share=0.0)["success"]
+
+
+def test_documented_errors_are_one_line_and_exit_2(
+    batch: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    """No mart yet, nothing loaded, a quarantined batch, a busy sandbox port."""
+    import socket
+
+    empty = dict(env, ENGAGEMENT_DATA_DIR=str(tmp_path / "empty"))
+    _rewrite_status(batch, 999)
+    interval = ["--start", "2015-05-18", "--end", "2015-05-19"]
+    refused = engagement("load", "--source", "support-site", *interval, env=env, check=False)
+    assert refused.returncode == 3  # the gate's refusal, with its reasons
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        cases = {
+            ("headline",): (empty, "no published mart at"),
+            ("build",): (empty, "nothing loaded yet"),
+            ("load", "--source", "support-site", *interval): (env, "refused by the gate"),
+            ("sandbox", "--port", port): (env, f"cannot listen on 127.0.0.1:{port}"),
+        }
+        for args, (environment, expected) in cases.items():
+            result = engagement(*args, env=environment, check=False)
+            assert result.returncode == 2, (args, result.stderr)
+            assert result.stderr.startswith("engagement: ") and result.stderr.count("\n") == 1
+            assert expected in result.stderr, (args, result.stderr)

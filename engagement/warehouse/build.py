@@ -164,7 +164,9 @@ def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
 def plan(settings: Settings, full_refresh: bool = False) -> Plan:
     """Compare the raw loads with the last green build's and write the changed days."""
     if not settings.raw_db.exists():
-        raise BuildFailed(f"nothing loaded yet: {settings.raw_db} does not exist")
+        raise FileNotFoundError(
+            f"nothing loaded yet: {settings.raw_db} does not exist (engagement load first)"
+        )
     return plan_build(settings.raw_db, settings.build_db, fingerprint(settings), full_refresh)
 
 
