@@ -12,8 +12,11 @@ number, text with IPs pseudonymised, reason); the manifest counts all of them pe
 the counts must add up.
 
 A line without a readable timestamp belongs to the interval of the nearest readable line
-before it in its file (at the top of a file, the first readable line of its first block;
-the file's mtime when that block has none), so every line lands in exactly one batch.
+before it in its file (at the top of a file, the first readable line of its first block),
+so every line lands in exactly one batch. Lines that cannot be dated that way (a file, or
+the first block of one, where no line parses: a wrong log format) are never counted as
+"outside the interval": every extraction that reads them quarantines them as unparsed, and
+the gate refuses the batch.
 
 Files are identified by content: `file_id` is the SHA-256 of their first 64 KiB
 (decompressed), so access.log, access.log.1 and access.log.2.gz holding the same lines
@@ -160,13 +163,11 @@ class LogFile:
     is_gzip: bool
     file_id: str
     content_size: int  # bytes of content (gzip: from its trailer, modulo 2**32)
-    mtime: datetime
     error: str | None = None
 
     @classmethod
     def identify(cls, path: Path, site: str) -> LogFile:
-        stat = path.stat()
-        size = stat.st_size
+        size = path.stat().st_size
         with open(path, "rb") as handle:
             is_gzip = handle.read(2) == b"\x1f\x8b"
             handle.seek(0)
@@ -180,7 +181,6 @@ class LogFile:
             is_gzip,
             hashlib.sha256(head[:HEAD_BYTES]).hexdigest()[:16],
             size,
-            datetime.fromtimestamp(stat.st_mtime, UTC).replace(tzinfo=None),
         )
 
     def blocks(self, size: int, buffers: int = 2) -> Iterator[memoryview]:
@@ -386,14 +386,21 @@ class Parser:
             raise RuntimeError(f"{file.path}: lost lines while parsing a block")
 
         # a bad line belongs where the nearest parsed line before it does
-        default = carry or (stamps[0] if len(stamps) else np.datetime64(file.mtime, "us"))
-        before = np.searchsorted(numbers, bad) - 1
-        bad_stamps = np.where(
-            before >= 0,
-            stamps[np.maximum(before, 0)] if len(stamps) else default,
-            np.datetime64(default, "us"),
-        ).astype("datetime64[us]")
-        inside = (bad_stamps >= self.start) & (bad_stamps < self.end)
+        if carry is None and not len(stamps):
+            # no line of the file parsed yet: its lines cannot be dated, and they are not
+            # "outside the interval" either (a wrong log format would pass for a quiet
+            # day): they count here, as unparsed
+            bad_stamps = np.full(len(bad), np.datetime64("NaT"), "datetime64[us]")
+            inside = np.ones(len(bad), bool)
+        else:
+            default = carry or stamps[0]
+            before = np.searchsorted(numbers, bad) - 1
+            bad_stamps = np.where(
+                before >= 0,
+                stamps[np.maximum(before, 0)] if len(stamps) else default,
+                np.datetime64(default, "us"),
+            ).astype("datetime64[us]")
+            inside = (bad_stamps >= self.start) & (bad_stamps < self.end)
         texts = [
             self.pseudonymise.scrub(line_text(data[start:end].tobytes()))
             for start, end in spans[inside]
@@ -411,11 +418,13 @@ class Parser:
         )
         counts = Counts(n, len(rows), len(quarantined), n - len(rows) - len(quarantined))
         every = np.concatenate([stamps, bad_stamps])
+        every = every[~np.isnat(every)]
         if not len(every):
             return Block(rows, quarantined, counts, None, None)
         good_is_last = len(numbers) and (not len(bad) or numbers[-1] > bad[-1])
         last = stamps[-1] if good_is_last else bad_stamps[-1]
-        return Block(rows, quarantined, counts, (_py(every.min()), _py(every.max())), _py(last))
+        span = (_py(every.min()), _py(every.max()))
+        return Block(rows, quarantined, counts, span, None if np.isnat(last) else _py(last))
 
     def _piece(self, file: LogFile, data: memoryview) -> Piece:
         """Part of a block, parsed (in a thread: the parse and Arrow let go of the GIL);
@@ -568,8 +577,8 @@ class FileState:
         span = self.spans.get(self.key(file))
         if span is None:
             return False
-        if span["lines"] == 0:
-            return True
+        if span["first"] is None:  # no line dated: empty, or lines that never parse
+            return span["lines"] == 0
         start, end = iso(interval.start), iso(interval.end)
         return span["last"] < start or span["first"] >= end
 

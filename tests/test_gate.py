@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import duckdb
@@ -184,8 +185,8 @@ def test_documented_errors_are_one_line_and_exit_2(
     empty = dict(env, ENGAGEMENT_DATA_DIR=str(tmp_path / "empty"))
     _rewrite_status(batch, 999)
     interval = ["--start", "2015-05-18", "--end", "2015-05-19"]
-    refused = engagement("load", "--source", "support-site", *interval, env=env, check=False)
-    assert refused.returncode == 3  # the gate's refusal, with its reasons
+    with pytest.raises(gate.BatchRejected):  # quarantined, as `load` would
+        gate.gate(batch, Path(env["ENGAGEMENT_DATA_DIR"]) / "quarantine")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -201,3 +202,31 @@ def test_documented_errors_are_one_line_and_exit_2(
             assert result.returncode == 2, (args, result.stderr)
             assert result.stderr.startswith("engagement: ") and result.stderr.count("\n") == 1
             assert expected in result.stderr, (args, result.stderr)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "".join(f'{{"ts": "2015-05-18T10:00:{s:02d}Z", "path": "/"}}\n' for s in range(30)),
+        "".join(f"2015-05-18T10:00:{s:02d} GET / 200\n" for s in range(30)),
+        bytes(range(256)).decode("latin-1") * 4 + "\n",
+    ],
+    ids=["json-lines", "another-format", "binary"],
+)
+def test_a_log_that_does_not_parse_is_never_outside_the_interval(
+    tmp_path: Path, content: str
+) -> None:
+    """Its mtime lies years after the interval: no line may pass for another day's."""
+    log = tmp_path / "access.log"
+    log.write_bytes(content.encode("latin-1"))
+    os.utime(log, (2_000_000_000, 2_000_000_000))  # 2033
+    summary = access_log.extract(str(log), DAY, tmp_path / "raw", key=TEST_IP_KEY)
+    manifest = read_manifest(Path(summary.path))
+    assert (manifest.records, manifest.outside_interval) == (0, 0)
+    assert manifest.quarantined == manifest.lines_read > 0
+    with pytest.raises(gate.BatchRejected) as refused:
+        gate.gate(Path(summary.path), tmp_path / "quarantine")
+    lines = manifest.lines_read
+    assert refused.value.reasons == [
+        f"0 of {lines} lines parsed (0.0%): the log does not match SUPPORT_SITE_LOG_FORMAT=combined"
+    ]
