@@ -54,7 +54,8 @@ def extraction_dag(source: str):
             from engagement import pipeline
 
             inputs = _inputs(source, data_interval_start, data_interval_end)
-            return pipeline.validate(*inputs).model_dump(mode="json")
+            # cleared after a refusal: the batch is in quarantine, so land it again first
+            return pipeline.validate(*inputs, reland=True).model_dump(mode="json")
 
         @task(pool=WRITER_POOL, outlets=[RAW[source]])
         def load(data_interval_start=None, data_interval_end=None) -> dict:

@@ -95,6 +95,19 @@ def parser() -> argparse.ArgumentParser:
     _interval(run)
 
     commands.add_parser("headline", help="print the headline numbers of the published mart")
+
+    quarantine = commands.add_parser("quarantine", help="the batches the gate refused")
+    actions = quarantine.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every refused batch and why, a line each")
+    for action, text in (
+        ("show", "why a batch was refused, in plain words, and its validation result"),
+        ("release", "validate a refused batch again (after a fix), then load it"),
+    ):
+        chosen = actions.add_parser(action, help=text)
+        chosen.add_argument("batch", help="its id, e.g. 20261105T000000Z_20261106T000000Z")
+        chosen.add_argument("--source", choices=["x", "support_site"])
+        if action == "release":
+            chosen.add_argument("--allow-empty", action="store_true", help="a real quiet day")
     return root
 
 
@@ -133,6 +146,17 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "headline":
             print(pipeline.format_headline(pipeline.headline(settings.published_db)))
+            return 0
+        if args.command == "quarantine":
+            from engagement import quarantine
+
+            if args.action == "list":
+                for refused in quarantine.batches(settings):
+                    print(refused.line())
+            elif args.action == "show":
+                print(quarantine.show(settings, args.batch, args.source))
+            else:
+                _print(quarantine.release(settings, args.batch, args.source, args.allow_empty))
             return 0
         if args.command == "build":
             _print(pipeline.build(settings, args.full_refresh))

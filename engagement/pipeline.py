@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -99,24 +100,35 @@ def extract(settings: Settings, source: Source, interval: Interval) -> BatchSumm
 
 
 def validate(
-    settings: Settings, source: Source, interval: Interval, allow_empty: bool = False
+    settings: Settings,
+    source: Source,
+    interval: Interval,
+    allow_empty: bool = False,
+    reland: bool = False,
 ) -> Validated:
     """Gate the interval's batch of a source. Raises gate.BatchRejected (and quarantines).
-    `allow_empty` accepts a batch far smaller than the source's trailing batches."""
+    `allow_empty` accepts a batch far smaller than the source's trailing batches. When the
+    gate refused the interval's batch before, `reland` extracts it again (the source may
+    have been fixed since: a rerun of a failed validation recovers); otherwise that is an
+    error saying where the refused batch is."""
     batch = batch_dir(settings.raw_dir, source, interval)
     refused = batch_dir(settings.quarantine_dir, source, interval)
     if not batch.is_dir() and refused.is_dir():
-        raise FileNotFoundError(
-            f"the {source} batch {interval.batch_id} was refused by the gate and is in"
-            f" quarantine at {refused} (its reasons in validation.json there): fix the"
-            " source, then extract the interval again"
-        )
+        if not reland:
+            raise FileNotFoundError(
+                f"the {source} batch {interval.batch_id} was refused by the gate and is in"
+                f" quarantine at {refused} (engagement quarantine show {interval.batch_id}):"
+                " fix the source, then extract the interval again"
+            )
+        extract(settings, source, interval)
     report = gate.gate(
         batch,
         settings.quarantine_dir,
         settings.validations_dir,
         0.0 if allow_empty else settings.min_volume_share,
     )
+    if refused.is_dir():  # a batch of this interval passed: the refused one is superseded
+        shutil.rmtree(refused)
     return Validated(batch=interval.batch_id, source=source, validated=report["success"])
 
 

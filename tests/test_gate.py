@@ -11,8 +11,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from engagement import gate
-from engagement.landing import Interval, read_manifest
+from engagement import gate, pipeline
+from engagement.landing import Interval, Source, read_manifest
+from engagement.settings import Settings
 from engagement.warehouse import load
 from extract import access_log
 from tests.conftest import TEST_IP_KEY, engagement
@@ -149,19 +150,24 @@ def test_a_manifest_is_validated_when_read(batch: Path, change: dict, expected: 
         read_manifest(batch)
 
 
-def test_a_day_far_under_its_trailing_days_is_an_outage_unless_allowed(tmp_path: Path) -> None:
-    """Three days of 100 lines, then a day of 5 (the log shipping broke at 00:05)."""
-    lines = []
-    for day, count in ((18, 100), (19, 100), (20, 100), (21, 5)):
-        lines += [
+def daily_log(path: Path, counts: dict[int, int]) -> list[Interval]:
+    """`counts[day]` lines on each day of May 2015, in combined format; the days' intervals."""
+    path.write_text(
+        "".join(
             f"192.0.2.{n % 50} - - [{day}/May/2015:00:{n // 60:02d}:{n % 60:02d} +0000]"
             f' "GET /a{n} HTTP/1.1" 200 1 "-" "Mozilla/5.0"\n'
+            for day, count in counts.items()
             for n in range(count)
-        ]
+        )
+    )
+    return [Interval.parse(f"2015-05-{d}", f"2015-05-{d + 1}") for d in counts]
+
+
+def test_a_day_far_under_its_trailing_days_is_an_outage_unless_allowed(tmp_path: Path) -> None:
+    """Three days of 100 lines, then a day of 5 (the log shipping broke at 00:05)."""
     log = tmp_path / "access.log"
-    log.write_text("".join(lines))
+    days = daily_log(log, {18: 100, 19: 100, 20: 100, 21: 5})
     raw = tmp_path / "raw"
-    days = [Interval.parse(f"2015-05-{d}", f"2015-05-{d + 1}") for d in (18, 19, 20, 21)]
     batches = [Path(access_log.extract(str(log), day, raw, key=TEST_IP_KEY).path) for day in days]
     for batch in batches[:3]:  # the first has no trailing days: nothing to compare with
         gate.gate(batch, tmp_path / "quarantine", min_volume_share=0.1)
@@ -174,6 +180,57 @@ def test_a_day_far_under_its_trailing_days_is_an_outage_unless_allowed(tmp_path:
     ]
     again = access_log.extract(str(log), days[3], raw, key=TEST_IP_KEY)
     assert gate.gate(Path(again.path), tmp_path / "quarantine", min_volume_share=0.0)["success"]
+
+
+def test_the_quarantine_lists_shows_and_releases_a_refused_batch(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    log = tmp_path / "access.log"
+    days = daily_log(log, {18: 100, 19: 100, 20: 100, 21: 5})
+    settings = Settings.from_env(env)
+    for day in days[:3]:
+        pipeline.extract_support_site(settings, day, str(log))
+        pipeline.validate(settings, Source.SUPPORT_SITE, day)
+        pipeline.load_batch(settings, Source.SUPPORT_SITE, day)
+    pipeline.extract_support_site(settings, days[3], str(log))
+    with pytest.raises(gate.BatchRejected):
+        pipeline.validate(settings, Source.SUPPORT_SITE, days[3])
+    batch = days[3].batch_id
+    reason = "5 records, under 10% of the median of the last 3 support_site batches (100)"
+    listed = engagement("quarantine", "list", env=env).stdout
+    assert listed.startswith(f"support_site {batch}: {reason}") and listed.count("\n") == 1
+    shown = engagement("quarantine", "show", batch, env=env).stdout
+    assert reason in shown and str(settings.quarantine_dir / "support_site" / batch) in shown
+    # released as it is, it fails again and goes back; as a real quiet day, it loads
+    again = engagement("quarantine", "release", batch, env=env, check=False)
+    assert again.returncode == 3 and reason in again.stderr
+    released = engagement("quarantine", "release", batch, "--allow-empty", env=env)
+    assert json.loads(released.stdout)["loaded"] == {"support_site.requests": 5}
+    assert engagement("quarantine", "list", env=env).stdout == ""
+
+
+def test_validating_a_refused_interval_again_lands_it_again(tmp_path: Path, env: dict) -> None:
+    """What clearing a failed validate task in Airflow does: the source was fixed (the rest
+    of the day's log arrived), the batch is landed again from it and passes."""
+    log = tmp_path / "access.log"
+    days = daily_log(log, {18: 100, 19: 100, 20: 5})
+    settings = Settings.from_env(env)
+    for day in days:
+        pipeline.extract_support_site(settings, day, str(log))
+    for day in days[:2]:
+        pipeline.validate(settings, Source.SUPPORT_SITE, day)
+    with pytest.raises(gate.BatchRejected):
+        pipeline.validate(settings, Source.SUPPORT_SITE, days[2])
+    with pytest.raises(FileNotFoundError, match="refused by the gate and is in quarantine"):
+        pipeline.validate(settings, Source.SUPPORT_SITE, days[2])  # the CLI says where it is
+    daily_log(log, {18: 100, 19: 100, 20: 100})
+    logs = dict(os.environ, **env, SUPPORT_SITE_LOGS=str(log))
+    validated = pipeline.validate(
+        Settings.from_env(logs), Source.SUPPORT_SITE, days[2], reland=True
+    )
+    assert validated.validated
+    assert read_manifest(settings.raw_dir / "support_site" / days[2].batch_id).records == 100
+    assert not (settings.quarantine_dir / "support_site" / days[2].batch_id).exists()
 
 
 def test_documented_errors_are_one_line_and_exit_2(
