@@ -98,15 +98,22 @@ def _naive(value: datetime) -> pd.Timestamp:
 
 def _volume(source: Source, manifest: Manifest, trailing: list[int], share: float) -> list:
     """A batch with less than `share` of the trailing batches' median is an outage, not a
-    quiet day (nothing to compare with: no check)."""
+    quiet day (nothing to compare with: no check). Checked on the frame of the source's
+    other checks: X's posts, or the support site's line aggregates."""
     if not trailing or share <= 0:
         return []
     import great_expectations as gx
 
+    e = gx.expectations
     floor = int(share * median(trailing))
+    expectation = (
+        e.ExpectTableRowCountToBeBetween(min_value=floor)
+        if source is Source.X
+        else e.ExpectColumnMinToBeBetween(column="rows", min_value=floor)
+    )
     return [
         Check(
-            gx.expectations.ExpectColumnMinToBeBetween(column="records", min_value=floor),
+            expectation,
             lambda r: (
                 f"{_n(manifest.records)} records, under {share:.0%} of the median of the"
                 f" last {len(trailing)} {source} batches ({_n(int(median(trailing)))}): an outage"
@@ -440,13 +447,11 @@ def validate(batch: Path, min_volume_share: float = 0.0) -> tuple[dict, list[Fai
 
     trailing = trailing_volumes(batch) if min_volume_share > 0 else []
     volume = _volume(source, manifest, trailing, min_volume_share)
-    if volume:
-        run("volume", volume, pd.DataFrame({"records": [manifest.records]}))
     if isinstance(manifest, XManifest):
-        run("posts", x_checks(manifest), x_frame(batch))
+        run("posts", x_checks(manifest) + volume, x_frame(batch))
     else:
         facts = line_facts(batch)
-        run("lines", support_site_checks(manifest, facts), facts.frame())
+        run("lines", support_site_checks(manifest, facts) + volume, facts.frame())
         ids = facts.visitor_ids
         for offset in range(0, max(len(ids), 1), ROWS_AT_A_TIME):  # frames of bounded size
             chunk = ids.slice(offset, ROWS_AT_A_TIME).to_pandas()
