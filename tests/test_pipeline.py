@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -18,6 +20,8 @@ from tests.conftest import REPO, TOKEN, engagement, mart_hashes
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
 
 DAYS = [date(2026, 11, 2), date(2026, 11, 3)]
+# the referrer field of a combined-format line, when it is one of X's hosts
+X_REFERRER = re.compile(r'" \d{3} \S+ "https?://(t\.co|(www\.|mobile\.)?(x|twitter)\.com)[/"]')
 OWN = ("acmecloud", "acmesupport")
 
 
@@ -140,3 +144,38 @@ def test_publishing_never_disturbs_an_open_reader(pipeline_env: dict, tmp_path: 
         assert reader.execute(sql).fetchone() == before
     with duckdb.connect(str(target), read_only=True) as fresh:
         assert fresh.execute(sql).fetchone()[0] == before[0] - 1
+
+
+def test_a_mart_count_traces_back_to_the_log_lines_that_made_it(pipeline_env: dict) -> None:
+    """A day's X-referred sessions, from the published mart through the sessions of the
+    build to the raw rows (batch, file, line number, load time) and the log lines
+    themselves: each a visit from X (t.co, x.com, twitter.com) on that day."""
+    day = DAYS[0]
+    [(count,)] = query(
+        pipeline_env,
+        f"select x_referred_sessions from marts.agg_daily_engagement where date_day = '{day}'",
+    )
+    warehouse = Path(pipeline_env["ENGAGEMENT_DATA_DIR"]) / "warehouse"
+    with duckdb.connect(str(warehouse / "build.duckdb"), read_only=True) as con:
+        con.execute(f"attach '{warehouse / 'raw.duckdb'}' as raw (read_only)")
+        origins = con.execute(
+            """
+            select r.batch_id, r.source_file, r.line_no, r._loaded_at
+            from intermediate.int_support_site__sessions as s
+            inner join raw.support_site.requests as r
+                on md5(concat_ws('|', r.site, r.file_id, cast(r.line_no as varchar)))
+                = s.first_request_id
+            where s.session_date = ? and s.channel = 'social' and s.referrer_network = 'Twitter'
+            """,
+            [day],
+        ).fetchall()
+    assert len(origins) == count > 0
+    batch = f"{day:%Y%m%d}T000000Z_{day + timedelta(days=1):%Y%m%d}T000000Z"
+    assert {origin[0] for origin in origins} == {batch}
+    assert all(loaded is not None for *_, loaded in origins)
+    stamp = f"[{day:%d/%b/%Y}:"
+    for _, source_file, line_no, _ in origins:
+        opener = gzip.open if source_file.endswith(".gz") else open
+        with opener(source_file, "rt", encoding="utf-8", errors="replace") as log:
+            text = next(line for n, line in enumerate(log, start=1) if n == line_no)
+        assert stamp in text and X_REFERRER.search(text), text
