@@ -496,7 +496,7 @@ def build_raw_db(path: Path, loaded_at: datetime | None = None) -> None:
         for batch_id, start, end in X_BATCHES:
             for user_id, username in ACCOUNTS.items():
                 con.execute(
-                    "insert into x.accounts values (?, ?, ?, ?, ?, ?::json, ?)",
+                    "insert into x.accounts values (?, ?, ?, ?, ?, ?::json, ?, null)",
                     [
                         batch_id,
                         start,
@@ -522,20 +522,20 @@ def build_raw_db(path: Path, loaded_at: datetime | None = None) -> None:
                 )
         for user_id, username in CUSTOMERS.items():
             con.execute(
-                "insert into x.users values (?, ?, ?, ?, ?::json, ?)",
+                "insert into x.users values (?, ?, ?, ?, ?::json, ?, null)",
                 [*BATCH_1, user_id, json.dumps({"id": user_id, "username": username}), loaded_at],
             )
         for copy in SEEN:
             payload = json.dumps(copy.post.payload(impressions=copy.impressions))
             if copy.endpoint == "lookup":
                 con.execute(
-                    "insert into x.post_snapshots values (?, ?, ?, ?, ?::json, ?)",
+                    "insert into x.post_snapshots values (?, ?, ?, ?, ?::json, ?, null)",
                     [*copy.batch, copy.post.post_id, payload, loaded_at],
                 )
             else:
                 account_id = copy.account_id or ""
                 con.execute(
-                    "insert into x.posts values (?, ?, ?, ?, ?, ?, ?, ?::json, ?)",
+                    "insert into x.posts values (?, ?, ?, ?, ?, ?, ?, ?::json, ?, null)",
                     [
                         *copy.batch,
                         ACCOUNTS[account_id],
@@ -548,7 +548,7 @@ def build_raw_db(path: Path, loaded_at: datetime | None = None) -> None:
                 )
         for batch, post_id, error in LOOKUP_ERRORS:
             con.execute(
-                "insert into x.post_lookup_errors values (?, ?, ?, ?, ?::json, ?)",
+                "insert into x.post_lookup_errors values (?, ?, ?, ?, ?::json, ?, null)",
                 [*batch, post_id, json.dumps(error), loaded_at],
             )
         for batch, account, endpoint, cap, newer, returned, complete_from in GAPS:

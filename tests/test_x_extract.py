@@ -119,3 +119,37 @@ def test_an_unfinished_interval_or_an_unwritable_data_dir_is_refused_before_any_
     assert result.returncode == 2
     assert result.stderr.startswith("engagement: ValueError: cannot write batches under")
     assert "ENGAGEMENT_DATA_DIR" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_every_loaded_x_row_names_the_api_response_it_came_from(
+    sandbox_env: dict[str, str],
+) -> None:
+    """batch_id + page_no lead to the line of pages.jsonl (one API response) holding the
+    row; _loaded_at says when it was loaded."""
+    import duckdb
+
+    from engagement import pipeline
+    from engagement.landing import Source
+    from engagement.settings import Settings
+
+    settings = Settings.from_env(sandbox_env)
+    interval = Interval.parse(START, END)
+    pipeline.extract_x(settings, interval)
+    pipeline.load_batch(settings, Source.X, interval)
+    with duckdb.connect(str(settings.raw_db), read_only=True) as con:
+        rows = con.execute(
+            """
+            select 'posts', batch_id, page_no, post_id, _loaded_at from x.posts
+            union all
+            select 'users', batch_id, page_no, user_id, _loaded_at from x.users
+            union all
+            select 'snapshots', batch_id, page_no, post_id, _loaded_at from x.post_snapshots
+            """
+        ).fetchall()
+    assert {row[0] for row in rows} == {"posts", "users", "snapshots"}
+    for _, batch, page_no, key, loaded_at in rows:
+        assert batch == interval.batch_id and loaded_at is not None
+        pages = (settings.raw_dir / "x" / batch / "pages.jsonl").read_text().splitlines()
+        body = json.loads(json.loads(pages[page_no - 1])["body"])
+        found = body.get("data", []) + body.get("includes", {}).get("users", [])
+        assert key in {item["id"] for item in found}

@@ -62,6 +62,13 @@ create table if not exists support_site.requests (
     user_agent varchar, is_bot boolean, bot_kind varchar, is_static_asset boolean,
     _loaded_at timestamp
 );
+-- a row's origin in its batch: the line of pages.jsonl (the API response) it came from;
+-- added to raw warehouses made before it (their rows keep null)
+alter table x.accounts add column if not exists page_no integer;
+alter table x.posts add column if not exists page_no integer;
+alter table x.users add column if not exists page_no integer;
+alter table x.post_snapshots add column if not exists page_no integer;
+alter table x.post_lookup_errors add column if not exists page_no integer;
 """
 X_TABLES = [
     "x.accounts",
@@ -80,12 +87,14 @@ def _x_frames(batch: Path, manifest: XManifest) -> dict[str, pd.DataFrame]:
     """The batch's pages as rows of the raw X tables (payloads re-serialised JSON)."""
     rows: dict[str, list[dict]] = {table: [] for table in X_TABLES}
     account_ids: dict[str, str] = {}
-    for page in x_pages(batch):
+    # every row's origin: its line of the batch's pages.jsonl (one API response each)
+    for page_no, page in enumerate(x_pages(batch), start=1):
         body, account = page.body, page.account
         if page.endpoint == "user":
             account_ids[account] = body["data"]["id"]
             rows["x.accounts"].append(
                 {"username": account, "user_id": body["data"]["id"], "payload": body["data"]}
+                | {"page_no": page_no}
             )
         for post in page.timeline_posts():
             rows["x.posts"].append(
@@ -95,17 +104,22 @@ def _x_frames(batch: Path, manifest: XManifest) -> dict[str, pd.DataFrame]:
                     "endpoint": page.endpoint,
                     "post_id": post["id"],
                     "payload": post,
+                    "page_no": page_no,
                 }
             )
         if page.endpoint == "lookup":
             for post in body.get("data", []):
-                rows["x.post_snapshots"].append({"post_id": post["id"], "payload": post})
+                rows["x.post_snapshots"].append(
+                    {"post_id": post["id"], "payload": post, "page_no": page_no}
+                )
             for error in body.get("errors", []):
                 post_id = error.get("resource_id") or error.get("value")
-                rows["x.post_lookup_errors"].append({"post_id": post_id, "payload": error})
+                rows["x.post_lookup_errors"].append(
+                    {"post_id": post_id, "payload": error, "page_no": page_no}
+                )
         if page.endpoint in ("tweets", "mentions", "lookup"):
             for user in body.get("includes", {}).get("users", []):
-                rows["x.users"].append({"user_id": user["id"], "payload": user})
+                rows["x.users"].append({"user_id": user["id"], "payload": user, "page_no": page_no})
     for gap in manifest.gaps:
         rows["x.gaps"].append(
             {"account_username": gap["account"]} | {k: v for k, v in gap.items() if k != "account"}
