@@ -212,7 +212,7 @@ def dbt_command(settings: Settings, work: Path) -> tuple[list[str], dict[str, st
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
     )
     command = [
-        str(Path(sys.executable).with_name("dbt")), "build",
+        sys.executable, "-m", "engagement.warehouse.dbt_main", "build",
         "--project-dir", project,
         "--profiles-dir", project,
         "--target-path", str(work / "target"),
