@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from engagement.landing import (
     MANIFEST,
+    Interval,
     Manifest,
     Source,
     SupportSiteManifest,
@@ -46,6 +47,7 @@ MIN_PARSED_SHARE = 0.95
 MIN_KNOWN_METHOD_SHARE = 0.99
 ROWS_AT_A_TIME = 131_072  # rows read at a time by the one pass over a batch: its memory bound
 TRAILING_BATCHES = 7
+REPORT = "validation.json"  # beside a quarantined batch: the gate's report on it
 
 
 class BatchRejected(Exception):
@@ -417,18 +419,18 @@ def _describe(kind: str, column: str | None) -> str:
 
 
 def trailing_volumes(batch: Path, count: int = TRAILING_BATCHES) -> list[int]:
-    """Records of the source's landed batches whose intervals end before this one starts,
-    the latest `count` of them."""
-    manifest = read_manifest(batch)
-    earlier = []
-    for other in batch.parent.iterdir():
-        path = other / MANIFEST
-        if other == batch or other.name.startswith(".") or not path.is_file():
-            continue
-        landed = read_manifest(other)
-        if landed.end <= manifest.start:
-            earlier.append((landed.end, landed.records))
-    return [records for _, records in sorted(earlier)[-count:]]
+    """Records of the source's latest `count` landed batches whose intervals end before this
+    one starts. Batches are chosen by their directory names (their intervals), so only
+    those `count` manifests are read: the cost does not grow with the history kept."""
+    start = Interval.from_batch_id(batch.name).start
+    earlier = sorted(
+        (interval.end, other)
+        for other in batch.parent.iterdir()
+        if not other.name.startswith(".")
+        and (other / MANIFEST).is_file()
+        and (interval := Interval.from_batch_id(other.name)).end <= start
+    )
+    return [read_manifest(other).records for _, other in earlier[-count:]]
 
 
 def validate(batch: Path, min_volume_share: float = 0.0) -> tuple[dict, list[Failure]]:
@@ -441,21 +443,22 @@ def validate(batch: Path, min_volume_share: float = 0.0) -> tuple[dict, list[Fai
     reports: dict[str, Any] = {}
     failures: list[Failure] = []
 
-    def run(name: str, checks: list[Check], frame: pd.DataFrame) -> None:
-        reports[name], failed = _Runner(f"{source}_{name}", checks).run(frame)
+    def run(name: str, runner: _Runner, frame: pd.DataFrame) -> None:
+        reports[name], failed = runner.run(frame)
         failures.extend(f for f in failed if f not in failures)
 
     trailing = trailing_volumes(batch) if min_volume_share > 0 else []
     volume = _volume(source, manifest, trailing, min_volume_share)
     if isinstance(manifest, XManifest):
-        run("posts", x_checks(manifest) + volume, x_frame(batch))
+        run("posts", _Runner(f"{source}_posts", x_checks(manifest) + volume), x_frame(batch))
     else:
         facts = line_facts(batch)
-        run("lines", support_site_checks(manifest, facts) + volume, facts.frame())
-        ids = facts.visitor_ids
+        checks = support_site_checks(manifest, facts) + volume
+        run("lines", _Runner(f"{source}_lines", checks), facts.frame())
+        visitors, ids = _Runner(f"{source}_visitors", visitor_checks()), facts.visitor_ids
         for offset in range(0, max(len(ids), 1), ROWS_AT_A_TIME):  # frames of bounded size
             chunk = ids.slice(offset, ROWS_AT_A_TIME).to_pandas()
-            run(f"visitors_{offset}", visitor_checks(), pd.DataFrame({"visitor_id": chunk}))
+            run(f"visitors_{offset}", visitors, pd.DataFrame({"visitor_id": chunk}))
     report = {
         "success": not failures,
         "batch": manifest.batch,
@@ -490,5 +493,5 @@ def gate(
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(batch, target)
-    (target / "validation.json").write_text(text)
+    (target / REPORT).write_text(text)
     raise BatchRejected(manifest.source, manifest.batch, failures, target)

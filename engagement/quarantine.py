@@ -15,10 +15,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from engagement import pipeline
+from engagement.gate import REPORT
 from engagement.landing import Interval, Source, batch_dir
 from engagement.settings import Settings
-
-REPORT = "validation.json"
 
 
 class Quarantined(BaseModel):

@@ -87,32 +87,29 @@ def child(mode: str, log: Path, out: Path) -> dict:
 def run_child(mode: str, log: Path, out: Path) -> None:
     import resource
 
+    # imports (and the crawler list's compilation) happen before the clock starts
     if mode == "gate":  # `log` is the batch directory an ingest landed
         # what `engagement load` imports before it validates, and nothing of the ingest's
         import great_expectations  # noqa: F401
 
         from engagement import gate, pipeline  # noqa: F401
+    else:
+        import pandas  # noqa: F401  (pyarrow imports it when it first converts a Python list)
+        import pyarrow.parquet  # noqa: F401
 
-        started = time.perf_counter()
-        report, failures = gate.validate(log)
-        seconds = time.perf_counter() - started
+        from engagement.landing import Interval
+        from extract import access_log
+        from extract.visitors import agent_classifier
+
+        agent_classifier()
+        interval = Interval.parse(START, END)
+    started = time.perf_counter()
+    if mode == "gate":
+        _, failures = gate.validate(log)
         if failures:
             sys.exit(f"bench: the gate refused the batch: {failures}")
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        print(json.dumps({"seconds": seconds, "peak_rss": peak}))
-        return
-    # imports and the crawler list's compilation happen before the clock starts, for both
-    import pandas  # noqa: F401  (pyarrow imports it when it first converts a Python list)
-    import pyarrow.parquet  # noqa: F401
-
-    from engagement.landing import Interval
-    from extract import access_log
-    from extract.visitors import agent_classifier
-
-    agent_classifier()
-    interval = Interval.parse(START, END)
-    started = time.perf_counter()
-    if mode == "ingest":
+        counts: dict = {}
+    elif mode == "ingest":
         summary = access_log.extract(str(log), interval, out, key=KEY)
         manifest = json.loads((Path(summary.path) / "manifest.json").read_text())
         counts = {k: manifest[k] for k in ("records", "quarantined", "outside_interval")}

@@ -89,7 +89,7 @@ class BuildFailed(Exception):
 @dataclass(frozen=True)
 class Plan:
     """What a build has to do: which sources changed, whether to rebuild everything, and
-    whether the code (the fingerprint) is new to this build file."""
+    the fingerprint of the code and vars it builds with."""
 
     full_refresh: bool
     changed_sources: tuple[str, ...]

@@ -2,7 +2,7 @@
 less often while dbt starts. dbt creates about a million objects as it imports (its
 dataclass serialisers are generated code) and collects none of them; the default
 thresholds ran the collector through all of them again and again. Measured: a build with
-nothing selected 2.75 s → 2.35 s."""
+nothing selected 2.55 s → 2.1 s."""
 
 import gc
 import sys

@@ -82,9 +82,9 @@ TABLES = {Source.X: X_TABLES, Source.SUPPORT_SITE: ["support_site.requests"]}
 
 
 def _x_frames(batch: Path, manifest: XManifest) -> dict[str, pd.DataFrame]:
+    """The batch's pages as rows of the raw X tables (payloads re-serialised JSON)."""
     import pandas as pd  # the CLI's other commands start without it
 
-    """The batch's pages as rows of the raw X tables (payloads re-serialised JSON)."""
     rows: dict[str, list[dict]] = {table: [] for table in X_TABLES}
     account_ids: dict[str, str] = {}
     # every row's origin: its line of the batch's pages.jsonl (one API response each)
@@ -93,8 +93,12 @@ def _x_frames(batch: Path, manifest: XManifest) -> dict[str, pd.DataFrame]:
         if page.endpoint == "user":
             account_ids[account] = body["data"]["id"]
             rows["x.accounts"].append(
-                {"username": account, "user_id": body["data"]["id"], "payload": body["data"]}
-                | {"page_no": page_no}
+                {
+                    "username": account,
+                    "user_id": body["data"]["id"],
+                    "payload": body["data"],
+                    "page_no": page_no,
+                }
             )
         for post in page.timeline_posts():
             rows["x.posts"].append(
