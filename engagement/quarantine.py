@@ -1,7 +1,7 @@
 """The quarantine as a workflow: the batches the gate refused, why, and their release.
 
 A refused batch sits whole in `quarantine/<source>/<batch>/` with the gate's report
-(`validation.json`). `release` puts it back where it was landed, validates it again (after
+(`validation.json`) and Great Expectations' Data Docs page of it (`data_docs.html`). `release` puts it back where it was landed, validates it again (after
 a fix of the gate's settings, or with `allow_empty` for a real quiet day) and loads it; a
 batch whose data was wrong is not released but extracted again once the source is fixed.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from engagement import pipeline
-from engagement.gate import REPORT
+from engagement.gate import DATA_DOCS, REPORT
 from engagement.landing import Interval, Source, batch_dir
 from engagement.settings import Settings
 
@@ -71,6 +71,8 @@ def show(settings: Settings, batch: str, source: str | None = None) -> str:
     lines = [f"{refused.source.value} batch {refused.batch}, at {refused.path}:"]
     lines += [f"  - {reason}" for reason in refused.reasons]
     lines.append(f"Great Expectations' validation result: {refused.path / REPORT}")
+    if (refused.path / DATA_DOCS).is_file():
+        lines.append(f"its Data Docs (open in a browser): {refused.path / DATA_DOCS}")
     return "\n".join(lines)
 
 
@@ -87,7 +89,8 @@ def release(
             f"{landed} holds a newer batch of this interval: the quarantined one is stale"
             f" (remove {refused.path} once you no longer need it)"
         )
-    (refused.path / REPORT).unlink(missing_ok=True)
+    for report in (REPORT, DATA_DOCS):
+        (refused.path / report).unlink(missing_ok=True)
     landed.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(refused.path, landed)
     pipeline.validate(settings, refused.source, interval, allow_empty)

@@ -105,7 +105,7 @@ def run_child(mode: str, log: Path, out: Path) -> None:
         interval = Interval.parse(START, END)
     started = time.perf_counter()
     if mode == "gate":
-        _, failures = gate.validate(log)
+        failures = gate.validate(log).failures
         if failures:
             sys.exit(f"bench: the gate refused the batch: {failures}")
         counts: dict = {}

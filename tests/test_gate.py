@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -35,9 +36,13 @@ def test_a_good_batch_passes_and_its_report_is_kept(batch: Path, tmp_path: Path)
         (tmp_path / "validations" / "support_site" / f"{DAY.batch_id}.json").read_text()
     )
     assert kept == report
-    # the aggregates of every line, and every distinct visitor id
-    assert set(kept["suites"]) == {"lines", "visitors_0"}
-    assert all(suite["success"] for suite in kept["suites"].values())
+    # the suite of the lines' aggregates, and the aggregates themselves
+    assert kept["suites"]["lines"]["success"] is True
+    manifest = read_manifest(batch)
+    assert (kept["facts"]["rows"], kept["facts"]["quarantined"]) == (
+        manifest.records,
+        manifest.quarantined,
+    )
 
 
 def _rewrite_status(batch: Path, status: int) -> None:
@@ -67,7 +72,12 @@ def test_a_clear_ip_is_refused(batch: Path, tmp_path: Path) -> None:
     pq.write_table(table.set_column(column, "visitor_id", leaked), batch / "lines.parquet")
     with pytest.raises(gate.BatchRejected) as refused:
         gate.gate(batch, tmp_path / "quarantine")
-    assert refused.value.failed == ["expect_column_values_to_match_regex(visitor_id)"]
+    leaks = pc.sum(pc.equal(table["status"], 404)).as_py()
+    assert refused.value.failed == ["expect_column_values_to_be_between(not_pseudonyms)"]
+    assert refused.value.reasons == [
+        f"{leaks} of {table.num_rows:,} rows have a visitor id that is not a 32-hex pseudonym"
+        " (a client IP in clear?)"
+    ]
 
 
 def test_lost_rows_fail_the_row_count(batch: Path, tmp_path: Path) -> None:
@@ -203,7 +213,14 @@ def test_the_quarantine_lists_shows_and_releases_a_refused_batch(
     listed = engagement("quarantine", "list", env=env).stdout
     assert listed.startswith(f"support_site {batch}: {reason}") and listed.count("\n") == 1
     shown = engagement("quarantine", "show", batch, env=env).stdout
-    assert reason in shown and str(settings.quarantine_dir / "support_site" / batch) in shown
+    refused = settings.quarantine_dir / "support_site" / batch
+    assert (
+        reason in shown and f"its Data Docs (open in a browser): {refused}/data_docs.html" in shown
+    )
+    # Great Expectations' page of the validation: the failed expectation, the value observed
+    docs = re.sub(r"<[^>]+>", " ", (refused / "data_docs.html").read_text())
+    assert "Unsuccessful Expectations 1" in " ".join(docs.split())
+    assert "minimum value must be greater than or equal to 10.0 . 5" in " ".join(docs.split())
     # released as it is, it fails again and goes back; as a real quiet day, it loads
     with pytest.raises(gate.BatchRejected, match=reason.replace("(", r"\(").replace(")", r"\)")):
         quarantine.release(settings, batch)
