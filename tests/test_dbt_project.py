@@ -715,16 +715,17 @@ def test_source_freshness_passes(built: Build) -> None:
 
 
 def test_a_stale_source_fails_freshness_and_stops_the_build(built: Build, tmp_path: Path) -> None:
-    """The support site's last load 8 days ago (its `error_after` is 7): `dbt source
-    freshness` errors on it, and the build's test of the same config fails, so a build
-    would publish nothing. X, loaded now, is fresh."""
+    """The support site's last batch loaded 8 days ago (its `error_after` is 7): `dbt
+    source freshness` errors on it, and the build's test of the same config fails, so a
+    build would publish nothing. X, loaded now, is fresh."""
     raw_db, build_db = tmp_path / "raw.duckdb", tmp_path / "build.duckdb"
     shutil.copy(built.raw_db, raw_db)
     shutil.copy(built.build_db, build_db)
     with duckdb.connect(str(raw_db)) as con:
         con.execute(
-            "update support_site.requests set _loaded_at = "
+            "update main.batches set _loaded_at = "
             "(current_timestamp at time zone 'UTC') - interval 8 day"
+            " where source = 'support_site'"
         )
     freshness = run_dbt(["source", "freshness"], tmp_path, raw_db, build_db)
     statuses = {r.node.unique_id: str(r.status) for r in freshness.result.results}
@@ -732,7 +733,7 @@ def test_a_stale_source_fails_freshness_and_stops_the_build(built: Build, tmp_pa
     assert {s for k, s in statuses.items() if ".x." in k} <= {"pass"}
     tested = run_dbt(["test", "--select", "assert_sources_are_fresh"], tmp_path, raw_db, build_db)
     results = [r for r in tested.result.results if r.node.resource_type == "test"]
-    assert [(str(r.status), r.failures) for r in results] == [("fail", 1)]  # one stale table
+    assert [(str(r.status), r.failures) for r in results] == [("fail", 1)]  # one stale source
 
 
 def test_marts_are_tables_in_schema_marts(built: Build) -> None:
