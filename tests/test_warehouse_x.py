@@ -301,6 +301,44 @@ def test_metrics_growth_reaches_the_marts(x_history) -> None:
     ]
 
 
+def test_a_mart_count_traces_back_to_the_api_responses_that_made_it(x_history) -> None:
+    """An account's mentions of a day, from the published mart through the build's
+    mentions to the raw rows (batch, page number, load time) and the API responses
+    themselves: each row's line of its batch's pages.jsonl is that account's mentions
+    request, and its body holds the post."""
+    history, _ = x_history
+    day, account = date(2026, 11, 6), "acmesupport"
+    [(count,)] = history.mart(
+        "select mentions from marts.agg_daily_account_engagement"
+        " where date_day = ? and account_username = ?",
+        day,
+        account,
+    )
+    with duckdb.connect(str(history.settings.build_db), read_only=True) as con:
+        con.execute(f"attach '{history.settings.raw_db}' as raw (read_only)")
+        origins = con.execute(
+            """
+            select m.mention_id, p.account_id, p.batch_id, p.page_no, p._loaded_at
+            from intermediate.int_x__mentions_responses as m
+            inner join intermediate.int_x__mention_accounts as a using (mention_id)
+            inner join intermediate.int_x__accounts as acc using (account_id)
+            inner join raw.x.posts as p
+                on p.post_id = m.mention_id
+                and p.endpoint = 'mentions'
+                and p.account_id = a.account_id
+            where m.created_date = ? and acc.account_username = ?
+            """,
+            [day, account],
+        ).fetchall()
+    assert count > 0 and len({origin[0] for origin in origins}) == count
+    assert all(loaded is not None for *_, loaded in origins)
+    for mention_id, account_id, batch, page_no, _ in origins:
+        pages = (history.settings.raw_dir / "x" / batch / "pages.jsonl").read_text().splitlines()
+        page = json.loads(pages[page_no - 1])
+        assert f"/2/users/{account_id}/mentions?" in page["url"]
+        assert mention_id in {post["id"] for post in json.loads(page["body"])["data"]}
+
+
 def dbt_dies_before(settings: Settings, model: str, logs: Path) -> None:
     """The dbt build of a planned build, stopped before `model` (as if killed there): the
     models before it are rebuilt and their hooks have run; the build is not recorded."""
