@@ -6,7 +6,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 
-.PHONY: setup demo test test-unit lint bench bench-ingest bench-warehouse fuzz clean
+.PHONY: setup demo airflow test test-unit lint bench bench-ingest bench-warehouse fuzz clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -19,6 +19,10 @@ setup: $(UV)
 
 demo: setup
 	scripts/demo.sh
+
+# Airflow standalone on the sandbox's last 7 days, DAGs unpaused, the login printed
+airflow: setup
+	scripts/airflow_local.sh
 
 lint: setup
 	$(VENV)/bin/ruff check extract engagement devtools dags tests scripts setup.py
@@ -54,4 +58,4 @@ fuzz: setup
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(VENV)/bin/python scripts/fuzz_logparse.py
 
 clean:
-	rm -rf data .airflow dbt_project/target dbt_project/logs
+	rm -rf data .airflow .airflow-local dbt_project/target dbt_project/logs

@@ -1,72 +1,104 @@
-"""Engagement mart DAGs: one extraction DAG per source, one mart build on their Assets.
+"""Engagement mart DAGs: one DAG lands each daily interval of both sources, one builds
+the mart on their Assets.
 
-Each extraction run lands, validates and loads exactly its data interval; the tasks only
-call functions of `engagement.pipeline` (imported inside the tasks, so parsing stays light).
-The mart builds once both sources have loaded (`&`): never on a half-updated interval, and
-once per interval, not once per source. A build takes in every load since the last one.
-Writers of the DuckDB warehouse share the one-slot pool `duckdb_writer`.
+`engagement_ingest` waits a little for late data, then lands, validates and loads exactly
+its data interval for each source (a task group per source, side by side); the tasks only
+call functions of `engagement.pipeline` (imported inside the tasks, so parsing stays
+light). The scheduler catches up every interval from ENGAGEMENT_START_DATE, one at a time.
+`engagement_mart` builds once both sources have loaded (`&`): never on a half-updated
+interval, and once per interval, not once per source; since one run loads both sources,
+catch-ups and backfills leave no source's load waiting for the other. A build takes in
+every load since the last one. Writers of the DuckDB warehouse (loads and builds) share the
+one-slot pool `duckdb_writer`, so they never write at once, whatever runs in parallel.
 """
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
+from datetime import timedelta
 
-START = pendulum.datetime(2026, 11, 2, tz="UTC")
+import pendulum
+from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
+from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task, task_group
+
+from engagement.orchestration import FailureNotifier, failing_for_good, task_settings
+from engagement.settings import Settings
+
+SETTINGS = Settings.from_env()  # the environment only: cheap at parse time
+START = pendulum.datetime(*SETTINGS.start_date.timetuple()[:3], tz="UTC")
 WRITER_POOL = "duckdb_writer"
 RAW = {"x": Asset("engagement_raw_x"), "support_site": Asset("engagement_raw_support_site")}
 MART = Asset("engagement_mart")
+NOTIFY = FailureNotifier(SETTINGS.alert_conn_id)
 
 
 def _inputs(source: str, start, end) -> tuple:
     """The pipeline functions' arguments: settings, the source and the run's data interval."""
     from engagement.landing import Interval, Source
-    from engagement.settings import Settings
 
-    return Settings.from_env(), Source.parse(source), Interval(start, end)
+    return task_settings(), Source.parse(source), Interval(start, end)
 
 
-def extraction_dag(source: str):
-    @dag(
-        dag_id=f"engagement_{source}",
-        schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-        start_date=START,
-        catchup=False,
-        max_active_runs=1,
-        default_args={
-            "retries": 2,
-            "retry_delay": pendulum.duration(minutes=5),
-            "execution_timeout": pendulum.duration(hours=1),
-        },
-        tags=["engagement", "extract"],
-        doc_md=f"Lands, validates and loads the `{source}` batch of each daily data interval.",
+@dag(
+    dag_id="engagement_ingest",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=START,
+    catchup=True,
+    max_active_runs=1,
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "on_failure_callback": [NOTIFY],
+    },
+    tags=["engagement", "extract"],
+    doc_md="Lands, validates and loads each source's batch of each daily data interval.",
+)
+def engagement_ingest():
+    # deferred: the wait holds no worker slot (the triggerer keeps it); a past interval
+    # (catch-up, backfill) does not wait at all
+    wait = TimeDeltaSensor(
+        task_id="wait_for_late_data",
+        delta=timedelta(minutes=SETTINGS.landing_delay_minutes),
+        deferrable=True,
+        timeout=timedelta(minutes=SETTINGS.landing_delay_minutes + 60).total_seconds(),
+        execution_timeout=timedelta(minutes=10),
+        retries=0,
     )
-    def extraction():
-        @task
+    for source in RAW:
+        wait >> source_tasks(source)
+
+
+def source_tasks(source: str):
+    @task_group(group_id=source)
+    def land():
+        # rate-limit waits of the X API can take 15 minutes each
+        @task(execution_timeout=timedelta(hours=1))
         def extract(data_interval_start=None, data_interval_end=None) -> dict:
             from engagement import pipeline
 
-            inputs = _inputs(source, data_interval_start, data_interval_end)
-            return pipeline.extract(*inputs).model_dump(mode="json")
+            with failing_for_good():
+                inputs = _inputs(source, data_interval_start, data_interval_end)
+                return pipeline.extract(*inputs).model_dump(mode="json")
 
-        @task(retries=0)
+        @task(retries=0, execution_timeout=timedelta(minutes=30))
         def validate(data_interval_start=None, data_interval_end=None) -> dict:
             from engagement import pipeline
 
-            inputs = _inputs(source, data_interval_start, data_interval_end)
-            # cleared after a refusal: the batch is in quarantine, so land it again first
-            return pipeline.validate(*inputs, reland=True).model_dump(mode="json")
+            with failing_for_good():
+                inputs = _inputs(source, data_interval_start, data_interval_end)
+                # cleared after a refusal: the batch is in quarantine, so land it again first
+                return pipeline.validate(*inputs, reland=True).model_dump(mode="json")
 
-        @task(pool=WRITER_POOL, outlets=[RAW[source]])
+        @task(pool=WRITER_POOL, outlets=[RAW[source]], execution_timeout=timedelta(minutes=30))
         def load(data_interval_start=None, data_interval_end=None) -> dict:
             from engagement import pipeline
 
-            inputs = _inputs(source, data_interval_start, data_interval_end)
-            return pipeline.load_batch(*inputs).model_dump(mode="json")
+            with failing_for_good():
+                inputs = _inputs(source, data_interval_start, data_interval_end)
+                return pipeline.load_batch(*inputs).model_dump(mode="json")
 
         extract() >> validate() >> load()
 
-    return extraction()
+    return land()
 
 
 @dag(
@@ -76,12 +108,14 @@ def extraction_dag(source: str):
     catchup=False,
     max_active_runs=1,
     # a failed build is a failed dbt test or model: running it again cannot make it pass
-    default_args={"retries": 0, "execution_timeout": pendulum.duration(hours=2)},
+    default_args={"retries": 0, "on_failure_callback": [NOTIFY]},
     tags=["engagement", "mart"],
     doc_md="Builds and tests the mart with dbt, then publishes it atomically.",
 )
 def engagement_mart():
-    @task(pool=WRITER_POOL, outlets=[MART])
+    # past the timeout, Airflow interrupts the build: dbt is stopped, nothing is published,
+    # and the next build finishes the work
+    @task(pool=WRITER_POOL, outlets=[MART], execution_timeout=timedelta(hours=2))
     def build_and_publish() -> dict:
         from engagement import pipeline
         from engagement.settings import Settings
@@ -91,6 +125,5 @@ def engagement_mart():
     build_and_publish()
 
 
-engagement_x = extraction_dag("x")
-engagement_support_site = extraction_dag("support_site")
+engagement_ingest()
 engagement_mart()

@@ -22,12 +22,12 @@ import threading
 import time
 import traceback
 from collections import deque
-from datetime import datetime
+from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from devtools.sample import SampleCompany, generate, parse_stamp
+from devtools.sample import SAMPLE_DAYS, SAMPLE_START, SampleCompany, generate, parse_stamp
 from engagement.settings import Policy
 
 # Requests per 15-minute window with app-only (bearer token) auth, per endpoint, as published
@@ -904,19 +904,22 @@ def serve(
     seed: int = 7,
     host: str = "127.0.0.1",
     *,
+    start: date = SAMPLE_START,
+    days: int = SAMPLE_DAYS,
     fixture: str | Path | None = None,
     timeline_cap: int = TIMELINE_CAP,
     mentions_cap: int = MENTIONS_CAP,
     faults: list[dict] | None = None,
 ) -> None:
-    """Serve the sample company of ``seed`` (or the fixture file) until SIGINT or SIGTERM.
+    """Serve the sample company of ``seed`` (its ``days`` from ``start``, or the fixture
+    file) until SIGINT or SIGTERM.
 
     ``host`` stays on loopback except inside a container, where 0.0.0.0 lets other services in.
     """
     if fixture is not None:
         users, tweets = load_fixture(fixture)
     else:
-        company = generate(seed)
+        company = generate(seed, start, days)
         users, tweets = company.users, company.tweets
     server = make_server(
         port,

@@ -6,6 +6,7 @@ import argparse
 import errno
 import json
 import sys
+from datetime import UTC, date, datetime
 
 from pydantic import BaseModel
 
@@ -22,6 +23,30 @@ def _print(result: BaseModel) -> None:
     print(json.dumps(result.model_dump(mode="json")))
 
 
+def _day(text: str) -> date:
+    return datetime.now(UTC).date() if text == "today" else date.fromisoformat(text)
+
+
+def _sample_days(parser: argparse.ArgumentParser) -> None:
+    """The sample's days (the sandbox and the sample logs of one deployment use the same)."""
+    parser.add_argument("--start", type=_day, help="first day, ISO (default: 2026-11-02)")
+    parser.add_argument(
+        "--end", type=_day, help="day after the last, ISO or `today` (default: a week)"
+    )
+
+
+def _sample_span(args: argparse.Namespace) -> dict:
+    """`start` and `days` for the sample generator, when given."""
+    from devtools.sample import SAMPLE_START
+
+    span = {"start": args.start} if args.start else {}
+    if args.end:
+        span["days"] = (args.end - (args.start or SAMPLE_START)).days
+        if span["days"] < 1:
+            raise ValueError(f"--end {args.end} is not after the sample's first day")
+    return span
+
+
 def _interval(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", required=True, help="interval start, ISO (inclusive, UTC)")
     parser.add_argument("--end", required=True, help="interval end, ISO (exclusive, UTC)")
@@ -36,6 +61,7 @@ def parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("--port", type=int, default=8765)
     sandbox.add_argument("--seed", type=int, default=7)
+    _sample_days(sandbox)
     sandbox.add_argument("--host", default="127.0.0.1", help="bind address")
     sandbox.add_argument(
         "--fixture", metavar="FILE", help='serve JSON {"users": [...], "tweets": [...]} instead'
@@ -66,6 +92,7 @@ def parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("sample", help="write the sample support-site access logs")
     sample.add_argument("--out", required=True)
     sample.add_argument("--seed", type=int, default=7)
+    _sample_days(sample)
 
     extract = commands.add_parser("extract", help="land one raw batch for an interval")
     sources = extract.add_subparsers(dest="source", required=True)
@@ -122,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 serve(
                     args.port,
                     seed=args.seed,
+                    **_sample_span(args),
                     host=args.host,
                     fixture=args.fixture,
                     timeline_cap=args.timeline_cap,
@@ -141,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
             from devtools.sample import write_sample
 
-            for path in write_sample(Path(args.out), seed=args.seed):
+            for path in write_sample(Path(args.out), seed=args.seed, **_sample_span(args)):
                 print(path)
             return 0
         if args.command == "headline":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -175,6 +176,34 @@ class Settings(BaseSettings):
     )
     x_mentions_cap: int = _setting(
         800, "X_MENTIONS_CAP", "how many most recent mentions of a user the API serves", ge=0
+    )
+    start_date: date = _setting(
+        date(2026, 11, 2),
+        "ENGAGEMENT_START_DATE",
+        "Airflow: the first day the DAGs land; the scheduler catches up every day from it"
+        " (X serves only the latest 800 mentions and 3,200 posts of an account, and logs"
+        " rotate away: do not reach further back than they do)",
+        "`2026-11-02`",
+    )
+    landing_delay_minutes: int = _setting(
+        30,
+        "ENGAGEMENT_LANDING_DELAY_MINUTES",
+        "Airflow: minutes an interval's extraction waits after the interval ends, for late"
+        " log lines and posts (a deferred wait: it holds no worker slot)",
+        ge=0,
+    )
+    x_conn_id: str = _setting(
+        "x_api",
+        "ENGAGEMENT_X_CONN_ID",
+        "Airflow: the connection whose password is the X bearer token; without such a"
+        " connection, `X_BEARER_TOKEN`",
+    )
+    alert_conn_id: str | None = _setting(
+        None,
+        "ENGAGEMENT_ALERT_CONN_ID",
+        "Airflow: a connection a failed task is also reported to (every failure is logged):"
+        " type `http`, a webhook sent a JSON POST, or `smtp`, mail to its extra's `to`",
+        "none",
     )
 
     @field_validator("x_accounts", "support_site_hosts", "company_site_hosts", mode="before")

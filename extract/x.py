@@ -56,6 +56,11 @@ class ExtractionError(RuntimeError):
     """The extraction cannot go on; the message says what to do. Nothing is landed."""
 
 
+class RequestRefused(ExtractionError):
+    """The API refused the request itself (400, 401, 403): the same request fails again
+    until the token, the plan or the settings are fixed, so it is not worth a retry."""
+
+
 class Reroute(requests.adapters.HTTPAdapter):
     """Sends requests addressed to the real X API to base_url, each with a timeout."""
 
@@ -127,17 +132,17 @@ class Caller:
                 self._wait_for(endpoint, reset + 1, "429 Too Many Requests")
                 continue
             except tweepy.Unauthorized as exc:
-                raise ExtractionError(
+                raise RequestRefused(
                     f"{endpoint}: {_problem(exc)}: the bearer token was refused; "
                     "check X_BEARER_TOKEN (an app-only bearer token of your X developer app)"
                 ) from None
             except tweepy.Forbidden as exc:
-                raise ExtractionError(
+                raise RequestRefused(
                     f"{endpoint}: {_problem(exc)}: your X API plan or app does not give "
                     "access to this endpoint; check the app's access level in the developer portal"
                 ) from None
             except tweepy.BadRequest as exc:
-                raise ExtractionError(
+                raise RequestRefused(
                     f"{endpoint}: {_problem(exc)}: the request was refused"
                 ) from None
             except (tweepy.TwitterServerError, requests.ConnectionError, requests.Timeout) as exc:

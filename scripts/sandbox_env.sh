@@ -4,7 +4,23 @@ export AIRFLOW_HOME="${AIRFLOW_HOME:-$PWD/.airflow}"
 export AIRFLOW__CORE__DAGS_FOLDER="$PWD/dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__LOGGING__LOGGING_LEVEL="${AIRFLOW__LOGGING__LOGGING_LEVEL:-WARNING}"
-export SANDBOX_PORT="${SANDBOX_PORT:-8765}"
+# the sandbox's port: SANDBOX_PORT when set (it must be free), else 8765, or a free port when
+# 8765 is taken (never whatever already answers there)
+_port_free() {
+    python3 -c "import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', int(sys.argv[1])))" "$1" 2> /dev/null
+}
+if [[ -n "${SANDBOX_PORT:-}" ]]; then
+    _port_free "$SANDBOX_PORT" \
+        || { echo "engagement: SANDBOX_PORT=$SANDBOX_PORT is busy: free it or choose another" >&2; exit 2; }
+elif _port_free 8765; then
+    SANDBOX_PORT=8765
+else
+    SANDBOX_PORT=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+    echo "== port 8765 is busy: the sandbox listens on $SANDBOX_PORT instead"
+fi
+export SANDBOX_PORT
 export X_API_BASE_URL="http://127.0.0.1:$SANDBOX_PORT"
 export X_BEARER_TOKEN="${X_BEARER_TOKEN:-sandbox-token}"
 export X_ACCOUNTS="${X_ACCOUNTS:-acmecloud,acmesupport}"

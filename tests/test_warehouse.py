@@ -280,6 +280,42 @@ def test_a_killed_build_changes_nothing_and_the_next_one_converges(
     assert warehouse.marts() == seen["incremental"]
 
 
+# a build in an Airflow task under an execution_timeout: Airflow's own timeout (SIGALRM)
+TIMED_BUILD = """
+import sys
+from airflow.sdk.execution_time.timeout import timeout
+from engagement.settings import Settings
+from engagement.warehouse.build import build_and_publish
+with timeout(float(sys.argv[1])):
+    build_and_publish(Settings.from_env())
+"""
+
+
+def test_a_build_past_its_execution_timeout_stops_dbt_and_publishes_nothing(
+    loaded_out_of_order, tmp_path: Path
+) -> None:
+    original, seen = loaded_out_of_order
+    warehouse = copy_of(original, tmp_path)
+    published = warehouse.published.read_bytes()
+    build = subprocess.Popen(
+        [sys.executable, "-c", TIMED_BUILD, "4"],
+        env=dict(os.environ, ENGAGEMENT_DATA_DIR=str(warehouse.settings.data_dir)),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    dbt = started_dbt(build)
+    _, error = build.communicate(timeout=120)
+    assert build.returncode == 1 and "AirflowTaskTimeout" in error, error[-2000:]
+    assert f"stopping dbt (pid {dbt[0]})" in error
+    assert not any(alive(pid) for pid in dbt), "dbt outlived the timed-out build"
+    assert warehouse.published.read_bytes() == published
+    result = warehouse.build()
+    assert (result.full_refresh, result.changed_loads) == (False, 2)
+    assert warehouse.marts() == seen["incremental"]
+
+
 def test_a_second_build_at_once_fails_with_one_line(loaded_out_of_order, tmp_path: Path) -> None:
     warehouse = copy_of(loaded_out_of_order[0], tmp_path)
     first = engagement_build(warehouse.settings)

@@ -20,6 +20,7 @@ import ctypes
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -37,7 +38,10 @@ from pydantic import BaseModel, ConfigDict
 
 from engagement.settings import Settings
 
+log = logging.getLogger(__name__)
+
 PUBLISHED_SCHEMA = "marts"
+DBT_STOP_GRACE = 10.0  # seconds dbt gets to stop after SIGINT before it is killed
 STATE = "_engagement"
 FAILED = ("error", "fail", "runtime error")
 PROJECT_FILES = (".sql", ".yml", ".yaml", ".csv")
@@ -236,18 +240,37 @@ def dbt_build(settings: Settings, build: Plan, lock_fd: int) -> None:
     # pipeline build does not, as dbt's documentation recommends for production
     command += ["--exclude-resource-type", "unit_test"]
     (work / "target" / "run_results.json").unlink(missing_ok=True)
-    done = subprocess.run(
+    with subprocess.Popen(
         command,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         preexec_fn=_die_with_parent,
         pass_fds=(lock_fd,),  # the build lock is held until dbt is gone too
-    )
-    if done.returncode < 0:
-        raise BuildFailed(f"dbt was killed (signal {-done.returncode}), nothing published")
-    if done.returncode != 0:
-        raise BuildFailed(f"dbt build failed, nothing published: {_failures(work, done.stdout)}")
+    ) as dbt:
+        try:
+            output, _ = dbt.communicate()
+        except BaseException:  # Airflow's execution_timeout (AirflowTaskTimeout), Ctrl-C
+            _stop(dbt)
+            raise
+    if dbt.returncode < 0:
+        raise BuildFailed(f"dbt was killed (signal {-dbt.returncode}), nothing published")
+    if dbt.returncode != 0:
+        raise BuildFailed(f"dbt build failed, nothing published: {_failures(work, output)}")
+
+
+def _stop(dbt: subprocess.Popen) -> None:
+    """Stop dbt as Ctrl-C does (it cancels its queries and exits), then kill it if it has
+    not within DBT_STOP_GRACE seconds. Nothing is published either way, and the next build
+    finishes the work (the state moves on only after a green build)."""
+    log.warning("stopping dbt (pid %d)", dbt.pid)
+    dbt.send_signal(signal.SIGINT)
+    try:
+        dbt.communicate(timeout=DBT_STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        dbt.kill()
+        dbt.communicate()
 
 
 def _failures(work: Path, output: str) -> str:

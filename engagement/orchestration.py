@@ -1,0 +1,97 @@
+"""What the Airflow DAGs use besides the pipeline: a task's settings, the failures that no
+retry can mend, and the failure notification.
+
+Light at import (the DAG files import it when they are parsed): the settings model and
+Airflow's task SDK only; the pipeline is imported inside the tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from airflow.sdk import BaseNotifier, Connection
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+from pydantic import SecretStr
+
+from engagement.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+
+def task_settings() -> Settings:
+    """The environment's settings, with the X bearer token of the `ENGAGEMENT_X_CONN_ID`
+    connection (its password) when Airflow has one: a token kept in Airflow's connections
+    or secrets backend rather than in every worker's environment."""
+    settings = Settings.from_env()
+    try:
+        connection = Connection.get(settings.x_conn_id)
+    except AirflowNotFoundException:
+        return settings
+    if not connection.password:
+        return settings
+    return settings.model_copy(update={"x_bearer_token": SecretStr(connection.password)})
+
+
+@contextmanager
+def failing_for_good() -> Iterator[None]:
+    """Errors that the same run cannot mend fail the task at once, without retries: the API
+    refused the request (400, 401, 403: the token, plan or settings must change), the gate
+    refused the batch (quarantined; clearing the task lands it again), a bad setting."""
+    from engagement.gate import BatchRejected
+    from extract.x import RequestRefused
+
+    try:
+        yield
+    except (RequestRefused, BatchRejected, SettingsError) as error:
+        raise AirflowFailException(str(error)) from error
+
+
+def failure_message(context: Any) -> str:
+    ti = context["ti"]
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    interval = f" for the interval {start} - {end}" if start and end else ""
+    return (
+        f"engagement: {ti.dag_id}.{ti.task_id} failed{interval} (run {ti.run_id}, try"
+        f" {ti.try_number}): {context.get('exception') or 'see the task log'}"
+    )
+
+
+class FailureNotifier(BaseNotifier):
+    """Every failed task is logged (the task's log and the worker's); with a connection id
+    (`ENGAGEMENT_ALERT_CONN_ID`) it is also reported there by Airflow's own notifiers: an
+    `http` connection gets `{"text": message}` POSTed (HttpNotifier), an `smtp` one a mail
+    to the `to` of its extra (SmtpNotifier)."""
+
+    template_fields = ()
+
+    def __init__(self, conn_id: str | None = None) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+
+    def notify(self, context: Any) -> None:
+        message = failure_message(context)
+        log.error("%s", message)
+        if not self.conn_id:
+            return
+        connection = Connection.get(self.conn_id)
+        if connection.conn_type == "http":
+            from airflow.providers.http.notifications.http import HttpNotifier
+
+            HttpNotifier(http_conn_id=self.conn_id, json={"text": message}).notify(context)
+        elif connection.conn_type in ("smtp", "email"):
+            from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+            SmtpNotifier(
+                to=connection.extra_dejson["to"],
+                smtp_conn_id=self.conn_id,
+                subject=f"engagement: {context['ti'].dag_id}.{context['ti'].task_id} failed",
+                html_content=message,
+            ).notify(context)
+        else:
+            raise ValueError(
+                f"ENGAGEMENT_ALERT_CONN_ID={self.conn_id}: a connection of type"
+                f" {connection.conn_type!r}; expected http (a webhook) or smtp (mail)"
+            )

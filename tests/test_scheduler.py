@@ -1,0 +1,236 @@
+"""The deployment under Airflow's real scheduler: docker-compose.yml's services started
+natively (tests/airflow_stack.py) on PostgreSQL (a fresh database) and Redis, with the
+CeleryExecutor's two workers, the api-server, dag-processor and triggerer, on the X sandbox
+and the sample logs of the last seven days. The scheduler catches the week up by itself;
+the published mart must equal what the CLI builds from the same data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.airflow_stack import (
+    AIRFLOW_SERVICES,
+    PG,
+    REDIS,
+    REPO,
+    NativeStack,
+    example_env,
+    reachable,
+)
+from tests.conftest import mart_hashes
+
+pytestmark = [pytest.mark.e2e, pytest.mark.scheduler]
+
+DAYS = 7
+WAIT = 900  # seconds the week may take
+
+
+class Api:
+    """Airflow's REST API, logged in as the admin the init job created."""
+
+    def __init__(self, base: str, user: str, password: str) -> None:
+        self.base = base
+        answer = requests.post(
+            f"{base}/auth/token", json={"username": user, "password": password}, timeout=30
+        )
+        answer.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+    def get(self, path: str, **params: object) -> dict:
+        answer = requests.get(f"{self.base}{path}", headers=self.headers, params=params, timeout=30)
+        answer.raise_for_status()
+        return answer.json()
+
+    def post(self, path: str, body: dict) -> dict:
+        answer = requests.post(f"{self.base}{path}", headers=self.headers, json=body, timeout=30)
+        answer.raise_for_status()
+        return answer.json()
+
+    def task(self, dag_id: str, run_id: str, task_id: str) -> dict:
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+
+    def runs(self, dag_id: str) -> list[dict]:
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns", limit=100)["dag_runs"]
+
+    def task_instances(self, dag_id: str) -> list[dict]:
+        found = self.get(f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances", limit=500)
+        return found["task_instances"]
+
+
+class Webhook(ThreadingHTTPServer):
+    """Where failures are reported (an `http` connection): keeps every JSON body POSTed."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                length = int(self.headers.get("Content-Length", 0))
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+@dataclass
+class Deployment:
+    stack: NativeStack
+    api: Api
+    webhook: Webhook
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    if not (reachable(PG) and reachable(REDIS)):
+        pytest.skip(
+            f"PostgreSQL ({PG[0]}:{PG[1]}) or Redis ({REDIS[0]}:{REDIS[1]}) is not reachable:"
+            " the deployment test needs both (CI has them)"
+        )
+    today = datetime.now(UTC).date()
+    webhook = Webhook()
+    alerts = {"conn_type": "http", "host": "127.0.0.1", "port": webhook.server_port}
+    variables = example_env(today - timedelta(DAYS)) | {
+        "ENGAGEMENT_ALERT_CONN_ID": "engagement_alerts",
+        "AIRFLOW_CONN_ENGAGEMENT_ALERTS": json.dumps(alerts | {"schema": "http"}),
+    }
+    stack = NativeStack(tmp_path_factory.mktemp("deployment"), variables)
+    stack.create_database()
+    try:
+        stack.run("sample-logs")
+        stack.start("x-sandbox")
+        stack.healthy("x-sandbox")
+        stack.run("airflow-init")
+        for name in AIRFLOW_SERVICES:
+            stack.start(name)
+        for name in AIRFLOW_SERVICES:
+            stack.healthy(name)
+        admin = stack.variables["AIRFLOW_ADMIN_USER"], stack.variables["AIRFLOW_ADMIN_PASSWORD"]
+        yield Deployment(stack, Api(stack.api, *admin), webhook)
+    finally:
+        stack.stop()
+        stack.drop_database()
+        webhook.shutdown()
+    assert not stack.alive(), "a process of the deployment outlived its stop"
+
+
+def caught_up(api: Api, start: date) -> list[dict]:
+    """Wait until the scheduler has run the week's ingest and then the mart; fail at the
+    first failed run, with its failed tasks."""
+    expected = [(start + timedelta(d)).isoformat() for d in range(DAYS)]
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        ingest, mart = api.runs("engagement_ingest"), api.runs("engagement_mart")
+        failed = [r for r in ingest + mart if r["state"] == "failed"]
+        if failed:
+            tasks = [
+                f"{t['dag_id']}.{t['task_id']} {t['dag_run_id']}: {t['state']}"
+                for dag in ("engagement_ingest", "engagement_mart")
+                for t in api.task_instances(dag)
+                if t["state"] not in ("success", "skipped")
+            ]
+            pytest.fail(f"runs failed: {failed}\n" + "\n".join(tasks))
+        landed = sorted(r["data_interval_start"][:10] for r in ingest if r["state"] == "success")
+        if landed == expected and all(r["state"] == "success" for r in mart):
+            loads = [t for t in api.task_instances("engagement_ingest") if ".load" in t["task_id"]]
+            last_load = max(t["end_date"] for t in loads)
+            if any(r["start_date"] > last_load for r in mart):  # a build after the last load
+                return ingest + mart
+        time.sleep(3)
+    pytest.fail(f"the scheduler did not catch up the week in {WAIT} s")
+
+
+def test_the_scheduler_catches_up_a_week_and_publishes_what_the_cli_does(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    stack, api = deployment.stack, deployment.api
+    start = date.fromisoformat(stack.variables["ENGAGEMENT_START_DATE"])
+    dags = {d["dag_id"]: d for d in api.get("/api/v2/dags")["dags"]}
+    assert {k: d["is_paused"] for k, d in dags.items()} == {
+        "engagement_ingest": False,
+        "engagement_mart": False,
+    }
+    runs = caught_up(api, start)
+    assert {r["state"] for r in runs} == {"success"}
+    ingest = [r for r in runs if r["dag_id"] == "engagement_ingest"]
+    assert len(ingest) == DAYS and {r["run_type"] for r in ingest} == {"scheduled"}
+    tasks = api.task_instances("engagement_ingest")
+    assert len(tasks) == DAYS * 7 and {t["state"] for t in tasks} == {"success"}
+    hosts = {t["hostname"] for t in tasks if t["task_id"].endswith("extract")}
+    assert len(hosts) == 2, f"both Celery workers took tasks: {hosts}"
+
+    # the CLI path, from the same sandbox and logs, into another data directory
+    cli = stack.environment(stack.service("airflow-scheduler"))
+    cli["ENGAGEMENT_DATA_DIR"] = str(tmp_path / "cli")
+    cli["X_BEARER_TOKEN"] = "sandbox-token"  # the CLI reads no Airflow connection
+    for day in range(DAYS):
+        first = start + timedelta(day)
+        done = subprocess.run(
+            [sys.executable, "-m", "engagement.cli", "run", "--start", str(first),
+             "--end", str(first + timedelta(1))],
+            env=cli, cwd=REPO, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+    mart = Path("warehouse") / "engagement.duckdb"
+    assert mart_hashes(stack.data / mart) == mart_hashes(tmp_path / "cli" / mart)
+
+
+def task_ends(api: Api, run_id: str, task_id: str, states: set[str]) -> dict:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        task = api.task("engagement_ingest", run_id, task_id)
+        if task["state"] in states:
+            return task
+        time.sleep(2)
+    pytest.fail(f"{task_id} of {run_id} did not end in {states}: {task['state']}")
+
+
+def test_a_refused_token_fails_at_once_is_reported_and_clearing_recovers(
+    deployment: Deployment,
+) -> None:
+    """The X API answers 403 to a rerun of the last interval: the extraction fails at its
+    first try (the DAG's 2 retries cannot mend a refusal), the failure reaches the webhook
+    connection, and once the API is fixed, clearing the failed task lands the interval."""
+    stack, api = deployment.stack, deployment.api
+    run = max(api.runs("engagement_ingest"), key=lambda r: r["data_interval_start"])["dag_run_id"]
+    sandbox = f"http://127.0.0.1:{stack.ports['sandbox']}/_sandbox/faults"
+    requests.post(sandbox, json={"kind": "403", "times": 1000, "path": "/2/"}, timeout=10)
+
+    def clear() -> None:
+        api.post(
+            "/api/v2/dags/engagement_ingest/clearTaskInstances",
+            {"dry_run": False, "dag_run_id": run, "task_ids": ["x.extract"],
+             "include_downstream": True, "only_failed": False, "reset_dag_runs": True},
+        )  # fmt: skip
+
+    clear()
+    failed = task_ends(api, run, "x.extract", {"failed", "success", "up_for_retry"})
+    assert (failed["state"], failed["try_number"]) == ("failed", 1)
+    deadline = time.monotonic() + 60
+    while not deployment.webhook.received and time.monotonic() < deadline:
+        time.sleep(1)
+    [alert] = deployment.webhook.received
+    assert alert["text"].startswith("engagement: engagement_ingest.x.extract failed for")
+    assert "403" in alert["text"] and f"run {run}" in alert["text"]
+
+    requests.delete(sandbox, timeout=10)
+    clear()
+    for task in ("x.extract", "x.validate", "x.load"):
+        assert task_ends(api, run, task, {"failed", "success"})["state"] == "success"
