@@ -108,6 +108,7 @@ def mart_hashes(published: Path) -> dict[str, str]:
 # (pyproject's --no-loadscope-reorder keeps this order; xdist would put the files with the
 # most tests first)
 LONGEST_FIRST = (
+    "test_scheduler.py",  # the deployment: minutes on one worker while the other runs the rest
     "test_warehouse_x.py",
     "test_warehouse.py",
     "test_pipeline.py",
