@@ -8,10 +8,12 @@ export ENGAGEMENT_DATA_DIR="${ENGAGEMENT_DATA_DIR:-$PWD/data/airflow-local}"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$PWD/.airflow-local}"
 source scripts/sandbox_env.sh
 bin=.venv/bin
+export PATH="$PWD/.venv/bin:$PATH"  # standalone starts its components as `airflow ...`
 start=$(date -u -d '7 days ago' +%F)
 export ENGAGEMENT_START_DATE="$start" ENGAGEMENT_LANDING_DELAY_MINUTES=0
 export X_BEARER_TOKEN AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://localhost:$AIRFLOW__API__PORT/execution/"
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin"
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME/passwords.json"
 export AIRFLOW__LOGGING__LOGGING_LEVEL=INFO

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from engagement.landing import Interval, read_manifest
 from tests.airflow_stack import (
     AIRFLOW_SERVICES,
     PG,
@@ -158,6 +160,18 @@ def caught_up(api: Api, start: date) -> list[dict]:
     pytest.fail(f"the scheduler did not catch up the week in {WAIT} s")
 
 
+def cli_runs(env: dict[str, str], start: date) -> None:
+    """`engagement run` of each day of the week, in order."""
+    for day in range(DAYS):
+        first = start + timedelta(day)
+        done = subprocess.run(
+            [sys.executable, "-m", "engagement.cli", "run", "--start", str(first),
+             "--end", str(first + timedelta(1))],
+            env=env, cwd=REPO, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+
+
 def test_the_scheduler_catches_up_a_week_and_publishes_what_the_cli_does(
     deployment: Deployment, tmp_path: Path
 ) -> None:
@@ -168,7 +182,14 @@ def test_the_scheduler_catches_up_a_week_and_publishes_what_the_cli_does(
         "engagement_ingest": False,
         "engagement_mart": False,
     }
-    runs = caught_up(api, start)
+    # the CLI path, from the same sandbox and logs, into another data directory, meanwhile
+    cli = stack.environment(stack.service("airflow-scheduler"))
+    cli["ENGAGEMENT_DATA_DIR"] = str(tmp_path / "cli")
+    cli["X_BEARER_TOKEN"] = "sandbox-token"  # the CLI reads no Airflow connection
+    with ThreadPoolExecutor(1) as background:
+        by_cli = background.submit(cli_runs, cli, start)
+        runs = caught_up(api, start)
+        by_cli.result()
     assert {r["state"] for r in runs} == {"success"}
     ingest = [r for r in runs if r["dag_id"] == "engagement_ingest"]
     assert len(ingest) == DAYS and {r["run_type"] for r in ingest} == {"scheduled"}
@@ -176,21 +197,17 @@ def test_the_scheduler_catches_up_a_week_and_publishes_what_the_cli_does(
     assert len(tasks) == DAYS * 7 and {t["state"] for t in tasks} == {"success"}
     for worker in ("airflow-worker-1", "airflow-worker-2"):  # both took tasks
         assert re.search(r"Task execute_workload\[.*\] succeeded", stack.tail(worker, 10**6))
-
-    # the CLI path, from the same sandbox and logs, into another data directory
-    cli = stack.environment(stack.service("airflow-scheduler"))
-    cli["ENGAGEMENT_DATA_DIR"] = str(tmp_path / "cli")
-    cli["X_BEARER_TOKEN"] = "sandbox-token"  # the CLI reads no Airflow connection
-    for day in range(DAYS):
-        first = start + timedelta(day)
-        done = subprocess.run(
-            [sys.executable, "-m", "engagement.cli", "run", "--start", str(first),
-             "--end", str(first + timedelta(1))],
-            env=cli, cwd=REPO, capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-3000:]
     mart = Path("warehouse") / "engagement.duckdb"
     assert mart_hashes(stack.data / mart) == mart_hashes(tmp_path / "cli" / mart)
+
+
+def run_fails(api: Api, run_id: str) -> None:
+    """Wait until the scheduler has settled a failed run (its downstream tasks marked
+    upstream_failed): clearing before that races with it."""
+    deadline = time.monotonic() + 300
+    while api.get(f"/api/v2/dags/engagement_ingest/dagRuns/{run_id}")["state"] != "failed":
+        assert time.monotonic() < deadline, f"{run_id} did not fail"
+        time.sleep(2)
 
 
 def task_ends(api: Api, run_id: str, task_id: str, states: set[str]) -> dict:
@@ -225,6 +242,7 @@ def test_a_refused_token_fails_at_once_is_reported_and_clearing_recovers(
     clear()
     failed = task_ends(api, run, "x.extract", {"failed", "success", "up_for_retry"})
     assert (failed["state"], failed["try_number"]) == ("failed", tries + 1)  # no retry
+    run_fails(api, run)
     deadline = time.monotonic() + 60
     while not deployment.webhook.received and time.monotonic() < deadline:
         time.sleep(1)
@@ -236,6 +254,45 @@ def test_a_refused_token_fails_at_once_is_reported_and_clearing_recovers(
     clear()
     for task in ("x.extract", "x.validate", "x.load"):
         assert task_ends(api, run, task, {"failed", "success"})["state"] == "success"
+
+
+def test_clearing_a_refused_validation_lands_the_interval_again(deployment: Deployment) -> None:
+    """The last day's log has not arrived (an outage of the log shipping): the gate refuses
+    the near-empty batch and quarantines it, and the validation fails at once. Once the log
+    is there, clearing only the failed `validate` task lands the interval again from the
+    source, passes and loads it: nobody needs to know which upstream task to clear."""
+    stack, api = deployment.stack, deployment.api
+    run = max(api.runs("engagement_ingest"), key=lambda r: r["data_interval_start"])
+    run_id, batch = (
+        run["dag_run_id"],
+        Interval(
+            datetime.fromisoformat(run["data_interval_start"]),
+            datetime.fromisoformat(run["data_interval_end"]),
+        ).batch_id,
+    )
+    log = stack.logs / "access.log"  # the newest file holds the last day
+    held = log.rename(stack.logs.parent / "held-back.log")
+
+    def clear(task_id: str) -> None:
+        api.post(
+            "/api/v2/dags/engagement_ingest/clearTaskInstances",
+            {"dry_run": False, "dag_run_id": run_id, "task_ids": [task_id],
+             "include_downstream": True, "only_failed": False, "reset_dag_runs": True},
+        )  # fmt: skip
+
+    log.write_text("")
+    clear("support_site.extract")
+    refused = task_ends(api, run_id, "support_site.validate", {"failed", "success"})
+    assert refused["state"] == "failed"
+    run_fails(api, run_id)
+    assert (stack.data / "quarantine" / "support_site" / batch / "validation.json").is_file()
+
+    held.rename(log)
+    clear("support_site.validate")
+    for task in ("support_site.validate", "support_site.load"):
+        assert task_ends(api, run_id, task, {"failed", "success"})["state"] == "success"
+    assert not (stack.data / "quarantine" / "support_site" / batch).exists()
+    assert read_manifest(stack.data / "raw" / "support_site" / batch).records > 1000
 
 
 def test_a_backfill_of_parallel_runs_writes_one_at_a_time_and_changes_nothing(

@@ -264,13 +264,14 @@ def _stop(dbt: subprocess.Popen) -> None:
     """Stop dbt as Ctrl-C does (it cancels its queries and exits), then kill it if it has
     not within DBT_STOP_GRACE seconds. Nothing is published either way, and the next build
     finishes the work (the state moves on only after a green build)."""
-    log.warning("stopping dbt (pid %d)", dbt.pid)
     dbt.send_signal(signal.SIGINT)
     try:
         dbt.communicate(timeout=DBT_STOP_GRACE)
+        log.warning("dbt (pid %d) stopped on SIGINT, exit status %d", dbt.pid, dbt.returncode)
     except subprocess.TimeoutExpired:
         dbt.kill()
         dbt.communicate()
+        log.warning("dbt (pid %d) killed: not stopped %g s after SIGINT", dbt.pid, DBT_STOP_GRACE)
 
 
 def _failures(work: Path, output: str) -> str:
