@@ -3,8 +3,12 @@ exists and agrees with what tests/test_scheduler.py runs natively from it."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shlex
+import socket
+import subprocess
 from datetime import date
 from pathlib import Path
 
@@ -100,3 +104,29 @@ def test_dockerfile_copies_what_exists() -> None:
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert (REPO / source).exists(), source
+
+
+def _sandbox_port(**env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", "-c", "source scripts/sandbox_env.sh && echo $SANDBOX_PORT"],
+        env=dict(os.environ, ENGAGEMENT_DATA_DIR=env.pop("data"), **env),
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_the_demo_never_runs_against_whatever_answers_on_a_busy_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with contextlib.suppress(OSError):  # already taken by someone else: busy all the same
+            taken.bind(("127.0.0.1", 8765))
+            taken.listen()
+        chosen = _sandbox_port(data=str(tmp_path))
+        assert chosen.returncode == 0, chosen.stderr
+        said, port = chosen.stdout.splitlines()
+        assert said == f"== port 8765 is busy: the sandbox listens on {port} instead"
+        assert int(port) != 8765
+        refused = _sandbox_port(data=str(tmp_path), SANDBOX_PORT="8765")
+        assert refused.returncode == 2 and refused.stdout == ""
+        assert refused.stderr == (
+            "engagement: SANDBOX_PORT=8765 is busy: free it or choose another\n"
+        )
