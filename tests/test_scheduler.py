@@ -201,6 +201,22 @@ def test_the_scheduler_catches_up_a_week_and_publishes_what_the_cli_does(
     assert mart_hashes(stack.data / mart) == mart_hashes(tmp_path / "cli" / mart)
 
 
+def clear(api: Api, run_id: str, task_id: str) -> None:
+    """Clear a task and its downstream, as the UI's "Clear" does. A clear that lands while
+    the scheduler is finishing the run can be overwritten by it: cleared again then."""
+    for _ in range(5):
+        api.post(
+            "/api/v2/dags/engagement_ingest/clearTaskInstances",
+            {"dry_run": False, "dag_run_id": run_id, "task_ids": [task_id],
+             "include_downstream": True, "only_failed": False, "reset_dag_runs": True},
+        )  # fmt: skip
+        time.sleep(0.5)  # the scheduler's overwrite comes within its loop, well before a task ends
+        run = api.get(f"/api/v2/dags/engagement_ingest/dagRuns/{run_id}")
+        if run["state"] in ("queued", "running"):
+            return
+    pytest.fail(f"clearing {task_id} did not restart {run_id}")
+
+
 def run_fails(api: Api, run_id: str) -> None:
     """Wait until the scheduler has settled a failed run (its downstream tasks marked
     upstream_failed): clearing before that races with it."""
@@ -231,15 +247,8 @@ def test_a_refused_token_fails_at_once_is_reported_and_clearing_recovers(
     sandbox = f"http://127.0.0.1:{stack.ports['sandbox']}/_sandbox/faults"
     requests.post(sandbox, json={"kind": "403", "times": 1000, "path": "/2/"}, timeout=10)
 
-    def clear() -> None:
-        api.post(
-            "/api/v2/dags/engagement_ingest/clearTaskInstances",
-            {"dry_run": False, "dag_run_id": run, "task_ids": ["x.extract"],
-             "include_downstream": True, "only_failed": False, "reset_dag_runs": True},
-        )  # fmt: skip
-
     tries = api.task("engagement_ingest", run, "x.extract")["try_number"]
-    clear()
+    clear(api, run, "x.extract")
     failed = task_ends(api, run, "x.extract", {"failed", "success", "up_for_retry"})
     assert (failed["state"], failed["try_number"]) == ("failed", tries + 1)  # no retry
     run_fails(api, run)
@@ -251,7 +260,7 @@ def test_a_refused_token_fails_at_once_is_reported_and_clearing_recovers(
     assert "403" in alert["text"] and f"run {run}" in alert["text"]
 
     requests.delete(sandbox, timeout=10)
-    clear()
+    clear(api, run, "x.extract")
     for task in ("x.extract", "x.validate", "x.load"):
         assert task_ends(api, run, task, {"failed", "success"})["state"] == "success"
 
@@ -273,22 +282,15 @@ def test_clearing_a_refused_validation_lands_the_interval_again(deployment: Depl
     log = stack.logs / "access.log"  # the newest file holds the last day
     held = log.rename(stack.logs.parent / "held-back.log")
 
-    def clear(task_id: str) -> None:
-        api.post(
-            "/api/v2/dags/engagement_ingest/clearTaskInstances",
-            {"dry_run": False, "dag_run_id": run_id, "task_ids": [task_id],
-             "include_downstream": True, "only_failed": False, "reset_dag_runs": True},
-        )  # fmt: skip
-
     log.write_text("")
-    clear("support_site.extract")
+    clear(api, run_id, "support_site.extract")
     refused = task_ends(api, run_id, "support_site.validate", {"failed", "success"})
     assert refused["state"] == "failed"
     run_fails(api, run_id)
     assert (stack.data / "quarantine" / "support_site" / batch / "validation.json").is_file()
 
     held.rename(log)
-    clear("support_site.validate")
+    clear(api, run_id, "support_site.validate")
     for task in ("support_site.validate", "support_site.load"):
         assert task_ends(api, run_id, task, {"failed", "success"})["state"] == "success"
     assert not (stack.data / "quarantine" / "support_site" / batch).exists()
