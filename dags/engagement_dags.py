@@ -118,7 +118,6 @@ def engagement_mart():
     @task(pool=WRITER_POOL, outlets=[MART], execution_timeout=timedelta(hours=2))
     def build_and_publish() -> dict:
         from engagement import pipeline
-        from engagement.settings import Settings
 
         return pipeline.build(Settings.from_env()).model_dump(mode="json")
 

@@ -1,6 +1,6 @@
 """docker-compose.yml's services, run natively: each service's own command, environment and
 healthcheck from the compose file, with what only a container has (host names, volumes,
-ports) mapped to this machine's (`NativeStack.ADDRESSES`). No Docker engine runs where the
+ports) mapped to this machine's (`NativeStack.addresses`). No Docker engine runs where the
 tests run: this is how they boot the deployment, so the compose file is what is tested."""
 
 from __future__ import annotations
@@ -144,6 +144,7 @@ class NativeStack:
     queue: str = field(default_factory=lambda: f"engagement-{uuid.uuid4().hex[:12]}")
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    outputs: list = field(default_factory=list)  # the processes' log files, closed by stop
 
     def __post_init__(self) -> None:
         self.spec = compose(self.variables)
@@ -193,8 +194,8 @@ class NativeStack:
         return Service.of(name, self.spec["services"][name])
 
     def environment(self, service: Service) -> dict[str, str]:
-        keep = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "X_"))}
-        keep = {k: v for k, v in keep.items() if not k.startswith(("ENGAGEMENT_", "SUPPORT_"))}
+        ours = ("AIRFLOW", "X_", "ENGAGEMENT_", "SUPPORT_")  # only the compose file's settings
+        keep = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
         addresses = {k: v for k, v in self.addresses().items() if k in service.environment}
         return keep | service.environment | addresses | self.native()
 
@@ -249,10 +250,11 @@ class NativeStack:
             command = self.localise(service.command)
             key = name if service.replicas == 1 else f"{name}-{replica}"
             if service.replicas > 1:  # each container has a host name and ports of its own
-                env["HOSTNAME"] = f"{key}.{socket.gethostname()}"
+                env["HOSTNAME"] = self._hostname(key, service)
                 env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(free_port())
                 command += ["--celery-hostname", f"celery@{env['HOSTNAME']}"]
-            log = open(self.output / f"{key}.log", "w")  # noqa: SIM115 (closed with the process)
+            log = open(self.output / f"{key}.log", "w")  # noqa: SIM115 (closed by stop)
+            self.outputs.append(log)
             self.processes[key] = subprocess.Popen(
                 command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -297,20 +299,18 @@ class NativeStack:
                         found.append(int(proc.name))
         return found
 
-    def stop(self) -> list[str]:
-        """Stop every process started (its whole process group); returns those that had to
-        be killed."""
+    def stop(self) -> None:
+        """Stop every process started, with its whole process group: SIGTERM (Celery's warm
+        shutdown), then SIGKILL for what is left after 30 s."""
         for process in self.processes.values():
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
-        killed = []
         deadline = time.monotonic() + 30
-        for key, process in self.processes.items():
-            try:
+        for process in self.processes.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                killed.append(key)
             with contextlib.suppress(ProcessLookupError):  # its children too (task processes)
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-        return killed
+        for output in self.outputs:
+            output.close()

@@ -106,10 +106,10 @@ def test_dockerfile_copies_what_exists() -> None:
                 assert (REPO / source).exists(), source
 
 
-def _sandbox_port(**env: str) -> subprocess.CompletedProcess:
+def _sandbox_port(data_dir: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["bash", "-c", "source scripts/sandbox_env.sh && echo $SANDBOX_PORT"],
-        env=dict(os.environ, ENGAGEMENT_DATA_DIR=env.pop("data"), **env),
+        env=dict(os.environ, ENGAGEMENT_DATA_DIR=str(data_dir), **env),
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 
@@ -120,12 +120,12 @@ def test_the_demo_never_runs_against_whatever_answers_on_a_busy_port(tmp_path: P
         with contextlib.suppress(OSError):  # already taken by someone else: busy all the same
             taken.bind(("127.0.0.1", 8765))
             taken.listen()
-        chosen = _sandbox_port(data=str(tmp_path))
+        chosen = _sandbox_port(tmp_path)
         assert chosen.returncode == 0, chosen.stderr
         said, port = chosen.stdout.splitlines()
         assert said == f"== port 8765 is busy: the sandbox listens on {port} instead"
         assert int(port) != 8765
-        refused = _sandbox_port(data=str(tmp_path), SANDBOX_PORT="8765")
+        refused = _sandbox_port(tmp_path, SANDBOX_PORT="8765")
         assert refused.returncode == 2 and refused.stdout == ""
         assert refused.stderr == (
             "engagement: SANDBOX_PORT=8765 is busy: free it or choose another\n"

@@ -109,10 +109,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         )
     today = datetime.now(UTC).date()
     webhook = Webhook()
-    alerts = {"conn_type": "http", "host": "127.0.0.1", "port": webhook.server_port}
+    alerts = {"conn_type": "http", "schema": "http", "host": "127.0.0.1"}
     variables = example_env(today - timedelta(DAYS)) | {
         "ENGAGEMENT_ALERT_CONN_ID": "engagement_alerts",
-        "AIRFLOW_CONN_ENGAGEMENT_ALERTS": json.dumps(alerts | {"schema": "http"}),
+        "AIRFLOW_CONN_ENGAGEMENT_ALERTS": json.dumps(alerts | {"port": webhook.server_port}),
     }
     stack = NativeStack(tmp_path_factory.mktemp("deployment"), variables)
     stack.create_database()
