@@ -41,7 +41,7 @@ from engagement.settings import Settings
 log = logging.getLogger(__name__)
 
 PUBLISHED_SCHEMA = "marts"
-DBT_STOP_GRACE = 10.0  # seconds dbt gets to stop after SIGINT before it is killed
+DBT_STOP_GRACE = 30.0  # seconds dbt gets to stop after SIGINT (it ends its running model)
 STATE = "_engagement"
 FAILED = ("error", "fail", "runtime error")
 PROJECT_FILES = (".sql", ".yml", ".yaml", ".csv")
