@@ -10,6 +10,7 @@ interval, and once per interval, not once per source; since one run loads both s
 catch-ups and backfills leave no source's load waiting for the other. A build takes in
 every load since the last one. Writers of the DuckDB warehouse (loads and builds) share the
 one-slot pool `duckdb_writer`, so they never write at once, whatever runs in parallel.
+After each publish the mart DAG writes the HTML report of the published mart.
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ def source_tasks(source: str):
     # a failed build is a failed dbt test or model: running it again cannot make it pass
     default_args={"retries": 0, "on_failure_callback": [NOTIFY]},
     tags=["engagement", "mart"],
-    doc_md="Builds and tests the mart with dbt, then publishes it atomically.",
+    doc_md="Builds and tests the mart with dbt, publishes it atomically, then writes the"
+    " HTML report (ENGAGEMENT_REPORT_PATH).",
 )
 def engagement_mart():
     # past the timeout, Airflow interrupts the build: dbt is stopped, nothing is published,
@@ -121,7 +123,14 @@ def engagement_mart():
 
         return pipeline.build(Settings.from_env()).model_dump(mode="json")
 
-    build_and_publish()
+    # reads the published file read-only (no writer slot); written whole, then renamed
+    @task(execution_timeout=timedelta(minutes=10))
+    def write_report() -> str:
+        from engagement import pipeline
+
+        return str(pipeline.report(Settings.from_env()))
+
+    build_and_publish() >> write_report()
 
 
 engagement_ingest()

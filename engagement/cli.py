@@ -122,6 +122,12 @@ def parser() -> argparse.ArgumentParser:
     _interval(run)
 
     commands.add_parser("headline", help="print the headline numbers of the published mart")
+    report = commands.add_parser(
+        "report", help="write the HTML report of the published mart (one self-contained file)"
+    )
+    report.add_argument(
+        "--out", metavar="FILE.html", help="where to write it (default: ENGAGEMENT_REPORT_PATH)"
+    )
 
     quarantine = commands.add_parser("quarantine", help="the batches the gate refused")
     actions = quarantine.add_subparsers(dest="action", required=True)
@@ -174,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "headline":
             print(pipeline.format_headline(pipeline.headline(settings.published_db)))
+            return 0
+        if args.command == "report":
+            from pathlib import Path
+
+            print(pipeline.report(settings, Path(args.out) if args.out else None))
             return 0
         if args.command == "quarantine":
             from engagement import quarantine

@@ -191,6 +191,13 @@ def headline(published_db: Path) -> dict:
     return row
 
 
+def report(settings: Settings, out: Path | None = None) -> Path:
+    """Write the HTML report of the published mart (to the setting's path by default)."""
+    from engagement.report import write_report
+
+    return write_report(settings.published_db, out or settings.report_file)
+
+
 def format_headline(h: dict) -> str:
     def share(part: int, whole: int) -> str:
         return f"{100 * part / whole:.1f}%" if whole else "n/a"

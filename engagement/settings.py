@@ -47,6 +47,13 @@ class Settings(BaseSettings):
         "root of `raw/`, `quarantine/`, `warehouse/`, `dbt/`",
         "`./data`",
     )
+    report_path: Path | None = _setting(
+        None,
+        "ENGAGEMENT_REPORT_PATH",
+        "the HTML report the mart DAG writes after each publish (`engagement report` writes"
+        " it too, or to `--out`)",
+        "`<ENGAGEMENT_DATA_DIR>/reports/engagement.html`",
+    )
     x_api_base_url: str = _setting(
         REAL_X_API,
         "X_API_BASE_URL",
@@ -213,10 +220,10 @@ class Settings(BaseSettings):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
 
-    @field_validator("data_dir", "dbt_project_dir")
+    @field_validator("data_dir", "dbt_project_dir", "report_path")
     @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        return value.resolve()
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.resolve()
 
     @field_validator("x_api_base_url")
     @classmethod
@@ -276,6 +283,10 @@ class Settings(BaseSettings):
     @property
     def published_db(self) -> Path:
         return self.warehouse_dir / "engagement.duckdb"
+
+    @property
+    def report_file(self) -> Path:
+        return self.report_path or self.data_dir / "reports" / "engagement.html"
 
 
 def _default(name: str) -> Any:

@@ -1,0 +1,413 @@
+"""`engagement report`: the HTML report of a mart built from the sandbox, opened in headless
+Chromium (Debian's `chromium`, which `make test` installs), driven over the DevTools
+protocol: any console error fails the test, a screenshot is taken, and every figure shown
+equals the one computed here with SQL of our own over the published mart."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import date, timedelta
+from itertools import count as counter
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from devtools.sample import write_sample
+from tests.conftest import TOKEN, engagement, land
+
+pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, warehouse and a browser
+
+DAYS = [date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 4)]
+ACCOUNTS = ("acmecloud", "acmesupport")
+SCREENSHOT_WIDTH = 1000
+
+
+# ------------------------------------------------------------------ the browser, over CDP
+
+
+def chromium_binary() -> str:
+    """Debian's chromium (or $CHROMIUM); its absence fails the test, saying how to get it."""
+    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and (found := shutil.which(name)):
+            return found
+    pytest.fail(
+        "chromium not found: `make test` installs it (apt-get install chromium), or set"
+        " CHROMIUM to a Chromium or Chrome binary"
+    )
+
+
+class Browser:
+    """Headless Chromium with one page, driven over the DevTools protocol (a websocket)."""
+
+    def __init__(self, profile: Path) -> None:
+        from websockets.sync.client import connect
+
+        self.process = subprocess.Popen(
+            [
+                chromium_binary(),
+                "--headless",
+                "--no-sandbox",  # root in CI containers
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-extensions",
+                "--no-first-run",
+                "--hide-scrollbars",
+                f"--window-size={SCREENSHOT_WIDTH},900",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.is_file() and port_file.read_text().count("\n") >= 1):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                pytest.fail("chromium did not start its DevTools endpoint")
+            time.sleep(0.1)
+        port = port_file.read_text().split()[0]
+        with_pages = self._json(f"http://127.0.0.1:{port}/json/list")
+        page = next(t for t in with_pages if t["type"] == "page")
+        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None)
+        self.ids = counter(1)
+        self.events: list[dict] = []
+        for domain in ("Page", "Runtime", "Log"):
+            self.call(f"{domain}.enable")
+
+    @staticmethod
+    def _json(url: str) -> Any:
+        import urllib.request
+
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.load(response)
+
+    def call(self, method: str, **params: Any) -> dict:
+        ident = next(self.ids)
+        self.ws.send(json.dumps({"id": ident, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv(timeout=30))
+            if message.get("id") == ident:
+                if "error" in message:
+                    raise AssertionError(f"{method}: {message['error']}")
+                return message["result"]
+            self.events.append(message)
+
+    def wait_for(self, method: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(e.get("method") == method for e in self.events):
+            self.events.append(json.loads(self.ws.recv(timeout=deadline - time.monotonic())))
+
+    def settle(self, quiet: float = 0.5) -> None:
+        """Take in whatever the page still reports until it has been quiet a while."""
+        while True:
+            try:
+                self.events.append(json.loads(self.ws.recv(timeout=quiet)))
+            except TimeoutError:
+                return
+
+    def open(self, url: str) -> None:
+        self.events.clear()
+        self.call("Page.navigate", url=url)
+        self.wait_for("Page.loadEventFired")
+        self.settle()
+
+    def console_errors(self) -> list[str]:
+        """Every error the page reported: console.error/assert, uncaught exceptions, and
+        the browser's own log (failed loads, Content-Security-Policy refusals...)."""
+        errors = []
+        for event in self.events:
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert"):
+                errors.append(" ".join(str(a.get("value", a)) for a in params["args"]))
+            elif method == "Runtime.exceptionThrown":
+                errors.append(params["exceptionDetails"].get("text", "exception"))
+            elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+                entry = params["entry"]
+                errors.append(f"{entry['text']} {entry.get('url', '')}".strip())
+        return errors
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise AssertionError(result["exceptionDetails"])
+        return result["result"]["value"]
+
+    def screenshot(self, path: Path) -> Path:
+        size = self.call("Page.getLayoutMetrics")["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+        shot = self.call(
+            "Page.captureScreenshot", format="png", captureBeyondViewport=True, clip=clip
+        )
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+    def close(self) -> None:
+        if getattr(self, "ws", None) is not None:
+            self.ws.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    opened = Browser(tmp_path_factory.mktemp("chromium-profile"))
+    yield opened
+    opened.close()
+
+
+# what the page shows, as the browser rendered it
+SHOWN = """
+(() => {
+  const text = (el) => el.textContent.trim();
+  const tables = {};
+  for (const t of document.querySelectorAll("table[data-figures]")) {
+    tables[t.dataset.figures] = [...t.tBodies[0].rows].map(
+      (r) => Object.fromEntries([...r.cells].map((c) => [c.dataset.field, text(c)])));
+  }
+  const kpis = Object.fromEntries(
+    [...document.querySelectorAll("[data-kpi]")].map((e) => [e.dataset.kpi, text(e)]));
+  const fields = Object.fromEntries(
+    [...document.querySelectorAll("p [data-field], section > p[data-field]")]
+      .map((e) => [e.dataset.field, text(e)]));
+  const charts = [...document.querySelectorAll("section")].map(
+    (s) => [s.id, s.querySelectorAll("svg rect, svg circle").length]);
+  return {tables, kpis, fields, charts: Object.fromEntries(charts),
+          width: document.documentElement.scrollWidth};
+})()
+"""
+
+
+# --------------------------------------------------------------------------- the mart
+
+
+@pytest.fixture(scope="module")
+def mart(tmp_path_factory: pytest.TempPathFactory, sandbox_url: str) -> dict[str, str]:
+    """A mart published from three sandbox days (landed in-process, one build)."""
+    from engagement import pipeline
+    from engagement.landing import Interval
+    from engagement.settings import Settings
+
+    root = tmp_path_factory.mktemp("report")
+    write_sample(root / "logs")
+    env = dict(
+        os.environ,
+        ENGAGEMENT_DATA_DIR=str(root / "data"),
+        X_API_BASE_URL=sandbox_url,
+        X_BEARER_TOKEN=TOKEN,
+        X_ACCOUNTS=",".join(ACCOUNTS),
+        SUPPORT_SITE_LOGS=str(root / "logs" / "access.log*"),
+    )
+    settings = Settings.from_env(env)
+    for day in DAYS:
+        land(settings, Interval.parse(str(day), str(day + timedelta(days=1))), "x", "support_site")
+    pipeline.build(settings)
+    return env
+
+
+def query(env: dict[str, str], sql: str) -> list[tuple]:
+    published = Path(env["ENGAGEMENT_DATA_DIR"]) / "warehouse" / "engagement.duckdb"
+    with duckdb.connect(str(published), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "–"
+
+
+def mins(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} min"
+
+
+def expected(env: dict[str, str]) -> dict[str, Any]:
+    """The report's figures, computed here from the mart's tables (by other routes where
+    the mart has two: mentions from fct_x_mentions, sessions from agg_daily_engagement)."""
+    posts, replies = query(
+        env,
+        "select sum(posts), sum(replies_to_customers) from marts.agg_daily_account_engagement",
+    )[0]
+    (median,) = query(
+        env, "select median(first_response_minutes) from marts.fct_x_mentions where answered"
+    )[0]
+    mentions, answered = query(
+        env, "select count(*), count(*) filter (where answered) from marts.fct_x_mentions"
+    )[0]
+    channel_columns = {
+        "social": "social_sessions",
+        "search": "search_sessions",
+        "own_site": "own_site_sessions",
+        "email": "email_sessions",
+        "ai_assistant": "ai_assistant_sessions",
+        "direct": "direct_sessions",
+        "internal": "internal_sessions",
+        "other": "other_sessions",
+    }
+    columns = ", ".join(channel_columns.values())
+    daily = query(
+        env,
+        f"select date_day, support_sessions, {columns} from marts.agg_daily_engagement order by 1",
+    )
+    support = sum(row[1] for row in daily)
+    social = sum(row[2] for row in daily)
+    own_site = sum(row[4] for row in daily)
+    conversation = [
+        {
+            "period": str(day),
+            "account": account,
+            "posts": f"{p:,}",
+            "replies_to_customers": f"{r:,}",
+            "share": pct(r, p + r),
+        }
+        for day, account, p, r in query(
+            env,
+            "select date_day, account_username, posts, replies_to_customers"
+            " from marts.agg_daily_account_engagement order by 1, 2",
+        )
+    ]
+    per_account = query(
+        env,
+        """
+        select account, count(*), count(*) filter (where answered),
+               median(first_response_minutes) filter (where answered)
+        from (select unnest(string_split(mentioned_account_usernames, ',')) as account, *
+              from marts.fct_x_mentions)
+        group by account order by account
+        """,
+    )
+    unanswered = query(
+        env,
+        "select created_at, mentioned_account_usernames, author_username, mention_text"
+        " from marts.fct_x_mentions where not answered order by created_at desc, mention_id",
+    )
+    return {
+        "kpis": {
+            "conversation_share": pct(replies, posts + replies),
+            "response_rate": pct(answered, mentions),
+            "median_first_response": mins(median),
+            "social_share": pct(social, support),
+        },
+        "conversation": conversation,
+        "accounts": [
+            {
+                "account": account,
+                "mentions": f"{m:,}",
+                "answered": f"{a:,}",
+                "response_rate": pct(a, m),
+                "unanswered": f"{m - a:,}",
+                "median_first_response": mins(med),
+            }
+            for account, m, a, med in per_account
+        ],
+        "unanswered_count": f"{len(unanswered):,}",
+        "unanswered": [
+            {
+                "created_at": at.strftime("%Y-%m-%d %H:%M"),
+                "accounts": accounts,
+                "author": f"@{author}" if author else "(unknown)",
+                "text": "(deleted)" if text is None else text,
+            }
+            for at, accounts, author, text in unanswered[:50]
+        ],
+        "channels": {
+            str(row[0]): {
+                channel: f"{value:,}"
+                for channel, value in zip(channel_columns, row[2:], strict=True)
+                if value
+            }
+            | {"all": f"{row[1]:,}"}
+            for row in daily
+        },
+        "social": f"{social:,}",
+        "own_site": f"{own_site:,}",
+        "days": [str(row[0]) for row in daily],
+    }
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
+    mart: dict[str, str], browser: Browser, tmp_path: Path
+) -> None:
+    out = tmp_path / "engagement.html"
+    result = engagement("report", "--out", str(out), env=mart)
+    assert result.stdout.strip() == str(out)
+    page = out.read_text()
+    # self-contained: nothing to fetch (the page's CSP forbids it, and the browser would say)
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in page and "<script" not in page
+
+    browser.open(out.as_uri())
+    assert browser.console_errors() == []
+    shot = browser.screenshot(tmp_path / "report.png")
+    print(f"screenshot: {shot}")
+    png = shot.read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 50_000
+    width = int.from_bytes(png[16:20], "big")
+    assert width == SCREENSHOT_WIDTH
+    shown = browser.evaluate(SHOWN)
+
+    want = expected(mart)
+    assert shown["kpis"] == want["kpis"]
+    assert shown["fields"]["first_day"] == want["days"][0]
+    assert shown["fields"]["last_day"] == want["days"][-1]
+    assert shown["fields"]["days"] == str(len(DAYS))
+    tables = shown["tables"]
+    assert tables["conversation"] == want["conversation"]
+    assert tables["accounts"] == want["accounts"]
+    assert [a["account"] for a in tables["accounts"]] == list(ACCOUNTS)
+    assert shown["fields"]["unanswered_count"] == want["unanswered_count"]
+    assert tables["unanswered"] == want["unanswered"] and tables["unanswered"]
+    channels = {
+        row.pop("day"): {k: v for k, v in row.items() if v != "0"} for row in tables["channels"]
+    }
+    assert channels == want["channels"]
+    referrals = {(r["channel"], r["network"]): r["sessions"] for r in tables["referrals"]}
+    assert referrals[("Social", "all networks")] == want["social"]
+    assert referrals[("Own site", "all")] == want["own_site"]
+    # the charts draw them: a point per account and day, bars per account and per channel-day
+    points = [row for row in want["conversation"] if row["share"] != "–"]
+    assert shown["charts"]["conversation"] == len(points)
+    assert shown["charts"]["mentions"] == 3 * len(ACCOUNTS)  # mentions, answered; the median
+    assert shown["charts"]["channels"] == sum(len(day) - 1 for day in want["channels"].values())
+    # the mart has no attribution table yet: the page says so rather than failing
+    tables_now = {t for (t,) in query(mart, "select table_name from duckdb_tables()")}
+    if "fct_x_post_attributed_sessions" not in tables_now:
+        assert "top_posts_missing" in shown["fields"]
+    assert shown["width"] <= SCREENSHOT_WIDTH  # nothing overflows sideways
+
+
+def test_the_browser_harness_catches_console_errors(browser: Browser, tmp_path: Path) -> None:
+    """The check above is not vacuous: a page that logs an error or fails a load is caught."""
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        '<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy"'
+        " content=\"default-src 'none'\"></head><body>"
+        '<img src="https://example.invalid/x.png"></body></html>'
+    )
+    browser.open(bad.as_uri())
+    errors = browser.console_errors()
+    assert any("Content Security Policy" in e for e in errors), errors
+    bad.write_text('<!DOCTYPE html><script>console.error("boom")</script>')
+    browser.open(bad.as_uri())
+    assert browser.console_errors() == ["boom"]
+
+
+def test_no_published_mart_is_one_clear_line(env: dict[str, str], tmp_path: Path) -> None:
+    result = engagement("report", "--out", str(tmp_path / "r.html"), env=env, check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "no published mart" in result.stderr
+    assert not (tmp_path / "r.html").exists()
