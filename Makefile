@@ -6,7 +6,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 
-.PHONY: setup demo airflow test test-unit lint bench bench-ingest bench-warehouse fuzz clean
+.PHONY: setup browser demo airflow test test-unit lint bench bench-ingest bench-warehouse fuzz clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -29,7 +29,17 @@ lint: setup
 	$(VENV)/bin/ruff format --check extract engagement devtools dags tests scripts setup.py
 	scripts/lint_sql.sh
 
-test: setup lint
+# the report's test opens it in headless Chromium: Debian's `chromium`, installed when missing
+# (apt-get as root, else through sudo)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@command -v chromium > /dev/null || { \
+		echo "== installing Debian's chromium (the report's browser test)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq chromium > /dev/null; }
+	@command -v chromium > /dev/null || { echo "chromium could not be installed" >&2; exit 1; }
+
+test: setup lint browser
 	$(VENV)/bin/python -m pytest
 
 # the fast part alone: everything but the end-to-end tests (marker e2e)

@@ -81,6 +81,7 @@ def test_dagbag_imports_thin_dags(tmp_path: Path) -> None:
     assert mart["schedule"] == "AssetAll"
     assert mart["assets"] == ["engagement_raw_support_site", "engagement_raw_x"]
     assert mart["tasks"]["build_and_publish"]["pool"] == "duckdb_writer"
+    assert mart["tasks"]["write_report"]["pool"] == "default_pool"  # reads the mart only
 
 
 # the scheduler's own evaluation of the mart's schedule, on the serialized DAG
@@ -143,3 +144,6 @@ def test_airflow_runs_the_pipeline_for_a_day(tmp_path: Path, sandbox_url: str) -
         days = con.execute("select date_day::varchar, x_posts from marts.agg_daily_engagement")
         rows = days.fetchall()
     assert [r[0] for r in rows] == ["2026-11-05"] and rows[0][1] > 0
+    # after the publish, the mart DAG wrote the report (ENGAGEMENT_REPORT_PATH's default)
+    report = (tmp_path / "data" / "reports" / "engagement.html").read_text()
+    assert '<span data-field="first_day">2026-11-05</span>' in report
