@@ -33,8 +33,8 @@ SQL: dict[str, str] = {
     "mention_totals": """
         select
             count(*),
-            count(*) filter (where answered),
-            median(first_response_minutes) filter (where answered)
+            count(*) filter (where is_answered),
+            median(first_response_minutes) filter (where is_answered)
         from marts.fct_x_mentions
     """,
     # conversation share per account and period (day or ISO week, $grain)
@@ -58,7 +58,7 @@ SQL: dict[str, str] = {
                         as account_username,
                     first_response_minutes
                 from marts.fct_x_mentions
-                where answered
+                where is_answered
             )
             group by account_username
         )
@@ -72,16 +72,17 @@ SQL: dict[str, str] = {
         group by daily.account_username
         order by daily.account_username
     """,
-    "unanswered_count": "select count(*) from marts.fct_x_mentions where not answered",
+    "unanswered_count": "select count(*) from marts.fct_x_mentions where not is_answered",
     "unanswered": """
         select
             mention_id, created_at, mentioned_account_usernames, author_username,
             mention_text, is_deleted
         from marts.fct_x_mentions
-        where not answered
+        where not is_answered
         order by created_at desc, mention_id
         limit $limit
     """,
+    "channel_labels": "select channel, channel_label from marts.dim_channels order by sort_order",
     "channels": """
         select date_day, channel, sum(sessions) as sessions
         from marts.agg_daily_referrals
@@ -115,17 +116,6 @@ UNANSWERED_SHOWN = 50
 TOP_POSTS = 10
 DAILY_UP_TO = 31  # periods of up to this many days are shown per day, longer ones per week
 
-# channels in the order shown, with their labels (agg_daily_referrals.channel)
-CHANNELS = {
-    "social": "Social",
-    "search": "Search",
-    "own_site": "Own site",
-    "email": "Email",
-    "ai_assistant": "AI assistants",
-    "direct": "Direct",
-    "internal": "Internal",
-    "other": "Other",
-}
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999999", "#F0E442")
 
 
@@ -175,6 +165,7 @@ class Figures:
     accounts: list[Account]
     unanswered_count: int
     unanswered: list[Mention]
+    channel_labels: dict[str, str]  # channel -> label, in the order shown (dim_channels)
     channels: dict[date, dict[str, int]]  # day -> channel -> sessions
     referrals: list[tuple[str, str, int]]  # (channel, network, sessions)
     top_posts: list[Post] | None  # None: the mart has no attribution table
@@ -229,6 +220,7 @@ def read_figures(published_db: Path) -> Figures:
                     "unanswered", limit=UNANSWERED_SHOWN
                 )
             ],
+            channel_labels=dict(rows("channel_labels")),
             channels=channels,
             referrals=[(c, n, int(s)) for c, n, s in rows("referrals")],
             top_posts=top_posts,
@@ -421,7 +413,7 @@ svg text{font-size:11px;fill:#333}svg .grid{stroke:#e4e4e4}
 .legend i{display:inline-block;width:10px;height:10px;margin-right:4px}
 table{border-collapse:collapse;width:100%;font-size:12px;margin:6px 0}
 th,td{border-bottom:1px solid #eee;padding:3px 6px;text-align:left}
-td[data-field$="_count"],td.n{text-align:right}
+td[data-field=created_at],td[data-field=period],td[data-field=day]{white-space:nowrap}
 .note{background:#fff6e0;border:1px solid #e8c46a;padding:8px;border-radius:6px}
 """
 
@@ -568,8 +560,9 @@ def render(f: Figures, generated_at: datetime | None = None) -> str:
 
     # support sessions by channel per day
     days = sorted(f.channels)
-    present = [c for c in CHANNELS if any(c in f.channels[d] for d in days)]
-    present += sorted({c for d in days for c in f.channels[d]} - set(CHANNELS))
+    labels = f.channel_labels
+    present = [c for c in labels if any(c in f.channels[d] for d in days)]
+    present += sorted({c for d in days for c in f.channels[d]} - set(labels))
     sections.append(
         section(
             "channels",
@@ -578,12 +571,12 @@ def render(f: Figures, generated_at: datetime | None = None) -> str:
             bar_chart(
                 "Support-site sessions by channel per day",
                 [_day(d) for d in days],
-                {CHANNELS.get(c, c): [f.channels[d].get(c, 0) for d in days] for c in present},
+                {labels.get(c, c): [f.channels[d].get(c, 0) for d in days] for c in present},
                 stacked=True,
             ),
             table(
                 "channels",
-                ["Day", *(CHANNELS.get(c, c) for c in present), "All"],
+                ["Day", *(labels.get(c, c) for c in present), "All"],
                 [
                     [
                         ("day", d.isoformat()),
@@ -598,8 +591,9 @@ def render(f: Figures, generated_at: datetime | None = None) -> str:
 
     # social versus own-site referrals
     bars = [(f"{n} (social)", float(s), count(s)) for c, n, s in f.referrals if c == "social"]
-    bars += [("Social, all networks", float(social), count(social))]
-    bars += [("Own site", float(own_site), count(own_site))]
+    social_label, own_label = labels.get("social", "social"), labels.get("own_site", "own_site")
+    bars += [(f"{social_label}, all", float(social), count(social))]
+    bars += [(own_label, float(own_site), count(own_site))]
     ratio = f"{social / own_site:.1f}×" if own_site else "–"
     sections.append(
         section(
@@ -613,7 +607,7 @@ def render(f: Figures, generated_at: datetime | None = None) -> str:
                 ["Channel", "Referrer", "Sessions", "Share of all sessions"],
                 [
                     [
-                        ("channel", CHANNELS.get(c, c)),
+                        ("channel", labels.get(c, c)),
                         ("network", n),
                         ("sessions", count(s)),
                         ("share", share(s, support)),
@@ -622,13 +616,13 @@ def render(f: Figures, generated_at: datetime | None = None) -> str:
                 ]
                 + [
                     [
-                        ("channel", "Social"),
-                        ("network", "all networks"),
+                        ("channel", social_label),
+                        ("network", "all"),
                         ("sessions", count(social)),
                         ("share", share(social, support)),
                     ],
                     [
-                        ("channel", "Own site"),
+                        ("channel", own_label),
                         ("network", "all"),
                         ("sessions", count(own_site)),
                         ("share", share(own_site, support)),

@@ -240,10 +240,10 @@ def expected(env: dict[str, str]) -> dict[str, Any]:
         "select sum(posts), sum(replies_to_customers) from marts.agg_daily_account_engagement",
     )[0]
     (median,) = query(
-        env, "select median(first_response_minutes) from marts.fct_x_mentions where answered"
+        env, "select median(first_response_minutes) from marts.fct_x_mentions where is_answered"
     )[0]
     mentions, answered = query(
-        env, "select count(*), count(*) filter (where answered) from marts.fct_x_mentions"
+        env, "select count(*), count(*) filter (where is_answered) from marts.fct_x_mentions"
     )[0]
     channel_columns = {
         "social": "social_sessions",
@@ -280,8 +280,8 @@ def expected(env: dict[str, str]) -> dict[str, Any]:
     per_account = query(
         env,
         """
-        select account, count(*), count(*) filter (where answered),
-               median(first_response_minutes) filter (where answered)
+        select account, count(*), count(*) filter (where is_answered),
+               median(first_response_minutes) filter (where is_answered)
         from (select unnest(string_split(mentioned_account_usernames, ',')) as account, *
               from marts.fct_x_mentions)
         group by account order by account
@@ -290,9 +290,19 @@ def expected(env: dict[str, str]) -> dict[str, Any]:
     unanswered = query(
         env,
         "select created_at, mentioned_account_usernames, author_username, mention_text"
-        " from marts.fct_x_mentions where not answered order by created_at desc, mention_id",
+        " from marts.fct_x_mentions where not is_answered order by created_at desc, mention_id",
     )
+    networks = query(
+        env,
+        "select sum(x_referred_sessions), sum(facebook_sessions), sum(linkedin_sessions)"
+        " from marts.agg_daily_engagement",
+    )[0]
     return {
+        "networks": {
+            network: f"{sessions:,}"
+            for network, sessions in zip(("Twitter", "Facebook", "LinkedIn"), networks, strict=True)
+            if sessions
+        },
         "kpis": {
             "conversation_share": pct(replies, posts + replies),
             "response_rate": pct(answered, mentions),
@@ -376,8 +386,10 @@ def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
     }
     assert channels == want["channels"]
     referrals = {(r["channel"], r["network"]): r["sessions"] for r in tables["referrals"]}
-    assert referrals[("Social", "all networks")] == want["social"]
-    assert referrals[("Own site", "all")] == want["own_site"]
+    assert referrals[("Social media", "all")] == want["social"]
+    assert referrals[("Company website", "all")] == want["own_site"]
+    for network, sessions in want["networks"].items():
+        assert referrals[("Social media", network)] == sessions
     # the charts draw them: a point per account and day, bars per account and per channel-day
     points = [row for row in want["conversation"] if row["share"] != "–"]
     assert shown["charts"]["conversation"] == len(points)
@@ -387,6 +399,14 @@ def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
     tables_now = {t for (t,) in query(mart, "select table_name from duckdb_tables()")}
     if "fct_x_post_attributed_sessions" not in tables_now:
         assert "top_posts_missing" in shown["fields"]
+    else:
+        top = query(
+            mart,
+            "select post_id, count(*) from marts.fct_x_post_attributed_sessions"
+            " group by post_id order by 2 desc, 1 limit 10",
+        )
+        rows = [(r["post_id"], r["visits"]) for r in tables["top_posts"]]
+        assert rows == [(post, f"{visits:,}") for post, visits in top]
     assert shown["width"] <= SCREENSHOT_WIDTH  # nothing overflows sideways
 
 
