@@ -40,3 +40,4 @@ $bin/python scripts/run_dags.py --start "$DEMO_START" --days "$DEMO_DAYS" \
 
 echo
 $bin/engagement headline
+echo "== the report the mart DAG wrote: ${ENGAGEMENT_REPORT_PATH:-$ENGAGEMENT_DATA_DIR/reports/engagement.html}"

@@ -362,7 +362,9 @@ def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
 
     browser.open(out.as_uri())
     assert browser.console_errors() == []
-    shot = browser.screenshot(tmp_path / "report.png")
+    # kept where REPORT_SCREENSHOT says (pytest's temporary directories do not last)
+    shot = browser.screenshot(Path(os.environ.get("REPORT_SCREENSHOT", tmp_path / "report.png")))
+    shutil.copy(out, shot.with_suffix(".html"))
     print(f"screenshot: {shot}")
     png = shot.read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 50_000
