@@ -418,6 +418,11 @@ td[data-field=created_at],td[data-field=period],td[data-field=day]{white-space:n
 """
 
 
+def _conversing(posts: int, replies_to_customers: int) -> float | None:
+    whole = posts + replies_to_customers
+    return replies_to_customers / whole if whole else None
+
+
 def _day(d: date) -> str:
     return d.strftime("%d %b")
 
@@ -443,14 +448,9 @@ def render(f: Figures, generated_at: datetime | None = None) -> str:
     sections = []
 
     # conversation share per account over time
-    period_label = (lambda d: _day(d)) if f.grain == "day" else (lambda d: f"wk {_day(d)}")
+    prefix = "" if f.grain == "day" else "wk "
     series = {
-        account: [
-            (lambda p, r: r / (p + r) if p + r else None)(
-                *f.conversation.get((period, account), (0, 0))
-            )
-            for period in periods
-        ]
+        account: [_conversing(*f.conversation.get((period, account), (0, 0))) for period in periods]
         for account in accounts
     }
     sections.append(
@@ -461,7 +461,7 @@ def render(f: Figures, generated_at: datetime | None = None) -> str:
             " posts + replies to customers), from the sums of the period.",
             line_chart(
                 "Conversation share per account over time",
-                [period_label(p) for p in periods],
+                [prefix + _day(p) for p in periods],
                 series,
             ),
             table(
