@@ -746,8 +746,13 @@ def test_marts_are_tables_in_schema_marts(built: Build) -> None:
     }
     assert tables == {
         "agg_daily_engagement",
+        "agg_daily_engagement_v1",
         "agg_daily_account_engagement",
+        "agg_daily_account_engagement_v1",
+        "dim_channels",
+        "fct_support_sessions",
         "fct_x_mentions",
+        "fct_x_mentions_v1",
         "fct_x_posts",
         "fct_x_post_metrics",
         "agg_daily_referrals",
@@ -767,11 +772,34 @@ def test_daily_engagement_has_one_row_per_day_including_quiet_days(built: Build)
         k: v for k, v in quiet.items() if k.endswith(("posts", "replies", "sessions", "requests"))
     }
     assert counts and set(counts.values()) == {0}
-    assert quiet["x_response_rate"] is None and quiet["social_session_share"] is None
+    old = built.dicts("select * from marts.agg_daily_engagement_v1 where date_day = '2026-11-05'")
+    assert old[0]["x_response_rate"] is None and old[0]["social_session_share"] is None
+
+
+def test_version_1_of_the_daily_marts_is_version_2_with_the_daily_ratios(built: Build) -> None:
+    """v1 (deprecated) keeps the old columns: v2's counts, and the ratios v2 left out."""
+    for mart, key, ratios in (
+        ("agg_daily_engagement", "date_day", ["x_response_rate", "x_conversation_share"]),
+        ("agg_daily_account_engagement", "date_day, account_id", ["response_rate"]),
+    ):
+        v2 = built.dicts(f"select * from marts.{mart} order by {key}")
+        v1 = built.dicts(f"select * from marts.{mart}_v1 order by {key}")
+        assert len(v1) == len(v2) > 0
+        for old, new in zip(v1, v2, strict=True):
+            assert {k: old[k] for k in new if k in old} == {k: new[k] for k in new if k in old}
+            assert set(ratios) <= set(old) and not set(ratios) & set(new)
+    mentions = built.dicts("select * exclude (is_answered) from marts.fct_x_mentions order by 1")
+    old_mentions = built.dicts("select * exclude (answered) from marts.fct_x_mentions_v1 order by 1")
+    assert mentions == old_mentions
+    assert built.query(
+        "select count(*) from marts.fct_x_mentions join marts.fct_x_mentions_v1 using (mention_id)"
+        " where is_answered is distinct from answered"
+    ) == [(0,)]
 
 
 def test_daily_x_activity(built: Build) -> None:
-    rows = {r["date_day"]: r for r in built.dicts("select * from marts.agg_daily_engagement")}
+    # version 1: the counts of version 2 (see the test above) and the daily ratios
+    rows = {r["date_day"]: r for r in built.dicts("select * from marts.agg_daily_engagement_v1")}
     responses = expected_first_responses()
     mentions = {m: p for p in MENTION_ENDPOINT_POSTS for m in EXPECTED_MENTIONS if p.post_id == m}
     for day in all_days():
@@ -820,7 +848,7 @@ def test_fct_x_mentions(built: Build) -> None:
         response = responses[mention_id]
         assert row["mentioned_account_username"] == account
         assert row["author_username"] == CUSTOMERS[mention.author_id]
-        assert row["answered"] is (response is not None)
+        assert row["is_answered"] is (response is not None)
         if response:
             assert row["first_response_at"] == response.created_at
             assert row["first_response_minutes"] == pytest.approx(
