@@ -631,7 +631,9 @@ def all_days() -> list[date]:
 # --------------------------------------------------------------------------------------
 
 
-def run_dbt(args: list[str], workdir: Path, raw_db: Path, build_db: Path):
+def run_dbt(
+    args: list[str], workdir: Path, raw_db: Path, build_db: Path, project: Path = DBT_PROJECT
+):
     from dbt.cli.main import dbtRunner
 
     from engagement.warehouse.build import plan_build
@@ -647,9 +649,9 @@ def run_dbt(args: list[str], workdir: Path, raw_db: Path, build_db: Path):
             [
                 *args,
                 "--project-dir",
-                str(DBT_PROJECT),
+                str(project),
                 "--profiles-dir",
-                str(DBT_PROJECT),
+                str(project),
                 "--target-path",
                 str(workdir / "target"),
                 "--log-path",
@@ -707,6 +709,45 @@ def test_build_ran_models_tests_and_unit_tests(built: Build) -> None:
     assert {"model", "seed", "test", "unit_test"} <= kinds
     statuses = {r["status"] for r in run_results["results"]}
     assert statuses <= {"success", "pass", "no-op"}, statuses
+
+
+def test_the_marts_are_a_documented_contract(built: Build) -> None:
+    """`dbt docs generate` works; every published table is a mart with an enforced contract,
+    documented column by column, and the report and the dashboard are exposures."""
+    result = run_dbt(["docs", "generate"], built.workdir, built.raw_db, built.build_db)
+    assert result.success, failures(result) or result.exception
+    target = built.workdir / "target"
+    manifest = json.loads((target / "manifest.json").read_text())
+    catalog = json.loads((target / "catalog.json").read_text())
+    marts = [
+        node
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["schema"] == "marts"
+    ]
+    tables = built.query("select table_name from duckdb_tables() where schema_name = 'marts'")
+    assert sorted(node["alias"] for node in marts) == sorted(name for (name,) in tables)
+    for node in marts:
+        assert node["contract"]["enforced"] and node["description"], node["name"]
+        built_columns = catalog["nodes"][node["unique_id"]]["columns"]
+        assert list(node["columns"]) == [c.lower() for c in built_columns], node["name"]
+        for column in node["columns"].values():
+            assert column["description"] and column["data_type"], (node["name"], column)
+    exposures = {e["name"]: e["depends_on"]["nodes"] for e in manifest["exposures"].values()}
+    assert {"engagement_report", "engagement_dashboard"} <= set(exposures)
+    assert all(nodes for nodes in exposures.values())
+
+
+def test_a_mart_that_breaks_its_contract_does_not_build(built: Build, tmp_path: Path) -> None:
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
+    model = project / "models" / "marts" / "fct_support_sessions.sql"
+    model.write_text(model.read_text().replace("page_views = 1 as is_bounce", "1 as is_bounce"))
+    build_db = tmp_path / "build.duckdb"
+    shutil.copy(built.build_db, build_db)
+    run = ["run", "--select", "fct_support_sessions", "--full-refresh"]
+    result = run_dbt(run, tmp_path, built.raw_db, build_db, project)
+    assert not result.success
+    assert "contract" in " ".join(failures(result)).lower()
 
 
 def test_source_freshness_passes(built: Build) -> None:
@@ -788,9 +829,8 @@ def test_version_1_of_the_daily_marts_is_version_2_with_the_daily_ratios(built: 
         for old, new in zip(v1, v2, strict=True):
             assert {k: old[k] for k in new if k in old} == {k: new[k] for k in new if k in old}
             assert set(ratios) <= set(old) and not set(ratios) & set(new)
-    mentions = built.dicts("select * exclude (is_answered) from marts.fct_x_mentions order by 1")
-    old_mentions = built.dicts("select * exclude (answered) from marts.fct_x_mentions_v1 order by 1")
-    assert mentions == old_mentions
+    v2 = built.dicts("select * exclude (is_answered) from marts.fct_x_mentions order by 1")
+    assert v2 == built.dicts("select * exclude (answered) from marts.fct_x_mentions_v1 order by 1")
     assert built.query(
         "select count(*) from marts.fct_x_mentions join marts.fct_x_mentions_v1 using (mention_id)"
         " where is_answered is distinct from answered"

@@ -18,7 +18,7 @@ final as (
         cast(date_trunc('week', date_day) as date) as week_start,
         cast(date_trunc('month', date_day) as date) as month_start,
         cast(date_trunc('quarter', date_day) as date) as quarter_start,
-        cast(year(date_day) as integer) as year,
+        cast(year(date_day) as integer) as calendar_year,
         cast(isodow(date_day) as integer) as iso_day_of_week,
         isodow(date_day) >= 6 as is_weekend
 
