@@ -42,6 +42,9 @@ with
 sessions as (
 
     select * from {{ ref('int_support_site__sessions') }}
+    {% if is_incremental() -%}
+        where {{ on_days('session_date', attribution_days_to_recompute()) }}
+    {%- endif %}
 
 ),
 
@@ -54,11 +57,7 @@ links as (
 link_clicks as (
 
     select * from sessions
-    where
-        lower(referrer_host) = 't.co'
-        {% if is_incremental() -%}
-            and {{ on_days('session_date', attribution_days_to_recompute()) }}
-        {%- endif %}
+    where lower(referrer_host) = 't.co'
 
 ),
 
