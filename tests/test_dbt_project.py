@@ -797,6 +797,7 @@ def test_marts_are_tables_in_schema_marts(built: Build) -> None:
         "fct_x_posts",
         "fct_x_post_metrics",
         "agg_daily_referrals",
+        "fct_x_post_attributed_sessions",
     }
     schemas = {row[0] for row in built.query("select schema_name from information_schema.schemata")}
     assert {"staging", "intermediate", "marts"} <= schemas
