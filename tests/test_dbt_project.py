@@ -741,7 +741,7 @@ def test_a_mart_that_breaks_its_contract_does_not_build(built: Build, tmp_path: 
     project = tmp_path / "dbt_project"
     shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
     model = project / "models" / "marts" / "fct_support_sessions.sql"
-    model.write_text(model.read_text().replace("page_views = 1 as is_bounce", "1 as is_bounce"))
+    model.write_text(model.read_text().replace("as is_bounce", "as is_single_page_view"))
     build_db = tmp_path / "build.duckdb"
     shutil.copy(built.build_db, build_db)
     run = ["run", "--select", "fct_support_sessions", "--full-refresh"]
@@ -791,6 +791,7 @@ def test_marts_are_tables_in_schema_marts(built: Build) -> None:
         "agg_daily_account_engagement",
         "agg_daily_account_engagement_v1",
         "dim_channels",
+        "dim_dates",
         "fct_support_sessions",
         "fct_x_mentions",
         "fct_x_mentions_v1",
