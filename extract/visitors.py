@@ -13,12 +13,17 @@ import hmac
 import ipaddress
 import re
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from extract import _logparse
+
+if TYPE_CHECKING:
+    import ua_parser
 
 MIN_KEY_LENGTH = 16
 ID_BYTES = 16  # a visitor id is the first 128 bits of the HMAC
@@ -127,7 +132,6 @@ class AgentClassifier:
 
     def __init__(self) -> None:
         import crawleruseragents
-        import ua_parser
 
         self._entries = [
             (re.compile(e["pattern"]), e.get("tags", []))
@@ -135,8 +139,11 @@ class AgentClassifier:
         ]
         self._any = crawleruseragents.is_crawler
         self._any("")  # compiles the list's combined patterns now, not on the first request
-        self._browser = ua_parser.parse_user_agent
-        self._device = ua_parser.parse_device
+        # ua-parser compiles its regexes in 0.3-1 s: in a thread, while the extraction reads
+        # and parses its first block
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ua-parser")
+        self._ua_parser: Future[ua_parser.Parser] = pool.submit(_browsers_and_devices)
+        pool.shutdown(wait=False)  # the thread ends with its one task
         self._cache: dict[str | None, tuple[bool, str | None]] = {}
         self._lock = threading.Lock()
 
@@ -163,10 +170,11 @@ class AgentClassifier:
         kind = next((k for k, pattern in NON_BROWSERS if pattern.search(user_agent)), None)
         if kind:
             return kind
-        device = self._device(user_agent)
+        parser = self._ua_parser.result()
+        device = parser.parse_device(user_agent)
         if device is not None and device.family == "Spider":
             return "crawler"
-        if device is not None or self._browser(user_agent) is not None:
+        if device is not None or parser.parse_user_agent(user_agent) is not None:
             return None
         return "unrecognised"
 
@@ -183,6 +191,16 @@ class AgentClassifier:
             pc.if_else(absent, missing[0], pc.take(is_bot, indices)),
             pc.if_else(absent, missing[1], pc.take(kind, indices)),
         )
+
+
+def _browsers_and_devices() -> ua_parser.Parser:
+    """ua-parser over its built-in browser and device regexes (not the OS ones, unused),
+    matched by its Rust resolver."""
+    import ua_parser
+    from ua_parser import regex
+
+    browsers, _, devices = ua_parser.load_builtins()
+    return ua_parser.Parser(regex.Resolver((browsers, [], devices)))
 
 
 @functools.cache
