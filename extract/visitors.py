@@ -178,6 +178,10 @@ class AgentClassifier:
             return None
         return "unrecognised"
 
+    def wait_ready(self) -> None:
+        """Wait for ua-parser's regexes (start-up: the ingest bench times what follows)."""
+        self._ua_parser.result()
+
     def columns(self, agents: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array]:
         """is_bot and bot_kind for a column of user agents, classifying each distinct one."""
         encoded = as_dictionary(agents)
