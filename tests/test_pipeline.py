@@ -21,6 +21,7 @@ from devtools.sample import (
     latest_versions,
     write_sample,
 )
+from engagement import pipeline
 from engagement.warehouse.build import publish
 from tests.attribution import attribute, own_links, tco_sessions
 from tests.conftest import REPO, TOKEN, engagement, mart_hashes
@@ -275,3 +276,28 @@ def test_sessions_are_credited_to_the_posts_an_independent_count_credits(pipelin
         "select count(*) from marts.fct_x_post_attributed_sessions where post_type = 'reply'",
     )
     assert tco > 0, "replies to customers with an article get credited too"
+
+
+def test_the_headline_says_whether_social_media_or_the_own_website_sent_more(
+    pipeline_env: dict,
+) -> None:
+    printed = engagement("headline", env=pipeline_env).stdout
+    [(social, own, x, facebook, linkedin, other)] = query(
+        pipeline_env,
+        "select sum(social_sessions), sum(own_site_sessions), sum(x_referred_sessions),"
+        " sum(facebook_sessions), sum(linkedin_sessions), sum(other_social_sessions)"
+        " from marts.agg_daily_engagement",
+    )
+    assert social == x + facebook + linkedin + other and social != own
+    assert f"X {x}, Facebook {facebook}, LinkedIn {linkedin}, other networks {other}" in printed
+    if social > own:
+        verdict = f"Social media sent more sessions than the company's own website: {social} vs"
+    else:
+        verdict = f"The company's own website sent more sessions than social media: {own} vs"
+    assert f"{verdict} {min(social, own)}" in printed
+    # the other ways round, on made-up totals
+    totals = pipeline.headline(published(pipeline_env))
+    totals.update(social_sessions=3, own_site_sessions=5)
+    assert "sent more sessions than social media: 5 vs 3" in pipeline.format_headline(totals)
+    totals.update(own_site_sessions=3)
+    assert "sent as many sessions: 3 each" in pipeline.format_headline(totals)
