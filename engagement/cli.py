@@ -128,6 +128,12 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--out", metavar="FILE.html", help="where to write it (default: ENGAGEMENT_REPORT_PATH)"
     )
+    metrics = commands.add_parser(
+        "mf",
+        help="MetricFlow on the published mart, e.g. mf query --metrics response_rate "
+        "--group-by metric_time__month (mf --help)",
+    )
+    metrics.add_argument("mf_args", nargs=argparse.REMAINDER, metavar="ARGS")
 
     quarantine = commands.add_parser("quarantine", help="the batches the gate refused")
     actions = quarantine.add_subparsers(dest="action", required=True)
@@ -186,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print(pipeline.report(settings, Path(args.out) if args.out else None))
             return 0
+        if args.command == "mf":
+            from engagement.warehouse.metrics import mf
+
+            return mf(settings, args.mf_args)
         if args.command == "quarantine":
             from engagement import quarantine
 

@@ -21,7 +21,7 @@ import duckdb
 import pytest
 
 from devtools.sample import write_sample
-from tests.conftest import TOKEN, engagement, land
+from tests.conftest import REPO, TOKEN, engagement, land
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, warehouse and a browser
 
@@ -426,6 +426,21 @@ def test_the_browser_harness_catches_console_errors(browser: Browser, tmp_path: 
     bad.write_text('<!DOCTYPE html><script>console.error("boom")</script>')
     browser.open(bad.as_uri())
     assert browser.console_errors() == ["boom"]
+
+
+def test_the_report_s_dbt_exposure_names_the_tables_it_reads() -> None:
+    import re
+
+    import yaml
+
+    from engagement.report import SQL
+
+    exposures = yaml.safe_load(
+        (REPO / "dbt_project" / "models" / "marts" / "_marts__exposures.yml").read_text()
+    )["exposures"]
+    report = next(e for e in exposures if e["name"] == "engagement_report")
+    refs = {re.fullmatch(r"ref\('(\w+)'\)", ref)[1] for ref in report["depends_on"]}
+    assert refs == {table for sql in SQL.values() for table in re.findall(r"marts\.(\w+)", sql)}
 
 
 def test_no_published_mart_is_one_clear_line(env: dict[str, str], tmp_path: Path) -> None:
