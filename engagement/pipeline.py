@@ -163,6 +163,9 @@ select
     sum(support_sessions) as support_sessions,
     sum(social_sessions) as social_sessions,
     sum(x_referred_sessions) as x_referred_sessions,
+    sum(facebook_sessions) as facebook_sessions,
+    sum(linkedin_sessions) as linkedin_sessions,
+    sum(other_social_sessions) as other_social_sessions,
     sum(search_sessions) as search_sessions,
     sum(own_site_sessions) as own_site_sessions,
     sum(email_sessions) as email_sessions,
@@ -184,7 +187,7 @@ def headline(published_db: Path) -> dict:
         row = dict(zip(names, cursor.fetchone(), strict=True))
         median = con.execute(
             """
-            select median(first_response_minutes) from marts.fct_x_mentions where answered
+            select median(first_response_minutes) from marts.fct_x_mentions where is_answered
             """
         ).fetchone()[0]
     row["x_median_first_response_minutes"] = None if median is None else round(float(median), 1)
@@ -196,6 +199,17 @@ def format_headline(h: dict) -> str:
         return f"{100 * part / whole:.1f}%" if whole else "n/a"
 
     conversing = h["x_replies_to_customers"]
+    social, own = h["social_sessions"], h["own_site_sessions"]
+    if social > own:
+        verdict = (
+            f"Social media sent more sessions than the company's own website: {social} vs {own}"
+        )
+    elif own > social:
+        verdict = (
+            f"The company's own website sent more sessions than social media: {own} vs {social}"
+        )
+    else:
+        verdict = f"Social media and the company's own website sent as many sessions: {own} each"
     return "\n".join(
         [
             f"Engagement {h['first_day']} .. {h['last_day']} ({h['days']} days)",
@@ -204,11 +218,12 @@ def format_headline(h: dict) -> str:
             f"  Mentions answered: {h['x_mentions_answered']} of {h['x_mentions']} "
             f"({share(h['x_mentions_answered'], h['x_mentions'])}), "
             f"median first response {h['x_median_first_response_minutes']} min",
-            f"  Support-site sessions: {h['support_sessions']}; from social "
-            f"{h['social_sessions']} ({share(h['social_sessions'], h['support_sessions'])}), "
-            f"of which X {h['x_referred_sessions']}",
-            f"  vs search {h['search_sessions']}, own site {h['own_site_sessions']}, "
-            f"email {h['email_sessions']}, AI assistants {h['ai_assistant_sessions']}, "
-            f"direct {h['direct_sessions']}",
+            f"  Support-site sessions: {h['support_sessions']}; social media {social} "
+            f"({share(social, h['support_sessions'])}: X {h['x_referred_sessions']}, "
+            f"Facebook {h['facebook_sessions']}, LinkedIn {h['linkedin_sessions']}, "
+            f"other networks {h['other_social_sessions']})",
+            f"  {verdict}",
+            f"  Other channels: search {h['search_sessions']}, email {h['email_sessions']}, "
+            f"AI assistants {h['ai_assistant_sessions']}, direct {h['direct_sessions']}",
         ]
     )

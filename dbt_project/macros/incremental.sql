@@ -292,3 +292,20 @@
         select mart, key from _engagement.unpublished_keys
     {%- endif %}
 {%- endmacro %}
+
+{#-
+    A pre- and post-hook of the marts that other changes than posts' replace (sessions, by
+    day): record the keys (`key_column`) of the rows matching `where` before the model
+    replaces them and after, so that publishing replaces the rows of those keys.
+-#}
+{% macro record_unpublished_rows(key_column, where) -%}
+    insert or replace into _engagement.mart_keys values ('{{ this.identifier }}', '{{ key_column }}');
+    {% if not flags.FULL_REFRESH and load_relation(this) is not none -%}
+        insert into _engagement.unpublished_keys
+        select distinct '{{ this.identifier }}', cast({{ key_column }} as varchar)
+        from {{ this }}
+        where {{ where }}
+        except
+        select mart, key from _engagement.unpublished_keys
+    {%- endif %}
+{%- endmacro %}

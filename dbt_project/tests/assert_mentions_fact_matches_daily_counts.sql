@@ -13,7 +13,7 @@ facts as (
     select
         created_date as date_day,
         count(*) as mentions,
-        count(*) filter (where answered) as answered
+        count(*) filter (where is_answered) as answered
 
     from {{ ref('fct_x_mentions') }}
     group by created_date

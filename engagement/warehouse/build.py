@@ -313,10 +313,10 @@ def publish(build_db: Path, published_db: Path, in_place: bool = True) -> tuple[
     """Publish the build's marts into a new file renamed over the published file.
 
     In place (the default, when there is a published file): the new file starts as a copy
-    of the published one; the large marts keyed on posts (`_engagement.mart_keys`) have the
-    rows of the keys replaced since the last publish (`_engagement.unpublished_keys`)
-    replaced, and the other marts (a row per day) are copied whole. Otherwise (a first or
-    full build) every mart is copied. Readers that already opened the published file keep
+    of the published one; the large marts (`_engagement.mart_keys`: keyed on posts, or on
+    the sessions' days) have the rows of the keys replaced since the last publish
+    (`_engagement.unpublished_keys`) replaced, and the other marts are copied whole.
+    Otherwise (a first or full build) every mart is copied. Readers that already opened the published file keep
     reading the old one; new readers get the new one. Nobody waits on the writer.
     Returns the tables published and those of them updated in place.
     """
@@ -341,8 +341,9 @@ def publish(build_db: Path, published_db: Path, in_place: bool = True) -> tuple[
             if table in keyed and published.get(table) == columns:
                 key = keyed[table]
                 changed = f"(select key from build.{STATE}.unpublished_keys where mart = '{table}')"
-                con.execute(f"delete from {mart} where {key} in {changed}")
-                con.execute(f"insert into {mart} from {source} where {key} in {changed}")
+                has_key = f"cast({key} as varchar) in {changed}"
+                con.execute(f"delete from {mart} where {has_key}")
+                con.execute(f"insert into {mart} from {source} where {has_key}")
                 updated.append(table)
             else:
                 con.execute(f"create or replace table {mart} as from {source}")

@@ -55,6 +55,17 @@ sessions_daily as (
         count(*) filter (
             where channel = 'social' and referrer_network = 'Twitter'
         ) as x_referred_sessions,
+        count(*) filter (
+            where channel = 'social' and referrer_network = 'Facebook'
+        ) as facebook_sessions,
+        count(*) filter (
+            where channel = 'social' and referrer_network = 'LinkedIn'
+        ) as linkedin_sessions,
+        count(*) filter (
+            where
+                channel = 'social'
+                and coalesce(referrer_network, '') not in ('Twitter', 'Facebook', 'LinkedIn')
+        ) as other_social_sessions,
         count(*) filter (where channel = 'search') as search_sessions,
         count(*) filter (where channel = 'own_site') as own_site_sessions,
         count(*) filter (where channel = 'email') as email_sessions,
@@ -82,6 +93,9 @@ final as (
         coalesce(sessions_daily.sessions, 0) as sessions,
         coalesce(sessions_daily.social_sessions, 0) as social_sessions,
         coalesce(sessions_daily.x_referred_sessions, 0) as x_referred_sessions,
+        coalesce(sessions_daily.facebook_sessions, 0) as facebook_sessions,
+        coalesce(sessions_daily.linkedin_sessions, 0) as linkedin_sessions,
+        coalesce(sessions_daily.other_social_sessions, 0) as other_social_sessions,
         coalesce(sessions_daily.search_sessions, 0) as search_sessions,
         coalesce(sessions_daily.own_site_sessions, 0) as own_site_sessions,
         coalesce(sessions_daily.email_sessions, 0) as email_sessions,

@@ -34,7 +34,7 @@ final as (
         mentioned_account_usernames,
         mentioned_account_count,
         is_reply_to_account,
-        is_answered as answered,
+        is_answered,
         first_response_id,
         first_response_at,
         first_response_minutes,

@@ -1,4 +1,6 @@
 {#-
+    Version 2: additive counts only (the rates are metrics: see _marts__semantic_models.yml).
+
     Incremental: the days of engagement_days() (macros/incremental.sql) are recomputed; days
     that left the date spine are deleted.
 -#}
@@ -88,8 +90,7 @@ account_mentions_daily as (
         mention_accounts.account_id,
         mentions.created_date as date_day,
         count(*) as mentions,
-        count(*) filter (where mentions.is_answered) as mentions_answered,
-        median(mentions.first_response_minutes) as median_first_response_minutes
+        count(*) filter (where mentions.is_answered) as mentions_answered
 
     from mention_accounts
     inner join mentions
@@ -98,7 +99,7 @@ account_mentions_daily as (
 
 ),
 
-joined as (
+final as (
 
     select
         account_days.date_day,
@@ -110,7 +111,6 @@ joined as (
         coalesce(own_posts_daily.retweets, 0) as retweets,
         coalesce(account_mentions_daily.mentions, 0) as mentions,
         coalesce(account_mentions_daily.mentions_answered, 0) as mentions_answered,
-        account_mentions_daily.median_first_response_minutes,
         coalesce(own_posts_daily.impressions, 0) as impressions
 
     from account_days
@@ -122,30 +122,6 @@ joined as (
         on
             account_days.date_day = account_mentions_daily.date_day
             and account_days.account_id = account_mentions_daily.account_id
-
-),
-
-final as (
-
-    select
-        date_day,
-        account_id,
-        account_username,
-        posts,
-        replies,
-        replies_to_customers,
-        retweets,
-        mentions,
-        mentions_answered,
-        case when mentions > 0 then mentions_answered / mentions end as response_rate,
-        median_first_response_minutes,
-        case
-            when posts + replies_to_customers > 0
-                then replies_to_customers / (posts + replies_to_customers)
-        end as conversation_share,
-        impressions
-
-    from joined
 
 )
 

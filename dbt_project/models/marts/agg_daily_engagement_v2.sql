@@ -1,4 +1,7 @@
 {#-
+    Version 2: additive counts only (the rates are metrics: see _marts__semantic_models.yml),
+    and social sessions per network.
+
     Incremental: the days of engagement_days() (macros/incremental.sql) are recomputed; days
     that left the date spine are deleted.
 -#}
@@ -68,15 +71,14 @@ mentions_daily as (
     select
         created_date as date_day,
         count(*) as x_mentions,
-        count(*) filter (where is_answered) as x_mentions_answered,
-        median(first_response_minutes) as x_median_first_response_minutes
+        count(*) filter (where is_answered) as x_mentions_answered
 
     from mentions
     group by created_date
 
 ),
 
-joined as (
+final as (
 
     select
         days.date_day,
@@ -86,11 +88,13 @@ joined as (
         coalesce(own_posts_daily.x_retweets, 0) as x_retweets,
         coalesce(mentions_daily.x_mentions, 0) as x_mentions,
         coalesce(mentions_daily.x_mentions_answered, 0) as x_mentions_answered,
-        mentions_daily.x_median_first_response_minutes,
         coalesce(support_site_days.page_views, 0) as support_requests,
         coalesce(support_site_days.sessions, 0) as support_sessions,
         coalesce(support_site_days.social_sessions, 0) as social_sessions,
         coalesce(support_site_days.x_referred_sessions, 0) as x_referred_sessions,
+        coalesce(support_site_days.facebook_sessions, 0) as facebook_sessions,
+        coalesce(support_site_days.linkedin_sessions, 0) as linkedin_sessions,
+        coalesce(support_site_days.other_social_sessions, 0) as other_social_sessions,
         coalesce(support_site_days.search_sessions, 0) as search_sessions,
         coalesce(support_site_days.own_site_sessions, 0) as own_site_sessions,
         coalesce(support_site_days.email_sessions, 0) as email_sessions,
@@ -106,43 +110,6 @@ joined as (
         on days.date_day = mentions_daily.date_day
     left join support_site_days
         on days.date_day = support_site_days.date_day
-
-),
-
-final as (
-
-    select
-        date_day,
-        x_posts,
-        x_replies,
-        x_replies_to_customers,
-        x_retweets,
-        x_mentions,
-        x_mentions_answered,
-        case
-            when x_mentions > 0 then x_mentions_answered / x_mentions
-        end as x_response_rate,
-        x_median_first_response_minutes,
-        case
-            when x_posts + x_replies_to_customers > 0
-                then x_replies_to_customers / (x_posts + x_replies_to_customers)
-        end as x_conversation_share,
-        support_requests,
-        support_sessions,
-        social_sessions,
-        x_referred_sessions,
-        search_sessions,
-        own_site_sessions,
-        email_sessions,
-        ai_assistant_sessions,
-        direct_sessions,
-        internal_sessions,
-        other_sessions,
-        case
-            when support_sessions > 0 then social_sessions / support_sessions
-        end as social_session_share
-
-    from joined
 
 )
 
