@@ -4,23 +4,29 @@ exists and agrees with what tests/test_scheduler.py runs natively from it."""
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
+import zipfile
 from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
 
 from engagement.cli import parser
 from engagement.settings import Settings
 from tests.airflow_stack import AIRFLOW_SERVICES, BIN, COMPOSE, NativeStack, dotenv, example_env
 from tests.conftest import REPO
 
-ONE_OFF = {"airflow-init", "sample-logs"}  # jobs that run to their end
+ONE_OFF = {"airflow-init", "sample-logs", "superset-init"}  # jobs that run to their end
 MACHINE = {"postgres", "redis"}  # what the machine provides natively
+BI = {"superset-init", "superset"}  # profile bi: another image, not run natively (test_bi.py)
+SUPERSET = REPO / "bi" / "superset"
 
 
 @pytest.fixture
@@ -30,7 +36,7 @@ def stack(tmp_path: Path) -> NativeStack:
 
 def test_compose_has_the_official_shape(stack: NativeStack) -> None:
     services = stack.spec["services"]
-    assert set(services) == set(AIRFLOW_SERVICES) | ONE_OFF | MACHINE | {"x-sandbox"}
+    assert set(services) == set(AIRFLOW_SERVICES) | ONE_OFF | MACHINE | BI | {"x-sandbox"}
     assert stack.spec["services"]["airflow-worker"]["deploy"]["replicas"] == 2
     for name, spec in services.items():
         if name not in ONE_OFF:
@@ -42,7 +48,7 @@ def test_compose_has_the_official_shape(stack: NativeStack) -> None:
         }
         assert "engagement-data:/data" in services[name]["volumes"]
         assert services[name]["environment"]["ENGAGEMENT_DATA_DIR"] == "/data"
-    assert {p for s in services.values() for p in s.get("profiles", [])} == {"sandbox"}
+    assert {p for s in services.values() for p in s.get("profiles", [])} == {"sandbox", "bi"}
 
 
 def test_the_native_stack_runs_what_compose_describes(stack: NativeStack) -> None:
@@ -50,7 +56,7 @@ def test_the_native_stack_runs_what_compose_describes(stack: NativeStack) -> Non
     each with its compose command; only addresses differ from the compose settings."""
     common = stack.service("airflow-scheduler").environment
     assert set(stack.addresses()) <= set(common), set(stack.addresses()) - set(common)
-    for name in set(stack.spec["services"]) - MACHINE:
+    for name in set(stack.spec["services"]) - MACHINE - BI:
         service = stack.service(name)
         command = stack.localise(service.command)
         assert (BIN / command[0]).exists() or command[0] == "bash", command
@@ -81,6 +87,118 @@ def test_the_sandbox_profile_points_the_dags_at_the_sandbox(stack: NativeStack) 
     start = stack.variables["ENGAGEMENT_START_DATE"]
     for command in (sandbox, written):  # the same days as the DAGs land
         assert command[command.index("--start") + 1] == start
+
+
+def test_the_bi_profile_runs_superset_on_the_published_mart_read_only(stack: NativeStack) -> None:
+    services = stack.spec["services"]
+    assert {name for name, spec in services.items() if "bi" in spec.get("profiles", [])} == BI
+    for name in BI:
+        spec = services[name]
+        assert spec["profiles"] == ["bi"], name
+        assert spec["build"] == "bi/superset" and spec["image"].startswith(
+            "engagement-mart-superset"
+        )
+        # the warehouse read-only, Superset's own metadata on a volume of its own
+        assert "engagement-data:/data:ro" in spec["volumes"], name
+        assert "superset-home:/app/superset_home" in spec["volumes"], name
+        assert not [
+            v for v in spec["volumes"] if v.startswith("engagement-data:") and v[-3:] != ":ro"
+        ]
+        assert spec["environment"]["SUPERSET_SECRET_KEY"] == stack.variables["SUPERSET_SECRET_KEY"]
+    # secrets from .env only: compose refuses to start without them
+    text = COMPOSE.read_text()
+    for secret in ("SUPERSET_SECRET_KEY", "SUPERSET_ADMIN_PASSWORD"):
+        assert f"${{{secret}:?" in text and secret in dotenv(REPO / ".env.example")
+    superset = services["superset"]
+    assert superset["restart"] == "always" and superset["healthcheck"]["test"]
+    assert superset["depends_on"] == {
+        "superset-init": {"condition": "service_completed_successfully"}
+    }
+    assert superset["ports"] == [f"{stack.variables['SUPERSET_PORT']}:8088"]
+    init = services["superset-init"]
+    assert (
+        init["environment"]["SUPERSET_ADMIN_PASSWORD"] == stack.variables["SUPERSET_ADMIN_PASSWORD"]
+    )
+    script = init["command"][-1]
+    steps = [
+        "superset db upgrade",
+        "superset fab create-admin",
+        "superset init",
+        "import-dashboards",
+    ]
+    assert all(step in script for step in steps)
+    assert [script.index(step) for step in steps] == sorted(script.index(step) for step in steps)
+
+
+def superset_bundle() -> dict[str, dict]:
+    """bi/superset/engagement_mart as superset-init imports it: zipped under one root folder
+    (Superset drops the first folder of every name), its YAML files parsed."""
+    _, root_dir, base_dir = ARCHIVE.search(compose_init()).groups()
+    copied = dict(
+        line.split()[-2:] for line in (SUPERSET / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+    )  # fmt: skip
+    assert copied["engagement_mart"] == f"{root_dir}/{base_dir}", (
+        "the bundle is not where it is zipped"
+    )
+    return {
+        str(path.relative_to(SUPERSET / "engagement_mart")): yaml.safe_load(path.read_text())
+        for path in sorted((SUPERSET / "engagement_mart").rglob("*.yaml"))
+    }
+
+
+ARCHIVE = re.compile(r"make_archive\('([^']+)', 'zip', '([^']+)', '([^']+)'\)")
+
+
+def compose_init() -> str:
+    """superset-init's script."""
+    return yaml.safe_load(COMPOSE.read_text())["services"]["superset-init"]["command"][-1]
+
+
+def test_the_superset_bundle_is_one_import_of_database_datasets_charts_dashboard(
+    tmp_path: Path,
+) -> None:
+    files = superset_bundle()
+    assert files.pop("metadata.yaml") == {
+        "version": "1.0.0", "type": "Dashboard", "timestamp": "2026-12-01T00:00:00+00:00"
+    }  # fmt: skip
+    kinds: dict[str, list[dict]] = {}
+    for name, content in files.items():
+        kinds.setdefault(name.split("/")[0], []).append(content)
+        assert content["version"] == "1.0.0", name
+    (database,) = kinds["databases"]
+    (dashboard,) = kinds["dashboards"]
+    assert {d["database_uuid"] for d in kinds["datasets"]} == {database["uuid"]}
+    datasets = {d["uuid"] for d in kinds["datasets"]}
+    assert {c["dataset_uuid"] for c in kinds["charts"]} == datasets
+    placed = [e["meta"]["uuid"] for e in dashboard["position"].values()
+              if isinstance(e, dict) and e.get("type") == "CHART"]  # fmt: skip
+    assert sorted(placed) == sorted(c["uuid"] for c in kinds["charts"])
+    uuids = [d["uuid"] for d in (database, dashboard, *kinds["datasets"], *kinds["charts"])]
+    assert len(set(uuids)) == len(uuids)
+    # the mart compose mounts, opened read-only, nothing writable through Superset
+    published = Settings.from_env(dict(os.environ, ENGAGEMENT_DATA_DIR="/data")).published_db
+    assert database["sqlalchemy_uri"] == f"duckdb:///{published}"
+    assert database["extra"]["engine_params"]["connect_args"]["read_only"] is True
+    assert not any(database[key] for key in ("allow_dml", "allow_ctas", "allow_cvas"))
+    # zipped as superset-init zips it (the image's /app/engagement_mart is the repo's folder)
+    base_name, _, base_dir = ARCHIVE.search(compose_init()).groups()
+    archive = shutil.make_archive(str(tmp_path / Path(base_name).name), "zip", SUPERSET, base_dir)
+    with zipfile.ZipFile(archive) as bundle:
+        names = [n for n in bundle.namelist() if n.endswith(".yaml")]
+    assert sorted(names) == sorted(f"{base_dir}/{n}" for n in ["metadata.yaml", *files])
+
+
+def test_the_superset_image_pins_superset_and_the_locked_duckdb_driver() -> None:
+    dockerfile = (SUPERSET / "Dockerfile").read_text()
+    assert re.search(r"^FROM apache/superset:\d+\.\d+\.\d+$", dockerfile, re.MULTILINE)
+    for package in ("duckdb", "duckdb-engine"):  # the versions uv.lock resolves
+        assert f"{package}=={importlib.metadata.version(package)}" in dockerfile, package
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                if not source.startswith("--"):
+                    assert (SUPERSET / source).exists(), source
 
 
 def test_env_example_holds_every_variable_compose_requires() -> None:
