@@ -122,6 +122,12 @@ def parser() -> argparse.ArgumentParser:
     _interval(run)
 
     commands.add_parser("headline", help="print the headline numbers of the published mart")
+    metrics = commands.add_parser(
+        "mf",
+        help="MetricFlow on the published mart, e.g. mf query --metrics response_rate "
+        "--group-by metric_time__month (mf --help)",
+    )
+    metrics.add_argument("mf_args", nargs=argparse.REMAINDER, metavar="ARGS")
 
     quarantine = commands.add_parser("quarantine", help="the batches the gate refused")
     actions = quarantine.add_subparsers(dest="action", required=True)
@@ -175,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "headline":
             print(pipeline.format_headline(pipeline.headline(settings.published_db)))
             return 0
+        if args.command == "mf":
+            from engagement.warehouse.metrics import mf
+
+            return mf(settings, args.mf_args)
         if args.command == "quarantine":
             from engagement import quarantine
 

@@ -631,7 +631,9 @@ def all_days() -> list[date]:
 # --------------------------------------------------------------------------------------
 
 
-def run_dbt(args: list[str], workdir: Path, raw_db: Path, build_db: Path):
+def run_dbt(
+    args: list[str], workdir: Path, raw_db: Path, build_db: Path, project: Path = DBT_PROJECT
+):
     from dbt.cli.main import dbtRunner
 
     from engagement.warehouse.build import plan_build
@@ -647,9 +649,9 @@ def run_dbt(args: list[str], workdir: Path, raw_db: Path, build_db: Path):
             [
                 *args,
                 "--project-dir",
-                str(DBT_PROJECT),
+                str(project),
                 "--profiles-dir",
-                str(DBT_PROJECT),
+                str(project),
                 "--target-path",
                 str(workdir / "target"),
                 "--log-path",
@@ -709,6 +711,45 @@ def test_build_ran_models_tests_and_unit_tests(built: Build) -> None:
     assert statuses <= {"success", "pass", "no-op"}, statuses
 
 
+def test_the_marts_are_a_documented_contract(built: Build) -> None:
+    """`dbt docs generate` works; every published table is a mart with an enforced contract,
+    documented column by column, and the report and the dashboard are exposures."""
+    result = run_dbt(["docs", "generate"], built.workdir, built.raw_db, built.build_db)
+    assert result.success, failures(result) or result.exception
+    target = built.workdir / "target"
+    manifest = json.loads((target / "manifest.json").read_text())
+    catalog = json.loads((target / "catalog.json").read_text())
+    marts = [
+        node
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["schema"] == "marts"
+    ]
+    tables = built.query("select table_name from duckdb_tables() where schema_name = 'marts'")
+    assert sorted(node["alias"] for node in marts) == sorted(name for (name,) in tables)
+    for node in marts:
+        assert node["contract"]["enforced"] and node["description"], node["name"]
+        built_columns = catalog["nodes"][node["unique_id"]]["columns"]
+        assert list(node["columns"]) == [c.lower() for c in built_columns], node["name"]
+        for column in node["columns"].values():
+            assert column["description"] and column["data_type"], (node["name"], column)
+    exposures = {e["name"]: e["depends_on"]["nodes"] for e in manifest["exposures"].values()}
+    assert {"engagement_report", "engagement_dashboard"} <= set(exposures)
+    assert all(nodes for nodes in exposures.values())
+
+
+def test_a_mart_that_breaks_its_contract_does_not_build(built: Build, tmp_path: Path) -> None:
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
+    model = project / "models" / "marts" / "fct_support_sessions.sql"
+    model.write_text(model.read_text().replace("page_views = 1 as is_bounce", "1 as is_bounce"))
+    build_db = tmp_path / "build.duckdb"
+    shutil.copy(built.build_db, build_db)
+    run = ["run", "--select", "fct_support_sessions", "--full-refresh"]
+    result = run_dbt(run, tmp_path, built.raw_db, build_db, project)
+    assert not result.success
+    assert "contract" in " ".join(failures(result)).lower()
+
+
 def test_source_freshness_passes(built: Build) -> None:
     result = run_dbt(["source", "freshness"], built.workdir, built.raw_db, built.build_db)
     assert result.success, failures(result)
@@ -746,8 +787,13 @@ def test_marts_are_tables_in_schema_marts(built: Build) -> None:
     }
     assert tables == {
         "agg_daily_engagement",
+        "agg_daily_engagement_v1",
         "agg_daily_account_engagement",
+        "agg_daily_account_engagement_v1",
+        "dim_channels",
+        "fct_support_sessions",
         "fct_x_mentions",
+        "fct_x_mentions_v1",
         "fct_x_posts",
         "fct_x_post_metrics",
         "agg_daily_referrals",
@@ -767,11 +813,33 @@ def test_daily_engagement_has_one_row_per_day_including_quiet_days(built: Build)
         k: v for k, v in quiet.items() if k.endswith(("posts", "replies", "sessions", "requests"))
     }
     assert counts and set(counts.values()) == {0}
-    assert quiet["x_response_rate"] is None and quiet["social_session_share"] is None
+    old = built.dicts("select * from marts.agg_daily_engagement_v1 where date_day = '2026-11-05'")
+    assert old[0]["x_response_rate"] is None and old[0]["social_session_share"] is None
+
+
+def test_version_1_of_the_daily_marts_is_version_2_with_the_daily_ratios(built: Build) -> None:
+    """v1 (deprecated) keeps the old columns: v2's counts, and the ratios v2 left out."""
+    for mart, key, ratios in (
+        ("agg_daily_engagement", "date_day", ["x_response_rate", "x_conversation_share"]),
+        ("agg_daily_account_engagement", "date_day, account_id", ["response_rate"]),
+    ):
+        v2 = built.dicts(f"select * from marts.{mart} order by {key}")
+        v1 = built.dicts(f"select * from marts.{mart}_v1 order by {key}")
+        assert len(v1) == len(v2) > 0
+        for old, new in zip(v1, v2, strict=True):
+            assert {k: old[k] for k in new if k in old} == {k: new[k] for k in new if k in old}
+            assert set(ratios) <= set(old) and not set(ratios) & set(new)
+    v2 = built.dicts("select * exclude (is_answered) from marts.fct_x_mentions order by 1")
+    assert v2 == built.dicts("select * exclude (answered) from marts.fct_x_mentions_v1 order by 1")
+    assert built.query(
+        "select count(*) from marts.fct_x_mentions join marts.fct_x_mentions_v1 using (mention_id)"
+        " where is_answered is distinct from answered"
+    ) == [(0,)]
 
 
 def test_daily_x_activity(built: Build) -> None:
-    rows = {r["date_day"]: r for r in built.dicts("select * from marts.agg_daily_engagement")}
+    # version 1: the counts of version 2 (see the test above) and the daily ratios
+    rows = {r["date_day"]: r for r in built.dicts("select * from marts.agg_daily_engagement_v1")}
     responses = expected_first_responses()
     mentions = {m: p for p in MENTION_ENDPOINT_POSTS for m in EXPECTED_MENTIONS if p.post_id == m}
     for day in all_days():
@@ -820,7 +888,7 @@ def test_fct_x_mentions(built: Build) -> None:
         response = responses[mention_id]
         assert row["mentioned_account_username"] == account
         assert row["author_username"] == CUSTOMERS[mention.author_id]
-        assert row["answered"] is (response is not None)
+        assert row["is_answered"] is (response is not None)
         if response:
             assert row["first_response_at"] == response.created_at
             assert row["first_response_minutes"] == pytest.approx(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import os
 import re
@@ -179,3 +180,66 @@ def test_a_mart_count_traces_back_to_the_log_lines_that_made_it(pipeline_env: di
         with opener(source_file, "rt", encoding="utf-8", errors="replace") as log:
             text = next(line for n, line in enumerate(log, start=1) if n == line_no)
         assert stamp in text and X_REFERRER.search(text), text
+
+
+def mf_query(env: dict, out: Path, metrics: str, group_by: str) -> list[dict]:
+    engagement(
+        "mf", "query", "--metrics", metrics, "--group-by", group_by, "--csv", str(out), env=env
+    )
+    with out.open() as rows:
+        return list(csv.DictReader(rows))
+
+
+def test_metrics_are_ratios_of_sums_at_any_grain(pipeline_env: dict, tmp_path: Path) -> None:
+    """MetricFlow's monthly and per-account rates equal their direct computation from the
+    facts and the daily counts, not an average of the days' rates."""
+    metrics = "response_rate,median_first_response_minutes,conversation_share,social_share"
+    [month] = mf_query(pipeline_env, tmp_path / "month.csv", metrics, "metric_time__month")
+    [direct] = query(
+        pipeline_env,
+        """
+        with mentions as (
+            select
+                count(*) filter (where is_answered) / count(*) as response_rate,
+                median(first_response_minutes) as median_first_response_minutes
+            from marts.fct_x_mentions
+        ),
+        days as (
+            select
+                sum(x_replies_to_customers) / (sum(x_posts) + sum(x_replies_to_customers))
+                    as conversation_share,
+                sum(social_sessions) / sum(support_sessions) as social_share,
+                sum(x_mentions_answered) / sum(x_mentions) as response_rate_of_daily_counts,
+                avg(x_mentions_answered / x_mentions) as average_of_daily_rates
+            from marts.agg_daily_engagement
+        )
+        from mentions, days
+        """,
+    )
+    assert month["metric_time__month"].startswith("2026-11-01")
+    assert float(month["response_rate"]) == pytest.approx(direct[0])
+    assert float(month["response_rate"]) == pytest.approx(direct[4])
+    assert float(month["median_first_response_minutes"]) == pytest.approx(direct[1])
+    assert float(month["conversation_share"]) == pytest.approx(direct[2])
+    assert float(month["social_share"]) == pytest.approx(direct[3])
+    assert direct[5] != pytest.approx(direct[4])  # the days' mention counts differ
+
+    by_account = mf_query(
+        pipeline_env,
+        tmp_path / "accounts.csv",
+        "mentions,response_rate",
+        "metric_time__month,mention__mentioned_account_username",
+    )
+    expected = query(
+        pipeline_env,
+        """
+        select mentioned_account_username, count(*), count(*) filter (where is_answered) / count(*)
+        from marts.fct_x_mentions group by 1 order by 1
+        """,
+    )
+    got = sorted(
+        (r["mention__mentioned_account_username"], int(r["mentions"]), float(r["response_rate"]))
+        for r in by_account
+    )
+    assert [g[:2] for g in got] == [e[:2] for e in expected] and len(got) == len(OWN)
+    assert [g[2] for g in got] == pytest.approx([e[2] for e in expected])

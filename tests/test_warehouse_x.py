@@ -250,7 +250,7 @@ def test_later_batches_change_older_posts(x_history) -> None:
     history, seen = x_history
     mention, reply = seen["mention"], seen["reply"]
     assert history.mart(
-        "select answered, first_response_id, author_username from marts.fct_x_mentions"
+        "select is_answered, first_response_id, author_username from marts.fct_x_mentions"
         " where mention_id = ?",
         mention["id"],
     ) == [(True, reply["id"], seen["customer"]["username"][:11] + "_new")]
@@ -368,7 +368,7 @@ def test_a_build_that_dies_in_the_x_models_is_finished_by_the_next(
     result = history.build()
     assert (result.full_refresh, result.changed_loads) == (False, 1)
     assert history.mart(
-        "select answered, first_response_id from marts.fct_x_mentions where mention_id = ?",
+        "select is_answered, first_response_id from marts.fct_x_mentions where mention_id = ?",
         seen["mention"]["id"],
     ) == [(False, None)]
     incremental = mart_hashes(settings.published_db)

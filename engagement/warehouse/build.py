@@ -316,9 +316,9 @@ def publish(build_db: Path, published_db: Path, in_place: bool = True) -> tuple[
     of the published one; the large marts (`_engagement.mart_keys`: keyed on posts, or on
     the sessions' days) have the rows of the keys replaced since the last publish
     (`_engagement.unpublished_keys`) replaced, and the other marts are copied whole.
-    Otherwise (a first or full build) every mart is copied. Readers that already opened the published file keep
-    reading the old one; new readers get the new one. Nobody waits on the writer.
-    Returns the tables published and those of them updated in place.
+    Otherwise (a first or full build) every mart is copied. Readers that already opened the
+    published file keep reading the old one; new readers get the new one. Nobody waits on
+    the writer. Returns the tables published and those of them updated in place.
     """
     staging = published_db.with_name(f".{published_db.name}.publishing")
     staging.unlink(missing_ok=True)

@@ -62,9 +62,8 @@ sessions_daily as (
             where channel = 'social' and referrer_network = 'LinkedIn'
         ) as linkedin_sessions,
         count(*) filter (
-            where
-                channel = 'social'
-                and coalesce(referrer_network, '') not in ('Twitter', 'Facebook', 'LinkedIn')
+            where channel = 'social'
+            and coalesce(referrer_network, '') not in ('Twitter', 'Facebook', 'LinkedIn')
         ) as other_social_sessions,
         count(*) filter (where channel = 'search') as search_sessions,
         count(*) filter (where channel = 'own_site') as own_site_sessions,

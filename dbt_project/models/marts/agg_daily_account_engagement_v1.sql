@@ -60,8 +60,9 @@ final as (
         first_responses_daily.median_first_response_minutes,
         case
             when account_days.posts + account_days.replies_to_customers > 0
-                then account_days.replies_to_customers
-                / (account_days.posts + account_days.replies_to_customers)
+                then
+                    account_days.replies_to_customers
+                    / (account_days.posts + account_days.replies_to_customers)
         end as conversation_share,
         account_days.impressions
 

@@ -15,7 +15,25 @@ mentions as (
 
 final as (
 
-    select * rename (is_answered as answered)
+    select
+        mention_id,
+        created_at,
+        created_date,
+        author_id,
+        author_username,
+        conversation_id,
+        mention_text,
+        mentioned_account_username,
+        mentioned_account_usernames,
+        mentioned_account_count,
+        is_reply_to_account,
+        is_answered as answered,
+        first_response_id,
+        first_response_at,
+        first_response_minutes,
+        responder_username,
+        is_deleted
+
     from mentions
 
 )

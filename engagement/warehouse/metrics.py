@@ -1,0 +1,39 @@
+"""The mart's metrics (dbt semantic models, dbt_project/models/marts/_marts__semantic_models.yml)
+queried with MetricFlow's `mf` on the published file, read-only, as BI reads it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from engagement.settings import Settings
+from engagement.warehouse.build import _dbt_vars
+
+
+def mf(settings: Settings, args: list[str]) -> int:
+    """Run `mf ARGS` (e.g. `query --metrics response_rate --group-by metric_time__month`)
+    against the published mart; returns mf's exit code. mf reads the semantic manifest of
+    the project's target folder, so the project is parsed first against the published file
+    (dbt target `published`: the relations it names are that file's)."""
+    if not settings.published_db.is_file():
+        raise FileNotFoundError(
+            f"no published mart at {settings.published_db} yet: load a batch, then engagement build"
+        )
+    project = settings.dbt_project_dir
+    env = dict(
+        os.environ,
+        DBT_PROFILES_DIR=str(project),
+        DBT_TARGET="published",
+        ENGAGEMENT_PUBLISHED_DB=str(settings.published_db),
+        DBT_LOG_PATH=str(settings.data_dir / "metricflow" / "logs"),
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+    )
+    bin_dir = Path(sys.executable).parent
+    parse = [str(bin_dir / "dbt"), "parse", "--quiet", "--vars", json.dumps(_dbt_vars(settings))]
+    parsed = subprocess.run(parse, cwd=project, env=env, capture_output=True, text=True)
+    if parsed.returncode:
+        raise RuntimeError(f"dbt parse failed: {(parsed.stdout + parsed.stderr).strip()}")
+    return subprocess.run([str(bin_dir / "mf"), *args], cwd=project, env=env).returncode
