@@ -92,6 +92,7 @@ def test_the_sandbox_profile_points_the_dags_at_the_sandbox(stack: NativeStack) 
 def test_the_bi_profile_runs_superset_on_the_published_mart_read_only(stack: NativeStack) -> None:
     services = stack.spec["services"]
     assert {name for name, spec in services.items() if "bi" in spec.get("profiles", [])} == BI
+    copied = dockerfile_copies()
     for name in BI:
         spec = services[name]
         assert spec["profiles"] == ["bi"], name
@@ -105,6 +106,7 @@ def test_the_bi_profile_runs_superset_on_the_published_mart_read_only(stack: Nat
             v for v in spec["volumes"] if v.startswith("engagement-data:") and v[-3:] != ":ro"
         ]
         assert spec["environment"]["SUPERSET_SECRET_KEY"] == stack.variables["SUPERSET_SECRET_KEY"]
+        assert spec["environment"]["SUPERSET_CONFIG_PATH"] == copied["superset_config.py"]
     # secrets from .env only: compose refuses to start without them
     text = COMPOSE.read_text()
     for secret in ("SUPERSET_SECRET_KEY", "SUPERSET_ADMIN_PASSWORD"):
@@ -130,14 +132,17 @@ def test_the_bi_profile_runs_superset_on_the_published_mart_read_only(stack: Nat
     assert [script.index(step) for step in steps] == sorted(script.index(step) for step in steps)
 
 
+def dockerfile_copies() -> dict[str, str]:
+    """What bi/superset/Dockerfile copies into the image, and where."""
+    lines = (SUPERSET / "Dockerfile").read_text().splitlines()
+    return dict(line.split()[-2:] for line in lines if line.startswith("COPY "))
+
+
 def superset_bundle() -> dict[str, dict]:
     """bi/superset/engagement_mart as superset-init imports it: zipped under one root folder
     (Superset drops the first folder of every name), its YAML files parsed."""
     _, root_dir, base_dir = ARCHIVE.search(compose_init()).groups()
-    copied = dict(
-        line.split()[-2:] for line in (SUPERSET / "Dockerfile").read_text().splitlines()
-        if line.startswith("COPY ")
-    )  # fmt: skip
+    copied = dockerfile_copies()
     assert copied["engagement_mart"] == f"{root_dir}/{base_dir}", (
         "the bundle is not where it is zipped"
     )
