@@ -849,7 +849,44 @@ def _access_log(
             for _ in range(clicks):
                 at = posted + timedelta(seconds=int(rng.expovariate(1 / 5400)) + 5)
                 log.session(at, url["url"], path, _MOBILE + _MOBILE + _X_APP + _DESKTOP)
+    _uncredited_visits(log, company, lo, days, seed)
     return [(when, line) for when, _, line in sorted(log.entries)]
+
+
+def _uncredited_visits(
+    log: _Log, company: SampleCompany, lo: datetime, days: int, seed: int
+) -> None:
+    """X-referred visits that per-post link attribution must not credit to the post they come
+    from: clicks on an own post found more than 24 hours after it was posted (credited to a
+    newer post linking the same page, if there is one), and clicks on links to the support
+    site that people outside the sample shared (t.co links of no sample post), mostly to pages
+    no own post linked that day. A random generator of their own, so every line above stays
+    as it was."""
+    rng = log.rng = random.Random(f"uncredited-visits/{seed}")
+    pool = _MOBILE + _MOBILE + _X_APP + _DESKTOP
+    linked = [
+        (parse_stamp(tweet["created_at"]), url)
+        for tweet in company.tweets
+        if tweet["id"] == tweet["edit_history_tweet_ids"][0]
+        and not any(r["type"] == "retweeted" for r in tweet.get("referenced_tweets", []))
+        for url in tweet.get("entities", {}).get("urls", [])
+        if url["expanded_url"].startswith(SUPPORT_SITE + "/")
+    ]
+    for posted, url in rng.sample(linked, len(linked) // 4):
+        at = posted + timedelta(seconds=rng.randrange(24 * 3600 + 60, 60 * 3600))
+        log.session(at, url["url"], url["expanded_url"].removeprefix(SUPPORT_SITE), pool)
+    codes = {
+        url["url"] for tweet in company.tweets for url in tweet.get("entities", {}).get("urls", [])
+    }
+    for d in range(days):
+        for _ in range(rng.randint(2, 4)):
+            code = "https://t.co/" + "".join(
+                rng.choices(string.ascii_letters + string.digits, k=10)
+            )
+            if code in codes:
+                continue
+            at = _at_hour(rng, lo + timedelta(days=d))
+            log.session(at, code, f"/articles/{rng.choice(_ARTICLES)}", pool)
 
 
 def access_log_lines(

@@ -1,5 +1,5 @@
 """Who made a request, as far as the warehouse may know: a keyed pseudonym of the client IP
-and whether the user agent is a bot.
+and whether the user agent is a person's browser or a program (a bot).
 
 Both are computed once per distinct value (an access log repeats its IPs and user agents
 many times): visitor ids once per distinct IP of a parsed half block, bot flags once per
@@ -13,6 +13,8 @@ import hmac
 import ipaddress
 import re
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -20,11 +22,31 @@ import pyarrow.compute as pc
 
 from extract import _logparse
 
+if TYPE_CHECKING:
+    import ua_parser
+
 MIN_KEY_LENGTH = 16
 ID_BYTES = 16  # a visitor id is the first 128 bits of the HMAC
 # priority of crawler-user-agents tags when a user agent matches several entries
 BOT_KINDS = ("social-preview", "search-engine", "ai-crawler", "feed-reader", "monitoring")
 BOT_KINDS += ("http-library", "browser-automation", "scanner", "seo", "advertising")
+# Programs the crawler list misses, by kind, first match wins (case-insensitive, anywhere in
+# the user agent). They come before ua-parser's verdict because it names some of them as if
+# they were browsers (Liferea, Reeder, libfetch, Dalvik, and Digg Feed Fetcher, which quotes
+# Safari's user agent, as Safari).
+NON_BROWSERS = tuple(
+    (kind, re.compile(pattern, re.IGNORECASE))
+    for kind, pattern in (
+        ("feed_reader", r"feed|\brss\b|\d+ (?:readers|subscribers)\b|^(?:liferea|reeder|newsify)/"),
+        (
+            "http_library",
+            r"^(?:fetch libfetch|dalvik/|ruby$)|cfnetwork/|http_request2?/|libcurl|\bcurl/|wget/"
+            r"|python|java/|okhttp|go-http-client|libwww-perl|apache-httpclient|node-fetch|axios/",
+        ),
+        ("monitoring", r"monitor|uptime|pingdom|nagios|check_http|zabbix|chef client|portscout"),
+        ("link_checker", r"link ?(?:validator|checker|sleuth)|linkcheck|checklink"),
+    )
+)
 IP_LIKE = re.compile(
     r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})"
 )
@@ -93,8 +115,20 @@ class Pseudonymiser:
 
 
 class AgentClassifier:
-    """Bot flag and kind of a user agent from the crawler-user-agents list (maintained,
-    tagged: `social-preview` for facebookexternalhit, Twitterbot, LinkedInBot, ...)."""
+    """Whether a user agent is a person's browser, and if not which kind of program it is.
+
+    In order, first answer wins:
+    1. no user agent: a bot (`no_user_agent`; every browser sends one);
+    2. the maintained crawler-user-agents list: a bot of the list's tag (`social_preview`
+       for facebookexternalhit, Twitterbot, LinkedInBot, ...; `crawler` when untagged);
+    3. `NON_BROWSERS`, documented rules for the feed readers, HTTP libraries, monitors and
+       link checkers the list misses: a bot of that kind;
+    4. ua-parser (uap-core's maintained regexes): a `Spider` device is a bot (`crawler`); a
+       user agent for which it names a browser family (Chrome, IE 6, Opera Mini, Lynx, the
+       X app, ...) or a device (phones, feature phones' WAP browsers) is a person's;
+    5. anything else is a program nobody identifies (`unrecognised`), e.g. feedparser's
+       `UniversalFeedParser/4.2`: not a person's browser, so no session either.
+    """
 
     def __init__(self) -> None:
         import crawleruseragents
@@ -105,13 +139,16 @@ class AgentClassifier:
         ]
         self._any = crawleruseragents.is_crawler
         self._any("")  # compiles the list's combined patterns now, not on the first request
+        # ua-parser compiles its regexes in 0.3-1 s: in a thread, while the extraction reads
+        # and parses its first block
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ua-parser")
+        self._ua_parser: Future[ua_parser.Parser] = pool.submit(_browsers_and_devices)
+        pool.shutdown(wait=False)  # the thread ends with its one task
         self._cache: dict[str | None, tuple[bool, str | None]] = {}
         self._lock = threading.Lock()
 
     def __call__(self, user_agent: str | None) -> tuple[bool, str | None]:
-        """(is_bot, bot_kind): kind is a crawler-user-agents tag with '_' for '-'
-        (social_preview, search_engine, ...), `crawler` when untagged, `no_user_agent`
-        when the request sent none (every browser sends one); (False, None) for people."""
+        """(is_bot, bot_kind); (False, None) for a person's browser."""
         cached = self._cache.get(user_agent)
         if cached is not None:
             return cached
@@ -119,16 +156,31 @@ class AgentClassifier:
             return self._cache.get(user_agent) or self._classify(user_agent)
 
     def _classify(self, user_agent: str | None) -> tuple[bool, str | None]:
-        if not user_agent:
-            result: tuple[bool, str | None] = (True, "no_user_agent")
-        elif not self._any(user_agent):
-            result = (False, None)
-        else:
-            tags = {t for pattern, ts in self._entries if pattern.search(user_agent) for t in ts}
-            kind = next((k for k in BOT_KINDS if k in tags), "crawler")
-            result = (True, kind.replace("-", "_"))
-        self._cache[user_agent] = result
+        kind = self.bot_kind(user_agent)
+        result = self._cache[user_agent] = (kind is not None, kind)
         return result
+
+    def bot_kind(self, user_agent: str | None) -> str | None:
+        """The kind of program, by the rules above; None for a person's browser."""
+        if not user_agent:
+            return "no_user_agent"
+        if self._any(user_agent):
+            tags = {t for pattern, ts in self._entries if pattern.search(user_agent) for t in ts}
+            return next((k for k in BOT_KINDS if k in tags), "crawler").replace("-", "_")
+        kind = next((k for k, pattern in NON_BROWSERS if pattern.search(user_agent)), None)
+        if kind:
+            return kind
+        parser = self._ua_parser.result()
+        device = parser.parse_device(user_agent)
+        if device is not None and device.family == "Spider":
+            return "crawler"
+        if device is not None or parser.parse_user_agent(user_agent) is not None:
+            return None
+        return "unrecognised"
+
+    def wait_ready(self) -> None:
+        """Wait for ua-parser's regexes (start-up: the ingest bench times what follows)."""
+        self._ua_parser.result()
 
     def columns(self, agents: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array]:
         """is_bot and bot_kind for a column of user agents, classifying each distinct one."""
@@ -143,6 +195,16 @@ class AgentClassifier:
             pc.if_else(absent, missing[0], pc.take(is_bot, indices)),
             pc.if_else(absent, missing[1], pc.take(kind, indices)),
         )
+
+
+def _browsers_and_devices() -> ua_parser.Parser:
+    """ua-parser over its built-in browser and device regexes (not the OS ones, unused),
+    matched by its Rust resolver."""
+    import ua_parser
+    from ua_parser import regex
+
+    browsers, _, devices = ua_parser.load_builtins()
+    return ua_parser.Parser(regex.Resolver((browsers, [], devices)))
 
 
 @functools.cache

@@ -87,7 +87,8 @@ def child(mode: str, log: Path, out: Path) -> dict:
 def run_child(mode: str, log: Path, out: Path) -> None:
     import resource
 
-    # imports (and the crawler list's compilation) happen before the clock starts
+    # imports (and the crawler list's and ua-parser's compilation) happen before the clock
+    # starts
     if mode == "gate":  # `log` is the batch directory an ingest landed
         # what `engagement load` imports before it validates, and nothing of the ingest's
         import great_expectations  # noqa: F401
@@ -101,7 +102,7 @@ def run_child(mode: str, log: Path, out: Path) -> None:
         from extract import access_log
         from extract.visitors import agent_classifier
 
-        agent_classifier()
+        agent_classifier().wait_ready()
         interval = Interval.parse(START, END)
     started = time.perf_counter()
     if mode == "gate":

@@ -10,6 +10,7 @@ import csv
 import json
 import shutil
 import sys
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -741,7 +742,7 @@ def test_a_mart_that_breaks_its_contract_does_not_build(built: Build, tmp_path: 
     project = tmp_path / "dbt_project"
     shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
     model = project / "models" / "marts" / "fct_support_sessions.sql"
-    model.write_text(model.read_text().replace("page_views = 1 as is_bounce", "1 as is_bounce"))
+    model.write_text(model.read_text().replace("as is_bounce", "as is_single_page_view"))
     build_db = tmp_path / "build.duckdb"
     shutil.copy(built.build_db, build_db)
     run = ["run", "--select", "fct_support_sessions", "--full-refresh"]
@@ -791,12 +792,14 @@ def test_marts_are_tables_in_schema_marts(built: Build) -> None:
         "agg_daily_account_engagement",
         "agg_daily_account_engagement_v1",
         "dim_channels",
+        "dim_dates",
         "fct_support_sessions",
         "fct_x_mentions",
         "fct_x_mentions_v1",
         "fct_x_posts",
         "fct_x_post_metrics",
         "agg_daily_referrals",
+        "fct_x_post_attributed_sessions",
     }
     schemas = {row[0] for row in built.query("select schema_name from information_schema.schemata")}
     assert {"staging", "intermediate", "marts"} <= schemas
@@ -1061,6 +1064,14 @@ def test_sessions_per_channel(built: Build) -> None:
         for channel, column in columns.items():
             assert row[column] == sum(s[1] == channel for s in today), (day, column)
         assert row["x_referred_sessions"] == sum(s[2] == "Twitter" for s in today)
+        for network, column in (
+            ("Facebook", "facebook_sessions"),
+            ("LinkedIn", "linkedin_sessions"),
+        ):
+            assert row[column] == sum(s[1] == "social" and s[2] == network for s in today)
+        assert row["other_social_sessions"] == sum(
+            s[1] == "social" and s[2] not in ("Twitter", "Facebook", "LinkedIn") for s in today
+        )
         page_views = sum(_is_page_view(r) for r in REQUESTS if r.at.date() == day)
         assert row["support_requests"] == page_views, day
     # spelled out for the busy day: t.co, x.com and twitter.com are three X sessions
@@ -1069,6 +1080,14 @@ def test_sessions_per_channel(built: Build) -> None:
     assert busy["social_sessions"] == 7
     assert busy["search_sessions"] == 4
     assert busy["ai_assistant_sessions"] == 2
+    assert (busy["facebook_sessions"], busy["linkedin_sessions"]) == (2, 2)
+
+    facts = built.query(
+        "select session_date, channel, referrer_network, page_views, is_bounce"
+        " from marts.fct_support_sessions"
+    )
+    assert Counter(f[:4] for f in facts) == Counter(sessions)
+    assert all(is_bounce == (views == 1) for *_, views, is_bounce in facts)
 
 
 def test_results_do_not_depend_on_load_time(built: Build, tmp_path: Path) -> None:

@@ -14,8 +14,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from devtools.sample import generate, write_sample
+from devtools.sample import (
+    SUPPORT_SITE_HOST,
+    access_log_lines,
+    generate,
+    latest_versions,
+    write_sample,
+)
+from engagement import pipeline
 from engagement.warehouse.build import publish
+from tests.attribution import attribute, own_links, tco_sessions
 from tests.conftest import REPO, TOKEN, engagement, mart_hashes
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
@@ -243,3 +251,53 @@ def test_metrics_are_ratios_of_sums_at_any_grain(pipeline_env: dict, tmp_path: P
     )
     assert [g[:2] for g in got] == [e[:2] for e in expected] and len(got) == len(OWN)
     assert [g[2] for g in got] == pytest.approx([e[2] for e in expected])
+
+
+def test_sessions_are_credited_to_the_posts_an_independent_count_credits(pipeline_env) -> None:
+    """fct_x_post_attributed_sessions against per-post link attribution computed from the
+    sample's posts (the versions the timelines serve: the latest) and log lines of the loaded
+    days, session by session; the sessions it leaves out are the t.co visits not credited."""
+    company = generate()
+    own = {u["id"] for u in company.users if u["username"] in OWN}
+    end = datetime.combine(DAYS[-1] + timedelta(days=1), datetime.min.time())
+    posted = [t for t in latest_versions(company.tweets) if t["created_at"] < f"{end:%Y-%m-%d}"]
+    links = own_links(posted, own, {SUPPORT_SITE_HOST})
+    clicks = attribute(links, tco_sessions(access_log_lines(company), end))
+    expected = sorted((c.started_at, c.path, c.post_id) for c in clicks if c.post_id)
+    rows = query(
+        pipeline_env,
+        "select session_started_at, landing_path, post_id"
+        " from marts.fct_x_post_attributed_sessions order by all",
+    )
+    assert rows == expected
+    assert len(rows) > 50 and len(expected) < len(clicks), "some t.co visits are not credited"
+    [(tco,)] = query(
+        pipeline_env,
+        "select count(*) from marts.fct_x_post_attributed_sessions where post_type = 'reply'",
+    )
+    assert tco > 0, "replies to customers with an article get credited too"
+
+
+def test_the_headline_says_whether_social_media_or_the_own_website_sent_more(
+    pipeline_env: dict,
+) -> None:
+    printed = engagement("headline", env=pipeline_env).stdout
+    [(social, own, x, facebook, linkedin, other)] = query(
+        pipeline_env,
+        "select sum(social_sessions), sum(own_site_sessions), sum(x_referred_sessions),"
+        " sum(facebook_sessions), sum(linkedin_sessions), sum(other_social_sessions)"
+        " from marts.agg_daily_engagement",
+    )
+    assert social == x + facebook + linkedin + other and social != own
+    assert f"X {x}, Facebook {facebook}, LinkedIn {linkedin}, other networks {other}" in printed
+    if social > own:
+        verdict = f"Social media sent more sessions than the company's own website: {social} vs"
+    else:
+        verdict = f"The company's own website sent more sessions than social media: {own} vs"
+    assert f"{verdict} {min(social, own)}" in printed
+    # the other ways round, on made-up totals
+    totals = pipeline.headline(published(pipeline_env))
+    totals.update(social_sessions=3, own_site_sessions=5)
+    assert "sent more sessions than social media: 5 vs 3" in pipeline.format_headline(totals)
+    totals.update(own_site_sessions=3)
+    assert "sent as many sessions: 3 each" in pipeline.format_headline(totals)

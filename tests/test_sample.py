@@ -24,6 +24,7 @@ from devtools.sample import (
     parse_stamp,
     write_sample,
 )
+from tests.attribution import attribute, own_links, tco_sessions
 
 COMBINED = re.compile(
     r"^(?P<ip>[0-9a-f.:]+) - - \[(?P<ts>\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000)\] "
@@ -251,10 +252,16 @@ def test_tco_visits_follow_posts_linking_to_the_support_site() -> None:
             posts.setdefault(url["url"], (tweet, url["expanded_url"]))
     visits = [(when, row) for when, row in log() if row["referrer"].startswith("https://t.co/")]
     assert visits
+    shared_elsewhere = 0
     for when, row in visits:
+        if row["referrer"] not in posts:  # a link shared by someone outside the sample
+            shared_elsewhere += 1
+            assert row["path"].startswith("/articles/")
+            continue
         tweet, expanded = posts[row["referrer"]]
         assert expanded == f"https://{SUPPORT_SITE_HOST}{row['path']}"
         assert when >= parse_stamp(tweet["created_at"])
+    assert 0 < shared_elsewhere < len(visits) / 10
     previews = [row for _, row in log() if row["agent"].startswith("Twitterbot")]
     linked = {e.removeprefix(f"https://{SUPPORT_SITE_HOST}") for _, e in posts.values()}
     assert previews
@@ -296,3 +303,20 @@ def test_short_windows(tmp_path: Path, days: int) -> None:
     paths = write_sample(tmp_path, seed=3, start=SAMPLE_START, days=days)
     assert len(paths) == days
     assert paths[0].name == "access.log"
+
+
+def test_the_sample_has_visits_to_credit_to_posts_and_visits_not_to() -> None:
+    """Per-post link attribution (tests/attribution.py) on the whole sample: own posts link
+    to the support site, most t.co visits are credited, some to the most recent of several
+    posts linking the same page; some are not: over 24 hours late, or on a page no own post
+    linked in the 24 hours before."""
+    own = {u["id"] for u in company().users if u["username"] in (BRAND, SUPPORT)}
+    links = own_links(company().tweets, own, {SUPPORT_SITE_HOST})
+    assert len({link.post_id for link in links}) >= 50
+    end = END.replace(tzinfo=None)
+    clicks = attribute(links, tco_sessions(access_log_lines(company()), end))
+    reasons = Counter(click.reason for click in clicks)
+    assert reasons["credited"] + reasons["credited, several posts"] > 0.9 * len(clicks)
+    assert reasons["credited, several posts"] >= 50
+    assert reasons["later than 24 h"] >= 5
+    assert reasons["before the post"] + reasons["a path no own post links"] >= 3

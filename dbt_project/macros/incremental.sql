@@ -309,3 +309,31 @@
         select mart, key from _engagement.unpublished_keys
     {%- endif %}
 {%- endmacro %}
+
+{#-
+    Per-post link attribution (int_x__post_support_links, fct_x_post_attributed_sessions).
+    A session is credited to the most recent own post linking its landing path in the 24
+    hours before it, so a post's links decide the credits of the sessions of the day it was
+    posted and of the next day. int_x__post_support_links records those two days of every
+    post it recomputes, as it was and as it is (kind x_link_day); the mart recomputes them
+    with the support-site days int_support_site__changed_days lists.
+-#}
+
+{#- The days whose sessions the links of the changed posts of `relation` can credit. -#}
+{% macro post_link_days(relation) -%}
+    select unnest([cast(post_created_at as date), cast(post_created_at + interval 1 day as date)])
+    from {{ relation }}
+    where post_id in {{ changed_keys('x_post') }}
+{%- endmacro %}
+
+{#-
+    The session days fct_x_post_attributed_sessions recomputes, as a subquery. Written out,
+    not ref()'d (see support_site_days_to_recompute); the model ref()s both models.
+-#}
+{% macro attribution_days_to_recompute() -%}
+    (
+        select date_day from intermediate.int_support_site__changed_days
+        union all
+        select cast(key as date) from _engagement.changed_keys where kind = 'x_link_day'
+    )
+{%- endmacro %}

@@ -1,8 +1,9 @@
 {#-
     One row per access-log line (de-duplicated: the same line loaded by two batches counts
     once). The extract step already split the request, pseudonymised the client and
-    classified the user agent (crawler-user-agents, once per distinct user agent) and the
-    path; here:
+    classified the user agent (a person's browser or a bot: crawler-user-agents, documented
+    rules, ua-parser; once per distinct user agent, see extract/visitors.py) and the path;
+    here:
     - is_page_view: a human (not bot) GET of a non-static path answered 2xx or 304;
     - referrer_key: identifies the (referrer_host, utm_source, utm_medium) combination that
       int_support_site__referrer_channels classifies.
