@@ -253,3 +253,21 @@ def test_the_demo_never_runs_against_whatever_answers_on_a_busy_port(tmp_path: P
         assert refused.stderr == (
             "engagement: SANDBOX_PORT=8765 is busy: free it or choose another\n"
         )
+
+
+def test_the_dbt_exposure_of_the_superset_dashboard_is_this_dashboard() -> None:
+    """dbt's lineage names the dashboard the bundle provisions, and the marts it reads."""
+    exposures = yaml.safe_load(
+        (REPO / "dbt_project" / "models" / "marts" / "_marts__exposures.yml").read_text()
+    )["exposures"]
+    (exposure,) = [e for e in exposures if "/superset/dashboard/" in e.get("url", "")]
+    files = superset_bundle()
+    (dashboard,) = [v for k, v in files.items() if k.startswith("dashboards/")]
+    assert exposure["url"].endswith(f"/superset/dashboard/{dashboard['slug']}/")
+    read = set()
+    for name, dataset in files.items():
+        if name.startswith("datasets/") and dataset["sql"]:  # a dataset of SQL: its tables
+            read |= set(re.findall(r"\bmarts\.(\w+)", dataset["sql"]))
+        elif name.startswith("datasets/"):
+            read.add(dataset["table_name"])
+    assert {re.fullmatch(r"ref\('(\w+)'\)", ref)[1] for ref in exposure["depends_on"]} == read
