@@ -11,6 +11,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import zipfile
 from datetime import date
 from pathlib import Path
@@ -109,8 +110,18 @@ def test_the_bi_profile_runs_superset_on_the_published_mart_read_only(stack: Nat
         assert spec["environment"]["SUPERSET_CONFIG_PATH"] == copied["superset_config.py"]
     # secrets from .env only: compose refuses to start without them
     text = COMPOSE.read_text()
+    # the Airflow profiles need no Superset secret: profile bi refuses to start without them
     for secret in ("SUPERSET_SECRET_KEY", "SUPERSET_ADMIN_PASSWORD"):
-        assert f"${{{secret}:?" in text and secret in dotenv(REPO / ".env.example")
+        assert f"${{{secret}:-}}" in text and secret in dotenv(REPO / ".env.example")
+    assert 'echo "superset-init: set $$secret in .env" >&2; exit 2' in text
+    refused = subprocess.run(
+        [sys.executable, str(SUPERSET / "superset_config.py")],
+        env={"SUPERSET_SECRET_KEY": ""},
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "superset: set SUPERSET_SECRET_KEY in .env (profile bi)"
     superset = services["superset"]
     assert superset["restart"] == "always" and superset["healthcheck"]["test"]
     assert superset["depends_on"] == {

@@ -4,7 +4,9 @@ PYTHONPATH). Secrets come from the environment (.env), never from this file."""
 import os
 
 # signs sessions and encrypts the connections' secrets in the metadata database: set in .env
-SECRET_KEY = os.environ["SUPERSET_SECRET_KEY"]
+SECRET_KEY = os.environ.get("SUPERSET_SECRET_KEY", "")
+if not SECRET_KEY:  # compose passes it empty when .env lacks it: the other profiles need none
+    raise SystemExit("superset: set SUPERSET_SECRET_KEY in .env (profile bi)")
 
 # Superset's own metadata (users, the database entry, datasets, charts, the dashboard): SQLite
 # in the superset-home volume. One Superset serves this mart; everything in it is re-imported
