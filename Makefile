@@ -6,7 +6,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 
-.PHONY: setup browser demo airflow test test-unit lint bench bench-ingest bench-warehouse fuzz clean
+.PHONY: setup browser demo airflow test test-unit lint bench bench-ingest bench-warehouse fuzz superset-check clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -66,6 +66,19 @@ bench-warehouse: setup
 FUZZ_SECONDS ?= 60
 fuzz: setup
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(VENV)/bin/python scripts/fuzz_logparse.py
+
+# Apache Superset itself (from PyPI, in .tools/superset, beside the project's environment) on
+# the bi profile's bundle and a published mart (MART: make demo's by default): init, import,
+# every chart's data through its API, the engine read-only and pool-less. No Docker needed.
+SUPERSET_VERSION := $(shell sed -n 's/^FROM apache\/superset:\(.*\)$$/\1/p' bi/superset/Dockerfile)
+MART ?= data/warehouse/engagement.duckdb
+superset-check: $(UV)
+	$(UV) venv --quiet --allow-existing --python 3.11 $(TOOLS)/superset
+	$(UV) pip install --quiet --python $(TOOLS)/superset/bin/python \
+		apache-superset==$(SUPERSET_VERSION) \
+		$$(grep -o 'duckdb[a-z-]*==[0-9.]*' bi/superset/Dockerfile | sort -u) \
+		rich cachetools flask-caching==2.3.1
+	$(TOOLS)/superset/bin/python scripts/superset_check.py $(MART)
 
 clean:
 	rm -rf data .airflow .airflow-local dbt_project/target dbt_project/logs

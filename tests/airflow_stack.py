@@ -87,6 +87,8 @@ def example_env(start: date) -> dict[str, str]:
         "AIRFLOW_API_SECRET_KEY": secrets.token_urlsafe(32),
         "AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(12),
         "ENGAGEMENT_IP_HMAC_KEY": secrets.token_urlsafe(24),
+        "SUPERSET_SECRET_KEY": secrets.token_urlsafe(42),
+        "SUPERSET_ADMIN_PASSWORD": secrets.token_urlsafe(12),
         "ENGAGEMENT_START_DATE": start.isoformat(),
         "ENGAGEMENT_LANDING_DELAY_MINUTES": "0",
     }

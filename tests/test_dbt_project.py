@@ -744,6 +744,7 @@ def test_a_mart_that_breaks_its_contract_does_not_build(built: Build, tmp_path: 
     model = project / "models" / "marts" / "fct_support_sessions.sql"
     model.write_text(model.read_text().replace("as is_bounce", "as is_single_page_view"))
     build_db = tmp_path / "build.duckdb"
+    built.query("checkpoint")  # the copy needs what the write-ahead log holds
     shutil.copy(built.build_db, build_db)
     run = ["run", "--select", "fct_support_sessions", "--full-refresh"]
     result = run_dbt(run, tmp_path, built.raw_db, build_db, project)

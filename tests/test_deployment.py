@@ -4,23 +4,30 @@ exists and agrees with what tests/test_scheduler.py runs natively from it."""
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
+import sys
+import zipfile
 from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
 
 from engagement.cli import parser
 from engagement.settings import Settings
 from tests.airflow_stack import AIRFLOW_SERVICES, BIN, COMPOSE, NativeStack, dotenv, example_env
 from tests.conftest import REPO
 
-ONE_OFF = {"airflow-init", "sample-logs"}  # jobs that run to their end
+ONE_OFF = {"airflow-init", "sample-logs", "superset-init"}  # jobs that run to their end
 MACHINE = {"postgres", "redis"}  # what the machine provides natively
+BI = {"superset-init", "superset"}  # profile bi: another image, not run natively (test_bi.py)
+SUPERSET = REPO / "bi" / "superset"
 
 
 @pytest.fixture
@@ -30,7 +37,7 @@ def stack(tmp_path: Path) -> NativeStack:
 
 def test_compose_has_the_official_shape(stack: NativeStack) -> None:
     services = stack.spec["services"]
-    assert set(services) == set(AIRFLOW_SERVICES) | ONE_OFF | MACHINE | {"x-sandbox"}
+    assert set(services) == set(AIRFLOW_SERVICES) | ONE_OFF | MACHINE | BI | {"x-sandbox"}
     assert stack.spec["services"]["airflow-worker"]["deploy"]["replicas"] == 2
     for name, spec in services.items():
         if name not in ONE_OFF:
@@ -42,7 +49,7 @@ def test_compose_has_the_official_shape(stack: NativeStack) -> None:
         }
         assert "engagement-data:/data" in services[name]["volumes"]
         assert services[name]["environment"]["ENGAGEMENT_DATA_DIR"] == "/data"
-    assert {p for s in services.values() for p in s.get("profiles", [])} == {"sandbox"}
+    assert {p for s in services.values() for p in s.get("profiles", [])} == {"sandbox", "bi"}
 
 
 def test_the_native_stack_runs_what_compose_describes(stack: NativeStack) -> None:
@@ -50,7 +57,7 @@ def test_the_native_stack_runs_what_compose_describes(stack: NativeStack) -> Non
     each with its compose command; only addresses differ from the compose settings."""
     common = stack.service("airflow-scheduler").environment
     assert set(stack.addresses()) <= set(common), set(stack.addresses()) - set(common)
-    for name in set(stack.spec["services"]) - MACHINE:
+    for name in set(stack.spec["services"]) - MACHINE - BI:
         service = stack.service(name)
         command = stack.localise(service.command)
         assert (BIN / command[0]).exists() or command[0] == "bash", command
@@ -81,6 +88,133 @@ def test_the_sandbox_profile_points_the_dags_at_the_sandbox(stack: NativeStack) 
     start = stack.variables["ENGAGEMENT_START_DATE"]
     for command in (sandbox, written):  # the same days as the DAGs land
         assert command[command.index("--start") + 1] == start
+
+
+def test_the_bi_profile_runs_superset_on_the_published_mart_read_only(stack: NativeStack) -> None:
+    services = stack.spec["services"]
+    assert {name for name, spec in services.items() if "bi" in spec.get("profiles", [])} == BI
+    copied = dockerfile_copies()
+    for name in BI:
+        spec = services[name]
+        assert spec["profiles"] == ["bi"], name
+        assert spec["build"] == "bi/superset" and spec["image"].startswith(
+            "engagement-mart-superset"
+        )
+        # the warehouse read-only, Superset's own metadata on a volume of its own
+        assert "engagement-data:/data:ro" in spec["volumes"], name
+        assert "superset-home:/app/superset_home" in spec["volumes"], name
+        assert not [
+            v for v in spec["volumes"] if v.startswith("engagement-data:") and v[-3:] != ":ro"
+        ]
+        assert spec["environment"]["SUPERSET_SECRET_KEY"] == stack.variables["SUPERSET_SECRET_KEY"]
+        assert spec["environment"]["SUPERSET_CONFIG_PATH"] == copied["superset_config.py"]
+    # secrets from .env only: compose refuses to start without them
+    text = COMPOSE.read_text()
+    # the Airflow profiles need no Superset secret: profile bi refuses to start without them
+    for secret in ("SUPERSET_SECRET_KEY", "SUPERSET_ADMIN_PASSWORD"):
+        assert f"${{{secret}:-}}" in text and secret in dotenv(REPO / ".env.example")
+    assert 'echo "superset-init: set $$secret in .env" >&2; exit 2' in text
+    refused = subprocess.run(
+        [sys.executable, str(SUPERSET / "superset_config.py")],
+        env={"SUPERSET_SECRET_KEY": ""},
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "superset: set SUPERSET_SECRET_KEY in .env (profile bi)"
+    superset = services["superset"]
+    assert superset["restart"] == "always" and superset["healthcheck"]["test"]
+    assert superset["depends_on"] == {
+        "superset-init": {"condition": "service_completed_successfully"}
+    }
+    assert superset["ports"] == [f"{stack.variables['SUPERSET_PORT']}:8088"]
+    init = services["superset-init"]
+    assert (
+        init["environment"]["SUPERSET_ADMIN_PASSWORD"] == stack.variables["SUPERSET_ADMIN_PASSWORD"]
+    )
+    script = init["command"][-1]
+    steps = [
+        "superset db upgrade",
+        "superset fab create-admin",
+        "superset init",
+        "import-dashboards",
+    ]
+    assert all(step in script for step in steps)
+    assert [script.index(step) for step in steps] == sorted(script.index(step) for step in steps)
+
+
+def dockerfile_copies() -> dict[str, str]:
+    """What bi/superset/Dockerfile copies into the image, and where."""
+    lines = (SUPERSET / "Dockerfile").read_text().splitlines()
+    return dict(line.split()[-2:] for line in lines if line.startswith("COPY "))
+
+
+def superset_bundle() -> dict[str, dict]:
+    """bi/superset/engagement_mart as superset-init imports it: zipped under one root folder
+    (Superset drops the first folder of every name), its YAML files parsed."""
+    _, root_dir, base_dir = ARCHIVE.search(compose_init()).groups()
+    copied = dockerfile_copies()
+    assert copied["engagement_mart"] == f"{root_dir}/{base_dir}", (
+        "the bundle is not where it is zipped"
+    )
+    return {
+        str(path.relative_to(SUPERSET / "engagement_mart")): yaml.safe_load(path.read_text())
+        for path in sorted((SUPERSET / "engagement_mart").rglob("*.yaml"))
+    }
+
+
+ARCHIVE = re.compile(r"make_archive\('([^']+)', 'zip', '([^']+)', '([^']+)'\)")
+
+
+def compose_init() -> str:
+    """superset-init's script."""
+    return yaml.safe_load(COMPOSE.read_text())["services"]["superset-init"]["command"][-1]
+
+
+def test_the_superset_bundle_is_one_import_of_database_datasets_charts_dashboard(
+    tmp_path: Path,
+) -> None:
+    files = superset_bundle()
+    assert files.pop("metadata.yaml") == {
+        "version": "1.0.0", "type": "Dashboard", "timestamp": "2026-12-01T00:00:00+00:00"
+    }  # fmt: skip
+    kinds: dict[str, list[dict]] = {}
+    for name, content in files.items():
+        kinds.setdefault(name.split("/")[0], []).append(content)
+        assert content["version"] == "1.0.0", name
+    (database,) = kinds["databases"]
+    (dashboard,) = kinds["dashboards"]
+    assert {d["database_uuid"] for d in kinds["datasets"]} == {database["uuid"]}
+    datasets = {d["uuid"] for d in kinds["datasets"]}
+    assert {c["dataset_uuid"] for c in kinds["charts"]} == datasets
+    placed = [e["meta"]["uuid"] for e in dashboard["position"].values()
+              if isinstance(e, dict) and e.get("type") == "CHART"]  # fmt: skip
+    assert sorted(placed) == sorted(c["uuid"] for c in kinds["charts"])
+    uuids = [d["uuid"] for d in (database, dashboard, *kinds["datasets"], *kinds["charts"])]
+    assert len(set(uuids)) == len(uuids)
+    # the mart compose mounts, opened read-only, nothing writable through Superset
+    published = Settings.from_env(dict(os.environ, ENGAGEMENT_DATA_DIR="/data")).published_db
+    assert database["sqlalchemy_uri"] == f"duckdb:///{published}"
+    assert database["extra"]["engine_params"]["connect_args"]["read_only"] is True
+    assert not any(database[key] for key in ("allow_dml", "allow_ctas", "allow_cvas"))
+    # zipped as superset-init zips it (the image's /app/engagement_mart is the repo's folder)
+    base_name, _, base_dir = ARCHIVE.search(compose_init()).groups()
+    archive = shutil.make_archive(str(tmp_path / Path(base_name).name), "zip", SUPERSET, base_dir)
+    with zipfile.ZipFile(archive) as bundle:
+        names = [n for n in bundle.namelist() if n.endswith(".yaml")]
+    assert sorted(names) == sorted(f"{base_dir}/{n}" for n in ["metadata.yaml", *files])
+
+
+def test_the_superset_image_pins_superset_and_the_locked_duckdb_driver() -> None:
+    dockerfile = (SUPERSET / "Dockerfile").read_text()
+    assert re.search(r"^FROM apache/superset:\d+\.\d+\.\d+$", dockerfile, re.MULTILINE)
+    for package in ("duckdb", "duckdb-engine"):  # the versions uv.lock resolves
+        assert f"{package}=={importlib.metadata.version(package)}" in dockerfile, package
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                if not source.startswith("--"):
+                    assert (SUPERSET / source).exists(), source
 
 
 def test_env_example_holds_every_variable_compose_requires() -> None:
@@ -130,3 +264,21 @@ def test_the_demo_never_runs_against_whatever_answers_on_a_busy_port(tmp_path: P
         assert refused.stderr == (
             "engagement: SANDBOX_PORT=8765 is busy: free it or choose another\n"
         )
+
+
+def test_the_dbt_exposure_of_the_superset_dashboard_is_this_dashboard() -> None:
+    """dbt's lineage names the dashboard the bundle provisions, and the marts it reads."""
+    exposures = yaml.safe_load(
+        (REPO / "dbt_project" / "models" / "marts" / "_marts__exposures.yml").read_text()
+    )["exposures"]
+    (exposure,) = [e for e in exposures if "/superset/dashboard/" in e.get("url", "")]
+    files = superset_bundle()
+    (dashboard,) = [v for k, v in files.items() if k.startswith("dashboards/")]
+    assert exposure["url"].endswith(f"/superset/dashboard/{dashboard['slug']}/")
+    read = set()
+    for name, dataset in files.items():
+        if name.startswith("datasets/") and dataset["sql"]:  # a dataset of SQL: its tables
+            read |= set(re.findall(r"\bmarts\.(\w+)", dataset["sql"]))
+        elif name.startswith("datasets/"):
+            read.add(dataset["table_name"])
+    assert {re.fullmatch(r"ref\('(\w+)'\)", ref)[1] for ref in exposure["depends_on"]} == read
