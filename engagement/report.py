@@ -48,29 +48,26 @@ SQL: dict[str, str] = {
         group by all
         order by period, account_username
     """,
-    # per account over the period; a mention of two accounts counts for each
+    # per account over the period, as the metrics count it (_marts__semantic_models.yml): a
+    # mention counts for its primary account, so the accounts add up to the company
     "accounts": """
-        with responses as (
-            select account_username, median(first_response_minutes) as median_minutes
-            from (
-                select
-                    trim(unnest(string_split(mentioned_account_usernames, ',')))
-                        as account_username,
-                    first_response_minutes
-                from marts.fct_x_mentions
-                where is_answered
-            )
-            group by account_username
+        with mentions as (
+            select
+                mentioned_account_username as account_username,
+                count(*) as mentions,
+                count(*) filter (where is_answered) as answered,
+                median(first_response_minutes) filter (where is_answered) as median_minutes
+            from marts.fct_x_mentions
+            group by mentioned_account_username
         )
         select
-            daily.account_username,
-            sum(daily.mentions) as mentions,
-            sum(daily.mentions_answered) as answered,
-            any_value(responses.median_minutes) as median_minutes
-        from marts.agg_daily_account_engagement as daily
-        left join responses on daily.account_username = responses.account_username
-        group by daily.account_username
-        order by daily.account_username
+            accounts.account_username,
+            coalesce(mentions.mentions, 0),
+            coalesce(mentions.answered, 0),
+            mentions.median_minutes
+        from (select distinct account_username from marts.agg_daily_account_engagement) as accounts
+        left join mentions on accounts.account_username = mentions.account_username
+        order by accounts.account_username
     """,
     "unanswered_count": "select count(*) from marts.fct_x_mentions where not is_answered",
     "unanswered": """
@@ -492,9 +489,9 @@ def render(f: Figures, generated_at: datetime | None = None) -> str:
         section(
             "mentions",
             "Does it answer?",
-            "Mentions of each account and how many it answered over the whole period (a mention"
-            " of both accounts counts for each); below, the median minutes to the first reply"
-            " of the answered ones.",
+            "Mentions of each account and how many were answered over the whole period (a"
+            " mention of both accounts counts for the one it replies to, else the first tagged);"
+            " below, the median minutes to the first reply of the answered ones.",
             bar_chart(
                 "Mentions and mentions answered per account",
                 accounts,

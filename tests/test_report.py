@@ -288,11 +288,10 @@ def expected(env: dict[str, str]) -> dict[str, Any]:
     per_account = query(
         env,
         """
-        select account, count(*), count(*) filter (where is_answered),
-               median(first_response_minutes) filter (where is_answered)
-        from (select unnest(string_split(mentioned_account_usernames, ',')) as account, *
-              from marts.fct_x_mentions)
-        group by account order by account
+        select mentioned_account_username, count(*), count(*) filter (where is_answered),
+               quantile_cont(first_response_minutes, 0.5) filter (where is_answered)
+        from marts.fct_x_mentions
+        group by 1 order by 1
         """,
     )
     unanswered = query(
