@@ -110,6 +110,11 @@
     )
 {%- endmacro %}
 
+{#- The start days of the model's sessions near the changed days, as a query (for hooks). -#}
+{% macro session_days_near_changed_days() -%}
+    select session_date from {{ this }} where {{ session_near_changed_days() }}
+{%- endmacro %}
+
 {#-
     The days the replaced sessions (session_near_changed_days) span, as a literal range on
     requested_date, read when int_support_site__sessions runs incrementally.
@@ -279,32 +284,19 @@
 {%- endmacro %}
 
 {#-
-    A hook of the X facts (large marts keyed on posts): record the keys this build replaced,
-    so that the publish step replaces those rows in a copy of the published file instead of
-    copying the whole table (engagement/warehouse/build.py). Kept until a publish succeeds.
+    A hook of the large marts: record the keys (`key_column`) this build replaces, so that
+    the publish step replaces those rows in a copy of the published file instead of copying
+    the whole table (engagement/warehouse/build.py). Kept until a publish succeeds. The keys
+    are those `keys_sql` (one column) selects: by default the changed posts (kind x_post),
+    for the X facts; the sessions' mart, whose rows other changes replace, passes the days
+    of its rows to replace, as a pre- and a post-hook (before and after the replacement).
 -#}
-{% macro record_unpublished_keys(key_column) -%}
-    insert or replace into _engagement.mart_keys values ('{{ this.identifier }}', '{{ key_column }}');
-    {% if not flags.FULL_REFRESH -%}
-        insert into _engagement.unpublished_keys
-        select '{{ this.identifier }}', key from {{ changed_keys('x_post') }} as changed (key)
-        except
-        select mart, key from _engagement.unpublished_keys
-    {%- endif %}
-{%- endmacro %}
-
-{#-
-    A pre- and post-hook of the marts that other changes than posts' replace (sessions, by
-    day): record the keys (`key_column`) of the rows matching `where` before the model
-    replaces them and after, so that publishing replaces the rows of those keys.
--#}
-{% macro record_unpublished_rows(key_column, where) -%}
+{% macro record_unpublished_keys(key_column, keys_sql=none) -%}
     insert or replace into _engagement.mart_keys values ('{{ this.identifier }}', '{{ key_column }}');
     {% if not flags.FULL_REFRESH and load_relation(this) is not none -%}
         insert into _engagement.unpublished_keys
-        select distinct '{{ this.identifier }}', cast({{ key_column }} as varchar)
-        from {{ this }}
-        where {{ where }}
+        select distinct '{{ this.identifier }}', cast(key as varchar)
+        from ({{ keys_sql or "select key from " ~ changed_keys('x_post') }}) as keys (key)
         except
         select mart, key from _engagement.unpublished_keys
     {%- endif %}

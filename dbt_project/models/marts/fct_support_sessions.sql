@@ -6,7 +6,7 @@
     Incremental: the sessions near the changed days are replaced, as in
     int_support_site__sessions. The hooks record the days of the rows replaced, before and
     after, so that publishing replaces those days in the published copy
-    (record_unpublished_rows) instead of copying the whole history.
+    (record_unpublished_keys) instead of copying the whole history.
 -#}
 
 {{
@@ -14,8 +14,8 @@
         materialized='incremental',
         incremental_strategy='replace_where',
         incremental_predicates=[session_near_changed_days()],
-        pre_hook="{{ record_unpublished_rows('session_date', session_near_changed_days()) }}",
-        post_hook="{{ record_unpublished_rows('session_date', session_near_changed_days()) }}",
+        pre_hook="{{ record_unpublished_keys('session_date', session_days_near_changed_days()) }}",
+        post_hook="{{ record_unpublished_keys('session_date', session_days_near_changed_days()) }}",
     )
 }}
 
