@@ -14,7 +14,7 @@ from engagement import gate
 from engagement.landing import BatchSummary, Interval, Source, batch_dir, iso
 from engagement.settings import Settings
 from engagement.warehouse import load
-from engagement.warehouse.build import BuildSummary, build_and_publish
+from engagement.warehouse.build import BuildSummary, build_and_publish, published_file
 from extract import access_log, x
 
 
@@ -177,11 +177,7 @@ from marts.agg_daily_engagement
 
 def headline(published_db: Path) -> dict:
     """The headline numbers, read from the published mart (opened read-only, as BI does)."""
-    if not published_db.is_file():
-        raise FileNotFoundError(
-            f"no published mart at {published_db} yet: load a batch, then engagement build"
-        )
-    with duckdb.connect(str(published_db), read_only=True) as con:
+    with duckdb.connect(str(published_file(published_db)), read_only=True) as con:
         cursor = con.execute(HEADLINE_SQL)
         names = [d[0] for d in cursor.description]
         row = dict(zip(names, cursor.fetchone(), strict=True))

@@ -20,6 +20,8 @@ from typing import Any
 
 import duckdb
 
+from engagement.warehouse.build import published_file
+
 # ---------------------------------------------------------------------------------- the SQL
 
 SQL: dict[str, str] = {
@@ -170,11 +172,7 @@ class Figures:
 
 def read_figures(published_db: Path) -> Figures:
     """The report's figures, from the published mart opened read-only."""
-    if not published_db.is_file():
-        raise FileNotFoundError(
-            f"no published mart at {published_db} yet: load a batch, then engagement build"
-        )
-    with duckdb.connect(str(published_db), read_only=True) as con:
+    with duckdb.connect(str(published_file(published_db)), read_only=True) as con:
 
         def rows(name: str, **params: Any) -> list[tuple]:
             return con.execute(SQL[name], params or None).fetchall()

@@ -104,7 +104,7 @@ class Plan:
 def fingerprint(settings: Settings) -> str:
     """Identifies the dbt project's code, seeds and vars, and the dbt that runs them."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([_dbt_vars(settings), version("dbt-core")]).encode())
+    digest.update(json.dumps([dbt_vars(settings), version("dbt-core")]).encode())
     project = settings.dbt_project_dir
     for path in sorted(project.rglob("*")):
         relative = path.relative_to(project)
@@ -114,7 +114,7 @@ def fingerprint(settings: Settings) -> str:
     return digest.hexdigest()
 
 
-def _dbt_vars(settings: Settings) -> dict:
+def dbt_vars(settings: Settings) -> dict:
     return {
         "support_site_hosts": list(settings.support_site_hosts),
         "company_site_hosts": list(settings.company_site_hosts),
@@ -221,7 +221,7 @@ def dbt_command(settings: Settings, work: Path) -> tuple[list[str], dict[str, st
         "--profiles-dir", project,
         "--target-path", str(work / "target"),
         "--log-path", str(work / "logs"),
-        "--vars", json.dumps(_dbt_vars(settings)),
+        "--vars", json.dumps(dbt_vars(settings)),
         "--threads", str(settings.dbt_threads),
     ]  # fmt: skip
     return command, env
@@ -351,6 +351,15 @@ def publish(build_db: Path, published_db: Path, in_place: bool = True) -> tuple[
         con.execute("checkpoint")
     os.replace(staging, published_db)
     return list(tables), updated
+
+
+def published_file(published_db: Path) -> Path:
+    """The published mart's file; a documented error when nothing was published yet."""
+    if not published_db.is_file():
+        raise FileNotFoundError(
+            f"no published mart at {published_db} yet: load a batch, then engagement build"
+        )
+    return published_db
 
 
 def _tables(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, list]:

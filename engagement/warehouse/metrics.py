@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from engagement.settings import Settings
-from engagement.warehouse.build import _dbt_vars
+from engagement.warehouse.build import dbt_vars, published_file
 
 
 def mf(settings: Settings, args: list[str]) -> int:
@@ -18,21 +18,18 @@ def mf(settings: Settings, args: list[str]) -> int:
     against the published mart; returns mf's exit code. mf reads the semantic manifest of
     the project's target folder, so the project is parsed first against the published file
     (dbt target `published`: the relations it names are that file's)."""
-    if not settings.published_db.is_file():
-        raise FileNotFoundError(
-            f"no published mart at {settings.published_db} yet: load a batch, then engagement build"
-        )
+    published = published_file(settings.published_db)
     project = settings.dbt_project_dir
     env = dict(
         os.environ,
         DBT_PROFILES_DIR=str(project),
         DBT_TARGET="published",
-        ENGAGEMENT_PUBLISHED_DB=str(settings.published_db),
+        ENGAGEMENT_PUBLISHED_DB=str(published),
         DBT_LOG_PATH=str(settings.data_dir / "metricflow" / "logs"),
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
     )
     bin_dir = Path(sys.executable).parent
-    parse = [str(bin_dir / "dbt"), "parse", "--quiet", "--vars", json.dumps(_dbt_vars(settings))]
+    parse = [str(bin_dir / "dbt"), "parse", "--quiet", "--vars", json.dumps(dbt_vars(settings))]
     parsed = subprocess.run(parse, cwd=project, env=env, capture_output=True, text=True)
     if parsed.returncode:
         raise RuntimeError(f"dbt parse failed: {(parsed.stdout + parsed.stderr).strip()}")
