@@ -63,6 +63,22 @@ def sandbox_env(env: dict[str, str], sandbox_url: str) -> dict[str, str]:
     )
 
 
+def sample_company_env(root: Path, sandbox_url: str) -> dict[str, str]:
+    """Environment for running the pipeline on the sample company: its logs written to
+    root/logs, its X accounts served by the sandbox, a data directory root/data."""
+    from devtools.sample import write_sample
+
+    write_sample(root / "logs")
+    return dict(
+        os.environ,
+        ENGAGEMENT_DATA_DIR=str(root / "data"),
+        X_API_BASE_URL=sandbox_url,
+        X_BEARER_TOKEN=TOKEN,
+        X_ACCOUNTS="acmecloud,acmesupport",
+        SUPPORT_SITE_LOGS=str(root / "logs" / "access.log*"),
+    )
+
+
 def engagement(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess, as a data engineer would."""
     result = subprocess.run(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -19,12 +18,11 @@ from devtools.sample import (
     access_log_lines,
     generate,
     latest_versions,
-    write_sample,
 )
 from engagement import pipeline
 from engagement.warehouse.build import publish
 from tests.attribution import attribute, own_links, tco_sessions
-from tests.conftest import REPO, TOKEN, engagement, mart_hashes
+from tests.conftest import REPO, engagement, mart_hashes, sample_company_env
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
 
@@ -41,16 +39,7 @@ def run_day(day: date, env: dict[str, str]) -> str:
 
 @pytest.fixture(scope="module")
 def pipeline_env(tmp_path_factory: pytest.TempPathFactory, sandbox_url: str) -> Iterator[dict]:
-    root = tmp_path_factory.mktemp("pipeline")
-    write_sample(root / "logs")
-    env = dict(
-        os.environ,
-        ENGAGEMENT_DATA_DIR=str(root / "data"),
-        X_API_BASE_URL=sandbox_url,
-        X_BEARER_TOKEN=TOKEN,
-        X_ACCOUNTS=",".join(OWN),
-        SUPPORT_SITE_LOGS=str(root / "logs" / "access.log*"),
-    )
+    env = sample_company_env(tmp_path_factory.mktemp("pipeline"), sandbox_url)
     env["first_output"] = run_day(DAYS[0], env)
     run_day(DAYS[1], env)
     yield env

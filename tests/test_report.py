@@ -22,8 +22,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from devtools.sample import write_sample
-from tests.conftest import REPO, TOKEN, engagement, land
+from tests.conftest import REPO, engagement, land, sample_company_env
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, warehouse and a browser
 
@@ -209,16 +208,7 @@ def mart(tmp_path_factory: pytest.TempPathFactory, sandbox_url: str) -> dict[str
     from engagement.landing import Interval
     from engagement.settings import Settings
 
-    root = tmp_path_factory.mktemp("report")
-    write_sample(root / "logs")
-    env = dict(
-        os.environ,
-        ENGAGEMENT_DATA_DIR=str(root / "data"),
-        X_API_BASE_URL=sandbox_url,
-        X_BEARER_TOKEN=TOKEN,
-        X_ACCOUNTS=",".join(ACCOUNTS),
-        SUPPORT_SITE_LOGS=str(root / "logs" / "access.log*"),
-    )
+    env = sample_company_env(tmp_path_factory.mktemp("report"), sandbox_url)
     settings = Settings.from_env(env)
     for day in DAYS:
         land(settings, Interval.parse(str(day), str(day + timedelta(days=1))), "x", "support_site")

@@ -19,12 +19,11 @@ from unittest.mock import ANY
 import duckdb
 import pytest
 
-from devtools.sample import write_sample
 from engagement import pipeline
 from engagement.landing import Interval
 from engagement.settings import Settings
 from engagement.warehouse.build import BuildSummary, Plan, build_and_publish, plan
-from tests.conftest import REPO, TOKEN, land, mart_hashes
+from tests.conftest import REPO, land, mart_hashes, sample_company_env
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
 
@@ -97,17 +96,9 @@ class Warehouse:
 
 
 def make_warehouse(root: Path, sandbox_url: str) -> Warehouse:
+    env = sample_company_env(root, sandbox_url)
     logs = root / "logs"
-    write_sample(logs)
     (logs / "access.log-chain").write_text(chain_lines())
-    env = dict(
-        os.environ,
-        ENGAGEMENT_DATA_DIR=str(root / "data"),
-        X_API_BASE_URL=sandbox_url,
-        X_BEARER_TOKEN=TOKEN,
-        X_ACCOUNTS="acmecloud,acmesupport",
-        SUPPORT_SITE_LOGS=str(logs / "access.log*"),
-    )
     return Warehouse(Settings.from_env(env), logs)
 
 
