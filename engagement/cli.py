@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from pydantic import BaseModel
 
 from engagement import pipeline
+from engagement.errors import EngagementError
 from engagement.gate import BatchRejected
 from engagement.landing import Interval, Source
 from engagement.settings import Policy, Settings
@@ -147,6 +148,20 @@ def parser() -> argparse.ArgumentParser:
         chosen.add_argument("--source", choices=["x", "support_site"])
         if action == "release":
             chosen.add_argument("--allow-empty", action="store_true", help="a real quiet day")
+
+    raw = commands.add_parser("raw", help="the versions of the raw batches")
+    raw_actions = raw.add_subparsers(dest="action", required=True)
+    listed = raw_actions.add_parser(
+        "versions", help="a batch's versions: in force, superseded or candidate, when, records"
+    )
+    restored = raw_actions.add_parser(
+        "restore", help="validate a version of a batch again, make it the one in force, load it"
+    )
+    for chosen in (listed, restored):
+        chosen.add_argument("batch", help="its id, e.g. 20261105T000000Z_20261106T000000Z")
+    restored.add_argument("version", help="its id, e.g. 20261106T003000123456Z (raw versions)")
+    for chosen in (listed, restored):
+        chosen.add_argument("--source", help="x or support-site (when both have the batch)")
     return root
 
 
@@ -207,6 +222,14 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 _print(quarantine.release(settings, args.batch, args.source, args.allow_empty))
             return 0
+        if args.command == "raw":
+            from engagement import raw
+
+            if args.action == "versions":
+                print("\n".join(raw.versions(settings, args.batch, args.source)))
+            else:
+                _print(raw.restore(settings, args.batch, args.version, args.source))
+            return 0
         if args.command == "build":
             _print(pipeline.build(settings, args.full_refresh))
             return 0
@@ -232,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     except BuildFailed as exc:
         print(f"engagement: build failed: {exc}", file=sys.stderr)
         return 3
+    except EngagementError as exc:
+        print(f"engagement: {exc}", file=sys.stderr)
+        return exc.exit_code
     except (ValueError, LookupError, FileNotFoundError, RuntimeError) as exc:
         print(f"engagement: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

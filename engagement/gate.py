@@ -37,6 +37,7 @@ from engagement.landing import (
     SupportSiteManifest,
     XManifest,
     read_manifest,
+    source_root,
     x_pages,
 )
 
@@ -66,6 +67,18 @@ class BatchRejected(Exception):
         super().__init__(
             f"{source} batch {batch} failed {len(failed)} check(s): {'; '.join(self.reasons)}."
             f" Quarantined at {quarantined_at}"
+        )
+
+
+class InForceRejected(BatchRejected):
+    """A version already in force (or superseded) failed its checks when validated again:
+    it was not moved, and what it loaded stays as it is."""
+
+    def __init__(self, source: str, batch: str, failed: list[Failure], kept_at: Path) -> None:
+        super().__init__(source, batch, failed, kept_at)
+        self.args = (
+            f"{source} batch {batch} failed {len(failed)} check(s) when validated again:"
+            f" {'; '.join(self.reasons)}. Left where it is, at {kept_at}",
         )
 
 
@@ -437,13 +450,15 @@ def _describe(kind: str, column: str | None) -> str:
 
 
 def trailing_volumes(batch: Path, count: int = TRAILING_BATCHES) -> list[int]:
-    """Records of the source's latest `count` landed batches whose intervals end before this
-    one starts. Batches are chosen by their directory names (their intervals), so only
-    those `count` manifests are read: the cost does not grow with the history kept."""
-    start = Interval.from_batch_id(batch.name).start
+    """Records of the source's latest `count` batches in force (`raw/<source>/`) whose
+    intervals end before this one starts; `batch` is one of them or a version under
+    versions/ (a candidate). Batches are chosen by their directory names (their intervals),
+    so only those `count` manifests are read: the cost does not grow with the history kept."""
+    start = Interval.from_batch_id(read_manifest(batch).batch).start
+    siblings = source_root(batch)
     earlier = sorted(
         (interval.end, other)
-        for other in batch.parent.iterdir()
+        for other in (siblings.iterdir() if siblings.is_dir() else [])
         if not other.name.startswith(".")
         and (other / MANIFEST).is_file()
         and (interval := Interval.from_batch_id(other.name)).end <= start
@@ -478,10 +493,11 @@ def validate(batch: Path, min_volume_share: float = 0.0) -> Validation:
 
 def gate(
     batch: Path, quarantine_root: Path, reports_root: Path | None = None,
-    min_volume_share: float = 0.0,
+    min_volume_share: float = 0.0, keep: bool = False,
 ) -> dict:  # fmt: skip
     """Validate; keep the report; on failure quarantine the batch with its report and
-    raise BatchRejected."""
+    raise BatchRejected. `keep`: a refused batch stays where it is (the version in force, or
+    a superseded one, validated again: InForceRejected)."""
     manifest = read_manifest(batch)
     validation = None
     try:
@@ -497,6 +513,8 @@ def gate(
         kept.write_text(text)
     if not failures:
         return report
+    if keep:
+        raise InForceRejected(manifest.source, manifest.batch, failures, batch)
     target = quarantine_root / manifest.source / manifest.batch
     if target.exists():
         shutil.rmtree(target)

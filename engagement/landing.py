@@ -1,8 +1,17 @@
-"""Raw batches: one immutable directory per source and data interval.
+"""Raw batches: one immutable directory per source, data interval and extraction.
 
-A batch is written into a temporary sibling directory and renamed into place, so a reader
-sees either the whole previous batch or the whole new one. Re-running an interval replaces
-its batch.
+An extraction lands a new version of the interval's batch (a candidate) under
+`versions/<source>/<batch_id>/<version_id>/` (version_id: the extraction's start, UTC,
+`%Y%m%dT%H%M%S%fZ`, so versions sort by time), written into a hidden temporary directory
+and renamed into place: a reader sees a whole version or none. `raw/<source>/<batch_id>`
+is a relative symlink to the version in force; only a version that passed the gate becomes
+it (`promote`: a symlink at a temporary name renamed over the old one, atomically), so a
+refused re-extraction never touches the batch in force. `versions/<source>/<batch_id>/`
+also keeps `promotions.jsonl`, a line per promotion (the version, when): what tells a
+superseded version from a candidate, and when it was superseded (`prune` removes the
+superseded versions past their retention). A real directory at `raw/<source>/<batch_id>`
+(landed before versions) is the version in force; its first promotion moves it into
+versions/ first.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -122,25 +131,242 @@ def batch_dir(root: Path, source: Source, interval: Interval) -> Path:
     return root / Source.parse(source) / interval.batch_id
 
 
+VERSION_TIME = "%Y%m%dT%H%M%S%fZ"
+PROMOTIONS = "promotions.jsonl"  # versions/<source>/<batch_id>/: a line per promotion
+
+
+def versions_root(raw_root: Path) -> Path:
+    """Where the versions of the batches under `raw_root` are: its sibling `versions/`."""
+    return raw_root.parent / "versions"
+
+
+def versions_dir(raw_root: Path, source: Source | str, interval: Interval) -> Path:
+    return versions_root(raw_root) / Source.parse(source) / interval.batch_id
+
+
+def version_dir(raw_root: Path, source: Source | str, interval: Interval, version: str) -> Path:
+    return versions_dir(raw_root, source, interval) / version
+
+
+def new_version(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).astimezone(UTC).strftime(VERSION_TIME)
+
+
+def version_time(version: str) -> datetime:
+    return datetime.strptime(version, VERSION_TIME).replace(tzinfo=UTC)
+
+
+def legacy_version(batch: Path) -> str:
+    """The version id of a batch landed before versions: when its manifest was written."""
+    stat = (batch / MANIFEST if (batch / MANIFEST).is_file() else batch).stat()
+    return new_version(datetime.fromtimestamp(stat.st_mtime, UTC))
+
+
+def source_root(batch: Path) -> Path:
+    """The directory of the batches in force of `batch`'s source (`raw/<source>`), for a
+    batch at `raw/<source>/<batch_id>` or a version at `versions/<source>/<batch_id>/<v>`."""
+    if _is_batch_id(batch.name):
+        return batch.parent
+    return batch.parents[2].parent / "raw" / batch.parent.parent.name
+
+
+def _is_batch_id(name: str) -> bool:
+    try:
+        Interval.from_batch_id(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_version(name: str) -> bool:
+    try:
+        version_time(name)
+    except ValueError:
+        return False
+    return True
+
+
+def in_force(raw_root: Path, source: Source | str, interval: Interval) -> tuple[str, Path] | None:
+    """The version in force of the interval's batch and its directory: the target of the
+    raw symlink, or a real directory there (landed before versions); None when none is."""
+    link = batch_dir(raw_root, Source.parse(source), interval)
+    if link.is_symlink():
+        version = Path(os.readlink(link)).name
+        return version, versions_dir(raw_root, source, interval) / version
+    if link.is_dir():
+        return legacy_version(link), link
+    return None
+
+
+def _promotions(raw_root: Path, source: Source | str, interval: Interval) -> list[dict]:
+    path = versions_dir(raw_root, source, interval) / PROMOTIONS
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def promoted(raw_root: Path, source: Source | str, interval: Interval) -> set[str]:
+    """The versions of the interval's batch that have been in force (since versions)."""
+    return {p["version"] for p in _promotions(raw_root, source, interval)}
+
+
+def _landed_versions(raw_root: Path, source: Source | str, interval: Interval) -> list[str]:
+    directory = versions_dir(raw_root, source, interval)
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in directory.iterdir()
+        if p.is_dir() and not p.is_symlink() and _is_version(p.name)
+    )
+
+
+def newest_candidate(raw_root: Path, source: Source | str, interval: Interval) -> Path | None:
+    """The newest version landed after the one in force and never promoted: what the gate
+    validates next (None: nothing new since the version in force)."""
+    current = in_force(raw_root, source, interval)
+    done = promoted(raw_root, source, interval)
+    candidates = [
+        v
+        for v in _landed_versions(raw_root, source, interval)
+        if (current is None or v > current[0]) and v not in done
+    ]
+    return version_dir(raw_root, source, interval, candidates[-1]) if candidates else None
+
+
+def promote(raw_root: Path, version: Path, now: datetime | None = None) -> None:
+    """Make `version` (a directory under versions/) the interval's batch in force: the raw
+    symlink is written at a temporary name and renamed over the old one, atomically. A real
+    directory in force (landed before versions) is first moved into versions/."""
+    interval, source = (
+        Interval.from_batch_id(version.parent.name),
+        Source.parse(version.parent.parent.name),
+    )
+    link = batch_dir(raw_root, source, interval)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_dir() and not link.is_symlink():  # landed before versions: keep it as one
+        legacy = version.parent / legacy_version(link)
+        os.rename(link, legacy)  # the batch is absent from raw/ until the replace below
+    temporary = link.parent / f".{link.name}.{uuid.uuid4().hex}.link"
+    os.symlink(os.path.relpath(version, link.parent), temporary)
+    os.replace(temporary, link)
+    line = {"version": version.name, "promoted_at": iso_micro(now or datetime.now(UTC))}
+    with open(version.parent / PROMOTIONS, "a") as promotions:
+        promotions.write(json.dumps(line) + "\n")
+
+
+def iso_micro(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Version:
+    """A version of a batch: when it was landed, promoted and superseded, and its records."""
+
+    version: str
+    path: Path
+    status: Literal["in force", "superseded", "candidate"]
+    landed_at: datetime
+    promoted_at: datetime | None
+    superseded_at: datetime | None
+    records: int | None
+
+    def as_dict(self) -> dict:
+        def when(value: datetime | None) -> str | None:
+            return None if value is None else iso(value)
+
+        return {
+            "version": self.version,
+            "status": self.status,
+            "landed_at": when(self.landed_at),
+            "promoted_at": when(self.promoted_at),
+            "superseded_at": when(self.superseded_at),
+            "records": self.records,
+            "path": str(self.path),
+        }
+
+
+def versions(raw_root: Path, source: Source | str, interval: Interval) -> list[Version]:
+    """Every version of the interval's batch, oldest first: the one in force, the ones it
+    superseded (each superseded by the first promotion after it was last in force, or after
+    it landed) and the candidates (landed after it, never promoted)."""
+    current = in_force(raw_root, source, interval)
+    events = [
+        (e["version"], parse_instant(e["promoted_at"]))
+        for e in _promotions(raw_root, source, interval)
+    ]
+    names = set(_landed_versions(raw_root, source, interval))
+    paths = {name: version_dir(raw_root, source, interval, name) for name in names}
+    if current is not None:
+        names.add(current[0])
+        paths[current[0]] = current[1]
+    listed = []
+    for name in sorted(names):
+        times = [at for version, at in events if version == name]
+        landed = version_time(name)
+        since = max(times, default=landed)
+        later = [at for version, at in events if version != name and at > since]
+        if current is not None and name == current[0]:
+            status, superseded = "in force", None
+        elif times or (current is not None and name < current[0]):
+            status, superseded = "superseded", min(later, default=since)
+        else:
+            status, superseded = "candidate", None
+        try:
+            records: int | None = read_manifest(paths[name]).records
+        except (OSError, ValueError):
+            records = None
+        listed.append(
+            Version(
+                name, paths[name], status, landed, max(times, default=None), superseded, records
+            )
+        )
+    return listed
+
+
+def prune(raw_root: Path, retention_days: int, now: datetime | None = None) -> list[Path]:
+    """Remove the superseded versions of every batch superseded more than `retention_days`
+    ago; returns what was removed."""
+    limit = (now or datetime.now(UTC)) - timedelta(days=retention_days)
+    removed = []
+    root = versions_root(raw_root)
+    for source in Source:
+        if not (root / source).is_dir():
+            continue
+        for directory in sorted((root / source).iterdir()):
+            if directory.name.startswith(".") or not _is_batch_id(directory.name):
+                continue
+            interval = Interval.from_batch_id(directory.name)
+            for version in versions(raw_root, source, interval):
+                if version.status == "superseded" and version.superseded_at < limit:
+                    shutil.rmtree(version.path)
+                    removed.append(version.path)
+    return removed
+
+
 @contextmanager
 def landing(root: Path, source: str, interval: Interval) -> Iterator[Path]:
-    """Yield an empty work directory; on success it atomically becomes the interval's batch."""
-    final = batch_dir(root, source, interval)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
+    """Yield an empty work directory; on success it atomically becomes a new version of the
+    interval's batch, a candidate (`landed_version(work)` is its path), its manifest saying
+    which version it is. The batch in force under `root` (raw/) is not touched."""
+    version = new_version()
+    parent = versions_dir(root, source, interval)
+    parent.mkdir(parents=True, exist_ok=True)
+    work = parent / f".{version}.{uuid.uuid4().hex}.tmp"
     work.mkdir()
     try:
         yield work
-        old = None
-        if final.exists():
-            old = final.parent / f".{final.name}.{uuid.uuid4().hex}.old"
-            os.rename(final, old)
-        os.rename(work, final)
-        if old is not None:
-            shutil.rmtree(old)
+        manifest = read_manifest(work)
+        write_manifest(work, manifest.model_copy(update={"version": version}))
+        os.rename(work, landed_version(work))
     finally:
         if work.exists():
             shutil.rmtree(work)
+
+
+def landed_version(work: Path) -> Path:
+    """Where the work directory of `landing` lands: its version's directory."""
+    return work.parent / work.name.split(".")[1]
 
 
 Instant = Annotated[
@@ -166,6 +392,8 @@ class Batch(BaseModel):
 
 class Manifest(Batch):
     """What every batch's manifest.json says; each source's model adds its own fields."""
+
+    version: str | None = None  # the version of the batch (None: landed before versions)
 
 
 class XManifest(Manifest):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from datetime import UTC, datetime
@@ -10,8 +11,9 @@ from pathlib import Path
 import duckdb
 from pydantic import BaseModel, ConfigDict
 
-from engagement import gate
-from engagement.landing import BatchSummary, Interval, Source, batch_dir, iso
+from engagement import gate, landing
+from engagement.errors import UsageError
+from engagement.landing import MANIFEST, BatchSummary, Interval, Source, batch_dir, iso
 from engagement.settings import Settings
 from engagement.warehouse import load
 from engagement.warehouse.build import BuildSummary, build_and_publish, published_file
@@ -26,6 +28,7 @@ class Validated(BaseModel):
     batch: str
     source: Source
     validated: bool
+    version: str | None = None  # the version validated, in force once it passed
 
 
 class Loaded(BaseModel):
@@ -36,6 +39,7 @@ class Loaded(BaseModel):
     batch: str
     source: Source
     loaded: dict[str, int]
+    version: str | None = None  # the version in force that was loaded (None: before versions)
 
 
 def ready_to_land(settings: Settings, interval: Interval) -> None:
@@ -105,36 +109,114 @@ def validate(
     interval: Interval,
     allow_empty: bool = False,
     reland: bool = False,
+    version: str | None = None,
 ) -> Validated:
-    """Gate the interval's batch of a source. Raises gate.BatchRejected (and quarantines).
+    """Gate the newest version landed of the interval's batch of a source (a candidate);
+    when it passes it becomes the version in force (and `load_batch` loads it). A refused
+    candidate is quarantined and its refusal kept in the raw warehouse (`main.refusals`):
+    the version in force, its load and the published mart are left as they were. With no
+    candidate newer than the version in force, that one is validated again (a rerun).
+    `version` validates that version instead (a restore, or a release from quarantine).
     `allow_empty` accepts a batch far smaller than the source's trailing batches. When the
-    gate refused the interval's batch before, `reland` extracts it again (the source may
+    newest attempt at the interval was refused, `reland` extracts it again (the source may
     have been fixed since: a rerun of a failed validation recovers); otherwise that is an
     error saying where the refused batch is."""
-    batch = batch_dir(settings.raw_dir, source, interval)
-    refused = batch_dir(settings.quarantine_dir, source, interval)
-    if not batch.is_dir() and refused.is_dir():
-        if not reland:
-            raise FileNotFoundError(
-                f"the {source} batch {interval.batch_id} was refused by the gate and is in"
-                f" quarantine at {refused} (engagement quarantine show {interval.batch_id}):"
-                " fix the source, then extract the interval again"
+    source = Source.parse(source)
+    raw = settings.raw_dir
+    if version is None:
+        candidate = landing.newest_candidate(raw, source, interval)
+        refused = _refused_last(settings, source, interval, candidate)
+        if refused is not None:
+            if not reland:
+                raise UsageError(
+                    f"the {source} batch {interval.batch_id} was refused by the gate and is in"
+                    f" quarantine at {refused} (engagement quarantine show {interval.batch_id}):"
+                    " fix the source, then extract the interval again"
+                )
+            extract(settings, source, interval)
+            candidate = landing.newest_candidate(raw, source, interval)
+    else:
+        candidate = _version(settings, source, interval, version)
+    current = landing.in_force(raw, source, interval)
+    if candidate is None:
+        if current is None:
+            raise UsageError(
+                f"no {source} batch of {interval.batch_id} has been landed under"
+                f" {landing.versions_dir(raw, source, interval)}: extract it first"
+                f" (engagement extract {source.value.replace('_', '-')} --start ... --end ...)"
             )
-        extract(settings, source, interval)
-    report = gate.gate(
-        batch,
-        settings.quarantine_dir,
-        settings.validations_dir,
-        0.0 if allow_empty else settings.min_volume_share,
+        candidate = current[1]
+    # a version in force or superseded is validated again where it is; a candidate that is
+    # refused goes to quarantine, its refusal recorded
+    is_current = current is not None and candidate == current[1]
+    kept = is_current or candidate.name in landing.promoted(raw, source, interval)
+    kept = kept or (current is not None and candidate.name < current[0])
+    manifest = landing.read_manifest(candidate)
+    try:
+        report = gate.gate(
+            candidate,
+            settings.quarantine_dir,
+            settings.validations_dir,
+            0.0 if allow_empty else settings.min_volume_share,
+            keep=kept,
+        )
+    except gate.BatchRejected as exc:
+        if not kept:
+            load.record_refusal(settings.raw_db, manifest, exc.reasons)
+        raise
+    if not is_current:
+        landing.promote(raw, candidate)
+        landing.prune(raw, settings.raw_retention_days)
+    refused_dir = batch_dir(settings.quarantine_dir, source, interval)
+    if refused_dir.is_dir():  # a batch of this interval passed: the refused one is superseded
+        shutil.rmtree(refused_dir)
+    return Validated(
+        batch=interval.batch_id,
+        source=source,
+        validated=report["success"],
+        version=landing.in_force(raw, source, interval)[0],
     )
-    if refused.is_dir():  # a batch of this interval passed: the refused one is superseded
-        shutil.rmtree(refused)
-    return Validated(batch=interval.batch_id, source=source, validated=report["success"])
+
+
+def _refused_last(
+    settings: Settings, source: Source, interval: Interval, candidate: Path | None
+) -> Path | None:
+    """The quarantined refusal of the interval's batch when it is the newest attempt at
+    it: newer than the version in force and than any candidate (None otherwise). A refusal
+    from before versions is the newest only when no batch is in force or waiting."""
+    refused = batch_dir(settings.quarantine_dir, source, interval)
+    if not (refused / MANIFEST).is_file():
+        return None
+    version = json.loads((refused / MANIFEST).read_text()).get("version")
+    newer = [candidate.name] if candidate is not None else []
+    current = landing.in_force(settings.raw_dir, source, interval)
+    newer += [current[0]] if current is not None else []
+    if version is None:
+        return None if newer else refused
+    return None if any(other >= version for other in newer) else refused
+
+
+def _version(settings: Settings, source: Source, interval: Interval, version: str) -> Path:
+    """The directory of a version of the interval's batch; an unknown one is an error."""
+    for known in landing.versions(settings.raw_dir, source, interval):
+        if known.version == version:
+            return known.path
+    raise UsageError(
+        f"no version {version} of the {source} batch {interval.batch_id} (engagement raw"
+        f" versions {interval.batch_id} --source {source.value} lists them)"
+    )
 
 
 def load_batch(settings: Settings, source: Source, interval: Interval) -> Loaded:
-    loaded = load.load(batch_dir(settings.raw_dir, source, interval), settings.raw_db)
-    return Loaded(batch=interval.batch_id, source=source, loaded=loaded)
+    batch = batch_dir(settings.raw_dir, source, interval)
+    loaded = load.load(batch, settings.raw_db)
+    version = landing.in_force(settings.raw_dir, source, interval)
+    return Loaded(
+        batch=interval.batch_id,
+        source=source,
+        loaded=loaded,
+        version=version[0] if version is not None else None,
+    )
 
 
 def build(settings: Settings, full_refresh: bool = False) -> BuildSummary:

@@ -2,9 +2,10 @@
 
 A refused batch sits whole in `quarantine/<source>/<batch>/` with the gate's report
 (`validation.json`) and Great Expectations' Data Docs page of it (`data_docs.html`).
-`release` puts it back where it was landed, validates it again (after a fix of the gate's
-settings, or with `allow_empty` for a real quiet day) and loads it; a batch whose data was
-wrong is not released but extracted again once the source is fixed.
+`release` puts it back among the batch's versions as a candidate, validates it again
+(after a fix of the gate's settings, or with `allow_empty` for a real quiet day), which
+makes it the version in force, and loads it; a batch whose data was wrong is not released
+but extracted again once the source is fixed.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from engagement import pipeline
+from engagement import landing, pipeline
+from engagement.errors import UsageError
 from engagement.gate import DATA_DOCS, REPORT
-from engagement.landing import Interval, Source, batch_dir
+from engagement.landing import MANIFEST, Interval, Source
 from engagement.settings import Settings
 
 
@@ -80,19 +82,25 @@ def show(settings: Settings, batch: str, source: str | None = None) -> str:
 def release(
     settings: Settings, batch: str, source: str | None = None, allow_empty: bool = False
 ) -> pipeline.Loaded:
-    """Validate the batch again where it was landed, then load it. Raises BatchRejected
-    (and quarantines it again) when it still fails."""
+    """Put the refused version back as a candidate, validate it again (it becomes the
+    version in force), then load it. Raises BatchRejected (and quarantines it again) when
+    it still fails."""
     refused = find(settings, batch, source)
     interval = Interval.from_batch_id(refused.batch)
-    landed = batch_dir(settings.raw_dir, refused.source, interval)
-    if landed.exists():
-        raise ValueError(
-            f"{landed} holds a newer batch of this interval: the quarantined one is stale"
-            f" (remove {refused.path} once you no longer need it)"
+    raw = settings.raw_dir
+    manifest = refused.path / MANIFEST
+    version = json.loads(manifest.read_text()).get("version") if manifest.is_file() else None
+    current = landing.in_force(raw, refused.source, interval)
+    if current is not None and (version is None or version <= current[0]):
+        raise UsageError(
+            f"{current[1]} holds a newer batch of this interval (version {current[0]}): the"
+            f" quarantined one is stale (remove {refused.path} once you no longer need it)"
         )
+    version = version or landing.legacy_version(refused.path)
+    target = landing.version_dir(raw, refused.source, interval, version)
     for report in (REPORT, DATA_DOCS):
         (refused.path / report).unlink(missing_ok=True)
-    landed.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(refused.path, landed)
-    pipeline.validate(settings, refused.source, interval, allow_empty)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(refused.path, target)
+    pipeline.validate(settings, refused.source, interval, allow_empty, version=version)
     return pipeline.load_batch(settings, refused.source, interval)

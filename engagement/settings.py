@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     data_dir: Path = _setting(
         Path("data"),
         "ENGAGEMENT_DATA_DIR",
-        "root of `raw/`, `quarantine/`, `warehouse/`, `dbt/`",
+        "root of `raw/`, `versions/`, `quarantine/`, `warehouse/`, `dbt/`",
         "`./data`",
     )
     report_path: Path | None = _setting(
@@ -146,6 +146,14 @@ class Settings(BaseSettings):
         "`0.1`",
         ge=0,
         le=1,
+    )
+    raw_retention_days: int = _setting(
+        30,
+        "ENGAGEMENT_RAW_RETENTION_DAYS",
+        "days a superseded version of a raw batch is kept (from when a newer version"
+        " replaced it) for `engagement raw restore`; older ones are removed when a version is"
+        " promoted",
+        ge=0,
     )
     x_rate_limit_max_wait: float = _setting(
         900.0,
@@ -255,6 +263,11 @@ class Settings(BaseSettings):
     @property
     def raw_dir(self) -> Path:
         return self.data_dir / "raw"
+
+    @property
+    def versions_dir(self) -> Path:
+        """Every landed version of the raw batches (raw/ links to those in force)."""
+        return self.data_dir / "versions"
 
     @property
     def state_dir(self) -> Path:

@@ -47,7 +47,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from engagement.landing import Interval, SupportSiteManifest, iso, landing, summary, write_manifest
+from engagement.landing import (
+    Interval,
+    SupportSiteManifest,
+    iso,
+    landed_version,
+    landing,
+    summary,
+    write_manifest,
+)
 from extract import _logparse
 from extract.log_format import FIELDS, KINDS, LogFormat
 from extract.visitors import AgentClassifier, Pseudonymiser, agent_classifier, as_dictionary
@@ -701,7 +709,7 @@ def extract(
         landed = SupportSiteManifest(**manifest)
         write_manifest(work, landed)
     state.save()
-    return summary(landed, raw_root / "support_site" / interval.batch_id)
+    return summary(landed, landed_version(work))
 
 
 def _write(out: pq.ParquetWriter, rows: pa.Table) -> None:

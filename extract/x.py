@@ -25,6 +25,7 @@ from engagement.landing import (
     Interval,
     XManifest,
     iso,
+    landed_version,
     landing,
     parse_instant,
     summary,
@@ -367,4 +368,4 @@ def extract(
             gaps=run.gaps,
         )
         write_manifest(work, manifest)
-    return summary(manifest, raw_root / "x" / interval.batch_id)
+    return summary(manifest, landed_version(work))

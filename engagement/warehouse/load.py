@@ -1,7 +1,8 @@
 """Load validated batches into the raw warehouse (the one DuckDB file that is written to).
 
 Loading a batch replaces whatever an earlier load of the same batch wrote, in one
-transaction, so re-running an interval never duplicates rows.
+transaction, so re-running an interval never duplicates rows. `main.refusals` keeps the
+gate's last refusal of a batch until a version of it loads (the same transaction deletes it).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from engagement.landing import Source, XManifest, read_manifest, x_pages
+from engagement.landing import Manifest, Source, XManifest, read_manifest, x_pages
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,6 +70,14 @@ alter table x.posts add column if not exists page_no integer;
 alter table x.users add column if not exists page_no integer;
 alter table x.post_snapshots add column if not exists page_no integer;
 alter table x.post_lookup_errors add column if not exists page_no integer;
+-- the version of the batch loaded (null: landed before versions, or loaded before them)
+alter table main.batches add column if not exists version varchar;
+-- the batches the gate refused last, while no version of them has loaded since
+create table if not exists main.refusals (
+    source varchar, batch_id varchar, interval_start timestamp, interval_end timestamp,
+    version varchar, reasons json, manifest json, refused_at timestamp,
+    primary key (source, batch_id)
+);
 """
 X_TABLES = [
     "x.accounts",
@@ -178,7 +187,12 @@ def load(batch: Path, raw_db: Path) -> dict:
             )
             counts["support_site.requests"] = manifest.records
         con.execute(
-            "insert or replace into main.batches values (?, ?, ?, ?, ?, ?, ?::json, ?)",
+            """
+            insert or replace into main.batches (
+                source, batch_id, interval_start, interval_end, records, quarantined,
+                manifest, _loaded_at, version
+            ) values (?, ?, ?, ?, ?, ?, ?::json, ?, ?)
+            """,
             [
                 source,
                 batch_id,
@@ -188,7 +202,40 @@ def load(batch: Path, raw_db: Path) -> dict:
                 manifest.quarantined,
                 manifest.model_dump_json(),
                 loaded_at,
+                manifest.version,
             ],
+        )
+        con.execute(
+            "delete from main.refusals where source = ? and batch_id = ?", [source, batch_id]
         )
         con.execute("commit")
     return counts
+
+
+def record_refusal(
+    raw_db: Path, manifest: Manifest, reasons: list[str], refused_at: datetime | None = None
+) -> None:
+    """Keep the gate's refusal of a version of a batch (replacing an earlier refusal of the
+    batch): the version in force, its rows and `main.batches` are not touched."""
+    refused_at = (refused_at or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+    raw_db.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(raw_db)) as con:
+        con.execute(DDL)
+        con.execute(
+            """
+            insert or replace into main.refusals (
+                source, batch_id, interval_start, interval_end, version, reasons, manifest,
+                refused_at
+            ) values (?, ?, ?, ?, ?, ?::json, ?::json, ?)
+            """,
+            [
+                Source.parse(manifest.source),
+                manifest.batch,
+                manifest.start.replace(tzinfo=None),
+                manifest.end.replace(tzinfo=None),
+                manifest.version,
+                json.dumps(reasons),
+                manifest.model_dump_json(),
+                refused_at,
+            ],
+        )
