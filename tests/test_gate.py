@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from engagement import gate, pipeline, quarantine
-from engagement.landing import Interval, Source, read_manifest
+from engagement.errors import UsageError
+from engagement.landing import Interval, Source, promote, read_manifest
 from engagement.settings import Settings
 from engagement.warehouse import load
 from extract import access_log
@@ -116,7 +117,11 @@ def test_cli_load_refuses_and_loads_nothing(batch: Path, env: dict[str, str]) ->
     assert result.returncode != 0
     assert "failed 1 check(s): an HTTP status is over 599: 999." in result.stderr
     raw_db = Path(env["ENGAGEMENT_DATA_DIR"]) / "warehouse" / "raw.duckdb"
-    assert not raw_db.exists()
+    with duckdb.connect(str(raw_db), read_only=True) as con:  # the refusal, and no row loaded
+        assert con.execute("select count(*) from main.batches").fetchone() == (0,)
+        assert con.execute("select count(*) from support_site.requests").fetchone() == (0,)
+        refusal = con.execute("select batch_id, reasons from main.refusals").fetchall()
+    assert refusal == [(DAY.batch_id, '["an HTTP status is over 599: 999"]')]
 
 
 def test_cli_load_twice_never_duplicates(batch: Path, env: dict[str, str]) -> None:
@@ -182,8 +187,10 @@ def test_a_day_far_under_its_trailing_days_is_an_outage_unless_allowed(tmp_path:
     days = daily_log(log, {18: 100, 19: 100, 20: 100, 21: 5})
     raw = tmp_path / "raw"
     batches = [Path(access_log.extract(str(log), day, raw, key=TEST_IP_KEY).path) for day in days]
+    assert gate.trailing_volumes(batches[3]) == []  # only the batches in force count
     for batch in batches[:3]:  # the first has no trailing days: nothing to compare with
         gate.gate(batch, tmp_path / "quarantine", min_volume_share=0.1)
+        promote(raw, batch)
     assert gate.trailing_volumes(batches[3]) == [100, 100, 100]
     with pytest.raises(gate.BatchRejected) as refused:
         gate.gate(batches[3], tmp_path / "quarantine", min_volume_share=0.1)
@@ -242,7 +249,7 @@ def test_validating_a_refused_interval_again_lands_it_again(tmp_path: Path, env:
         pipeline.validate(settings, Source.SUPPORT_SITE, day)
     with pytest.raises(gate.BatchRejected):
         pipeline.validate(settings, Source.SUPPORT_SITE, days[2])
-    with pytest.raises(FileNotFoundError, match="refused by the gate and is in quarantine"):
+    with pytest.raises(UsageError, match="refused by the gate and is in quarantine"):
         pipeline.validate(settings, Source.SUPPORT_SITE, days[2])  # the CLI says where it is
     daily_log(log, {18: 100, 19: 100, 20: 100})
     logs = dict(os.environ, **env, SUPPORT_SITE_LOGS=str(log))
