@@ -71,7 +71,7 @@ def test_elastic_log_counts_agree_and_its_truncated_line_is_quarantined(
     bad = [(n, line) for n, (line, e) in enumerate(zip(lines, expected, strict=True), 1) if not e]
     good = [e for e in expected if e]
 
-    summary = extract(str(elastic_log), WHOLE, tmp_path)
+    summary = extract(str(elastic_log), WHOLE, tmp_path / "raw")
 
     rows = read(summary.path)
     quarantined = read(summary.path, "quarantine.parquet")
@@ -131,7 +131,7 @@ def by_regex(text: str) -> dict | None:
 
 def test_every_field_agrees_with_a_regex_parse(tmp_path: Path, elastic_log: Path) -> None:
     lines = elastic_log.read_text().splitlines()
-    summary = extract(str(elastic_log), WHOLE, tmp_path, block_bytes=256 * 1024)
+    summary = extract(str(elastic_log), WHOLE, tmp_path / "raw", block_bytes=256 * 1024)
     rows = read(summary.path)
     assert len(rows) > 9000
     for row in rows:
@@ -147,7 +147,7 @@ def pseudonym(ip: str) -> str:
 def test_no_client_ip_lands_in_clear(tmp_path: Path, elastic_log: Path) -> None:
     lines = elastic_log.read_text().splitlines()
     ips = {line.split()[0] for line in lines}
-    summary = extract(str(elastic_log), WHOLE, tmp_path)
+    summary = extract(str(elastic_log), WHOLE, tmp_path / "raw")
     batch = Path(summary.path)
     for name in ("lines.parquet", "quarantine.parquet"):
         values = [v for row in read(batch, name) for v in row.values() if isinstance(v, str)]
@@ -164,7 +164,7 @@ def test_no_client_ip_lands_in_clear(tmp_path: Path, elastic_log: Path) -> None:
 def test_daily_batches_partition_the_log(tmp_path: Path, elastic_log: Path) -> None:
     seen: Counter[int] = Counter()
     for day in DAYS:
-        batch = Path(extract(str(elastic_log), day, tmp_path).path)
+        batch = Path(extract(str(elastic_log), day, tmp_path / "raw").path)
         for name in ("lines.parquet", "quarantine.parquet"):
             seen.update(pq.read_table(batch / name, columns=["line_no"])["line_no"].to_pylist())
         for row in pq.read_table(batch / "lines.parquet", columns=["requested_at"]).to_pylist():
@@ -246,9 +246,13 @@ def test_rerun_replaces_the_batch_and_a_rotated_file_is_not_read_again(tmp_path:
     (logs / "access.log").write_text("".join(f"{text}\n" for text in day_one))
     first = extract(str(logs / "access.log*"), DAY, tmp_path / "raw", state_path=state)
     before = (Path(first.path) / "lines.parquet").read_bytes()
-    assert extract(str(logs / "access.log*"), DAY, tmp_path / "raw", state_path=state) == first
+    again = extract(str(logs / "access.log*"), DAY, tmp_path / "raw", state_path=state)
+    assert again.model_copy(update={"path": first.path}) == first  # a new version, beside
+    assert (Path(again.path) / "lines.parquet").read_bytes() == before
     assert (Path(first.path) / "lines.parquet").read_bytes() == before
-    assert [p.name for p in (tmp_path / "raw" / "support_site").iterdir()] == [DAY.batch_id]
+    versions = tmp_path / "versions" / "support_site" / DAY.batch_id
+    assert sorted(versions.iterdir()) == sorted([Path(first.path), Path(again.path)])
+    assert not (tmp_path / "raw").exists()  # none is in force before the gate passes one
 
     # logrotate: access.log -> access.log.1 -> access.log.2.gz, a new access.log each day
     next_day = Interval.parse("2026-11-03", "2026-11-04")

@@ -293,7 +293,8 @@ def test_a_refused_reextraction_leaves_raw_files_raw_warehouse_and_mart_as_they_
     engagement("extract", "support-site", *interval, env=env)
     engagement("load", "--source", "support-site", *interval, env=env)
     assert refusals(settings.raw_db) == []
-    listed = engagement("raw", "versions", batch, env=env).stdout.splitlines()
+    listed = engagement("raw", "versions", batch, "--source", "support-site", env=env)
+    listed = listed.stdout.splitlines()
     assert len(listed) == 2
     assert listed[0].startswith(f"support_site {batch} {good.version}: superseded, landed ")
     assert f"; {good.records:,} records" in listed[0] and ": in force, landed" in listed[1]
@@ -303,7 +304,9 @@ def test_a_refused_reextraction_leaves_raw_files_raw_warehouse_and_mart_as_they_
     assert json.loads(restored.stdout)["version"] == good.version
     engagement("build", env=env)
     assert mart_hashes(published) == before[3]
-    unknown = engagement("raw", "restore", batch, "20261102", env=env, check=False)
+    both = engagement("raw", "versions", batch, env=env, check=False)
+    assert both.returncode == 2 and "pass --source x or support-site" in both.stderr
+    unknown = engagement("raw", "restore", batch, "20261102", "--source", "x", env=env, check=False)
     assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1
-    assert "no version 20261102 of the support_site batch" in unknown.stderr
+    assert f"no version 20261102 of the x batch {batch}" in unknown.stderr
     assert "engagement raw versions" in unknown.stderr

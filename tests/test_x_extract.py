@@ -70,9 +70,14 @@ def test_extract_lands_every_page_as_received(sandbox_env: dict[str, str]) -> No
 def test_rerun_replaces_the_batch(sandbox_env: dict[str, str]) -> None:
     first = engagement("extract", "x", "--start", START, "--end", END, env=sandbox_env)
     second = engagement("extract", "x", "--start", START, "--end", END, env=sandbox_env)
-    assert first.stdout.splitlines()[-1] == second.stdout.splitlines()[-1]
-    batches = Path(sandbox_env["ENGAGEMENT_DATA_DIR"]) / "raw" / "x"
-    assert [p.name for p in batches.iterdir()] == ["20261103T000000Z_20261104T000000Z"]
+    summaries = [json.loads(run.stdout.splitlines()[-1]) for run in (first, second)]
+    paths = [Path(summary.pop("path")) for summary in summaries]
+    assert summaries[0] == summaries[1] and paths[0] != paths[1]  # a new version beside
+    batch = "20261103T000000Z_20261104T000000Z"
+    versions = Path(sandbox_env["ENGAGEMENT_DATA_DIR"]) / "versions" / "x" / batch
+    assert sorted(versions.iterdir()) == sorted(paths)
+    pages = [(path / "pages.jsonl").read_bytes() for path in paths]
+    assert pages[0] == pages[1]
 
 
 def test_the_token_is_never_written(
@@ -80,7 +85,7 @@ def test_the_token_is_never_written(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     client = x.make_client(TOKEN, sandbox_env["X_API_BASE_URL"])
-    summary = x.extract(client, ("acmesupport",), Interval.parse(START, END), tmp_path)
+    summary = x.extract(client, ("acmesupport",), Interval.parse(START, END), tmp_path / "raw")
     assert summary.records > 0 and caplog.records
     assert TOKEN not in caplog.text
     for path in tmp_path.rglob("*"):
@@ -135,6 +140,7 @@ def test_every_loaded_x_row_names_the_api_response_it_came_from(
     settings = Settings.from_env(sandbox_env)
     interval = Interval.parse(START, END)
     pipeline.extract_x(settings, interval)
+    pipeline.validate(settings, Source.X, interval)
     pipeline.load_batch(settings, Source.X, interval)
     with duckdb.connect(str(settings.raw_db), read_only=True) as con:
         rows = con.execute(

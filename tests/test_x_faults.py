@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from devtools.x_sandbox import make_server
-from engagement.landing import Interval
+from engagement.landing import Interval, promote
 from extract import x
 from tests.conftest import TOKEN
 
@@ -39,16 +39,18 @@ def sandbox() -> Iterator[Callable[..., str]]:
 class Run:
     """One extraction with a recording clock: waits are recorded, not slept."""
 
-    def __init__(self, base_url: str, raw: Path, token: str = TOKEN, **policy) -> None:
+    def __init__(self, base_url: str, root: Path, token: str = TOKEN, **policy) -> None:
         self.base_url = base_url
-        self.raw = raw
+        self.raw = root / "raw"
         self.sleeps: list[float] = []
         self.policy = x.Policy(**{"backoff": 0.5, **policy})
         self.caller = x.Caller(self.policy, sleep=self.sleeps.append)
         self.client = x.make_client(token, base_url)
 
     def __call__(self, interval: Interval = DAY, accounts: tuple[str, ...] = ACCOUNTS) -> dict:
-        return x.extract(self.client, accounts, interval, self.raw, self.policy, self.caller)
+        summary = x.extract(self.client, accounts, interval, self.raw, self.policy, self.caller)
+        promote(self.raw, Path(summary.path))  # in force, as once the gate passed it
+        return summary
 
     def requests(self) -> list[dict]:
         return requests.get(f"{self.base_url}/_sandbox/requests", timeout=10).json()
@@ -76,7 +78,7 @@ def test_a_429_beyond_the_maximum_wait_fails_clearly_and_lands_nothing(
     with pytest.raises(x.ExtractionError, match="X_RATE_LIMIT_MAX_WAIT") as failure:
         run()
     assert "re-run the interval" in str(failure.value)
-    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+    assert not (tmp_path / "raw").exists() and not (tmp_path / "versions").exists()
 
 
 @pytest.mark.parametrize("kind", ["500", "503", "drop"])
@@ -165,7 +167,7 @@ def test_recent_posts_and_mentions_are_re_read_in_lookups_of_100(sandbox, tmp_pa
     pages = [json.loads(line) for line in (Path(summary.path) / "pages.jsonl").open()]
     seen = {
         post["id"]
-        for page in earlier_pages(tmp_path)
+        for page in earlier_pages(tmp_path / "raw")
         if page["endpoint"] in ("tweets", "mentions")
         for post in json.loads(page["body"]).get("data", [])
     }
