@@ -8,9 +8,9 @@ light). The scheduler catches up every interval from ENGAGEMENT_START_DATE, one 
 `engagement_mart` builds once both sources have loaded (`&`): never on a half-updated
 interval, and once per interval, not once per source; since one run loads both sources,
 catch-ups and backfills leave no source's load waiting for the other. A build takes in
-every load since the last one. Writers of the DuckDB warehouse (loads and builds) share the
-one-slot pool `duckdb_writer`, so they never write at once, whatever runs in parallel.
-After each publish the mart DAG writes the HTML report of the published mart.
+every load since the last one. Writers of the DuckDB warehouse (validations, which record
+refusals, loads and builds) share the one-slot pool `duckdb_writer`, so they never write at
+once, whatever runs in parallel. After each publish the mart DAG writes the HTML report of the published mart.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def source_tasks(source: str):
                 inputs = _inputs(source, data_interval_start, data_interval_end)
                 return pipeline.extract(*inputs).model_dump(mode="json")
 
-        @task(retries=0, execution_timeout=timedelta(minutes=30))
+        # a refusal is recorded in the raw warehouse (main.refusals): a writer too
+        @task(pool=WRITER_POOL, retries=0, execution_timeout=timedelta(minutes=30))
         def validate(data_interval_start=None, data_interval_end=None) -> dict:
             from engagement import pipeline
 

@@ -77,6 +77,7 @@ def test_dagbag_imports_thin_dags(tmp_path: Path) -> None:
             "outlets": [f"engagement_raw_{source}"],
         }
         assert ingest["tasks"][f"{source}.extract"]["pool"] == "default_pool"
+        assert ingest["tasks"][f"{source}.validate"]["pool"] == "duckdb_writer"  # refusals
     mart = bag["dags"]["engagement_mart"]
     assert mart["schedule"] == "AssetAll"
     assert mart["assets"] == ["engagement_raw_support_site", "engagement_raw_x"]

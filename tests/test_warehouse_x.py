@@ -213,7 +213,8 @@ def x_history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Histor
         ).fetchall():
             raw.execute(f"delete from x.{table} where batch_id = ?", [batch])
         raw.execute("delete from main.batches where source = 'x' and batch_id = ?", [batch])
-    shutil.rmtree(history.settings.raw_dir / "x" / batch)
+    (history.settings.raw_dir / "x" / batch).unlink()  # the link to its version in force
+    shutil.rmtree(history.settings.versions_dir / "x" / batch)
     history.build()
     history.delete(gone_before_rerun)
     history.load(day6)
