@@ -10,7 +10,8 @@ interval, and once per interval, not once per source; since one run loads both s
 catch-ups and backfills leave no source's load waiting for the other. A build takes in
 every load since the last one. Writers of the DuckDB warehouse (validations, which record
 refusals, loads and builds) share the one-slot pool `duckdb_writer`, so they never write at
-once, whatever runs in parallel. After each publish the mart DAG writes the HTML report of the published mart.
+once, whatever runs in parallel. After each publish the mart DAG writes the HTML report of
+the published mart.
 """
 
 from __future__ import annotations
