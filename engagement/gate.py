@@ -472,7 +472,11 @@ def validate(batch: Path, min_volume_share: float = 0.0) -> Validation:
     source = Source.parse(manifest.source)
     trailing = trailing_volumes(batch) if min_volume_share > 0 else []
     volume = _volume(source, manifest, trailing, min_volume_share)
-    report: dict[str, Any] = {"batch": manifest.batch, "source": source.value}
+    report: dict[str, Any] = {
+        "batch": manifest.batch,
+        "source": source.value,
+        "version": manifest.version,
+    }
     if isinstance(manifest, XManifest):
         name = "posts"
         result, failures = _run(f"{source}_{name}", x_checks(manifest) + volume, x_frame(batch))

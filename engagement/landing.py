@@ -21,7 +21,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -360,8 +360,10 @@ def landing(root: Path, source: str, interval: Interval) -> Iterator[Path]:
         write_manifest(work, manifest.model_copy(update={"version": version}))
         os.rename(work, landed_version(work))
     finally:
-        if work.exists():
+        if work.exists():  # the extraction failed: nothing landed
             shutil.rmtree(work)
+            with suppress(OSError):  # and no version of the batch was landed before
+                parent.rmdir()
 
 
 def landed_version(work: Path) -> Path:

@@ -8,6 +8,8 @@ again, makes it the version in force and loads it (the next build publishes it).
 
 from __future__ import annotations
 
+import json
+
 from engagement import landing, pipeline
 from engagement.errors import UsageError
 from engagement.landing import Interval, Source
@@ -42,7 +44,8 @@ def find(settings: Settings, batch: str, source: str | None = None) -> tuple[Sou
 
 
 def versions(settings: Settings, batch: str, source: str | None = None) -> list[str]:
-    """A line per version of the batch, oldest first: its status, when, its records."""
+    """A line per version of the batch, oldest first: its status, when, its records; and
+    the last refused one, when it is in quarantine."""
     found, interval = find(settings, batch, source)
     lines = []
     for version in landing.versions(settings.raw_dir, found, interval):
@@ -55,6 +58,15 @@ def versions(settings: Settings, batch: str, source: str | None = None) -> list[
         lines.append(
             f"{found.value} {batch} {version.version}: {version.status}, {', '.join(when)};"
             f" {records} records"
+        )
+    refused = landing.batch_dir(settings.quarantine_dir, found, interval)
+    if (refused / landing.MANIFEST).is_file():
+        manifest = json.loads((refused / landing.MANIFEST).read_text())
+        records = manifest.get("records")
+        lines.append(
+            f"{found.value} {batch} {manifest.get('version') or '(before versions)'}: refused,"
+            f" in quarantine at {refused} (engagement quarantine show {batch});"
+            f" {f'{records:,}' if isinstance(records, int) else '?'} records"
         )
     return lines
 

@@ -117,6 +117,14 @@ def test_a_refused_reextraction_leaves_the_batch_in_force_and_a_passing_one_repl
     [(source, batch, version, reasons)] = refusals(settings.raw_db)
     assert (source, batch, version) == ("support_site", day.batch_id, candidate.path.name)
     assert "does not match SUPPORT_SITE_LOG_FORMAT=combined" in json.loads(reasons)[0]
+    [in_force] = landing.versions(settings.raw_dir, SITE, day)
+    assert raw.versions(settings, day.batch_id, "support_site") == [
+        f"support_site {day.batch_id} {first}: in force, landed"
+        f" {landing.iso(in_force.landed_at)}, in force from"
+        f" {landing.iso(in_force.promoted_at)}; 100 records",
+        f"support_site {day.batch_id} {candidate.path.name}: refused, in quarantine at"
+        f" {quarantined} (engagement quarantine show {day.batch_id}); 0 records",
+    ]
     # the load task of the refused interval loads the version in force again, unchanged
     assert loaded_version(settings.raw_db, day.batch_id) == (first, 100)
     # a rerun without a new extraction says where the refused batch is
