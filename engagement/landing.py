@@ -325,8 +325,8 @@ def versions(raw_root: Path, source: Source | str, interval: Interval) -> list[V
 
 
 def prune(raw_root: Path, retention_days: int, now: datetime | None = None) -> list[Path]:
-    """Remove the superseded versions of every batch superseded more than `retention_days`
-    ago; returns what was removed."""
+    """Remove the superseded versions of every batch superseded `retention_days` ago or
+    earlier (0: every superseded version); returns what was removed."""
     limit = (now or datetime.now(UTC)) - timedelta(days=retention_days)
     removed = []
     root = versions_root(raw_root)
@@ -338,7 +338,7 @@ def prune(raw_root: Path, retention_days: int, now: datetime | None = None) -> l
                 continue
             interval = Interval.from_batch_id(directory.name)
             for version in versions(raw_root, source, interval):
-                if version.status == "superseded" and version.superseded_at < limit:
+                if version.status == "superseded" and version.superseded_at <= limit:
                     shutil.rmtree(version.path)
                     removed.append(version.path)
     return removed

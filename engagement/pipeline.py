@@ -165,8 +165,9 @@ def validate(
             load.record_refusal(settings.raw_db, manifest, exc.reasons)
         raise
     if not is_current:
-        landing.promote(raw, candidate)
-        landing.prune(raw, settings.raw_retention_days)
+        now = datetime.now(UTC)
+        landing.promote(raw, candidate, now)
+        landing.prune(raw, settings.raw_retention_days, now)
     refused_dir = batch_dir(settings.quarantine_dir, source, interval)
     if refused_dir.is_dir():  # a batch of this interval passed: the refused one is superseded
         shutil.rmtree(refused_dir)

@@ -212,8 +212,8 @@ def test_superseded_versions_are_pruned_after_the_retention_only(tmp_path: Path)
     recent, latest = version(days[1]), version(days[1])
     landing.promote(root, recent, now=t0)
     landing.promote(root, latest, now=t0 + timedelta(days=20))  # `recent` superseded at t0+20
-    assert landing.prune(root, 30, now=t0 + timedelta(days=29)) == []
-    assert landing.prune(root, 30, now=t0 + timedelta(days=31)) == [old]
+    assert landing.prune(root, 30, now=t0 + timedelta(days=29, hours=23)) == []
+    assert landing.prune(root, 30, now=t0 + timedelta(days=30)) == [old]
     assert not old.exists()
     assert all(p.is_dir() for p in (current, candidate, recent, latest))
     assert landing.prune(root, 30, now=t0 + timedelta(days=51)) == [recent]
@@ -222,6 +222,25 @@ def test_superseded_versions_are_pruned_after_the_retention_only(tmp_path: Path)
         (candidate, "candidate"),
     ]
     assert landing.newest_candidate(root, SITE, days[0]) == candidate
+
+
+def test_with_no_retention_a_promotion_removes_the_version_it_supersedes(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    log = tmp_path / "access.log"
+    [day] = daily_log(log, {18: 10})
+    settings = Settings.from_env(dict(env, ENGAGEMENT_RAW_RETENTION_DAYS="0"))
+    first = land(settings, day, log)
+    kept = Settings.from_env(env)  # 30 days
+    second = land(kept, day, log)
+    assert [v.version for v in landing.versions(settings.raw_dir, SITE, day)] == [
+        first.version,
+        second.version,
+    ]
+    third = land(settings, day, log)
+    assert [(v.version, v.status) for v in landing.versions(settings.raw_dir, SITE, day)] == [
+        (third.version, "in force")
+    ]
 
 
 def test_a_batch_landed_before_versions_is_moved_into_versions_on_its_first_promotion(
