@@ -125,7 +125,7 @@ def test_a_refused_reextraction_leaves_the_batch_in_force_and_a_passing_one_repl
         f"support_site {day.batch_id} {candidate.path.name}: refused, in quarantine at"
         f" {quarantined} (engagement quarantine show {day.batch_id}); 0 records",
     ]
-    # the load task of the refused interval loads the version in force again, unchanged
+    # its load is the version in force, as it was
     assert loaded_version(settings.raw_db, day.batch_id) == (first, 100)
     # a rerun without a new extraction says where the refused batch is
     with pytest.raises(
