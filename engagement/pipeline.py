@@ -105,9 +105,11 @@ def validate(
     interval: Interval,
     allow_empty: bool = False,
     reland: bool = False,
+    accept_partial: bool = False,
 ) -> Validated:
     """Gate the interval's batch of a source. Raises gate.BatchRejected (and quarantines).
-    `allow_empty` accepts a batch far smaller than the source's trailing batches. When the
+    `allow_empty` accepts an empty batch, or one far smaller than the source's trailing
+    batches; `accept_partial` one whose files were damaged inside (lines lost). When the
     gate refused the interval's batch before, `reland` extracts it again (the source may
     have been fixed since: a rerun of a failed validation recovers); otherwise that is an
     error saying where the refused batch is."""
@@ -126,6 +128,8 @@ def validate(
         settings.quarantine_dir,
         settings.validations_dir,
         0.0 if allow_empty else settings.min_volume_share,
+        allow_empty=allow_empty,
+        accept_partial=accept_partial,
     )
     if refused.is_dir():  # a batch of this interval passed: the refused one is superseded
         shutil.rmtree(refused)

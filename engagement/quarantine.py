@@ -3,7 +3,8 @@
 A refused batch sits whole in `quarantine/<source>/<batch>/` with the gate's report
 (`validation.json`) and Great Expectations' Data Docs page of it (`data_docs.html`).
 `release` puts it back where it was landed, validates it again (after a fix of the gate's
-settings, or with `allow_empty` for a real quiet day) and loads it; a batch whose data was
+settings, with `allow_empty` for a real quiet day, or `accept_partial` for a batch whose
+files were damaged inside) and loads it; a batch whose data was
 wrong is not released but extracted again once the source is fixed.
 """
 
@@ -78,10 +79,16 @@ def show(settings: Settings, batch: str, source: str | None = None) -> str:
 
 
 def release(
-    settings: Settings, batch: str, source: str | None = None, allow_empty: bool = False
+    settings: Settings,
+    batch: str,
+    source: str | None = None,
+    allow_empty: bool = False,
+    accept_partial: bool = False,
 ) -> pipeline.Loaded:
     """Validate the batch again where it was landed, then load it. Raises BatchRejected
-    (and quarantines it again) when it still fails."""
+    (and quarantines it again) when it still fails. `allow_empty` accepts an empty batch
+    (or a real quiet day under the volume check), `accept_partial` one whose files were
+    damaged inside."""
     refused = find(settings, batch, source)
     interval = Interval.from_batch_id(refused.batch)
     landed = batch_dir(settings.raw_dir, refused.source, interval)
@@ -94,5 +101,7 @@ def release(
         (refused.path / report).unlink(missing_ok=True)
     landed.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(refused.path, landed)
-    pipeline.validate(settings, refused.source, interval, allow_empty)
+    pipeline.validate(
+        settings, refused.source, interval, allow_empty, accept_partial=accept_partial
+    )
     return pipeline.load_batch(settings, refused.source, interval)
