@@ -144,10 +144,10 @@ def _empty(source: Source, manifest: Manifest) -> list[Check]:
     e = gx.expectations
     if isinstance(manifest, SupportSiteManifest):
         expectation = e.ExpectColumnMinToBeBetween(column="rows_and_quarantined", min_value=1)
-        read = [entry for entry in manifest.files if "skipped" not in entry]
         why = (
-            f"{_n(manifest.lines_read)} lines read from {_n(len(read))} file(s), none of them"
-            f" in {iso(manifest.start)} - {iso(manifest.end)}: check --logs or SUPPORT_SITE_LOGS"
+            f"{_n(len(manifest.files))} log file(s), {_n(manifest.lines_read)} lines read, none"
+            f" of them in {iso(manifest.start)} - {iso(manifest.end)}: check --logs or"
+            " SUPPORT_SITE_LOGS"
         )
     else:
         expectation = e.ExpectTableRowCountToBeBetween(min_value=1)

@@ -243,9 +243,9 @@ class BatchSummary(Batch):
 
 def summary(manifest: Manifest, path: Path) -> BatchSummary:
     warnings = [
-        f"{entry['path']}: {entry['read_error']}"
+        f"{entry['path']}: {entry.get('read_error') or entry['damage_elsewhere']}"
         for entry in getattr(manifest, "files", [])
-        if entry.get("read_error")
+        if entry.get("read_error") or entry.get("damage_elsewhere")
     ]
     fields = manifest.model_dump(include=set(Batch.model_fields))
     return BatchSummary(**fields, path=path, warnings=warnings)

@@ -21,6 +21,12 @@ the gate refuses the batch.
 Files are identified by content: `file_id` is the SHA-256 of their first 64 KiB
 (decompressed), so access.log, access.log.1 and access.log.2.gz holding the same lines
 share it. Two files of one run with the same id are read once (the plain or longer one).
+A source names a directory (the files in it that are not hidden) or a glob; one naming no
+file is refused. A file damaged inside (a truncated or corrupt gzip, a block that cannot be
+read) keeps every line before the damage, and its manifest entry says where reading
+stopped and estimates what was lost (`LogFile.damage_entry`): the batch is partial, unless
+the lost lines provably lie outside its interval (`_place_damage`).
+
 `state` (a JSON file) remembers the time span of every file read whole; a file whose id,
 length and format are known and whose span misses the interval is not read again.
 """
@@ -48,7 +54,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from engagement.errors import UsageError
-from engagement.landing import Interval, SupportSiteManifest, iso, landing, summary, write_manifest
+from engagement.landing import (
+    Interval,
+    SupportSiteManifest,
+    iso,
+    landing,
+    parse_instant,
+    summary,
+    write_manifest,
+)
 from extract import _logparse
 from extract.log_format import FIELDS, KINDS, LogFormat
 from extract.visitors import AgentClassifier, Pseudonymiser, agent_classifier, as_dictionary
@@ -741,6 +755,8 @@ def extract(
     chosen = _chosen(files)
     total = Counts()
     entries = []
+    firsts: list[tuple[str, datetime]] = []  # (site, first line's stamp) of each file known
+    damaged: list[tuple[dict, LogFile, datetime | None]] = []
     writer_pool = ThreadPoolExecutor(max_workers=1)
     with landing(raw_root, "support_site", interval) as work:
         rows_out = pq.ParquetWriter(work / "lines.parquet", ROW_SCHEMA, **PARQUET_OPTIONS)
@@ -755,6 +771,8 @@ def extract(
                     entry["skipped"] = f"same content as {reader.path}"
                 elif state.misses(file, interval):
                     entry["skipped"] = "known content with no line in the interval"
+                    if first := state.spans[state.key(file)]["first"]:
+                        firsts.append((file.site, parse_instant(first).replace(tzinfo=None)))
                 else:
                     span: tuple[datetime, datetime] | None = None
                     for block in parser.read(file, block_bytes):
@@ -771,12 +789,18 @@ def extract(
                     state.record(file, span, counts.lines_read)
                     entry["read_error"] = file.error
                     entry |= file.damage_entry(counts.lines_read)
+                    if span:
+                        firsts.append((file.site, span[0]))
+                    if file.damage:
+                        damaged.append((entry, file, span and span[1]))
                 entry |= counts.__dict__
                 _check(entry, counts)
                 total.add(counts)
                 entries.append(entry)
             for write in writes:
                 write.result()
+            for entry, file, last in damaged:
+                _place_damage(entry, file.site, last, firsts, interval)
         finally:
             parser.close()
             writer_pool.shutdown()
@@ -799,6 +823,32 @@ def extract(
         write_manifest(work, landed)
     state.save()
     return summary(landed, raw_root / "support_site" / interval.batch_id)
+
+
+def _place_damage(
+    entry: dict,
+    site: str,
+    last: datetime | None,
+    firsts: list[tuple[str, datetime]],
+    interval: Interval,
+) -> None:
+    """A damaged file's lost lines follow its last line kept (`last`) and precede the first
+    line of the site's next file in the rotation (logs are written in time order, and a
+    rotated file ends where the next begins). When that span lies outside the interval
+    (an older rotated file, read again on every run because it is damaged), the batch is
+    not partial: `read_error` moves to `damage_elsewhere`, still a warning."""
+    if last is None:
+        return  # nothing dated was kept: the lost lines may lie anywhere
+    start, end = (bound.replace(tzinfo=None) for bound in (interval.start, interval.end))
+    following = min((first for s, first in firsts if s == site and first > last), default=None)
+    if last >= end:
+        where = f"after {iso(last.replace(tzinfo=UTC))}, the interval's end or later"
+    elif following is not None and following <= start:
+        where = f"before {iso(following.replace(tzinfo=UTC))}, where the next file begins"
+    else:
+        return
+    entry["damage_elsewhere"] = f"{entry['read_error']} (its lost lines lie {where})"
+    entry["read_error"] = None
 
 
 def _write(out: pq.ParquetWriter, rows: pa.Table) -> None:

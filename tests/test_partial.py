@@ -129,8 +129,8 @@ def test_an_empty_batch_is_refused_on_a_first_run_unless_allowed(tmp_path: Path,
     assert result.returncode == 3
     assert refusal(result).startswith(
         f"engagement: batch refused: support_site batch {day.batch_id} failed 1 check(s):"
-        f" 0 records: the support_site batch {day.batch_id} is empty (50 lines read from 1"
-        " file(s), none of them in 2026-11-03T00:00:00Z - 2026-11-04T00:00:00Z: check --logs or"
+        f" 0 records: the support_site batch {day.batch_id} is empty (1 log file(s), 50 lines"
+        " read, none of them in 2026-11-03T00:00:00Z - 2026-11-04T00:00:00Z: check --logs or"
         " SUPPORT_SITE_LOGS); a real quiet day is accepted with --allow-empty"
     )
     raw_db = Path(env["ENGAGEMENT_DATA_DIR"]) / "warehouse" / "raw.duckdb"
@@ -303,3 +303,40 @@ def test_a_block_that_cannot_be_read_stops_the_file_where_it_is(tmp_path: Path) 
     disk.inner.close()
     assert errors == [access_log.Damage("unreadable block: Input/output error", 256 * 1024)]
     assert lines(30_000).encode().startswith(content) and content.count(b"\n") > 1000
+
+
+def test_a_damaged_file_makes_partial_only_the_batches_its_lost_lines_may_belong_to(
+    tmp_path: Path, env: dict
+) -> None:
+    """A truncated access.log.2.gz (11-06) is read on every run (its span is not known
+    whole). Its lost lines follow its last line kept (11-06) and precede the first line of
+    access.log.1 (11-07, a little after midnight): 11-05 and 11-08 are complete, 11-06 and
+    (strictly: a few seconds of it) 11-07 partial."""
+    from engagement import pipeline
+    from engagement.settings import Settings
+
+    damaged, day = sample_file(tmp_path / "logs", "access.log.2.gz")
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    settings = Settings.from_env(dict(env, SUPPORT_SITE_LOGS=str(tmp_path / "logs")))
+    batches = {}
+    for offset in (0, -1, 1, 2):
+        start = day.start + timedelta(days=offset)
+        interval = Interval(start, start + timedelta(days=1))
+        summary = pipeline.extract_support_site(settings, interval)
+        manifest = read_manifest(Path(summary.path))
+        [entry] = [f for f in manifest.files if f["path"] == str(damaged)]
+        assert summary.warnings == [
+            f"{damaged}: {entry['read_error'] or entry['damage_elsewhere']}"
+        ]
+        assert manifest.records > 1000 and entry["damage_offset"] > 0
+        batches[offset] = (manifest.is_partial, entry["read_error"], entry.get("damage_elsewhere"))
+    reason = "truncated gzip stream: kept the lines before the damage"
+    assert batches[0] == batches[1] == (True, reason, None)
+    partial, error, elsewhere = batches[-1]
+    assert (partial, error) == (False, None)
+    assert elsewhere.startswith(f"{reason} (its lost lines lie after 2026-11-06T")
+    assert elsewhere.endswith(", the interval's end or later)")
+    partial, error, elsewhere = batches[2]
+    assert (partial, error) == (False, None)
+    assert elsewhere.startswith(f"{reason} (its lost lines lie before 2026-11-07T00:0")
+    assert elsewhere.endswith(", where the next file begins)")
