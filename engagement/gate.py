@@ -12,6 +12,11 @@ cost 3-4 s, and each expectation costs Great Expectations about 10 ms whatever t
 so the aggregates' suite asks only for pass or fail (`BOOLEAN_ONLY`): the report carries
 the aggregates themselves.
 
+Whatever the history, a batch with no record is refused (unless `allow_empty`: a real
+quiet day), and so is a partial support-site batch, one whose files were damaged inside
+(unless `accept_partial`), the refusal naming each file, the byte where reading stopped and
+the lines kept.
+
 A batch that passes goes on to the loader, its report kept under `data/validations/`; a
 failing one is moved whole to the quarantine directory with its report, and the refusal
 says in plain words which checks failed, with the numbers.

@@ -4,8 +4,8 @@ A refused batch sits whole in `quarantine/<source>/<batch>/` with the gate's rep
 (`validation.json`) and Great Expectations' Data Docs page of it (`data_docs.html`).
 `release` puts it back where it was landed, validates it again (after a fix of the gate's
 settings, with `allow_empty` for a real quiet day, or `accept_partial` for a batch whose
-files were damaged inside) and loads it; a batch whose data was
-wrong is not released but extracted again once the source is fixed.
+files were damaged inside) and loads it; a batch whose data was wrong is not released but
+extracted again once the source is fixed.
 """
 
 from __future__ import annotations
