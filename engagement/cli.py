@@ -99,7 +99,9 @@ def parser() -> argparse.ArgumentParser:
     sources = extract.add_subparsers(dest="source", required=True)
     _interval(sources.add_parser("x", help="posts, mentions and users from the X API"))
     site = sources.add_parser("support-site", help="support-site access logs")
-    site.add_argument("--logs", help="glob of log files (default: $SUPPORT_SITE_LOGS)")
+    site.add_argument(
+        "--logs", help="log directory or glob of log files (default: $SUPPORT_SITE_LOGS)"
+    )
     _interval(site)
 
     load = commands.add_parser("load", help="validate an interval's batch, then load it")
@@ -119,7 +121,9 @@ def parser() -> argparse.ArgumentParser:
     )
 
     run = commands.add_parser("run", help="extract, validate, load, build, publish")
-    run.add_argument("--logs", help="glob of log files (default: $SUPPORT_SITE_LOGS)")
+    run.add_argument(
+        "--logs", help="log directory or glob of log files (default: $SUPPORT_SITE_LOGS)"
+    )
     _interval(run)
 
     commands.add_parser("headline", help="print the headline numbers of the published mart")
@@ -148,6 +152,11 @@ def parser() -> argparse.ArgumentParser:
         chosen.add_argument("--source", choices=["x", "support_site"])
         if action == "release":
             chosen.add_argument("--allow-empty", action="store_true", help="a real quiet day")
+            chosen.add_argument(
+                "--accept-partial",
+                action="store_true",
+                help="load it although a file was damaged inside (the lines after the damage)",
+            )
 
     raw = commands.add_parser("raw", help="the versions of the raw batches")
     raw_actions = raw.add_subparsers(dest="action", required=True)
@@ -220,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
             elif args.action == "show":
                 print(quarantine.show(settings, args.batch, args.source))
             else:
-                _print(quarantine.release(settings, args.batch, args.source, args.allow_empty))
+                released = quarantine.release(
+                    settings, args.batch, args.source, args.allow_empty, args.accept_partial
+                )
+                _print(released)
             return 0
         if args.command == "raw":
             from engagement import raw

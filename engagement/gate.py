@@ -12,6 +12,11 @@ cost 3-4 s, and each expectation costs Great Expectations about 10 ms whatever t
 so the aggregates' suite asks only for pass or fail (`BOOLEAN_ONLY`): the report carries
 the aggregates themselves.
 
+Whatever the history, a batch with no record is refused (unless `allow_empty`: a real
+quiet day), and so is a partial support-site batch, one whose files were damaged inside
+(unless `accept_partial`), the refusal naming each file, the byte where reading stopped and
+the lines kept.
+
 A batch that passes goes on to the loader, its report kept under `data/validations/`; a
 failing one is moved whole to the quarantine directory with its report, and the refusal
 says in plain words which checks failed, with the numbers.
@@ -36,6 +41,7 @@ from engagement.landing import (
     Source,
     SupportSiteManifest,
     XManifest,
+    iso,
     read_manifest,
     source_root,
     x_pages,
@@ -137,6 +143,75 @@ def _volume(source: Source, manifest: Manifest, trailing: list[int], share: floa
                 f"{_n(manifest.records)} records, under {share:.0%} of the median of the"
                 f" last {len(trailing)} {source} batches ({_n(int(median(trailing)))}): an outage"
                 " upstream? (a real quiet day: --allow-empty, or ENGAGEMENT_MIN_VOLUME_SHARE=0)"
+            ),
+        )
+    ]
+
+
+def is_empty(manifest: Manifest) -> bool:
+    """No record, and (a support-site batch) no quarantined line of the interval either (a
+    log that does not parse is refused by its parsed share)."""
+    return manifest.records == 0 and (isinstance(manifest, XManifest) or manifest.quarantined == 0)
+
+
+def _empty(source: Source, manifest: Manifest) -> list[Check]:
+    """A batch with no record is refused, trailing batches or not (a first run too): a
+    `--logs` naming the wrong files, or an API answering nothing, is not a quiet day."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    if isinstance(manifest, SupportSiteManifest):
+        expectation = e.ExpectColumnMinToBeBetween(column="rows_and_quarantined", min_value=1)
+        why = (
+            f"{_n(len(manifest.files))} log file(s), {_n(manifest.lines_read)} lines read, none"
+            f" of them in {iso(manifest.start)} - {iso(manifest.end)}: check --logs or"
+            " SUPPORT_SITE_LOGS"
+        )
+    else:
+        expectation = e.ExpectTableRowCountToBeBetween(min_value=1)
+        accounts = ", ".join(getattr(manifest, "accounts", [])) or "none"
+        why = f"no post or mention of the accounts ({accounts}) in the interval"
+    return [
+        Check(
+            expectation,
+            lambda _: (
+                f"0 records: the {source} batch {manifest.batch} is empty ({why}); a real quiet"
+                f" day is accepted with --allow-empty (engagement load, or engagement quarantine"
+                f" release {manifest.batch} --allow-empty)"
+            ),
+        )
+    ]
+
+
+def damage_said(entry: dict) -> str:
+    """A damaged file of a batch, in words: where reading stopped, what was kept and lost."""
+    kind = str(entry["read_error"]).split(":")[0]
+    if "damage_offset" not in entry:  # landed before damage was located
+        return f"{entry['path']} is damaged ({kind}): {_n(entry.get('lines_read', 0))} lines kept"
+    if entry["bytes_unread"] or "truncated" not in kind:
+        lost = f"~{_n(entry['lines_lost_estimate'])} lost"
+    else:
+        lost = "the lines cut off its end are lost (how many is unknown)"
+    return (
+        f"{entry['path']} is damaged at byte {_n(entry['damage_offset'])} ({kind}):"
+        f" {_n(entry['lines_kept'])} lines kept, {lost}"
+    )
+
+
+def _partial(manifest: SupportSiteManifest) -> list[Check]:
+    """A batch with a file damaged inside is partial: refused unless accepted."""
+    import great_expectations as gx
+
+    expectation = gx.expectations.ExpectColumnValuesToBeBetween(
+        column="damaged_files", min_value=0, max_value=0
+    )
+    return [
+        Check(
+            expectation,
+            lambda _: (
+                "; ".join(damage_said(entry) for entry in manifest.damaged_files)
+                + f"; accept the partial batch with engagement quarantine release"
+                f" {manifest.batch} --accept-partial"
             ),
         )
     ]
@@ -466,12 +541,21 @@ def trailing_volumes(batch: Path, count: int = TRAILING_BATCHES) -> list[int]:
     return [read_manifest(other).records for _, other in earlier[-count:]]
 
 
-def validate(batch: Path, min_volume_share: float = 0.0) -> Validation:
-    """Run the source's suite on the batch."""
+def validate(
+    batch: Path,
+    min_volume_share: float = 0.0,
+    allow_empty: bool = False,
+    accept_partial: bool = False,
+) -> Validation:
+    """Run the source's suite on the batch. An empty batch is refused unless `allow_empty`
+    (then the volume check is not the one to say so), a partial one unless `accept_partial`."""
     manifest = read_manifest(batch)
     source = Source.parse(manifest.source)
+    empty = [] if allow_empty else _empty(source, manifest)
+    if empty and is_empty(manifest):
+        min_volume_share = 0.0  # one reason: the batch is empty
     trailing = trailing_volumes(batch) if min_volume_share > 0 else []
-    volume = _volume(source, manifest, trailing, min_volume_share)
+    volume = empty + _volume(source, manifest, trailing, min_volume_share)
     report: dict[str, Any] = {
         "batch": manifest.batch,
         "source": source.value,
@@ -483,10 +567,14 @@ def validate(batch: Path, min_volume_share: float = 0.0) -> Validation:
     else:
         name, facts = "lines", line_facts(batch)
         checks = support_site_checks(manifest, facts) + volume
-        result, failures = _run(f"{source}_{name}", checks, facts.frame(), "BOOLEAN_ONLY")
+        checks += [] if accept_partial else _partial(manifest)
+        frame = facts.frame().assign(damaged_files=len(manifest.damaged_files))
+        result, failures = _run(f"{source}_{name}", checks, frame, "BOOLEAN_ONLY")
         if failures:  # again, for the observed values in the report and the Data Docs
-            result, failures = _run(f"{source}_{name}", checks, facts.frame())
+            result, failures = _run(f"{source}_{name}", checks, frame)
         report["facts"] = json.loads(json.dumps(facts.values(), default=str))
+        if manifest.is_partial:
+            report["damaged_files"] = manifest.damaged_files
     report |= {
         "success": not failures,
         "failed": [f.__dict__ for f in failures],
@@ -497,7 +585,8 @@ def validate(batch: Path, min_volume_share: float = 0.0) -> Validation:
 
 def gate(
     batch: Path, quarantine_root: Path, reports_root: Path | None = None,
-    min_volume_share: float = 0.0, keep: bool = False,
+    min_volume_share: float = 0.0, allow_empty: bool = False, accept_partial: bool = False,
+    keep: bool = False,
 ) -> dict:  # fmt: skip
     """Validate; keep the report; on failure quarantine the batch with its report and
     raise BatchRejected. `keep`: a refused batch stays where it is (the version in force, or
@@ -505,7 +594,7 @@ def gate(
     manifest = read_manifest(batch)
     validation = None
     try:
-        validation = validate(batch, min_volume_share)
+        validation = validate(batch, min_volume_share, allow_empty, accept_partial)
         report, failures = validation.report, validation.failures
     except (ValueError, KeyError, OSError, json.JSONDecodeError) as exc:
         reason = f"unreadable batch: {type(exc).__name__}: {exc}"

@@ -415,6 +415,25 @@ class SupportSiteManifest(Manifest):
     outside_interval: int = Field(ge=0)
     files: list[dict]  # per log file: its identity, offsets and line counts
 
+    @property
+    def damaged_files(self) -> list[dict]:
+        """The files whose reading stopped at damage (a truncated or corrupt gzip, a block
+        that could not be read): each keeps `read_error`, `damage_offset` (the byte of the
+        file where reading stopped), `lines_kept`, `bytes_unread` and `lines_lost_estimate`."""
+        return [entry for entry in self.files if entry.get("read_error")]
+
+    @property
+    def is_partial(self) -> bool:
+        """Lines of the batch's files were lost to damage: the gate refuses it unless
+        accepted (`engagement quarantine release BATCH --accept-partial`)."""
+        return bool(self.damaged_files)
+
+    @property
+    def lines_lost_estimate(self) -> int:
+        """The lines lost to damage, estimated (see `extract.access_log.LogFile.damage_entry`;
+        they may belong to this interval or to others the files cover)."""
+        return sum(entry.get("lines_lost_estimate") or 0 for entry in self.damaged_files)
+
 
 MANIFESTS: dict[Source, type[Manifest]] = {
     Source.X: XManifest,
@@ -454,9 +473,9 @@ class BatchSummary(Batch):
 
 def summary(manifest: Manifest, path: Path) -> BatchSummary:
     warnings = [
-        f"{entry['path']}: {entry['read_error']}"
+        f"{entry['path']}: {entry.get('read_error') or entry['damage_elsewhere']}"
         for entry in getattr(manifest, "files", [])
-        if entry.get("read_error")
+        if entry.get("read_error") or entry.get("damage_elsewhere")
     ]
     fields = manifest.model_dump(include=set(Batch.model_fields))
     return BatchSummary(**fields, path=path, warnings=warnings)

@@ -110,6 +110,7 @@ def validate(
     allow_empty: bool = False,
     reland: bool = False,
     version: str | None = None,
+    accept_partial: bool = False,
 ) -> Validated:
     """Gate the newest version landed of the interval's batch of a source (a candidate);
     when it passes it becomes the version in force (and `load_batch` loads it). A refused
@@ -117,7 +118,8 @@ def validate(
     the version in force, its load and the published mart are left as they were. With no
     candidate newer than the version in force, that one is validated again (a rerun).
     `version` validates that version instead (a restore, or a release from quarantine).
-    `allow_empty` accepts a batch far smaller than the source's trailing batches. When the
+    `allow_empty` accepts an empty batch, or one far smaller than the source's trailing
+    batches; `accept_partial` one whose files were damaged inside (lines lost). When the
     newest attempt at the interval was refused, `reland` extracts it again (the source may
     have been fixed since: a rerun of a failed validation recovers); otherwise that is an
     error saying where the refused batch is."""
@@ -158,6 +160,8 @@ def validate(
             settings.quarantine_dir,
             settings.validations_dir,
             0.0 if allow_empty else settings.min_volume_share,
+            allow_empty=allow_empty,
+            accept_partial=accept_partial,
             keep=kept,
         )
     except gate.BatchRejected as exc:

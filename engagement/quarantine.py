@@ -3,9 +3,10 @@
 A refused batch sits whole in `quarantine/<source>/<batch>/` with the gate's report
 (`validation.json`) and Great Expectations' Data Docs page of it (`data_docs.html`).
 `release` puts it back among the batch's versions as a candidate, validates it again
-(after a fix of the gate's settings, or with `allow_empty` for a real quiet day), which
-makes it the version in force, and loads it; a batch whose data was wrong is not released
-but extracted again once the source is fixed.
+(after a fix of the gate's settings, with `allow_empty` for a real quiet day, or
+`accept_partial` for a batch whose files were damaged inside), which makes it the version
+in force, and loads it; a batch whose data was wrong is not released but extracted again
+once the source is fixed.
 """
 
 from __future__ import annotations
@@ -80,11 +81,16 @@ def show(settings: Settings, batch: str, source: str | None = None) -> str:
 
 
 def release(
-    settings: Settings, batch: str, source: str | None = None, allow_empty: bool = False
+    settings: Settings,
+    batch: str,
+    source: str | None = None,
+    allow_empty: bool = False,
+    accept_partial: bool = False,
 ) -> pipeline.Loaded:
     """Put the refused version back as a candidate, validate it again (it becomes the
     version in force), then load it. Raises BatchRejected (and quarantines it again) when
-    it still fails."""
+    it still fails. `allow_empty` accepts an empty batch (or a real quiet day under the
+    volume check), `accept_partial` one whose files were damaged inside."""
     refused = find(settings, batch, source)
     interval = Interval.from_batch_id(refused.batch)
     raw = settings.raw_dir
@@ -102,5 +108,12 @@ def release(
         (refused.path / report).unlink(missing_ok=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(refused.path, target)
-    pipeline.validate(settings, refused.source, interval, allow_empty, version=version)
+    pipeline.validate(
+        settings,
+        refused.source,
+        interval,
+        allow_empty,
+        version=version,
+        accept_partial=accept_partial,
+    )
     return pipeline.load_batch(settings, refused.source, interval)

@@ -21,6 +21,12 @@ the gate refuses the batch.
 Files are identified by content: `file_id` is the SHA-256 of their first 64 KiB
 (decompressed), so access.log, access.log.1 and access.log.2.gz holding the same lines
 share it. Two files of one run with the same id are read once (the plain or longer one).
+A source names a directory (the files in it that are not hidden) or a glob; one naming no
+file is refused. A file damaged inside (a truncated or corrupt gzip, a block that cannot be
+read) keeps every line before the damage, and its manifest entry says where reading
+stopped and estimates what was lost (`LogFile.damage_entry`): the batch is partial, unless
+the lost lines provably lie outside its interval (`_place_damage`).
+
 `state` (a JSON file) remembers the time span of every file read whole; a file whose id,
 length and format are known and whose span misses the interval is not read again.
 """
@@ -39,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import unquote_plus, urlsplit
 
 import numpy as np
@@ -47,12 +53,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from engagement.errors import UsageError
 from engagement.landing import (
     Interval,
     SupportSiteManifest,
     iso,
     landed_version,
     landing,
+    parse_instant,
     summary,
     write_manifest,
 )
@@ -62,6 +70,9 @@ from extract.visitors import AgentClassifier, Pseudonymiser, agent_classifier, a
 
 HEAD_BYTES = 64 * 1024
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
+# bytes of file per log line, to estimate the lines lost in a file damaged before any line was
+# read (combined-format lines are ~200 bytes; gzip makes them ~10 times smaller)
+TYPICAL_LINE_BYTES = {False: 200, True: 20}
 # why a line is bad, numbered by extract/_logparse.c
 REASONS = {
     _logparse.R_NOT_PARSED: "does not match the log format",
@@ -164,6 +175,14 @@ def parse_sources(spec: str, default_site: str) -> list[Source]:
 # --- reading ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Damage:
+    """Where reading a file stopped before its end, and why."""
+
+    reason: str  # e.g. "truncated gzip stream: kept the lines before the damage"
+    offset: int  # byte offset in the file (gzip: in the compressed file) where reading stopped
+
+
 @dataclass
 class LogFile:
     path: Path
@@ -171,7 +190,11 @@ class LogFile:
     is_gzip: bool
     file_id: str
     content_size: int  # bytes of content (gzip: from its trailer, modulo 2**32)
-    error: str | None = None
+    damage: Damage | None = None
+
+    @property
+    def error(self) -> str | None:
+        return self.damage.reason if self.damage else None
 
     @classmethod
     def identify(cls, path: Path, site: str) -> LogFile:
@@ -193,11 +216,12 @@ class LogFile:
 
     def blocks(self, size: int, buffers: int = 2) -> Iterator[memoryview]:
         """The content in blocks of about `size` bytes, each ending at a line end (a last
-        line without a newline gets one); a damaged gzip stops with `error` set. `buffers`
-        buffers take turns: a block stays valid until `buffers` more have been asked for."""
-        errors: list[str] = []
+        line without a newline gets one); a damaged file (a truncated or corrupt gzip, a
+        read that fails) stops with `damage` set. `buffers` buffers take turns: a block
+        stays valid until `buffers` more have been asked for."""
+        errors: list[Damage] = []
         ring = [bytearray(size + HEAD_BYTES) for _ in range(buffers)]
-        turn = used = 0
+        turn = used = position = 0
         with open(self.path, "rb", buffering=0) as handle:
             inflated = _blocks(handle, True, size, errors) if self.is_gzip else None
             while True:
@@ -205,7 +229,12 @@ class LogFile:
                 if inflated is None:  # plain: read straight into the buffer
                     if used == len(buffer):  # a line longer than the buffer
                         buffer = ring[turn] = buffer + bytes(len(buffer))
-                    got = handle.readinto(memoryview(buffer)[used:])
+                    try:
+                        got = handle.readinto(memoryview(buffer)[used:])
+                    except OSError as exc:  # a bad block of the disk: keep what came before
+                        errors.append(Damage(f"unreadable block: {exc.strerror}", position))
+                        break
+                    position += got
                 else:
                     raw = next(inflated, b"")
                     if used + len(raw) > len(buffer):
@@ -227,15 +256,38 @@ class LogFile:
             buffer = ring[turn] if used < len(ring[turn]) else ring[turn] + b"\n"
             buffer[used] = 10
             yield memoryview(buffer)[: used + 1]
-        self.error = errors[0] if errors else None
+        self.damage = errors[0] if errors else None
+
+    def damage_entry(self, lines_kept: int) -> dict:
+        """The manifest's account of the damage: where reading stopped, the lines kept, the
+        bytes of the file after the damage and an estimate of the lines they held (at the
+        lines-per-byte rate of what was read, or TYPICAL_LINE_BYTES when no line was read).
+        A truncated file stops at its end: what was cut off is not in it, so neither its
+        bytes nor its lines can be counted (0)."""
+        if self.damage is None:
+            return {}
+        offset = self.damage.offset
+        unread = max(self.path.stat().st_size - offset, 0)
+        if lines_kept and offset:
+            lost = round(unread * lines_kept / offset)
+        else:
+            lost = -(-unread // TYPICAL_LINE_BYTES[self.is_gzip])
+        return {
+            "read_error": self.damage.reason,
+            "damage_offset": offset,
+            "lines_kept": lines_kept,
+            "bytes_unread": unread,
+            "lines_lost_estimate": lost,
+        }
 
 
 def _blocks(
-    handle: BinaryIO, is_gzip: bool, size: int, errors: list[str], limit: int | None = None
+    handle: BinaryIO, is_gzip: bool, size: int, errors: list[Damage], limit: int | None = None
 ) -> Iterator[bytes]:
     """Raw content blocks of an open file; gzip members are decompressed one after another,
-    and a truncated or corrupt stream ends the content with a message in `errors` (what came
-    before it is kept)."""
+    and a truncated or corrupt stream, or a read that fails, ends the content with its
+    `Damage` in `errors` (what came before it is kept: a corrupt chunk is decompressed
+    again byte by byte up to the byte zlib refuses)."""
     read = 0
     if not is_gzip:
         while block := handle.read(size):
@@ -246,16 +298,27 @@ def _blocks(
         return
     inflate = zlib.decompressobj(wbits=31)
     pending = b""
+    position = 0  # compressed bytes read from the file
     while True:
-        compressed = inflate.unused_data or handle.read(256 * 1024)
         if inflate.unused_data:
+            compressed = inflate.unused_data
             inflate = zlib.decompressobj(wbits=31)
+        else:
+            try:
+                compressed = handle.read(256 * 1024)
+            except OSError as exc:
+                errors.append(Damage(f"unreadable block: {exc.strerror}", position))
+                break
+            position += len(compressed)
         if not compressed:
             break
+        before = inflate.copy()
         try:
             pending += inflate.decompress(compressed)
         except zlib.error as exc:
-            errors.append(f"corrupt gzip data: {exc}")
+            kept, at = _salvage(before, compressed)
+            pending += kept
+            errors.append(Damage(f"corrupt gzip data: {exc}", position - len(compressed) + at))
             break
         if len(pending) >= size:
             yield pending
@@ -263,10 +326,31 @@ def _blocks(
             pending = b""
             if limit and read >= limit:
                 return
-    if not inflate.eof and (pending or read or inflate.unconsumed_tail == b""):
-        errors.append("truncated gzip stream: kept the lines before the damage")
+    if not errors and not inflate.eof and (pending or read or inflate.unconsumed_tail == b""):
+        errors.append(Damage("truncated gzip stream: kept the lines before the damage", position))
     if pending:
         yield pending
+
+
+def _salvage(inflate: Any, data: bytes) -> tuple[bytes, int]:
+    """What `inflate` makes of `data` before the byte it refuses, and that byte's offset in
+    `data`: fed 4 KiB at a time, then the refused 4 KiB byte by byte (a member ending inside
+    `data` is followed by the next one)."""
+    out, at = [], 0
+    for step in (4096, 1):
+        while at < len(data):
+            piece, backup = data[at : at + step], inflate.copy()
+            try:
+                out.append(inflate.decompress(piece))
+            except zlib.error:
+                inflate = backup
+                break
+            if inflate.eof:
+                at += len(piece) - len(inflate.unused_data)
+                inflate = zlib.decompressobj(wbits=31)
+            else:
+                at += len(piece)
+    return b"".join(out), at
 
 
 def line_text(raw: bytes) -> str:
@@ -609,14 +693,31 @@ class FileState:
         os.replace(tmp, self.path)
 
 
+def log_paths(pattern: str) -> list[Path]:
+    """The files a source names: a directory stands for the regular files in it that are
+    not hidden (access.log, access.log.1, access.log.2.gz, ...), a glob for the regular
+    files it matches. Naming no file, or a file that cannot be read, is refused."""
+    where = Path(pattern).expanduser()
+    if where.is_dir():
+        found = [p for p in where.iterdir() if not p.name.startswith(".")]
+        what = f"the directory {pattern!r} holds no log file"
+    else:
+        found = [Path(p) for p in glob.glob(str(where))]
+        what = f"no log file matches {pattern!r}"
+    paths = sorted(p.resolve() for p in found if p.is_file())
+    if not paths:
+        raise UsageError(f"{what}: check --logs or SUPPORT_SITE_LOGS")
+    for path in paths:
+        if not os.access(path, os.R_OK):
+            raise UsageError(
+                f"cannot read the log file {path} (matched by {pattern!r}): check its"
+                " permissions, or --logs or SUPPORT_SITE_LOGS"
+            )
+    return paths
+
+
 def find_files(sources: list[Source]) -> list[LogFile]:
-    files = []
-    for source in sources:
-        paths = sorted(Path(p).resolve() for p in glob.glob(source.pattern))
-        if not paths:
-            raise FileNotFoundError(f"no access-log file matches {source.pattern!r}")
-        files += [LogFile.identify(p, source.site) for p in paths if p.is_file()]
-    return files
+    return [LogFile.identify(p, s.site) for s in sources for p in log_paths(s.pattern)]
 
 
 def _chosen(files: list[LogFile]) -> dict[str, LogFile]:
@@ -646,6 +747,8 @@ def extract(
     """Land the interval's lines of every matching file as one batch; returns the summary."""
     if isinstance(sources, str):
         sources = parse_sources(sources, "support")
+    if not sources:
+        raise UsageError("no access logs given: check --logs or SUPPORT_SITE_LOGS")
     fmt = LogFormat.parse(log_format)
     parser = Parser(fmt, interval, Pseudonymiser(key), threads=threads)
     state = FileState(state_path, fmt)
@@ -653,6 +756,8 @@ def extract(
     chosen = _chosen(files)
     total = Counts()
     entries = []
+    firsts: list[tuple[str, datetime]] = []  # (site, first line's stamp) of each file known
+    damaged: list[tuple[dict, LogFile, datetime | None]] = []
     writer_pool = ThreadPoolExecutor(max_workers=1)
     with landing(raw_root, "support_site", interval) as work:
         rows_out = pq.ParquetWriter(work / "lines.parquet", ROW_SCHEMA, **PARQUET_OPTIONS)
@@ -667,6 +772,8 @@ def extract(
                     entry["skipped"] = f"same content as {reader.path}"
                 elif state.misses(file, interval):
                     entry["skipped"] = "known content with no line in the interval"
+                    if first := state.spans[state.key(file)]["first"]:
+                        firsts.append((file.site, parse_instant(first).replace(tzinfo=None)))
                 else:
                     span: tuple[datetime, datetime] | None = None
                     for block in parser.read(file, block_bytes):
@@ -682,12 +789,19 @@ def extract(
                             quarantine_out.write_table(block.quarantined)
                     state.record(file, span, counts.lines_read)
                     entry["read_error"] = file.error
+                    entry |= file.damage_entry(counts.lines_read)
+                    if span:
+                        firsts.append((file.site, span[0]))
+                    if file.damage:
+                        damaged.append((entry, file, span and span[1]))
                 entry |= counts.__dict__
                 _check(entry, counts)
                 total.add(counts)
                 entries.append(entry)
             for write in writes:
                 write.result()
+            for entry, file, last in damaged:
+                _place_damage(entry, file.site, last, firsts, interval)
         finally:
             parser.close()
             writer_pool.shutdown()
@@ -710,6 +824,32 @@ def extract(
         write_manifest(work, landed)
     state.save()
     return summary(landed, landed_version(work))
+
+
+def _place_damage(
+    entry: dict,
+    site: str,
+    last: datetime | None,
+    firsts: list[tuple[str, datetime]],
+    interval: Interval,
+) -> None:
+    """A damaged file's lost lines follow its last line kept (`last`) and precede the first
+    line of the site's next file in the rotation (logs are written in time order, and a
+    rotated file ends where the next begins). When that span lies outside the interval
+    (an older rotated file, read again on every run because it is damaged), the batch is
+    not partial: `read_error` moves to `damage_elsewhere`, still a warning."""
+    if last is None:
+        return  # nothing dated was kept: the lost lines may lie anywhere
+    start, end = (bound.replace(tzinfo=None) for bound in (interval.start, interval.end))
+    following = min((first for s, first in firsts if s == site and first > last), default=None)
+    if last >= end:
+        where = f"after {iso(last.replace(tzinfo=UTC))}, the interval's end or later"
+    elif following is not None and following <= start:
+        where = f"before {iso(following.replace(tzinfo=UTC))}, where the next file begins"
+    else:
+        return
+    entry["damage_elsewhere"] = f"{entry['read_error']} (its lost lines lie {where})"
+    entry["read_error"] = None
 
 
 def _write(out: pq.ParquetWriter, rows: pa.Table) -> None:

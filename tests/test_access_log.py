@@ -220,6 +220,9 @@ def test_rotated_damaged_set_loses_no_good_line(tmp_path: Path) -> None:
     assert files["access.log.2.gz.bak"]["skipped"].startswith("same content as")
     truncated = files["access.log.3.gz"]
     assert truncated["read_error"].startswith("truncated gzip stream")
+    size = (logs / "access.log.3.gz").stat().st_size  # read to its end, where it was cut
+    assert (truncated["damage_offset"], truncated["bytes_unread"]) == (size, 0)
+    assert truncated["lines_kept"] == truncated["lines_read"]
     assert summary.warnings == [f"{logs / 'access.log.3.gz'}: {truncated['read_error']}"]
     assert 0 < truncated["rows"] <= 20
     assert truncated["rows"] + truncated["quarantined"] == truncated["lines_read"]
