@@ -134,7 +134,7 @@ def test_an_empty_batch_is_refused_on_a_first_run_unless_allowed(tmp_path: Path,
         " SUPPORT_SITE_LOGS); a real quiet day is accepted with --allow-empty"
     )
     raw_db = Path(env["ENGAGEMENT_DATA_DIR"]) / "warehouse" / "raw.duckdb"
-    assert not raw_db.exists()
+    assert_refused_not_loaded(raw_db, day.batch_id)
     released = engagement("quarantine", "release", day.batch_id, "--allow-empty", env=env)
     assert json.loads(released.stdout)["loaded"] == {"support_site.requests": 0}
     with duckdb.connect(str(raw_db), read_only=True) as con:
@@ -199,7 +199,7 @@ def test_a_truncated_gzip_of_the_sample_makes_a_partial_batch_refused_until_acce
         f" engagement quarantine release {day.batch_id} --accept-partial." in refusal(result)
     )
     raw_db = Path(env["ENGAGEMENT_DATA_DIR"]) / "warehouse" / "raw.duckdb"
-    assert not raw_db.exists()
+    assert_refused_not_loaded(raw_db, day.batch_id)
     again = engagement("quarantine", "release", day.batch_id, env=env, check=False)
     assert again.returncode == 3 and "--accept-partial" in refusal(again)
 
@@ -211,6 +211,15 @@ def test_a_truncated_gzip_of_the_sample_makes_a_partial_batch_refused_until_acce
     [file] = [f for f in json.loads(loaded)["files"] if f.get("read_error")]
     assert (file["path"], file["damage_offset"], file["lines_kept"]) == (str(damaged), cut, kept)
     assert engagement("quarantine", "list", env=env).stdout == ""
+
+
+def assert_refused_not_loaded(raw_db: Path, batch_id: str) -> None:
+    """The refusal is recorded in the raw warehouse, and nothing of the batch is loaded."""
+    with duckdb.connect(str(raw_db), read_only=True) as con:
+        assert con.execute("select count(*) from main.batches").fetchone() == (0,)
+        assert con.execute("select count(*) from support_site.requests").fetchone() == (0,)
+        refused = con.execute("select source, batch_id from main.refusals").fetchall()
+    assert refused == [("support_site", batch_id)]
 
 
 def gzip_damaged_at(path: Path, text: bytes, cut: int) -> int:
