@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from devtools.sample import SAMPLE_DAYS, SAMPLE_START, SampleCompany, generate, parse_stamp
+from engagement.errors import UsageError
 from engagement.settings import Policy
 
 # Requests per 15-minute window with app-only (bearer token) auth, per endpoint, as published
@@ -231,7 +232,7 @@ class _Query:
         return int(value)
 
 
-class FixtureError(ValueError):
+class FixtureError(UsageError, ValueError):
     """Users or tweets the sandbox cannot serve (a bad fixture file or control request)."""
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier, Connection
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
-from pydantic import SecretStr
 
+from engagement.errors import UsageError
 from engagement.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,8 @@ def task_settings() -> Settings:
         return settings
     if not connection.password:
         return settings
-    return settings.model_copy(update={"x_bearer_token": SecretStr(connection.password)})
+    source = f"the Airflow connection {settings.x_conn_id}'s password (ENGAGEMENT_X_CONN_ID)"
+    return settings.with_x_token(connection.password, source)
 
 
 @contextmanager
@@ -91,7 +92,7 @@ class FailureNotifier(BaseNotifier):
                 html_content=message,
             ).notify(context)
         else:
-            raise ValueError(
+            raise UsageError(
                 f"ENGAGEMENT_ALERT_CONN_ID={self.conn_id}: a connection of type"
                 f" {connection.conn_type!r}; expected http (a webhook) or smtp (mail)"
             )

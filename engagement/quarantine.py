@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from engagement import pipeline
+from engagement.errors import UsageError
 from engagement.gate import DATA_DOCS, REPORT
 from engagement.landing import Interval, Source, batch_dir
 from engagement.settings import Settings
@@ -58,12 +59,12 @@ def batches(settings: Settings) -> list[Quarantined]:
 def find(settings: Settings, batch: str, source: str | None = None) -> Quarantined:
     found = [q for q in batches(settings) if q.batch == batch and source in (None, q.source.value)]
     if not found:
-        raise LookupError(
+        raise UsageError(
             f"no quarantined batch {batch}{f' of {source}' if source else ''} under"
             f" {settings.quarantine_dir} (engagement quarantine list shows them)"
         )
     if len(found) > 1:
-        raise LookupError(f"both sources have a quarantined batch {batch}: pass --source")
+        raise UsageError(f"both sources have a quarantined batch {batch}: pass --source")
     return found[0]
 
 
@@ -86,7 +87,7 @@ def release(
     interval = Interval.from_batch_id(refused.batch)
     landed = batch_dir(settings.raw_dir, refused.source, interval)
     if landed.exists():
-        raise ValueError(
+        raise UsageError(
             f"{landed} holds a newer batch of this interval: the quarantined one is stale"
             f" (remove {refused.path} once you no longer need it)"
         )

@@ -47,6 +47,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from engagement.errors import UsageError
 from engagement.landing import Interval, SupportSiteManifest, iso, landing, summary, write_manifest
 from extract import _logparse
 from extract.log_format import FIELDS, KINDS, LogFormat
@@ -601,12 +602,18 @@ class FileState:
         os.replace(tmp, self.path)
 
 
+class NoLogFiles(UsageError, FileNotFoundError):
+    """The logs named (--logs, SUPPORT_SITE_LOGS) match no file."""
+
+
 def find_files(sources: list[Source]) -> list[LogFile]:
     files = []
     for source in sources:
         paths = sorted(Path(p).resolve() for p in glob.glob(source.pattern))
         if not paths:
-            raise FileNotFoundError(f"no access-log file matches {source.pattern!r}")
+            raise NoLogFiles(
+                f"no access-log file matches {source.pattern!r}: check --logs or SUPPORT_SITE_LOGS"
+            )
         files += [LogFile.identify(p, source.site) for p in paths if p.is_file()]
     return files
 
