@@ -261,19 +261,31 @@ class Settings(BaseSettings):
         copy.__pydantic_private__["_x_token_source"] = source
         return copy
 
-    def check_writable(self, *paths: Path, setting: str = "ENGAGEMENT_DATA_DIR") -> None:
-        """Refuse, in one line naming `setting` and its value, what a command cannot
-        write: each of `paths` (default: the data directory) must be a writable directory
-        or file, or not exist yet under a writable directory (nothing is created here)."""
-        value = self.data_dir if setting == "ENGAGEMENT_DATA_DIR" else None
+    def check_writable(self, *paths: Path, setting: str | None = None) -> None:
+        """Refuse, in one line naming the setting (`NAME=value`, by default
+        ENGAGEMENT_DATA_DIR's) what a command cannot write: each of `paths` (default: the
+        data directory) must be a writable directory or file, or not exist yet under a
+        writable directory (nothing is created here)."""
+        shown = setting or f"ENGAGEMENT_DATA_DIR={self.data_dir}"
         for path in paths or (self.data_dir,):
             why = _unwritable(path)
             if why:
-                shown = f"{setting}={value}" if value is not None else setting
                 raise UsageError(
-                    f"{shown}: cannot write {path} ({why}): set {setting} to a writable"
-                    " directory or fix its permissions"
+                    f"{shown}: cannot write {path} ({why}): set {shown.partition('=')[0]}"
+                    " to a writable place or fix its permissions"
                 )
+
+    def check_data_dir(self) -> None:
+        """Refuse a data directory that is not one (a file, or under a file), naming
+        ENGAGEMENT_DATA_DIR: what reading commands need (a missing one is empty)."""
+        existing = self.data_dir
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise UsageError(
+                f"ENGAGEMENT_DATA_DIR={self.data_dir}: {existing} is not a directory: set"
+                " ENGAGEMENT_DATA_DIR to the data directory"
+            )
 
     @property
     def x_policy(self) -> Policy:
