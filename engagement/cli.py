@@ -217,21 +217,26 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def _writes(settings: Settings, args: argparse.Namespace) -> list[Path]:
-    """What the command writes under the data directory (checked before any work)."""
+def _check_writes(settings: Settings, args: argparse.Namespace) -> None:
+    """Refuse, before any work, a data directory where the command cannot write: the
+    directories it writes in, and the warehouse's files for those that load or build."""
     landing = [settings.raw_dir, settings.state_dir]
     loading = [settings.raw_dir, settings.quarantine_dir, settings.validations_dir]
-    loading.append(settings.raw_db)
-    building = [settings.warehouse_dir, settings.build_db, settings.published_db]
-    building.append(settings.data_dir / "dbt")
-    return {
+    loading.append(settings.warehouse_dir)
+    building = [settings.warehouse_dir, settings.data_dir / "dbt"]
+    releasing = getattr(args, "action", None) == "release"
+    writes = {
         "extract": landing,
         "load": loading,
         "build": building,
         "run": landing + loading + building,
         "mf": [settings.data_dir / "metricflow" / "logs"],
-        "quarantine": loading if getattr(args, "action", None) == "release" else [],
+        "quarantine": loading if releasing else [],
     }.get(args.command, [])
+    if writes:
+        warehouse = (settings.raw_db, settings.build_db, settings.published_db)
+        loads = args.command in ("load", "build", "run") or releasing
+        settings.check_writable(*writes, files=warehouse if loads else ())
 
 
 def _report_out(settings: Settings, out: str | None) -> Path:
@@ -245,7 +250,7 @@ def _report_out(settings: Settings, out: str | None) -> Path:
         named = None
     if path.is_dir():
         raise UsageError(f"{named or 'the report path'}: {path} is a directory, not a file")
-    settings.check_writable(path, setting=named)
+    settings.check_writable(files=(path,), setting=named)
     return path
 
 
@@ -281,7 +286,7 @@ def dispatch(args: argparse.Namespace) -> int:
             print(path)
         return 0
     settings.check_data_dir()
-    settings.check_writable(*_writes(settings, args))
+    _check_writes(settings, args)
     if args.command == "headline":
         print(pipeline.format_headline(pipeline.headline(settings.published_db)))
         return 0

@@ -261,14 +261,17 @@ class Settings(BaseSettings):
         copy.__pydantic_private__["_x_token_source"] = source
         return copy
 
-    def check_writable(self, *paths: Path, setting: str | None = None) -> None:
+    def check_writable(
+        self, *paths: Path, files: tuple[Path, ...] = (), setting: str | None = None
+    ) -> None:
         """Refuse, in one line naming the setting (`NAME=value`, by default
-        ENGAGEMENT_DATA_DIR's) what a command cannot write: each of `paths` (default: the
-        data directory) must be a writable directory or file, or not exist yet under a
+        ENGAGEMENT_DATA_DIR's) what a command cannot write: each of the directories `paths`
+        (default: the data directory) and `files` must be writable, or not exist yet under a
         writable directory (nothing is created here)."""
         shown = setting or f"ENGAGEMENT_DATA_DIR={self.data_dir}"
-        for path in paths or (self.data_dir,):
-            why = _unwritable(path)
+        wanted = [(path, False) for path in paths or (() if files else (self.data_dir,))]
+        for path, is_file in wanted + [(file, True) for file in files]:
+            why = _unwritable(path, is_file)
             if why:
                 raise UsageError(
                     f"{shown}: cannot write {path} ({why}): set {shown.partition('=')[0]}"
@@ -336,11 +339,13 @@ class Settings(BaseSettings):
         return self.report_path or self.data_dir / "reports" / "engagement.html"
 
 
-def _unwritable(path: Path) -> str | None:
-    """Why `path` cannot be written (None when it can): the path, or its nearest existing
-    ancestor, is not a directory (a file) or is not writable."""
-    if path.is_file():
-        if not os.access(path, os.W_OK):
+def _unwritable(path: Path, is_file: bool = False) -> str | None:
+    """Why the directory (or file) `path` cannot be written (None when it can): it, or its
+    nearest existing ancestor, is not a directory (is a file) or is not writable."""
+    if is_file:
+        if path.is_dir():
+            return f"{path} is a directory"
+        if path.exists() and not os.access(path, os.W_OK):
             return f"{path} is read-only"
         path = path.parent  # a database also writes a journal beside its file
     existing = path
