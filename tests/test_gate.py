@@ -306,8 +306,9 @@ def test_a_log_that_does_not_parse_is_never_outside_the_interval(
         gate.gate(Path(summary.path), tmp_path / "quarantine")
     lines = manifest.lines_read
     assert refused.value.reasons == [
-        f"0 of {lines} lines parsed (0.0%): the log does not match SUPPORT_SITE_LOG_FORMAT=combined;"
-        f" files mostly unparsed: {log.resolve()} ({lines} of {lines} lines)"
+        f"0 of {lines} lines parsed (0.0%): the log does not match"
+        f" SUPPORT_SITE_LOG_FORMAT=combined; files mostly unparsed: {log.resolve()}"
+        f" ({lines} of {lines} lines)"
     ]
 
 

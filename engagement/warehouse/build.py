@@ -373,6 +373,17 @@ def publish(build_db: Path, published_db: Path, in_place: bool = True) -> tuple[
     staging = published_db.with_name(f".{published_db.name}.publishing")
     staging.unlink(missing_ok=True)
     in_place = in_place and published_db.exists()
+    try:
+        tables, updated = _stage(build_db, published_db, staging, in_place)
+        os.replace(staging, published_db)
+    except BaseException:  # a failure or Ctrl-C: the published file is as it was
+        staging.unlink(missing_ok=True)
+        raise
+    return tables, updated
+
+
+def _stage(build_db: Path, published_db: Path, staging: Path, in_place: bool) -> tuple[list, list]:
+    """The new published file, written at `staging`."""
     if in_place:
         shutil.copyfile(published_db, staging)
     with duckdb.connect(str(staging)) as con:
@@ -399,7 +410,6 @@ def publish(build_db: Path, published_db: Path, in_place: bool = True) -> tuple[
                 con.execute(f"create or replace table {mart} as from {source}")
         con.execute("detach build")
         con.execute("checkpoint")
-    os.replace(staging, published_db)
     return list(tables), updated
 
 
