@@ -397,7 +397,7 @@ class SandboxServer(ThreadingHTTPServer):
         rate_window: int = RATE_WINDOW,
     ) -> None:
         if timeline_cap < 0 or mentions_cap < 0:
-            raise ValueError("timeline_cap and mentions_cap must be >= 0")
+            raise FixtureError("--timeline-cap and --mentions-cap must be >= 0")
         users, tweets = check_data(users, tweets)
         super().__init__((host, port), _Handler)
         self.lock = threading.RLock()

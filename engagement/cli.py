@@ -164,7 +164,9 @@ def parser() -> argparse.ArgumentParser:
     extract = commands.add_parser("extract", help="land one raw batch for an interval")
     sources = extract.add_subparsers(dest="source", required=True)
     _interval(sources.add_parser("x", help="posts, mentions and users from the X API"))
-    site = sources.add_parser("support-site", help="support-site access logs")
+    site = sources.add_parser(
+        "support-site", aliases=["support_site"], help="support-site access logs"
+    )
     site.add_argument("--logs", help="glob of log files (default: $SUPPORT_SITE_LOGS)")
     _interval(site)
 
