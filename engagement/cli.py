@@ -245,7 +245,7 @@ def _report_out(settings: Settings, out: str | None) -> Path:
     """Where `report` writes, checked: --out, ENGAGEMENT_REPORT_PATH or the data directory."""
     path = Path(out).resolve() if out else settings.report_file
     if out:
-        named = f"--out {out}"
+        named = f"--out={out}"
     elif settings.report_path:
         named = f"ENGAGEMENT_REPORT_PATH={settings.report_path}"
     else:

@@ -139,7 +139,7 @@ def test_an_unwritable_report_path_names_the_option(env: dict[str, str], tmp_pat
     (tmp_path / "a_file").write_text("")
     out = tmp_path / "a_file" / "report.html"
     result = engagement("report", "--out", str(out), env=env, check=False)
-    one_line(result, 2, f"--out {out}", "is not a directory")
+    one_line(result, 2, f"--out={out}: cannot write", "set --out to a writable place")
 
 
 # --- options and settings ----------------------------------------------------------------
