@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from devtools.sample import SAMPLE_DAYS, SAMPLE_START, SampleCompany, generate, parse_stamp
+from engagement.errors import UsageError
 from engagement.settings import Policy
 
 # Requests per 15-minute window with app-only (bearer token) auth, per endpoint, as published
@@ -231,7 +232,7 @@ class _Query:
         return int(value)
 
 
-class FixtureError(ValueError):
+class FixtureError(UsageError, ValueError):
     """Users or tweets the sandbox cannot serve (a bad fixture file or control request)."""
 
 
@@ -396,7 +397,7 @@ class SandboxServer(ThreadingHTTPServer):
         rate_window: int = RATE_WINDOW,
     ) -> None:
         if timeline_cap < 0 or mentions_cap < 0:
-            raise ValueError("timeline_cap and mentions_cap must be >= 0")
+            raise FixtureError("--timeline-cap and --mentions-cap must be >= 0")
         users, tweets = check_data(users, tweets)
         super().__init__((host, port), _Handler)
         self.lock = threading.RLock()

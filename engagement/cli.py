@@ -1,21 +1,42 @@
-"""`engagement`: the command line over the steps of the flow (and the development sandbox)."""
+"""`engagement`: the command line over the steps of the flow (and the development sandbox).
+
+A failure the user can act on is one line on stderr, `engagement: ...`, naming what to fix
+(an option, a setting, a file, a connection), and exit 2; a batch refused by the gate or a
+build that failed exits 3 (`engagement.errors`). A wrong option is one line too, naming
+the option. Ctrl-C is `engagement: interrupted` and exit 130 (nothing is published: a build
+stops dbt and leaves the published mart as it was). A closed pipe (`engagement headline |
+head -1`) ends the command silently with exit 141, as a program killed by SIGPIPE (128 +
+13): a pipeline under `set -o pipefail` sees it, as it would `cat`'s. Any other exception is
+a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import errno
 import json
+import os
 import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from pydantic import BaseModel
 
 from engagement import pipeline
-from engagement.errors import EngagementError
-from engagement.gate import BatchRejected
-from engagement.landing import Interval, Source
+from engagement.errors import EngagementError, UsageError
+from engagement.landing import Interval, Source, iso, parse_instant
 from engagement.settings import Policy, Settings
-from engagement.warehouse.build import BuildFailed
+
+INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+BROKEN_PIPE = 141  # 128 + SIGPIPE
+ISO_EXAMPLE = "expected ISO 8601, e.g. 2026-11-05 or 2026-11-05T00:00:00Z"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, whose errors are one line (no usage block) naming the option."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _print(result: BaseModel) -> None:
@@ -25,7 +46,36 @@ def _print(result: BaseModel) -> None:
 
 
 def _day(text: str) -> date:
-    return datetime.now(UTC).date() if text == "today" else date.fromisoformat(text)
+    """A day, ISO, or `today` (an argparse type: a bad one is one line naming the option)."""
+    if text == "today":
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a day (expected ISO 8601, e.g. 2026-11-05, or today)"
+        ) from None
+
+
+def _instant(text: str) -> datetime:
+    """An interval bound: an ISO date or date-time, UTC when naive."""
+    try:
+        return parse_instant(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date or time ({ISO_EXAMPLE})"
+        ) from None
+
+
+def _source(text: str) -> Source:
+    """A source, in either spelling: `support-site` or `support_site`."""
+    try:
+        return Source.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+SOURCE_HELP = "x or support-site (support_site works too)"
 
 
 def _sample_days(parser: argparse.ArgumentParser) -> None:
@@ -44,17 +94,33 @@ def _sample_span(args: argparse.Namespace) -> dict:
     if args.end:
         span["days"] = (args.end - (args.start or SAMPLE_START)).days
         if span["days"] < 1:
-            raise ValueError(f"--end {args.end} is not after the sample's first day")
+            raise UsageError(f"--end {args.end} is not after the sample's first day")
     return span
 
 
 def _interval(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--start", required=True, help="interval start, ISO (inclusive, UTC)")
-    parser.add_argument("--end", required=True, help="interval end, ISO (exclusive, UTC)")
+    parser.add_argument(
+        "--start", required=True, type=_instant, help="interval start, ISO (inclusive, UTC)"
+    )
+    parser.add_argument(
+        "--end", required=True, type=_instant, help="interval end, ISO (exclusive, UTC)"
+    )
+
+
+def _the_interval(args: argparse.Namespace) -> Interval:
+    if not args.start < args.end:
+        raise UsageError(
+            f"--start {iso(args.start)} is not before --end {iso(args.end)}: the interval is empty"
+        )
+    return Interval(args.start, args.end)
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="engagement", description=__doc__)
+    root = Parser(
+        prog="engagement",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = root.add_subparsers(dest="command", required=True)
 
     sandbox = commands.add_parser(
@@ -98,14 +164,16 @@ def parser() -> argparse.ArgumentParser:
     extract = commands.add_parser("extract", help="land one raw batch for an interval")
     sources = extract.add_subparsers(dest="source", required=True)
     _interval(sources.add_parser("x", help="posts, mentions and users from the X API"))
-    site = sources.add_parser("support-site", help="support-site access logs")
+    site = sources.add_parser(
+        "support-site", aliases=["support_site"], help="support-site access logs"
+    )
     site.add_argument(
         "--logs", help="log directory or glob of log files (default: $SUPPORT_SITE_LOGS)"
     )
     _interval(site)
 
     load = commands.add_parser("load", help="validate an interval's batch, then load it")
-    load.add_argument("--source", required=True, choices=["x", "support-site"])
+    load.add_argument("--source", required=True, type=_source, metavar="SOURCE", help=SOURCE_HELP)
     load.add_argument(
         "--allow-empty",
         action="store_true",
@@ -121,9 +189,7 @@ def parser() -> argparse.ArgumentParser:
     )
 
     run = commands.add_parser("run", help="extract, validate, load, build, publish")
-    run.add_argument(
-        "--logs", help="log directory or glob of log files (default: $SUPPORT_SITE_LOGS)"
-    )
+    run.add_argument("--logs", help="glob of log files (default: $SUPPORT_SITE_LOGS)")
     _interval(run)
 
     commands.add_parser("headline", help="print the headline numbers of the published mart")
@@ -149,7 +215,7 @@ def parser() -> argparse.ArgumentParser:
     ):
         chosen = actions.add_parser(action, help=text)
         chosen.add_argument("batch", help="its id, e.g. 20261105T000000Z_20261106T000000Z")
-        chosen.add_argument("--source", choices=["x", "support_site"])
+        chosen.add_argument("--source", type=_source, metavar="SOURCE", help=SOURCE_HELP)
         if action == "release":
             chosen.add_argument("--allow-empty", action="store_true", help="a real quiet day")
             chosen.add_argument(
@@ -170,109 +236,159 @@ def parser() -> argparse.ArgumentParser:
         chosen.add_argument("batch", help="its id, e.g. 20261105T000000Z_20261106T000000Z")
     restored.add_argument("version", help="its id, e.g. 20261106T003000123456Z (raw versions)")
     for chosen in (listed, restored):
-        chosen.add_argument("--source", help="x or support-site (when both have the batch)")
+        chosen.add_argument("--source", type=_source, metavar="SOURCE", help=SOURCE_HELP)
     return root
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        settings = Settings.from_env()
-        if args.command == "sandbox":
-            from devtools.x_sandbox import parse_fault_spec, serve
+def _check_writes(settings: Settings, args: argparse.Namespace) -> None:
+    """Refuse, before any work, a data directory where the command cannot write: the
+    directories it writes in, and the warehouse's files for those that load or build."""
+    landing = [settings.raw_dir, settings.state_dir]
+    loading = [settings.raw_dir, settings.quarantine_dir, settings.validations_dir]
+    loading.append(settings.warehouse_dir)
+    building = [settings.warehouse_dir, settings.data_dir / "dbt"]
+    releasing = getattr(args, "action", None) in ("release", "restore")
+    writes = {
+        "extract": landing,
+        "load": loading,
+        "build": building,
+        "run": landing + loading + building,
+        "mf": [settings.data_dir / "metricflow" / "logs"],
+        "quarantine": loading if releasing else [],
+        "raw": loading if releasing else [],
+    }.get(args.command, [])
+    if writes:
+        warehouse = (settings.raw_db, settings.build_db, settings.published_db)
+        loads = args.command in ("load", "build", "run") or releasing
+        settings.check_writable(*writes, files=warehouse if loads else ())
 
-            try:
-                serve(
-                    args.port,
-                    seed=args.seed,
-                    **_sample_span(args),
-                    host=args.host,
-                    fixture=args.fixture,
-                    timeline_cap=args.timeline_cap,
-                    mentions_cap=args.mentions_cap,
-                    faults=[parse_fault_spec(spec) for spec in args.fault],
-                )
-            except OSError as exc:
-                if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
-                    raise
-                raise ValueError(
-                    f"the sandbox cannot listen on {args.host}:{args.port}: {exc.strerror}"
-                    " (pass another --port)"
-                ) from None
-            return 0
-        if args.command == "sample":
-            from pathlib import Path
 
-            from devtools.sample import write_sample
+def _report_out(settings: Settings, out: str | None) -> Path:
+    """Where `report` writes, checked: --out, ENGAGEMENT_REPORT_PATH or the data directory."""
+    path = Path(out).resolve() if out else settings.report_file
+    if out:
+        named = f"--out={out}"
+    elif settings.report_path:
+        named = f"ENGAGEMENT_REPORT_PATH={settings.report_path}"
+    else:
+        named = None
+    if path.is_dir():
+        raise UsageError(f"{named or 'the report path'}: {path} is a directory, not a file")
+    settings.check_writable(files=(path,), setting=named)
+    return path
 
-            for path in write_sample(Path(args.out), seed=args.seed, **_sample_span(args)):
-                print(path)
-            return 0
-        if args.command == "headline":
-            print(pipeline.format_headline(pipeline.headline(settings.published_db)))
-            return 0
-        if args.command == "report":
-            from pathlib import Path
 
-            print(pipeline.report(settings, Path(args.out) if args.out else None))
-            return 0
-        if args.command == "mf":
-            from engagement.warehouse.metrics import mf
+def dispatch(args: argparse.Namespace) -> int:
+    """The command `args` names; raises the project's errors (`main` prints them)."""
+    settings = Settings.from_env()
+    if args.command == "sandbox":
+        from devtools.x_sandbox import parse_fault_spec, serve
 
-            return mf(settings, args.mf_args)
-        if args.command == "quarantine":
-            from engagement import quarantine
-
-            if args.action == "list":
-                for refused in quarantine.batches(settings):
-                    print(refused.line())
-            elif args.action == "show":
-                print(quarantine.show(settings, args.batch, args.source))
-            else:
-                released = quarantine.release(
-                    settings, args.batch, args.source, args.allow_empty, args.accept_partial
-                )
-                _print(released)
-            return 0
-        if args.command == "raw":
-            from engagement import raw
-
-            if args.action == "versions":
-                print("\n".join(raw.versions(settings, args.batch, args.source)))
-            else:
-                _print(raw.restore(settings, args.batch, args.version, args.source))
-            return 0
-        if args.command == "build":
-            _print(pipeline.build(settings, args.full_refresh))
-            return 0
-        interval = Interval.parse(args.start, args.end)
-        if args.command == "extract" and args.source == "x":
-            result: BaseModel = pipeline.extract_x(settings, interval)
-        elif args.command == "extract":
-            result = pipeline.extract_support_site(settings, interval, args.logs)
-        elif args.command == "load":
-            source = Source.parse(args.source)
-            pipeline.validate(settings, source, interval, args.allow_empty)
-            result = pipeline.load_batch(settings, source, interval)
-        else:
-            for summary in pipeline.run(settings, interval, args.logs):
-                _print(summary)
-            print(pipeline.format_headline(pipeline.headline(settings.published_db)))
-            return 0
-        _print(result)
+        try:
+            serve(
+                args.port,
+                seed=args.seed,
+                **_sample_span(args),
+                host=args.host,
+                fixture=args.fixture,
+                timeline_cap=args.timeline_cap,
+                mentions_cap=args.mentions_cap,
+                faults=[parse_fault_spec(spec) for spec in args.fault],
+            )
+        except OSError as exc:
+            if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+                raise
+            raise UsageError(
+                f"the sandbox cannot listen on {args.host}:{args.port}: {exc.strerror}"
+                " (pass another --port)"
+            ) from None
         return 0
-    except BatchRejected as exc:
-        print(f"engagement: batch refused: {exc}", file=sys.stderr)
-        return 3
-    except BuildFailed as exc:
-        print(f"engagement: build failed: {exc}", file=sys.stderr)
-        return 3
+    if args.command == "sample":
+        from devtools.sample import write_sample
+
+        for path in write_sample(Path(args.out), seed=args.seed, **_sample_span(args)):
+            print(path)
+        return 0
+    settings.check_data_dir()
+    _check_writes(settings, args)
+    if args.command == "headline":
+        print(pipeline.format_headline(pipeline.headline(settings.published_db)))
+        return 0
+    if args.command == "report":
+        print(pipeline.report(settings, _report_out(settings, args.out)))
+        return 0
+    if args.command == "mf":
+        from engagement.warehouse.metrics import mf
+
+        return mf(settings, args.mf_args)
+    if args.command == "quarantine":
+        from engagement import quarantine
+
+        if args.action == "list":
+            refused = quarantine.batches(settings)
+            for batch in refused:
+                print(batch.line())
+            if not refused:
+                print(f"nothing in quarantine (under {settings.quarantine_dir})")
+        elif args.action == "show":
+            print(quarantine.show(settings, args.batch, args.source))
+        else:
+            released = quarantine.release(
+                settings, args.batch, args.source, args.allow_empty, args.accept_partial
+            )
+            _print(released)
+        return 0
+    if args.command == "raw":
+        from engagement import raw
+
+        if args.action == "versions":
+            print("\n".join(raw.versions(settings, args.batch, args.source)))
+        else:
+            _print(raw.restore(settings, args.batch, args.version, args.source))
+        return 0
+    if args.command == "build":
+        _print(pipeline.build(settings, args.full_refresh))
+        return 0
+    interval = _the_interval(args)
+    if args.command == "extract" and args.source == "x":
+        result: BaseModel = pipeline.extract_x(settings, interval)
+    elif args.command == "extract":
+        result = pipeline.extract_support_site(settings, interval, args.logs)
+    elif args.command == "load":
+        pipeline.validate(settings, args.source, interval, args.allow_empty)
+        result = pipeline.load_batch(settings, args.source, interval)
+    else:
+        for summary in pipeline.run(settings, interval, args.logs):
+            _print(summary)
+        print(pipeline.format_headline(pipeline.headline(settings.published_db)))
+        return 0
+    _print(result)
+    return 0
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe: what is still buffered for stdout goes nowhere (Python would
+    otherwise report the broken pipe again as it exits)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        code = dispatch(args)
+        sys.stdout.flush()  # a closed pipe shows here, not as Python exits
+        return code
     except EngagementError as exc:
         print(f"engagement: {exc}", file=sys.stderr)
         return exc.exit_code
-    except (ValueError, LookupError, FileNotFoundError, RuntimeError) as exc:
-        print(f"engagement: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("engagement: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except BrokenPipeError:
+        _quiet_stdout()
+        return BROKEN_PIPE
 
 
 if __name__ == "__main__":

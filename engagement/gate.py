@@ -25,6 +25,7 @@ says in plain words which checks failed, with the numbers.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from pathlib import Path
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
+from engagement.errors import DataRefused
 from engagement.landing import (
     MANIFEST,
     Interval,
@@ -51,6 +53,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+log = logging.getLogger(__name__)
+# Great Expectations logs ~200 INFO lines as it is imported ("Skipping registering function
+# ... because it is a closure", its registries): a validate task's log is the checks instead
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+GX_LOUD_LOGGERS = ("great_expectations.data_context.types.base",)  # set to INFO when imported
 
 HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"]
 MIN_PARSED_SHARE = 0.95
@@ -61,8 +68,8 @@ REPORT = "validation.json"  # beside a quarantined batch: the gate's report on i
 DATA_DOCS = "data_docs.html"  # and Great Expectations' Data Docs page of the validation
 
 
-class BatchRejected(Exception):
-    """A batch failed its expectations and was quarantined."""
+class BatchRejected(DataRefused):
+    """A batch failed its expectations and was quarantined (exit 3)."""
 
     def __init__(
         self, source: str, batch: str, failed: list[Failure], quarantined_at: Path
@@ -71,7 +78,8 @@ class BatchRejected(Exception):
         self.reasons = [failure.reason for failure in failed]
         self.quarantined_at = quarantined_at
         super().__init__(
-            f"{source} batch {batch} failed {len(failed)} check(s): {'; '.join(self.reasons)}."
+            f"batch refused: {source} batch {batch} failed {len(failed)} check(s):"
+            f" {'; '.join(self.reasons)}."
             f" Quarantined at {quarantined_at}"
         )
 
@@ -359,6 +367,19 @@ def line_facts(batch: Path) -> LineFacts:
     )
 
 
+def _unparsed_files(manifest: SupportSiteManifest, shown: int = 5) -> str:
+    """The files of the batch whose lines mostly did not parse, with their counts."""
+    bad = [
+        f"{entry['path']} ({_n(entry['quarantined'])} of {_n(entry['lines_read'])} lines)"
+        for entry in manifest.files
+        if entry.get("lines_read") and entry.get("quarantined", 0) * 2 > entry["lines_read"]
+    ]
+    if not bad:
+        return ""
+    more = f" and {len(bad) - shown} more" if len(bad) > shown else ""
+    return f"; files mostly unparsed: {', '.join(bad[:shown])}{more}"
+
+
 def support_site_checks(manifest: SupportSiteManifest, facts: LineFacts) -> list[Check]:
     """The batch as a whole: aggregates counted once (`line_facts`), each checked by an
     expectation on them (every value is within bounds exactly when the smallest and the
@@ -402,6 +423,7 @@ def support_site_checks(manifest: SupportSiteManifest, facts: LineFacts) -> list
             lambda _: (
                 f"{_n(facts.rows)} of {_n(rows)} lines parsed ({facts.parsed_share:.1%}):"
                 f" the log does not match SUPPORT_SITE_LOG_FORMAT={manifest.format}"
+                + _unparsed_files(manifest)
             ),
         ),
         Check(
@@ -498,6 +520,8 @@ def _run(
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    for name in GX_LOUD_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = (
@@ -522,6 +546,21 @@ def _run(
 
 def _describe(kind: str, column: str | None) -> str:
     return f"{kind}({column})" if column else kind
+
+
+def _log_verdicts(batch: str, checks: list[Check], result: Any, failures: list[Failure]) -> None:
+    """A line per check at INFO, in the suite's order: the expectation and its verdict
+    (failed: with the reason in words)."""
+    reasons = {failure.check: failure.reason for failure in failures}
+    outcomes = sorted(result.results, key=lambda o: o.expectation_config.meta["check"])
+    for outcome in outcomes:
+        config = outcome.expectation_config
+        check = _describe(config.type, config.kwargs.get("column"))
+        if outcome.success:
+            log.info("%s: %s: passed", batch, check)
+        else:
+            log.info("%s: %s: FAILED: %s", batch, check, reasons.get(check, "see the report"))
+    log.info("%s: %d of %d checks passed", batch, len(outcomes) - len(failures), len(checks))
 
 
 def trailing_volumes(batch: Path, count: int = TRAILING_BATCHES) -> list[int]:
@@ -562,8 +601,8 @@ def validate(
         "version": manifest.version,
     }
     if isinstance(manifest, XManifest):
-        name = "posts"
-        result, failures = _run(f"{source}_{name}", x_checks(manifest) + volume, x_frame(batch))
+        name, checks = "posts", x_checks(manifest) + volume
+        result, failures = _run(f"{source}_{name}", checks, x_frame(batch))
     else:
         name, facts = "lines", line_facts(batch)
         checks = support_site_checks(manifest, facts) + volume
@@ -575,6 +614,7 @@ def validate(
         report["facts"] = json.loads(json.dumps(facts.values(), default=str))
         if manifest.is_partial:
             report["damaged_files"] = manifest.damaged_files
+    _log_verdicts(f"{source} batch {manifest.batch}", checks, result, failures)
     report |= {
         "success": not failures,
         "failed": [f.__dict__ for f in failures],

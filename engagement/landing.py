@@ -37,7 +37,17 @@ from pydantic import (
     ValidationError,
 )
 
+from engagement.errors import DataRefused, UsageError
+
 MANIFEST = "manifest.json"
+
+
+class NoBatch(UsageError, FileNotFoundError):
+    """No batch where one was expected: the message says which and what lands it."""
+
+
+class ManifestError(DataRefused, ValueError):
+    """A batch's manifest is unreadable or invalid: the batch cannot be trusted."""
 
 
 class Source(StrEnum):
@@ -451,7 +461,10 @@ def read_manifest(directory: Path) -> XManifest | SupportSiteManifest:
     lacks a count or has one of the wrong type, is refused with one line saying so."""
     path = directory / MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(f"no batch at {directory} (missing {MANIFEST})")
+        raise NoBatch(
+            f"no batch at {directory} (missing {MANIFEST}): engagement extract the interval"
+            " first (or check ENGAGEMENT_DATA_DIR)"
+        )
     data = json.loads(path.read_text())
     model = MANIFESTS[Source.parse(str(data.get("source")))]
     try:
@@ -459,7 +472,7 @@ def read_manifest(directory: Path) -> XManifest | SupportSiteManifest:
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])
-        raise ValueError(f"{path}: {where}: {error['msg']}") from None
+        raise ManifestError(f"{path}: {where}: {error['msg']}") from None
 
 
 class BatchSummary(Batch):

@@ -14,8 +14,8 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier, Connection
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
-from pydantic import SecretStr
 
+from engagement.errors import UsageError
 from engagement.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -32,20 +32,23 @@ def task_settings() -> Settings:
         return settings
     if not connection.password:
         return settings
-    return settings.model_copy(update={"x_bearer_token": SecretStr(connection.password)})
+    source = f"the Airflow connection {settings.x_conn_id}'s password (ENGAGEMENT_X_CONN_ID)"
+    return settings.with_x_token(connection.password, source)
 
 
 @contextmanager
 def failing_for_good() -> Iterator[None]:
     """Errors that the same run cannot mend fail the task at once, without retries: the API
     refused the request (400, 401, 403: the token, plan or settings must change), the gate
-    refused the batch (quarantined; clearing the task lands it again), a bad setting."""
+    refused the batch (quarantined; clearing the task lands it again), a bad setting (the
+    log format's too), an unknown X account."""
     from engagement.gate import BatchRejected
+    from extract.log_format import LogFormatError
     from extract.x import RequestRefused
 
     try:
         yield
-    except (RequestRefused, BatchRejected, SettingsError) as error:
+    except (RequestRefused, BatchRejected, SettingsError, LogFormatError) as error:
         raise AirflowFailException(str(error)) from error
 
 
@@ -91,7 +94,7 @@ class FailureNotifier(BaseNotifier):
                 html_content=message,
             ).notify(context)
         else:
-            raise ValueError(
+            raise UsageError(
                 f"ENGAGEMENT_ALERT_CONN_ID={self.conn_id}: a connection of type"
                 f" {connection.conn_type!r}; expected http (a webhook) or smtp (mail)"
             )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,10 @@ from engagement.settings import Settings
 from engagement.warehouse import load
 from engagement.warehouse.build import BuildSummary, build_and_publish, published_file
 from extract import access_log, x
+
+
+class InQuarantine(UsageError, FileNotFoundError):
+    """The interval's batch was refused by the gate: the message says where it is."""
 
 
 class Validated(BaseModel):
@@ -48,25 +51,18 @@ def ready_to_land(settings: Settings, interval: Interval) -> None:
     raw directory this process cannot write to."""
     now = datetime.now(UTC)
     if interval.end > now:
-        raise ValueError(
+        raise UsageError(
             f"the interval {iso(interval.start)} - {iso(interval.end)} has not ended (now"
             f" {iso(now)}): its batch would be incomplete and pass for a quiet day; run it"
             " once it has ended"
         )
-    existing = settings.raw_dir
-    while not existing.exists():  # nothing is created here: the batch's landing does that
-        existing = existing.parent
-    if not (existing.is_dir() and os.access(existing, os.W_OK)):
-        raise ValueError(
-            f"cannot write batches under {settings.raw_dir} ({existing} is not a writable"
-            " directory): check ENGAGEMENT_DATA_DIR and its permissions"
-        )
+    settings.check_writable(settings.raw_dir)  # nothing is created here: the landing does
 
 
 def extract_x(settings: Settings, interval: Interval) -> BatchSummary:
     ready_to_land(settings, interval)
     if not settings.x_bearer_token:
-        raise ValueError("X_BEARER_TOKEN is not set (any value works against the sandbox)")
+        raise UsageError("X_BEARER_TOKEN is not set (any value works against the sandbox)")
     policy = settings.x_policy
     token = settings.x_bearer_token.get_secret_value()
     client = x.make_client(token, settings.x_api_base_url, policy.timeout)
@@ -79,10 +75,10 @@ def extract_support_site(
     ready_to_land(settings, interval)
     logs = logs or settings.support_site_logs
     if not logs:
-        raise ValueError("no access logs given: pass --logs GLOB or set SUPPORT_SITE_LOGS")
+        raise UsageError("no access logs given: pass --logs GLOB or set SUPPORT_SITE_LOGS")
     if not settings.ip_hmac_key:
         # client IPs may only land pseudonymised, and a pseudonym needs the secret
-        raise ValueError(
+        raise UsageError(
             "ENGAGEMENT_IP_HMAC_KEY is not set: it keys the pseudonyms that replace client IPs"
             " (any secret of 16+ bytes; keep it stable, or visitors' ids change)"
         )
@@ -130,7 +126,7 @@ def validate(
         refused = _refused_last(settings, source, interval, candidate)
         if refused is not None:
             if not reland:
-                raise UsageError(
+                raise InQuarantine(
                     f"the {source} batch {interval.batch_id} was refused by the gate and is in"
                     f" quarantine at {refused} (engagement quarantine show {interval.batch_id}):"
                     " fix the source, then extract the interval again"

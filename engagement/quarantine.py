@@ -61,12 +61,12 @@ def batches(settings: Settings) -> list[Quarantined]:
 def find(settings: Settings, batch: str, source: str | None = None) -> Quarantined:
     found = [q for q in batches(settings) if q.batch == batch and source in (None, q.source.value)]
     if not found:
-        raise LookupError(
+        raise UsageError(
             f"no quarantined batch {batch}{f' of {source}' if source else ''} under"
             f" {settings.quarantine_dir} (engagement quarantine list shows them)"
         )
     if len(found) > 1:
-        raise LookupError(f"both sources have a quarantined batch {batch}: pass --source")
+        raise UsageError(f"both sources have a quarantined batch {batch}: pass --source")
     return found[0]
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from engagement.errors import UsageError
 from engagement.warehouse.build import published_file
 
 # ---------------------------------------------------------------------------------- the SQL
@@ -180,7 +181,10 @@ def read_figures(published_db: Path) -> Figures:
         tables = {name for (name,) in rows("tables")}
         first_day, last_day, days = rows("period")[0]
         if not days:
-            raise FileNotFoundError(f"the published mart at {published_db} has no day yet")
+            raise UsageError(
+                f"the published mart at {published_db} has no day yet: load a batch with"
+                " data, then engagement build"
+            )
         grain = "day" if days <= DAILY_UP_TO else "week"
         posts, replies = rows("totals")[0]
         mentions, answered, median = rows("mention_totals")[0]

@@ -5,14 +5,17 @@ as `**********` in reprs, errors and dumps, and only `get_secret_value()` reveal
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from engagement.errors import UsageError
 
 REAL_X_API = "https://api.twitter.com"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 Names = Annotated[tuple[str, ...], NoDecode]  # comma-separated in the environment
 
 
-class SettingsError(ValueError):
+class SettingsError(UsageError, ValueError):
     """A setting's value is unusable: one line naming the variable and what it expects."""
 
 
@@ -221,6 +224,10 @@ class Settings(BaseSettings):
         "none",
     )
 
+    # where x_bearer_token came from, as an error message names it ("check ..."): not a
+    # setting of its own, so not read from the environment nor shown in the README's table
+    _x_token_source: str = PrivateAttr("X_BEARER_TOKEN")
+
     @field_validator("x_accounts", "support_site_hosts", "company_site_hosts", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -250,6 +257,48 @@ class Settings(BaseSettings):
             raise SettingsError(_one_line(cls, exc)) from None
 
     @property
+    def x_token_source(self) -> str:
+        """What to check when the X API refuses the token: `X_BEARER_TOKEN`, or the
+        Airflow connection whose password it is (`with_x_token`)."""
+        return self._x_token_source
+
+    def with_x_token(self, token: str, source: str) -> Settings:
+        """These settings with the X bearer token `token`, taken from `source` (the words
+        an error names it with, e.g. "the Airflow connection x_api's password")."""
+        copy = self.model_copy(update={"x_bearer_token": SecretStr(token)})
+        copy.__pydantic_private__["_x_token_source"] = source
+        return copy
+
+    def check_writable(
+        self, *paths: Path, files: tuple[Path, ...] = (), setting: str | None = None
+    ) -> None:
+        """Refuse, in one line naming the setting (`NAME=value`, by default
+        ENGAGEMENT_DATA_DIR's) what a command cannot write: each of the directories `paths`
+        (default: the data directory) and `files` must be writable, or not exist yet under a
+        writable directory (nothing is created here)."""
+        shown = setting or f"ENGAGEMENT_DATA_DIR={self.data_dir}"
+        wanted = [(path, False) for path in paths or (() if files else (self.data_dir,))]
+        for path, is_file in wanted + [(file, True) for file in files]:
+            why = _unwritable(path, is_file)
+            if why:
+                raise UsageError(
+                    f"{shown}: cannot write {path} ({why}): set {shown.partition('=')[0]}"
+                    " to a writable place or fix its permissions"
+                )
+
+    def check_data_dir(self) -> None:
+        """Refuse a data directory that is not one (a file, or under a file), naming
+        ENGAGEMENT_DATA_DIR: what reading commands need (a missing one is empty)."""
+        existing = self.data_dir
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise UsageError(
+                f"ENGAGEMENT_DATA_DIR={self.data_dir}: {existing} is not a directory: set"
+                " ENGAGEMENT_DATA_DIR to the data directory"
+            )
+
+    @property
     def x_policy(self) -> Policy:
         return Policy(
             max_wait=self.x_rate_limit_max_wait,
@@ -258,6 +307,7 @@ class Settings(BaseSettings):
             refresh_days=self.x_metrics_refresh_days,
             timeline_cap=self.x_timeline_cap,
             mentions_cap=self.x_mentions_cap,
+            token_source=self.x_token_source,
         )
 
     @property
@@ -302,6 +352,25 @@ class Settings(BaseSettings):
         return self.report_path or self.data_dir / "reports" / "engagement.html"
 
 
+def _unwritable(path: Path, is_file: bool = False) -> str | None:
+    """Why the directory (or file) `path` cannot be written (None when it can): it, or its
+    nearest existing ancestor, is not a directory (is a file) or is not writable."""
+    if is_file:
+        if path.is_dir():
+            return f"{path} is a directory"
+        if path.exists() and not os.access(path, os.W_OK):
+            return f"{path} is read-only"
+        path = path.parent  # a database also writes a journal beside its file
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
 def _default(name: str) -> Any:
     return Settings.model_fields[name].default
 
@@ -317,6 +386,7 @@ class Policy:
     refresh_days: int = _default("x_metrics_refresh_days")
     timeline_cap: int = _default("x_timeline_cap")
     mentions_cap: int = _default("x_mentions_cap")
+    token_source: str = "X_BEARER_TOKEN"  # what to check when the API refuses the token
 
 
 def _one_line(model: type[Settings], exc: ValidationError) -> str:

@@ -693,6 +693,10 @@ class FileState:
         os.replace(tmp, self.path)
 
 
+class NoLogFiles(UsageError, FileNotFoundError):
+    """The logs named (--logs, SUPPORT_SITE_LOGS) match no file."""
+
+
 def log_paths(pattern: str) -> list[Path]:
     """The files a source names: a directory stands for the regular files in it that are
     not hidden (access.log, access.log.1, access.log.2.gz, ...), a glob for the regular
@@ -706,7 +710,7 @@ def log_paths(pattern: str) -> list[Path]:
         what = f"no log file matches {pattern!r}"
     paths = sorted(p.resolve() for p in found if p.is_file())
     if not paths:
-        raise UsageError(f"{what}: check --logs or SUPPORT_SITE_LOGS")
+        raise NoLogFiles(f"{what}: check --logs or SUPPORT_SITE_LOGS")
     for path in paths:
         if not os.access(path, os.R_OK):
             raise UsageError(

@@ -28,6 +28,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from engagement.errors import UsageError
+
 COMBINED = (
     '$remote_addr $remote_ident $remote_user [$time_local] "$request" $status '
     '$body_bytes_sent "$http_referer" "$http_user_agent"'
@@ -73,6 +75,10 @@ VARIABLE = re.compile(r"\$([a-z_]+)")
 Token = tuple[int, int, bytes]  # (kind, field or -1, literal text)
 
 
+class LogFormatError(UsageError, ValueError):
+    """SUPPORT_SITE_LOG_FORMAT cannot be read: the message names the setting and why."""
+
+
 def _token(kind: str, name: str | None = None, literal: str = "") -> Token:
     field = FIELD_OF.get(name or "")
     return KINDS.index(kind), FIELDS.index(field) if field else -1, literal.encode()
@@ -105,7 +111,7 @@ def compile_variant(text: str) -> tuple[Token, ...]:
     kept = {FIELDS[field] for _, field, _ in tokens if field >= 0}
     for required, variable in (("ip", "remote_addr"), ("time_local", "time_local")):
         if required not in kept:
-            raise ValueError(f"log format must contain ${variable}")
+            raise ValueError(f"a log format must contain ${variable}")
     return tuple(tokens)
 
 
@@ -118,7 +124,11 @@ class LogFormat:
     def parse(cls, spec: str | None) -> LogFormat:
         """A named format (combined, vhost_combined) or an nginx-style format string."""
         spec = spec or DEFAULT_FORMAT
-        return cls(spec, tuple(compile_variant(t) for t in FORMATS.get(spec, (spec,))))
+        try:
+            return cls(spec, tuple(compile_variant(t) for t in FORMATS.get(spec, (spec,))))
+        except ValueError as exc:
+            named = "" if "$" in spec else f"not a named format ({', '.join(FORMATS)}); "
+            raise LogFormatError(f"SUPPORT_SITE_LOG_FORMAT={spec}: {named}{exc}") from None
 
     @property
     def has_site(self) -> bool:

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engagement.settings import SettingsError
 from extract import _logparse
 
 if TYPE_CHECKING:
@@ -70,7 +71,9 @@ class Pseudonymiser:
     def __init__(self, key: str) -> None:
         secret = key.encode()
         if len(secret) < MIN_KEY_LENGTH:
-            raise ValueError(f"ENGAGEMENT_IP_HMAC_KEY must be at least {MIN_KEY_LENGTH} bytes long")
+            raise SettingsError(
+                f"ENGAGEMENT_IP_HMAC_KEY must be at least {MIN_KEY_LENGTH} bytes long"
+            )
         self._key = secret
         self._cache: dict[str, str] = {}
 

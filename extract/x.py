@@ -20,6 +20,7 @@ from pathlib import Path
 import requests
 import tweepy
 
+from engagement.errors import EngagementError, UsageError
 from engagement.landing import (
     BatchSummary,
     Interval,
@@ -53,13 +54,14 @@ EXPANSIONS = ["author_id", "in_reply_to_user_id", "referenced_tweets.id"]
 LOOKUP_BATCH = 100  # GET /2/tweets takes at most 100 ids
 
 
-class ExtractionError(RuntimeError):
+class ExtractionError(EngagementError):
     """The extraction cannot go on; the message says what to do. Nothing is landed."""
 
 
-class RequestRefused(ExtractionError):
-    """The API refused the request itself (400, 401, 403): the same request fails again
-    until the token, the plan or the settings are fixed, so it is not worth a retry."""
+class RequestRefused(ExtractionError, UsageError):
+    """The API refused the request itself (400, 401, 403, an unknown account): the same
+    request fails again until the token, the plan or the settings are fixed, so it is not
+    worth a retry."""
 
 
 class Reroute(requests.adapters.HTTPAdapter):
@@ -134,13 +136,15 @@ class Caller:
                 continue
             except tweepy.Unauthorized as exc:
                 raise RequestRefused(
-                    f"{endpoint}: {_problem(exc)}: the bearer token was refused; "
-                    "check X_BEARER_TOKEN (an app-only bearer token of your X developer app)"
+                    f"{endpoint}: {_problem(exc)}: the bearer token was refused; check"
+                    f" {self.policy.token_source} (an app-only bearer token of your X"
+                    " developer app)"
                 ) from None
             except tweepy.Forbidden as exc:
                 raise RequestRefused(
-                    f"{endpoint}: {_problem(exc)}: your X API plan or app does not give "
-                    "access to this endpoint; check the app's access level in the developer portal"
+                    f"{endpoint}: {_problem(exc)}: your X API plan or app does not give"
+                    " access to this endpoint; check the access level of the app whose token"
+                    f" is {self.policy.token_source} in the developer portal"
                 ) from None
             except tweepy.BadRequest as exc:
                 raise RequestRefused(
@@ -211,7 +215,13 @@ class Extraction:
         self.pages.append(_page(account, "user", response))
         body = response.json()
         if "data" not in body:
-            raise ExtractionError(f"X account @{account} not found: {body.get('errors')}")
+            said = "; ".join(
+                str(e.get("detail") or e.get("title") or e) for e in body.get("errors", [])
+            )
+            raise RequestRefused(
+                f"X_ACCOUNTS names @{account}, but X has no account of that username"
+                f" ({said or 'no user in the answer'}): fix X_ACCOUNTS"
+            )
         return body["data"]["id"]
 
     def timeline(self, account: str, user_id: str, endpoint: str, **params) -> Iterator[dict]:
@@ -339,7 +349,7 @@ def extract(
 ) -> BatchSummary:
     """Land the interval's posts, mentions and metrics refresh of every account as one batch."""
     if not accounts:
-        raise ValueError("no X accounts configured: set X_ACCOUNTS=brand,support")
+        raise UsageError("no X accounts configured: set X_ACCOUNTS=brand,support")
     policy = policy or Policy()
     caller = caller or Caller(policy)
     run = Extraction(client, caller, interval)

@@ -106,7 +106,8 @@ def test_a_log_in_the_wrong_format_is_refused(tmp_path: Path) -> None:
         gate.gate(Path(summary.path), tmp_path / "quarantine")
     assert refused.value.failed == ["expect_column_values_to_be_between(parsed_share)"]
     assert refused.value.reasons == [
-        "1 of 41 lines parsed (2.4%): the log does not match SUPPORT_SITE_LOG_FORMAT=combined"
+        "1 of 41 lines parsed (2.4%): the log does not match SUPPORT_SITE_LOG_FORMAT=combined;"
+        f" files mostly unparsed: {log.resolve()} (40 of 41 lines)"
     ]
 
 
@@ -234,7 +235,8 @@ def test_the_quarantine_lists_shows_and_releases_a_refused_batch(
     assert (settings.quarantine_dir / "support_site" / batch / "validation.json").is_file()
     released = engagement("quarantine", "release", batch, "--allow-empty", env=env)
     assert json.loads(released.stdout)["loaded"] == {"support_site.requests": 5}
-    assert engagement("quarantine", "list", env=env).stdout == ""
+    empty = f"nothing in quarantine (under {settings.quarantine_dir})\n"
+    assert engagement("quarantine", "list", env=env).stdout == empty
 
 
 def test_validating_a_refused_interval_again_lands_it_again(tmp_path: Path, env: dict) -> None:
@@ -313,7 +315,9 @@ def test_a_log_that_does_not_parse_is_never_outside_the_interval(
         gate.gate(Path(summary.path), tmp_path / "quarantine")
     lines = manifest.lines_read
     assert refused.value.reasons == [
-        f"0 of {lines} lines parsed (0.0%): the log does not match SUPPORT_SITE_LOG_FORMAT=combined"
+        f"0 of {lines} lines parsed (0.0%): the log does not match"
+        f" SUPPORT_SITE_LOG_FORMAT=combined; files mostly unparsed: {log.resolve()}"
+        f" ({lines} of {lines} lines)"
     ]
 
 

@@ -123,8 +123,8 @@ def test_a_failing_dbt_test_publishes_nothing(pipeline_env: dict, tmp_path: Path
     before = published(pipeline_env).read_bytes()
     env = dict(pipeline_env, ENGAGEMENT_DBT_PROJECT_DIR=str(project))
     result = engagement("build", env=env, check=False)
-    assert result.returncode != 0
-    assert "always_fails" in result.stderr
+    assert result.returncode == 3 and result.stderr.count("\n") == 1
+    assert "always_fails: fail, 1 failing row(s)" in result.stderr
     assert published(pipeline_env).read_bytes() == before
 
 

@@ -122,7 +122,8 @@ def test_an_unfinished_interval_or_an_unwritable_data_dir_is_refused_before_any_
         "extract", source, "--start", START, "--end", END, env=unwritable, check=False
     )
     assert result.returncode == 2
-    assert result.stderr.startswith("engagement: ValueError: cannot write batches under")
+    assert result.stderr.startswith("engagement: ENGAGEMENT_DATA_DIR=")
+    assert "a_file is not a directory" in result.stderr
     assert "ENGAGEMENT_DATA_DIR" in result.stderr and result.stderr.count("\n") == 1
 
 

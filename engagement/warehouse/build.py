@@ -36,6 +36,7 @@ from pathlib import Path
 import duckdb
 from pydantic import BaseModel, ConfigDict
 
+from engagement.errors import DataRefused, UsageError
 from engagement.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,8 @@ from {{loads}};
 """
 
 
-class BuildFailed(Exception):
-    pass
+class BuildFailed(DataRefused):
+    """The build did not go green (or could not run): nothing was published (exit 3)."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def build_lock(settings: Settings) -> Iterator[int]:
                     lock.seek(0)
                     holder = lock.read().strip() or "unknown"
                     raise BuildFailed(
-                        f"a build is already running (pid {holder});"
+                        f"build failed: a build is already running (pid {holder});"
                         " run this one when it has finished"
                     ) from None
                 time.sleep(0.1)
@@ -168,8 +169,9 @@ def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
 def plan(settings: Settings, full_refresh: bool = False) -> Plan:
     """Compare the raw loads with the last green build's and write the changed days."""
     if not settings.raw_db.exists():
-        raise FileNotFoundError(
-            f"nothing loaded yet: {settings.raw_db} does not exist (engagement load first)"
+        raise UsageError(
+            f"nothing loaded yet: {settings.raw_db} does not exist (engagement load first;"
+            " or ENGAGEMENT_DATA_DIR is not the data directory you loaded)"
         )
     return plan_build(settings.raw_db, settings.build_db, fingerprint(settings), full_refresh)
 
@@ -251,38 +253,86 @@ def dbt_build(settings: Settings, build: Plan, lock_fd: int) -> None:
     ) as dbt:
         try:
             output, _ = dbt.communicate()
-        except BaseException:  # Airflow's execution_timeout (AirflowTaskTimeout), Ctrl-C
+        except KeyboardInterrupt:  # Ctrl-C: the user stopped it, no need to warn about it
+            _stop(dbt, logging.INFO)
+            raise
+        except BaseException:  # Airflow's execution_timeout (AirflowTaskTimeout)
             _stop(dbt)
             raise
+    nodes = _results(work)
+    log_results(nodes)
     if dbt.returncode < 0:
-        raise BuildFailed(f"dbt was killed (signal {-dbt.returncode}), nothing published")
+        raise BuildFailed(
+            f"build failed: dbt was killed (signal {-dbt.returncode}), nothing published"
+        )
     if dbt.returncode != 0:
-        raise BuildFailed(f"dbt build failed, nothing published: {_failures(work, output)}")
+        raise BuildFailed(f"build failed, nothing published: {_failures(nodes, output)}")
 
 
-def _stop(dbt: subprocess.Popen) -> None:
+def _stop(dbt: subprocess.Popen, level: int = logging.WARNING) -> None:
     """Stop dbt as Ctrl-C does (it cancels its queries and exits), then kill it if it has
     not within DBT_STOP_GRACE seconds. Nothing is published either way, and the next build
     finishes the work (the state moves on only after a green build)."""
     dbt.send_signal(signal.SIGINT)
     try:
         dbt.communicate(timeout=DBT_STOP_GRACE)
-        log.warning("dbt (pid %d) stopped on SIGINT, exit status %d", dbt.pid, dbt.returncode)
+        log.log(level, "dbt (pid %d) stopped on SIGINT, exit status %d", dbt.pid, dbt.returncode)
     except subprocess.TimeoutExpired:
         dbt.kill()
         dbt.communicate()
         log.warning("dbt (pid %d) killed: not stopped %g s after SIGINT", dbt.pid, DBT_STOP_GRACE)
 
 
-def _failures(work: Path, output: str) -> str:
+def _results(work: Path) -> list[dict]:
+    """The nodes of dbt's run_results.json (none when dbt wrote none: killed, or failed
+    before running any)."""
     results = work / "target" / "run_results.json"
-    if results.is_file():
-        nodes = json.loads(results.read_text())["results"]
-        failed = [f"{n['unique_id']}: {n['status']}" for n in nodes if n["status"] in FAILED]
-        skipped = sum(n["status"] == "skipped" for n in nodes)
-        if failed:
-            return "; ".join(failed) + (f" ({skipped} nodes skipped after them)" if skipped else "")
-    return output[-2000:]
+    try:
+        return json.loads(results.read_text())["results"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return []
+
+
+def _node(result: dict) -> str:
+    """`model.engagement.fct_x_posts` -> `model fct_x_posts`."""
+    kind, *_, name = result["unique_id"].split(".")
+    return f"{kind} {name}"
+
+
+def _failing(result: dict) -> str:
+    failures = result.get("failures")
+    rows = f", {failures} failing row(s)" if failures else ""
+    return f"{result['unique_id']}: {result['status']}{rows}"
+
+
+def log_results(nodes: list[dict]) -> None:
+    """The build's log: a line per model, seed or snapshot dbt ran (status and seconds), a
+    line per failing test with its failing rows' count, then the totals."""
+    if not nodes:
+        log.info("dbt ran no node (no run_results.json)")
+        return
+    counts: dict[str, int] = {}
+    for result in nodes:
+        counts[result["status"]] = counts.get(result["status"], 0) + 1
+        seconds = result.get("execution_time") or 0.0
+        if not result["unique_id"].startswith("test."):
+            log.info("dbt %s: %s in %.2f s", _node(result), result["status"], seconds)
+        elif result["status"] in FAILED or result["status"] == "warn":
+            message = " ".join(str(result.get("message") or "").split())
+            log.info("dbt %s: %s (%s)", _failing(result), message, f"{seconds:.2f} s")
+    tests = sum(result["unique_id"].startswith("test.") for result in nodes)
+    total = sum(result.get("execution_time") or 0.0 for result in nodes)
+    summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+    log.info("dbt ran %d nodes (%d tests): %s; %.1f s in all", len(nodes), tests, summary, total)
+
+
+def _failures(nodes: list[dict], output: str) -> str:
+    failed = [_failing(n) for n in nodes if n["status"] in FAILED]
+    skipped = sum(n["status"] == "skipped" for n in nodes)
+    if failed:
+        return "; ".join(failed) + (f" ({skipped} nodes skipped after them)" if skipped else "")
+    lines = [line for line in output.splitlines() if line.strip()]
+    return " | ".join(" ".join(line.split()) for line in lines[-5:])[-2000:]
 
 
 def _set_state(con: duckdb.DuckDBPyConnection, **values: str) -> None:
@@ -323,13 +373,24 @@ def publish(build_db: Path, published_db: Path, in_place: bool = True) -> tuple[
     staging = published_db.with_name(f".{published_db.name}.publishing")
     staging.unlink(missing_ok=True)
     in_place = in_place and published_db.exists()
+    try:
+        tables, updated = _stage(build_db, published_db, staging, in_place)
+        os.replace(staging, published_db)
+    except BaseException:  # a failure or Ctrl-C: the published file is as it was
+        staging.unlink(missing_ok=True)
+        raise
+    return tables, updated
+
+
+def _stage(build_db: Path, published_db: Path, staging: Path, in_place: bool) -> tuple[list, list]:
+    """The new published file, written at `staging`."""
     if in_place:
         shutil.copyfile(published_db, staging)
     with duckdb.connect(str(staging)) as con:
         con.execute(f"attach '{build_db}' as build (read_only)")
         tables = _tables(con, "build")
         if not tables:
-            raise BuildFailed(f"the build has no tables in schema {PUBLISHED_SCHEMA}")
+            raise BuildFailed(f"build failed: the build has no tables in schema {PUBLISHED_SCHEMA}")
         keyed = dict(con.execute(f"from build.{STATE}.mart_keys").fetchall()) if in_place else {}
         published = _tables(con, con.execute("select current_database()").fetchone()[0])
         con.execute(f"create schema if not exists {PUBLISHED_SCHEMA}")
@@ -349,15 +410,15 @@ def publish(build_db: Path, published_db: Path, in_place: bool = True) -> tuple[
                 con.execute(f"create or replace table {mart} as from {source}")
         con.execute("detach build")
         con.execute("checkpoint")
-    os.replace(staging, published_db)
     return list(tables), updated
 
 
 def published_file(published_db: Path) -> Path:
     """The published mart's file; a documented error when nothing was published yet."""
     if not published_db.is_file():
-        raise FileNotFoundError(
+        raise UsageError(
             f"no published mart at {published_db} yet: load a batch, then engagement build"
+            " (or set ENGAGEMENT_DATA_DIR to the data directory that has one)"
         )
     return published_db
 

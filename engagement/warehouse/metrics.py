@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from engagement.errors import UsageError
 from engagement.settings import Settings
 from engagement.warehouse.build import dbt_vars, published_file
 
@@ -32,5 +33,10 @@ def mf(settings: Settings, args: list[str]) -> int:
     parse = [str(bin_dir / "dbt"), "parse", "--quiet", "--vars", json.dumps(dbt_vars(settings))]
     parsed = subprocess.run(parse, cwd=project, env=env, capture_output=True, text=True)
     if parsed.returncode:
-        raise RuntimeError(f"dbt parse failed: {(parsed.stdout + parsed.stderr).strip()}")
+        said = [" ".join(line.split()) for line in (parsed.stdout + parsed.stderr).splitlines()]
+        said = [line for line in said if line] or [f"exit status {parsed.returncode}"]
+        raise UsageError(
+            f"dbt parse of the project {project} (ENGAGEMENT_DBT_PROJECT_DIR) failed, so mf has"
+            f" no semantic manifest: {' | '.join(said[-3:])}"
+        )
     return subprocess.run([str(bin_dir / "mf"), *args], cwd=project, env=env).returncode
