@@ -518,7 +518,9 @@ def build_raw_db(path: Path, loaded_at: datetime | None = None) -> None:
         for source, batches in (("x", X_BATCHES), ("support_site", (BATCH_1, BATCH_2))):
             for batch_id, start, end in batches:
                 con.execute(
-                    "insert into main.batches values (?, ?, ?, ?, 0, 0, '{}'::json, ?)",
+                    "insert into main.batches (source, batch_id, interval_start, interval_end,"
+                    " records, quarantined, manifest, _loaded_at)"
+                    " values (?, ?, ?, ?, 0, 0, '{}'::json, ?)",
                     [source, batch_id, start, end, loaded_at],
                 )
         for user_id, username in CUSTOMERS.items():

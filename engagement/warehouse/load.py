@@ -69,6 +69,14 @@ alter table x.posts add column if not exists page_no integer;
 alter table x.users add column if not exists page_no integer;
 alter table x.post_snapshots add column if not exists page_no integer;
 alter table x.post_lookup_errors add column if not exists page_no integer;
+-- the version of a batch in force (null for batches loaded before versions), and the
+-- batches the gate refused (one row per source and batch, until a version of it is loaded)
+alter table main.batches add column if not exists version varchar;
+create table if not exists main.refusals (
+    source varchar, batch_id varchar, interval_start timestamp, interval_end timestamp,
+    version varchar, reasons json, manifest json, refused_at timestamp,
+    primary key (source, batch_id)
+);
 """
 X_TABLES = [
     "x.accounts",
@@ -178,7 +186,8 @@ def load(batch: Path, raw_db: Path) -> dict:
             )
             counts["support_site.requests"] = manifest.records
         con.execute(
-            "insert or replace into main.batches values (?, ?, ?, ?, ?, ?, ?::json, ?)",
+            "insert or replace into main.batches (source, batch_id, interval_start, interval_end,"
+            " records, quarantined, manifest, _loaded_at) values (?, ?, ?, ?, ?, ?, ?::json, ?)",
             [
                 source,
                 batch_id,
