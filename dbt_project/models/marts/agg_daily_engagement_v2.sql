@@ -101,23 +101,34 @@ final as (
         days.date_day,
         {{ unless_missing('x', 'own_posts_daily.x_posts') }} as x_posts,
         {{ unless_missing('x', 'own_posts_daily.x_replies') }} as x_replies,
-        {{ unless_missing('x', 'own_posts_daily.x_replies_to_customers') }} as x_replies_to_customers,
+        {{ unless_missing('x', 'own_posts_daily.x_replies_to_customers') }}
+            as x_replies_to_customers,
         {{ unless_missing('x', 'own_posts_daily.x_retweets') }} as x_retweets,
         {{ unless_missing('x', 'mentions_daily.x_mentions') }} as x_mentions,
         {{ unless_missing('x', 'mentions_daily.x_mentions_answered') }} as x_mentions_answered,
         {{ unless_missing('support_site', 'support_site_days.page_views') }} as support_requests,
         {{ unless_missing('support_site', 'support_site_days.sessions') }} as support_sessions,
-        {{ unless_missing('support_site', 'support_site_days.social_sessions') }} as social_sessions,
-        {{ unless_missing('support_site', 'support_site_days.x_referred_sessions') }} as x_referred_sessions,
-        {{ unless_missing('support_site', 'support_site_days.facebook_sessions') }} as facebook_sessions,
-        {{ unless_missing('support_site', 'support_site_days.linkedin_sessions') }} as linkedin_sessions,
-        {{ unless_missing('support_site', 'support_site_days.other_social_sessions') }} as other_social_sessions,
-        {{ unless_missing('support_site', 'support_site_days.search_sessions') }} as search_sessions,
-        {{ unless_missing('support_site', 'support_site_days.own_site_sessions') }} as own_site_sessions,
+        {{ unless_missing('support_site', 'support_site_days.social_sessions') }}
+            as social_sessions,
+        {{ unless_missing('support_site', 'support_site_days.x_referred_sessions') }}
+            as x_referred_sessions,
+        {{ unless_missing('support_site', 'support_site_days.facebook_sessions') }}
+            as facebook_sessions,
+        {{ unless_missing('support_site', 'support_site_days.linkedin_sessions') }}
+            as linkedin_sessions,
+        {{ unless_missing('support_site', 'support_site_days.other_social_sessions') }}
+            as other_social_sessions,
+        {{ unless_missing('support_site', 'support_site_days.search_sessions') }}
+            as search_sessions,
+        {{ unless_missing('support_site', 'support_site_days.own_site_sessions') }}
+            as own_site_sessions,
         {{ unless_missing('support_site', 'support_site_days.email_sessions') }} as email_sessions,
-        {{ unless_missing('support_site', 'support_site_days.ai_assistant_sessions') }} as ai_assistant_sessions,
-        {{ unless_missing('support_site', 'support_site_days.direct_sessions') }} as direct_sessions,
-        {{ unless_missing('support_site', 'support_site_days.internal_sessions') }} as internal_sessions,
+        {{ unless_missing('support_site', 'support_site_days.ai_assistant_sessions') }}
+            as ai_assistant_sessions,
+        {{ unless_missing('support_site', 'support_site_days.direct_sessions') }}
+            as direct_sessions,
+        {{ unless_missing('support_site', 'support_site_days.internal_sessions') }}
+            as internal_sessions,
         {{ unless_missing('support_site', 'support_site_days.other_sessions') }} as other_sessions,
         {{ coverage_status('x') }} as x_status,
         {{ coverage_status('support_site') }} as support_site_status,

@@ -31,7 +31,7 @@ refusals as (
 
 sources as (
 
-    select unnest(['x', 'support_site']) as source
+    select source_names.source from (values ('x'), ('support_site')) as source_names (source)
 
 ),
 
@@ -41,7 +41,7 @@ batch_files as (
     select
         batch_id,
         source,
-        unnest(from_json(manifest -> '$.files', '["json"]')) as file
+        unnest(from_json(manifest -> '$.files', '["json"]')) as file_entry
 
     from batches
     where source = 'support_site'
@@ -53,23 +53,23 @@ file_facts as (
     select
         batch_id,
         source,
-        count(*) filter (where file ->> '$.skipped' is null) as files_read,
+        count(*) filter (where file_entry ->> '$.skipped' is null) as files_read,
         coalesce(
-            sum(cast(file ->> '$.lines_lost_estimate' as bigint))
-                filter (where file ->> '$.read_error' is not null),
+            sum(cast(file_entry ->> '$.lines_lost_estimate' as bigint))
+            filter (where file_entry ->> '$.read_error' is not null),
             0
         ) as lines_lost,
         string_agg(
-            regexp_extract(file ->> '$.path', '[^/]+$')
+            regexp_extract(file_entry ->> '$.path', '[^/]+$')
             || case
-                when file ->> '$.damage_offset' is not null
-                    then ' damaged at byte ' || (file ->> '$.damage_offset') || ': '
-                    || coalesce(file ->> '$.lines_kept', '?') || ' lines kept, ~'
-                    || coalesce(file ->> '$.lines_lost_estimate', '?') || ' lost'
-                else ' damaged: ' || (file ->> '$.read_error')
+                when file_entry ->> '$.damage_offset' is not null
+                    then ' damaged at byte ' || (file_entry ->> '$.damage_offset') || ': '
+                        || coalesce(file_entry ->> '$.lines_kept', '?') || ' lines kept, ~'
+                        || coalesce(file_entry ->> '$.lines_lost_estimate', '?') || ' lost'
+                else ' damaged: ' || (file_entry ->> '$.read_error')
             end,
-            '; ' order by file ->> '$.path'
-        ) filter (where file ->> '$.read_error' is not null) as damage
+            '; ' order by file_entry ->> '$.path'
+        ) filter (where file_entry ->> '$.read_error' is not null) as damage
 
     from batch_files
     group by batch_id, source
@@ -154,7 +154,7 @@ batch_days as (
 
         from batch_facts
         where interval_end > interval_start
-    )
+    ) as batch_day_rows
 
 ),
 
@@ -235,7 +235,7 @@ refused_days as (
 
         from refusals
         where interval_end > interval_start
-    )
+    ) as refused_day_rows
     group by source, date_day
 
 ),
@@ -250,14 +250,13 @@ bounds as (
         select date_day from batch_days
         union all
         select date_day from refused_days
-    )
+    ) as covered_days
 
 ),
 
 days as (
 
-    select
-        cast(unnest(generate_series(first_day, last_day, interval 1 day)) as date) as date_day
+    select cast(unnest(generate_series(first_day, last_day, interval 1 day)) as date) as date_day
 
     from bounds
     where first_day is not null
@@ -312,26 +311,29 @@ final as (
         case status
             when 'complete'
                 then
-                    'complete: ' || batches || ' batch' || case when batches > 1 then 'es' else '' end
+                    'complete: '
+                    || batches
+                    || ' batch'
+                    || case when batches > 1 then 'es' else '' end
                     || ' loaded'
             when 'refused' then 'refused by the gate: ' || first_reason
             when 'missing' then 'no batch loaded'
             else concat_ws(
-                '; ',
-                damage,
-                gap,
-                case
-                    when covered_share < 1
-                        then
-                            'only ' || cast(round(100 * covered_share, 1) as varchar)
-                            || '% of the day loaded'
-                            || case
-                                when first_reason is not null
-                                    then ', the rest refused by the gate: ' || first_reason
-                                else ''
-                            end
-                end
-            )
+                    '; ',
+                    damage,
+                    gap,
+                    case
+                        when covered_share < 1
+                            then
+                                'only ' || cast(round(100 * covered_share, 1) as varchar)
+                                || '% of the day loaded'
+                                || case
+                                    when first_reason is not null
+                                        then ', the rest refused by the gate: ' || first_reason
+                                    else ''
+                                end
+                    end
+                )
         end as status_reason,
         status = 'complete' as is_complete,
         cast(covered_share as double) as covered_share,
