@@ -110,9 +110,19 @@ def test_run_prints_summaries_and_headline(pipeline_env: dict) -> None:
 
 
 def test_rerunning_an_interval_gives_identical_marts(pipeline_env: dict) -> None:
-    before = mart_fingerprint(pipeline_env)
+    loaded = "select date_day, source, loaded_at from marts.agg_daily_source_coverage order by 1, 2"
+    before, loaded_before = mart_fingerprint(pipeline_env), query(pipeline_env, loaded)
     run_day(DAYS[0], pipeline_env)
     assert mart_fingerprint(pipeline_env) == before
+    # only the coverage's load time of the day re-run moved
+    moved = [
+        (day, source)
+        for (day, source, old), (*_, new) in zip(
+            loaded_before, query(pipeline_env, loaded), strict=True
+        )
+        if new != old
+    ]
+    assert moved == [(DAYS[0], "support_site"), (DAYS[0], "x")]
     assert set(before) >= {"agg_daily_engagement", "fct_x_mentions"}
 
 
