@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -234,26 +234,28 @@ def run(settings: Settings, interval: Interval, logs: str | None = None) -> list
     return summaries
 
 
+# a source's figures are null on the days it is missing or refused: the sums skip them (the
+# headline says which days), and are 0 only when the source has no data on any day
 HEADLINE_SQL = """
 select
     count(*) as days,
     min(date_day) as first_day,
     max(date_day) as last_day,
-    sum(x_posts) as x_posts,
-    sum(x_replies_to_customers) as x_replies_to_customers,
-    sum(x_mentions) as x_mentions,
-    sum(x_mentions_answered) as x_mentions_answered,
-    sum(support_sessions) as support_sessions,
-    sum(social_sessions) as social_sessions,
-    sum(x_referred_sessions) as x_referred_sessions,
-    sum(facebook_sessions) as facebook_sessions,
-    sum(linkedin_sessions) as linkedin_sessions,
-    sum(other_social_sessions) as other_social_sessions,
-    sum(search_sessions) as search_sessions,
-    sum(own_site_sessions) as own_site_sessions,
-    sum(email_sessions) as email_sessions,
-    sum(ai_assistant_sessions) as ai_assistant_sessions,
-    sum(direct_sessions) as direct_sessions
+    coalesce(sum(x_posts), 0) as x_posts,
+    coalesce(sum(x_replies_to_customers), 0) as x_replies_to_customers,
+    coalesce(sum(x_mentions), 0) as x_mentions,
+    coalesce(sum(x_mentions_answered), 0) as x_mentions_answered,
+    coalesce(sum(support_sessions), 0) as support_sessions,
+    coalesce(sum(social_sessions), 0) as social_sessions,
+    coalesce(sum(x_referred_sessions), 0) as x_referred_sessions,
+    coalesce(sum(facebook_sessions), 0) as facebook_sessions,
+    coalesce(sum(linkedin_sessions), 0) as linkedin_sessions,
+    coalesce(sum(other_social_sessions), 0) as other_social_sessions,
+    coalesce(sum(search_sessions), 0) as search_sessions,
+    coalesce(sum(own_site_sessions), 0) as own_site_sessions,
+    coalesce(sum(email_sessions), 0) as email_sessions,
+    coalesce(sum(ai_assistant_sessions), 0) as ai_assistant_sessions,
+    coalesce(sum(direct_sessions), 0) as direct_sessions
 from marts.agg_daily_engagement
 """
 
@@ -269,8 +271,51 @@ def headline(published_db: Path) -> dict:
             select median(first_response_minutes) from marts.fct_x_mentions where is_answered
             """
         ).fetchone()[0]
+        incomplete = con.execute(
+            """
+            select date_day, x_status, support_site_status from marts.agg_daily_engagement
+            where not is_complete order by date_day
+            """
+        ).fetchall()
     row["x_median_first_response_minutes"] = None if median is None else round(float(median), 1)
+    row["incomplete_days"] = len(incomplete)
+    row["coverage"] = {
+        source: _day_runs([(r[0], r[1 + i]) for r in incomplete if r[1 + i] != "complete"])
+        for i, source in enumerate(COVERAGE_SOURCES)
+    }
     return row
+
+
+# the sources of the coverage columns of agg_daily_engagement (x_status, support_site_status)
+COVERAGE_SOURCES = {"x": "X", "support_site": "support site"}
+
+
+def _day_runs(days: list[tuple[date, str]]) -> list[tuple[str, date, date]]:
+    """Consecutive days of the same status as (status, first day, last day)."""
+    runs: list[tuple[str, date, date]] = []
+    for day, status in days:
+        if runs and runs[-1][0] == status and runs[-1][2] + timedelta(days=1) == day:
+            runs[-1] = (status, runs[-1][1], day)
+        else:
+            runs.append((status, day, day))
+    return runs
+
+
+def _days(first: date, last: date) -> str:
+    return f"{first:%m-%d}" if first == last else f"{first:%m-%d}..{last:%m-%d}"
+
+
+def _coverage_note(h: dict, source: str) -> str:
+    """What a source's totals leave out (missing, refused days: no data) or hold partly."""
+    runs = h.get("coverage", {}).get(source, [])
+    absent = [_days(a, b) for status, a, b in runs if status in ("missing", "refused")]
+    partial = [_days(a, b) for status, a, b in runs if status == "partial"]
+    notes = []
+    if absent:
+        notes.append(f"no data for {', '.join(absent)}")
+    if partial:
+        notes.append(f"partial on {', '.join(partial)}")
+    return f" [{COVERAGE_SOURCES[source]} {'; '.join(notes)}]" if notes else ""
 
 
 def report(settings: Settings, out: Path | None = None) -> Path:
@@ -296,18 +341,27 @@ def format_headline(h: dict) -> str:
         )
     else:
         verdict = f"Social media and the company's own website sent as many sessions: {own} each"
+    days = f"{h['days']} days"
+    if h.get("incomplete_days"):
+        runs = [
+            f"{label} {status} {_days(first, last)}"
+            for source, label in COVERAGE_SOURCES.items()
+            for status, first, last in h["coverage"].get(source, [])
+        ]
+        days += f", {h['incomplete_days']} incomplete: {', '.join(runs)}"
+    x_note, site_note = _coverage_note(h, "x"), _coverage_note(h, "support_site")
     return "\n".join(
         [
-            f"Engagement {h['first_day']} .. {h['last_day']} ({h['days']} days)",
+            f"Engagement {h['first_day']} .. {h['last_day']} ({days})",
             f"  X: {h['x_posts']} original posts, {conversing} replies to customers "
-            f"({share(conversing, conversing + h['x_posts'])} of output is conversation)",
+            f"({share(conversing, conversing + h['x_posts'])} of output is conversation)" + x_note,
             f"  Mentions answered: {h['x_mentions_answered']} of {h['x_mentions']} "
             f"({share(h['x_mentions_answered'], h['x_mentions'])}), "
             f"median first response {h['x_median_first_response_minutes']} min",
             f"  Support-site sessions: {h['support_sessions']}; social media {social} "
             f"({share(social, h['support_sessions'])}: X {h['x_referred_sessions']}, "
             f"Facebook {h['facebook_sessions']}, LinkedIn {h['linkedin_sessions']}, "
-            f"other networks {h['other_social_sessions']})",
+            f"other networks {h['other_social_sessions']})" + site_note,
             f"  {verdict}",
             f"  Other channels: search {h['search_sessions']}, email {h['email_sessions']}, "
             f"AI assistants {h['ai_assistant_sessions']}, direct {h['direct_sessions']}",

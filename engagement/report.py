@@ -14,7 +14,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,13 @@ SQL: dict[str, str] = {
         group by all
         order by channel, sessions desc, referrer_network
     """,
+    # the days a source is not complete, and why (agg_daily_source_coverage)
+    "coverage": """
+        select date_day, source, status, status_reason
+        from marts.agg_daily_source_coverage
+        where status != 'complete'
+        order by date_day, source
+    """,
     "top_posts": """
         select
             visits.post_id,
@@ -112,6 +119,8 @@ SQL: dict[str, str] = {
 }
 
 ATTRIBUTION_TABLE = "fct_x_post_attributed_sessions"
+COVERAGE_TABLE = "agg_daily_source_coverage"
+SOURCE_LABELS = {"x": "X", "support_site": "Support site"}
 UNANSWERED_SHOWN = 50
 TOP_POSTS = 10
 DAILY_UP_TO = 31  # periods of up to this many days are shown per day, longer ones per week
@@ -169,6 +178,16 @@ class Figures:
     channels: dict[date, dict[str, int]]  # day -> channel -> sessions
     referrals: list[tuple[str, str, int]]  # (channel, network, sessions)
     top_posts: list[Post] | None  # None: the mart has no attribution table
+    # the (day, source) that are not complete: (status, why); None: the mart has no coverage
+    coverage: dict[tuple[date, str], tuple[str, str]] | None = None
+
+    def incomplete(self, source: str) -> dict[date, str]:
+        """The days a source is not complete, with what the charts say about them."""
+        return {
+            day: f"{SOURCE_LABELS.get(src, src)} {status}: {why}"
+            for (day, src), (status, why) in (self.coverage or {}).items()
+            if src == source
+        }
 
 
 def read_figures(published_db: Path) -> Figures:
@@ -191,6 +210,9 @@ def read_figures(published_db: Path) -> Figures:
         channels: dict[date, dict[str, int]] = {}
         for day, channel, sessions in rows("channels"):
             channels.setdefault(day, {})[channel] = int(sessions)
+        coverage = None
+        if COVERAGE_TABLE in tables:
+            coverage = {(day, src): (status, why) for day, src, status, why in rows("coverage")}
         top_posts = None
         if ATTRIBUTION_TABLE in tables:
             top_posts = [Post(*row[:4], int(row[4])) for row in rows("top_posts", limit=TOP_POSTS)]
@@ -204,9 +226,10 @@ def read_figures(published_db: Path) -> Figures:
             mentions=mentions,
             answered=answered,
             median_minutes=None if median is None else float(median),
-            conversation={
+            conversation={  # periods without X data (missing, refused days) are left out
                 (period, account): (int(p), int(r))
                 for period, account, p, r in rows("conversation", grain=grain)
+                if p is not None
             },
             accounts=[
                 Account(name, int(m), int(a), None if med is None else float(med))
@@ -223,6 +246,7 @@ def read_figures(published_db: Path) -> Figures:
             channels=channels,
             referrals=[(c, n, int(s)) for c, n, s in rows("referrals")],
             top_posts=top_posts,
+            coverage=coverage,
         )
 
 
@@ -289,6 +313,37 @@ def _y_axis(top: float, fmt: Any, height: int = HEIGHT) -> list[str]:
     return parts
 
 
+def _marks(marked: dict[int, str] | None, step: float, centres: Sequence[float]) -> list[str]:
+    """Grey hatched bands behind the periods of incomplete days (index -> why)."""
+    parts = []
+    plot_h = HEIGHT - TOP - BOTTOM
+    for i, why in sorted((marked or {}).items()):
+        x0, x1 = centres[i] - step / 2, centres[i] + step / 2
+        hatch = []
+        for k in range(-plot_h, int(step) + 1, 8):  # 45° lines, cut to the band
+            t0, t1 = max(0, -k), min(plot_h, step - k)
+            if t1 > t0:
+                hatch.append(
+                    f"M{x0 + k + t0:.1f},{TOP + plot_h - t0:.1f}"
+                    f"L{x0 + k + t1:.1f},{TOP + plot_h - t1:.1f}"
+                )
+        parts.append(
+            f'<path class="incomplete" d="M{x0:.1f},{TOP}H{x1:.1f}V{TOP + plot_h}H{x0:.1f}Z"'
+            f' fill="#000" fill-opacity="0.06"><title>{_e(why)}</title></path>'
+            f'<path d="{"".join(hatch)}" stroke="#999" stroke-width="1" fill="none"/>'
+        )
+    return parts
+
+
+def _marks_legend(marked: dict[int, str] | None) -> str:
+    if not marked:
+        return ""
+    return (
+        '<p class="legend"><span><i class="hatched"></i>incomplete day: a source missing,'
+        " refused or partial (see Coverage)</span></p>"
+    )
+
+
 def _x_labels(labels: Sequence[str], centres: Sequence[float]) -> list[str]:
     every = max(1, -(-len(labels) // 12))  # at most a dozen labels
     return [
@@ -298,12 +353,18 @@ def _x_labels(labels: Sequence[str], centres: Sequence[float]) -> list[str]:
     ]
 
 
-def line_chart(label: str, xs: Sequence[str], series: dict[str, list[float | None]]) -> str:
-    """Shares (0..1) over periods, a line per series; a missing value breaks its line."""
+def line_chart(
+    label: str,
+    xs: Sequence[str],
+    series: dict[str, list[float | None]],
+    marked: dict[int, str] | None = None,
+) -> str:
+    """Shares (0..1) over periods, a line per series; a missing value breaks its line. The
+    `marked` periods (index -> why) are hatched."""
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / max(len(xs), 1)
     centres = [LEFT + step * (i + 0.5) for i in range(len(xs))]
-    body = _y_axis(1.0, lambda v: f"{100 * v:.0f}%")
+    body = _marks(marked, step, centres) + _y_axis(1.0, lambda v: f"{100 * v:.0f}%")
     for n, (name, values) in enumerate(series.items()):
         colour = PALETTE[n % len(PALETTE)]
         points = [
@@ -322,13 +383,18 @@ def line_chart(label: str, xs: Sequence[str], series: dict[str, list[float | Non
             for x, y, v in points
         ]
     body += _x_labels(xs, centres)
-    return _svg(label, body) + _legend(list(series))
+    return _svg(label, body) + _legend(list(series)) + _marks_legend(marked)
 
 
 def bar_chart(
-    label: str, xs: Sequence[str], series: dict[str, list[int]], stacked: bool = False
+    label: str,
+    xs: Sequence[str],
+    series: dict[str, list[int]],
+    stacked: bool = False,
+    marked: dict[int, str] | None = None,
 ) -> str:
-    """Counts per category, the series side by side (or stacked)."""
+    """Counts per category, the series side by side (or stacked); the `marked` categories
+    (index -> why) are hatched."""
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     totals = [sum(v) for v in zip(*series.values(), strict=True)] if series else []
     peak = max(totals if stacked else [v for vs in series.values() for v in vs], default=0)
@@ -336,7 +402,7 @@ def bar_chart(
     step = plot_w / max(len(xs), 1)
     centres = [LEFT + step * (i + 0.5) for i in range(len(xs))]
     width = step * 0.8 / (1 if stacked else max(len(series), 1))
-    body = _y_axis(top, lambda v: f"{v:,.0f}")
+    body = _marks(marked, step, centres) + _y_axis(top, lambda v: f"{v:,.0f}")
     base = [0.0] * len(xs)
     for n, (name, values) in enumerate(series.items()):
         colour = PALETTE[n % len(PALETTE)]
@@ -354,7 +420,7 @@ def bar_chart(
                 f' fill="{colour}"><title>{_e(xs[i])} {_e(name)}: {value:,}</title></rect>'
             )
     body += _x_labels(xs, centres)
-    return _svg(label, body) + _legend(list(series))
+    return _svg(label, body) + _legend(list(series)) + _marks_legend(marked)
 
 
 def hbar_chart(label: str, bars: Sequence[tuple[str, float, str]]) -> str:
@@ -414,6 +480,8 @@ table{border-collapse:collapse;width:100%;font-size:12px;margin:6px 0}
 th,td{border-bottom:1px solid #eee;padding:3px 6px;text-align:left}
 td[data-field=created_at],td[data-field=period],td[data-field=day]{white-space:nowrap}
 .note{background:#fff6e0;border:1px solid #e8c46a;padding:8px;border-radius:6px}
+.legend i.hatched{background:repeating-linear-gradient(45deg,#999 0 1px,#eee 1px 4px)}
+tr.incomplete td{color:#777;background:#f4f4f4}
 """
 
 
@@ -424,6 +492,45 @@ def _conversing(posts: int, replies_to_customers: int) -> float | None:
 
 def _day(d: date) -> str:
     return d.strftime("%d %b")
+
+
+def _by_period(days: dict[date, str], grain: str) -> dict[date, str]:
+    """Day -> why, as period (the day, or the Monday of its week) -> why."""
+    periods: dict[date, list[str]] = {}
+    for day, why in sorted(days.items()):
+        period = day if grain == "day" else day - timedelta(days=day.weekday())
+        periods.setdefault(period, []).append(f"{day}: {why}" if grain != "day" else why)
+    return {period: "; ".join(whys) for period, whys in periods.items()}
+
+
+def coverage_section(f: Figures) -> str:
+    """The days a source is not complete (agg_daily_source_coverage), and why."""
+    coverage = f.coverage or {}
+    if not coverage:
+        body = (
+            '<p class="meta" data-field="coverage_complete">Both sources are complete on every'
+            " day of the period.</p>"
+        )
+    else:
+        body = (
+            '<p class="note">Hatched in the daily charts: on a missing or refused day a'
+            " source's figures are absent (not zero) and left out of the totals; on a partial"
+            " day they are partial.</p>"
+            + table(
+                "coverage",
+                ["Day", "Source", "Status", "Why"],
+                [
+                    [
+                        ("day", day.isoformat()),
+                        ("source", SOURCE_LABELS.get(source, source)),
+                        ("status", status),
+                        ("reason", why),
+                    ]
+                    for (day, source), (status, why) in sorted(coverage.items())
+                ],
+            )
+        )
+    return '<section id="coverage"><h2>Coverage</h2>' + body + "</section>"
 
 
 def render(f: Figures, generated_at: datetime | None = None) -> str:
@@ -446,8 +553,14 @@ def render(f: Figures, generated_at: datetime | None = None) -> str:
     ]
     sections = []
 
-    # conversation share per account over time
+    # coverage: the days a source is not complete, and why
+    if f.coverage is not None:
+        sections.append(coverage_section(f))
+
+    # conversation share per account over time (periods of incomplete X days hatched)
     prefix = "" if f.grain == "day" else "wk "
+    x_marks = _by_period(f.incomplete("x"), f.grain)
+    periods = sorted(set(periods) | set(x_marks))
     series = {
         account: [_conversing(*f.conversation.get((period, account), (0, 0))) for period in periods]
         for account in accounts
@@ -462,6 +575,7 @@ def render(f: Figures, generated_at: datetime | None = None) -> str:
                 "Conversation share per account over time",
                 [prefix + _day(p) for p in periods],
                 series,
+                {i: x_marks[p] for i, p in enumerate(periods) if p in x_marks},
             ),
             table(
                 "conversation",
@@ -557,8 +671,14 @@ def render(f: Figures, generated_at: datetime | None = None) -> str:
         + "</section>"
     )
 
-    # support sessions by channel per day
-    days = sorted(f.channels)
+    # support sessions by channel per day (incomplete support-site days hatched; days without
+    # its data say so rather than 0)
+    site_marks = f.incomplete("support_site")
+    no_data = {
+        d for (d, src), (status, _) in (f.coverage or {}).items()
+        if src == "support_site" and status in ("missing", "refused")
+    }  # fmt: skip
+    days = sorted(set(f.channels) | set(site_marks))
     labels = f.channel_labels
     present = [c for c in labels if any(c in f.channels[d] for d in days)]
     present += sorted({c for d in days for c in f.channels[d]} - set(labels))
@@ -570,8 +690,12 @@ def render(f: Figures, generated_at: datetime | None = None) -> str:
             bar_chart(
                 "Support-site sessions by channel per day",
                 [_day(d) for d in days],
-                {labels.get(c, c): [f.channels[d].get(c, 0) for d in days] for c in present},
+                {
+                    labels.get(c, c): [f.channels.get(d, {}).get(c, 0) for d in days]
+                    for c in present
+                },
                 stacked=True,
+                marked={i: site_marks[d] for i, d in enumerate(days) if d in site_marks},
             ),
             table(
                 "channels",
@@ -579,8 +703,16 @@ def render(f: Figures, generated_at: datetime | None = None) -> str:
                 [
                     [
                         ("day", d.isoformat()),
-                        *((c, count(f.channels[d].get(c, 0))) for c in present),
-                        ("all", count(sum(f.channels[d].values()))),
+                        *(
+                            (c, "–" if d in no_data else count(f.channels.get(d, {}).get(c, 0)))
+                            for c in present
+                        ),
+                        (
+                            "all",
+                            "no data"
+                            if d in no_data
+                            else count(sum(f.channels.get(d, {}).values())),
+                        ),
                     ]
                     for d in days
                 ],
@@ -670,6 +802,7 @@ def render(f: Figures, generated_at: datetime | None = None) -> str:
             )
         )
 
+    incomplete = len({day for day, _ in f.coverage or {}})
     cards = "".join(
         f'<div><dt>{_e(title)}</dt><dd data-kpi="{key}">{_e(value)}</dd></div>'
         for key, title, value in kpis
@@ -685,7 +818,8 @@ def render(f: Figures, generated_at: datetime | None = None) -> str:
         "</head><body><h1>Engagement report</h1>"
         f'<p class="meta"><span data-field="first_day">{f.first_day}</span> to'
         f' <span data-field="last_day">{f.last_day}</span> (<span data-field="days">{f.days}'
-        f"</span> days), read from the published mart; generated"
+        f'</span> days, <span data-field="incomplete_days">{incomplete}</span> incomplete),'
+        " read from the published mart; generated"
         f" {generated_at.strftime('%Y-%m-%d %H:%M')} UTC.</p>"
         f'<dl class="kpis">{cards}</dl>' + "".join(sections) + "</body></html>\n"
     )

@@ -518,7 +518,9 @@ def build_raw_db(path: Path, loaded_at: datetime | None = None) -> None:
         for source, batches in (("x", X_BATCHES), ("support_site", (BATCH_1, BATCH_2))):
             for batch_id, start, end in batches:
                 con.execute(
-                    "insert into main.batches values (?, ?, ?, ?, 0, 0, '{}'::json, ?)",
+                    "insert into main.batches (source, batch_id, interval_start, interval_end,"
+                    " records, quarantined, manifest, _loaded_at)"
+                    " values (?, ?, ?, ?, 0, 0, '{}'::json, ?)",
                     [source, batch_id, start, end, loaded_at],
                 )
         for user_id, username in CUSTOMERS.items():
@@ -801,6 +803,7 @@ def test_marts_are_tables_in_schema_marts(built: Build) -> None:
         "fct_x_post_metrics",
         "agg_daily_referrals",
         "fct_x_post_attributed_sessions",
+        "agg_daily_source_coverage",
     }
     schemas = {row[0] for row in built.query("select schema_name from information_schema.schemata")}
     assert {"staging", "intermediate", "marts"} <= schemas
@@ -1130,3 +1133,24 @@ def test_referrer_seed_is_generated_from_matomo_lists() -> None:
 
 if __name__ == "__main__":  # build a raw warehouse by hand: python tests/test_dbt_project.py X
     build_raw_db(Path(sys.argv[1]))
+
+
+def test_source_coverage_of_the_loaded_batches(built: Build) -> None:
+    """X's batches cover 11-02 to 11-08, the support site's 11-02 to 11-07: every day of the
+    range has a row per source, the site's 11-07 is missing, and the daily mart shows no
+    support-site figure (null, not 0) on its days without the site's data."""
+    rows = built.query(
+        "select source, date_day, status from marts.agg_daily_source_coverage order by 1, 2"
+    )
+    days = [date(2026, 11, 2) + timedelta(days=n) for n in range(6)]
+    assert rows == [
+        *(("support_site", d, "missing" if d.day == 7 else "complete") for d in days),
+        *(("x", d, "complete") for d in days),
+    ]
+    daily = built.query(
+        "select date_day, support_site_status, support_sessions, x_status, x_posts"
+        " from marts.agg_daily_engagement order by 1"
+    )
+    for day, site_status, sessions, x_status, posts in daily:
+        assert (sessions is None) == (site_status == "missing"), day
+        assert posts is not None and x_status == ("complete" if day in days else "missing")

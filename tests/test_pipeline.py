@@ -110,9 +110,19 @@ def test_run_prints_summaries_and_headline(pipeline_env: dict) -> None:
 
 
 def test_rerunning_an_interval_gives_identical_marts(pipeline_env: dict) -> None:
-    before = mart_fingerprint(pipeline_env)
+    loaded = "select date_day, source, loaded_at from marts.agg_daily_source_coverage order by 1, 2"
+    before, loaded_before = mart_fingerprint(pipeline_env), query(pipeline_env, loaded)
     run_day(DAYS[0], pipeline_env)
     assert mart_fingerprint(pipeline_env) == before
+    # only the coverage's load time of the day re-run moved
+    moved = [
+        (day, source)
+        for (day, source, old), (*_, new) in zip(
+            loaded_before, query(pipeline_env, loaded), strict=True
+        )
+        if new != old
+    ]
+    assert moved == [(DAYS[0], "support_site"), (DAYS[0], "x")]
     assert set(before) >= {"agg_daily_engagement", "fct_x_mentions"}
 
 
@@ -290,3 +300,149 @@ def test_the_headline_says_whether_social_media_or_the_own_website_sent_more(
     assert "sent more sessions than social media: 5 vs 3" in pipeline.format_headline(totals)
     totals.update(own_site_sessions=3)
     assert "sent as many sessions: 3 each" in pipeline.format_headline(totals)
+
+
+# ------------------------------------------------------------------ coverage: a missing source
+
+GAPPED_DAYS = [date(2026, 11, 2) + timedelta(days=n) for n in range(6)]  # 11-02 .. 11-07
+X_UNTIL = date(2026, 11, 5)  # X is loaded to 11-05, the support site to 11-07
+
+
+@pytest.fixture(scope="module")
+def gapped_env(tmp_path_factory: pytest.TempPathFactory, sandbox_url: str) -> dict:
+    """The sample company with X loaded for fewer days than the support site, one build."""
+    from engagement.landing import Interval
+    from engagement.settings import Settings
+    from tests.conftest import land
+
+    env = sample_company_env(tmp_path_factory.mktemp("gapped"), sandbox_url)
+    settings = Settings.from_env(env)
+    for day in GAPPED_DAYS:
+        sources = ("x", "support_site") if day <= X_UNTIL else ("support_site",)
+        land(settings, Interval.parse(str(day), str(day + timedelta(days=1))), *sources)
+    pipeline.build(settings)
+    return env
+
+
+def test_coverage_marks_the_days_a_source_is_missing(gapped_env: dict) -> None:
+    rows = query(
+        gapped_env,
+        "select date_day, source, status, status_reason, is_complete, batches, records"
+        " from marts.agg_daily_source_coverage order by source, date_day",
+    )
+    assert [(r[0], r[1]) for r in rows] == [
+        (day, source) for source in ("support_site", "x") for day in GAPPED_DAYS
+    ]
+    for day, source, status, reason, complete, batches, records in rows:
+        if source == "x" and day > X_UNTIL:
+            assert (status, reason, complete, batches, records) == (
+                "missing", "no batch loaded", False, 0, None
+            )  # fmt: skip
+        else:
+            assert (status, complete, batches) == ("complete", True, 1), (day, source, reason)
+            assert reason == "complete: 1 batch loaded" and records > 0
+    # the daily marts: X's figures are null (not 0) on its missing days, the site's are there
+    daily = query(
+        gapped_env,
+        "select date_day, x_posts, x_mentions, support_sessions, x_status, support_site_status,"
+        " is_complete from marts.agg_daily_engagement order by date_day",
+    )
+    assert [r[0] for r in daily] == GAPPED_DAYS
+    for day, posts, mentions, sessions, x_status, site_status, complete in daily:
+        missing = day > X_UNTIL
+        assert (posts is None, mentions is None) == (missing, missing), day
+        assert sessions > 0 and site_status == "complete"
+        assert (x_status, complete) == (("missing", False) if missing else ("complete", True))
+    accounts = query(
+        gapped_env,
+        "select date_day, count(*) filter (where posts is null), count(*)"
+        " from marts.agg_daily_account_engagement group by 1 order by 1",
+    )
+    assert {day: nulls == n for day, nulls, n in accounts} == {
+        day: day > X_UNTIL for day in GAPPED_DAYS
+    }
+
+
+def test_the_headline_names_the_incomplete_days(gapped_env: dict) -> None:
+    printed = engagement("headline", env=gapped_env).stdout
+    first = printed.splitlines()[0]
+    assert (
+        first
+        == "Engagement 2026-11-02 .. 2026-11-07 (6 days, 2 incomplete: X missing 11-06..11-07)"
+    )
+    assert "[X no data for 11-06..11-07]" in printed.splitlines()[1]
+    [(posts,)] = query(gapped_env, "select sum(x_posts) from marts.agg_daily_engagement")
+    assert f"X: {posts} original posts" in printed
+
+
+def test_the_report_hatches_and_explains_the_incomplete_days(
+    gapped_env: dict, tmp_path: Path
+) -> None:
+    out = tmp_path / "report.html"
+    engagement("report", "--out", str(out), env=gapped_env)
+    page = out.read_text()
+    assert '<span data-field="incomplete_days">2</span> incomplete' in page
+    coverage = re.findall(
+        r'<td data-field="day">([^<]+)</td><td data-field="source">([^<]+)</td>'
+        r'<td data-field="status">([^<]+)</td><td data-field="reason">([^<]+)</td>',
+        page,
+    )
+    assert coverage == [
+        ("2026-11-06", "X", "missing", "no batch loaded"),
+        ("2026-11-07", "X", "missing", "no batch loaded"),
+    ]
+    # hatched in the conversation chart (X's days), with the legend; not in the sessions chart
+    conversation = page[page.index('<section id="conversation">') :]
+    conversation = conversation[: conversation.index("</section>")]
+    assert conversation.count('class="incomplete"') == 2
+    assert "X missing: no batch loaded" in conversation and "incomplete day" in conversation
+    channels = page[page.index('<section id="channels">') :]
+    assert 'class="incomplete"' not in channels[: channels.index("</section>")]
+
+
+def test_metrics_can_be_restricted_to_complete_days(gapped_env: dict, tmp_path: Path) -> None:
+    every = mf_query(gapped_env, tmp_path / "all.csv", "support_sessions", "metric_time__day")
+    assert sorted(r["metric_time__day"][:10] for r in every) == [str(d) for d in GAPPED_DAYS]
+    where = "{{ Dimension('coverage_day__is_complete') }}"
+    for metric in ("support_sessions", "response_rate"):
+        out = tmp_path / f"{metric}.csv"
+        engagement(
+            "mf", "query", "--metrics", metric, "--group-by", "metric_time__day",
+            "--where", where, "--csv", str(out), env=gapped_env,
+        )  # fmt: skip
+        with out.open() as rows:
+            days = sorted(r["metric_time__day"][:10] for r in csv.DictReader(rows))
+        assert days == [str(d) for d in GAPPED_DAYS if d <= X_UNTIL], metric
+
+
+def test_a_refusal_marks_its_days_refused_until_lifted(gapped_env: dict) -> None:
+    """A refusal in the raw warehouse is a change for the build: the coverage (and the daily
+    marts) are rebuilt with the day refused, and again when the refusal is gone."""
+    from engagement.settings import Settings
+
+    settings = Settings.from_env(gapped_env)
+    with duckdb.connect(str(settings.raw_db)) as con:
+        con.execute(
+            "insert into main.refusals values ('x', '20261106T000000Z_20261107T000000Z',"
+            " '2026-11-06', '2026-11-07', null, ?::json, '{}'::json, now())",
+            ['["0 records: the batch is empty", "another reason"]'],
+        )
+    summary = pipeline.build(settings)
+    assert summary.changed_sources == ["pipeline"] and summary.changed_loads == 1
+    sql = (
+        "select date_day, status, status_reason from marts.agg_daily_source_coverage"
+        " where source = 'x' and date_day > '2026-11-05' order by 1"
+    )
+    assert query(gapped_env, sql) == [
+        (date(2026, 11, 6), "refused", "refused by the gate: 0 records: the batch is empty"),
+        (date(2026, 11, 7), "missing", "no batch loaded"),
+    ]
+    assert query(
+        gapped_env,
+        "select x_status, x_posts from marts.agg_daily_engagement where date_day = '2026-11-06'",
+    ) == [("refused", None)]
+    assert "X refused 11-06, X missing 11-07" in engagement("headline", env=gapped_env).stdout
+    with duckdb.connect(str(settings.raw_db)) as con:
+        con.execute("delete from main.refusals")
+    pipeline.build(settings)
+    assert [r[1] for r in query(gapped_env, sql)] == ["missing", "missing"]

@@ -237,12 +237,16 @@
 {#-
     The days the daily engagement aggregates recompute: those whose support-site traffic
     can have changed, those of the changed X posts and mentions (kind x_day, before and
-    after) and, when the company accounts changed, every day. Days that join or leave the
-    date spine are added by the models.
+    after), the days of every batch loaded, re-loaded, removed or refused since the last
+    green build (their coverage, agg_daily_source_coverage, can have changed: an X day
+    loaded with no post is no longer missing) and, when the company accounts changed,
+    every day. Days that join or leave the date spine are added by the models.
 -#}
 {% macro engagement_days_to_recompute() -%}
     (
         select date_day from intermediate.int_support_site__changed_days
+        union all
+        select date_day from _engagement.changed_days
         union all
         select cast(key as date) from _engagement.changed_keys where kind = 'x_day'
         union all

@@ -61,11 +61,20 @@ create table if not exists {STATE}.unpublished_keys (mart varchar, key varchar);
 create table if not exists {STATE}.mart_keys (mart varchar primary key, key_column varchar);
 create table if not exists {STATE}.build_state (key varchar primary key, value varchar);
 """
-# the raw loads as the build sees them, and those that differ from the last green build's
+# the raw loads as the build sees them, and those that differ from the last green build's;
+# the gate's refusals (raw.main.refusals, when the raw warehouse has it) are loads of source
+# `pipeline` (batch `<source>/<batch>`): a refusal made or lifted changes the coverage
+COVERAGE_SOURCE = "pipeline"
+REFUSALS_SQL = f"""
+union all
+select '{COVERAGE_SOURCE}', source || '/' || batch_id, interval_start, interval_end, refused_at
+from raw.main.refusals
+"""
 LOADS_SQL = f"""
 delete from {STATE}.seen_loads;
 insert into {STATE}.seen_loads
-select source, batch_id, interval_start, interval_end, _loaded_at from raw.main.batches;
+select source, batch_id, interval_start, interval_end, _loaded_at from raw.main.batches
+{{refusals}};
 create or replace temp table differing_loads as
 (from {STATE}.seen_loads except from {STATE}.built_loads)
 union
@@ -180,7 +189,11 @@ def plan_build(raw_db: Path, build_db: Path, current: str, full_refresh: bool = 
     with _connect(build_db) as con:
         con.execute(STATE_DDL)
         con.execute(f"attach '{raw_db}' as raw (read_only)")
-        con.execute(LOADS_SQL)
+        has_refusals = con.execute(
+            "select count(*) from duckdb_tables()"
+            " where database_name = 'raw' and schema_name = 'main' and table_name = 'refusals'"
+        ).fetchone()[0]
+        con.execute(LOADS_SQL.format(refusals=REFUSALS_SQL if has_refusals else ""))
         built = con.execute(
             f"select value from {STATE}.build_state where key = 'fingerprint'"
         ).fetchone()
@@ -236,8 +249,9 @@ def dbt_build(settings: Settings, build: Plan, lock_fd: int) -> None:
     command, env = dbt_command(settings, work)
     if build.full_refresh:
         command.append("--full-refresh")
-    else:  # only what the changed sources feed
-        command += ["--select", *(f"source:{source}+" for source in build.changed_sources)]
+    else:  # only what the changed sources feed, and the coverage of every load and refusal
+        sources = sorted({*build.changed_sources, COVERAGE_SOURCE})
+        command += ["--select", *(f"source:{source}+" for source in sources)]
     # unit tests check the code, not the data: CI runs them (tests/test_dbt_project.py), a
     # pipeline build does not, as dbt's documentation recommends for production
     command += ["--exclude-resource-type", "unit_test"]

@@ -1,6 +1,10 @@
 {#-
     Version 2: additive counts only (the rates are metrics: see _marts__semantic_models.yml).
 
+    Coverage (agg_daily_source_coverage): x_status says whether X's data of the day is
+    complete; the counts are null, never 0, on a day X is missing or refused (partial days
+    keep their partial counts, marked). A day outside the coverage's range is missing.
+
     Incremental: the days of engagement_days() (macros/incremental.sql) are recomputed; days
     that left the date spine are deleted.
 -#}
@@ -50,6 +54,18 @@ mentions as (
     {% if is_incremental() -%}
         where created_date in (select date_day from days)
     {%- endif %}
+
+),
+
+coverage as (
+
+    select
+        date_day,
+        any_value(status) as x_status
+
+    from {{ ref('agg_daily_source_coverage') }}
+    where source = 'x'
+    group by date_day
 
 ),
 
@@ -105,13 +121,15 @@ final as (
         account_days.date_day,
         account_days.account_id,
         account_days.account_username,
-        coalesce(own_posts_daily.posts, 0) as posts,
-        coalesce(own_posts_daily.replies, 0) as replies,
-        coalesce(own_posts_daily.replies_to_customers, 0) as replies_to_customers,
-        coalesce(own_posts_daily.retweets, 0) as retweets,
-        coalesce(account_mentions_daily.mentions, 0) as mentions,
-        coalesce(account_mentions_daily.mentions_answered, 0) as mentions_answered,
-        coalesce(own_posts_daily.impressions, 0) as impressions
+        {{ unless_missing('x', 'own_posts_daily.posts') }} as posts,
+        {{ unless_missing('x', 'own_posts_daily.replies') }} as replies,
+        {{ unless_missing('x', 'own_posts_daily.replies_to_customers') }} as replies_to_customers,
+        {{ unless_missing('x', 'own_posts_daily.retweets') }} as retweets,
+        {{ unless_missing('x', 'account_mentions_daily.mentions') }} as mentions,
+        {{ unless_missing('x', 'account_mentions_daily.mentions_answered') }} as mentions_answered,
+        {{ unless_missing('x', 'own_posts_daily.impressions') }} as impressions,
+        {{ coverage_status('x') }} as x_status,
+        {{ coverage_status('x') }} = 'complete' as is_complete
 
     from account_days
     left join own_posts_daily
@@ -122,6 +140,8 @@ final as (
         on
             account_days.date_day = account_mentions_daily.date_day
             and account_days.account_id = account_mentions_daily.account_id
+    left join coverage
+        on account_days.date_day = coverage.date_day
 
 )
 

@@ -2,6 +2,11 @@
     Version 2: additive counts only (the rates are metrics: see _marts__semantic_models.yml),
     and social sessions per network.
 
+    Coverage (agg_daily_source_coverage): x_status and support_site_status say whether
+    each source's data of the day is complete; a source's figures are null, never 0, on a
+    day it is missing or refused (partial days keep their partial figures, marked). A day
+    outside the coverage's range (a post older than the first batch) is missing.
+
     Incremental: the days of engagement_days() (macros/incremental.sql) are recomputed; days
     that left the date spine are deleted.
 -#}
@@ -39,6 +44,18 @@ mentions as (
     {% if is_incremental() -%}
         where created_date in (select date_day from days)
     {%- endif %}
+
+),
+
+coverage as (
+
+    select
+        date_day,
+        any_value(status) filter (where source = 'x') as x_status,
+        any_value(status) filter (where source = 'support_site') as support_site_status
+
+    from {{ ref('agg_daily_source_coverage') }}
+    group by date_day
 
 ),
 
@@ -82,26 +99,41 @@ final as (
 
     select
         days.date_day,
-        coalesce(own_posts_daily.x_posts, 0) as x_posts,
-        coalesce(own_posts_daily.x_replies, 0) as x_replies,
-        coalesce(own_posts_daily.x_replies_to_customers, 0) as x_replies_to_customers,
-        coalesce(own_posts_daily.x_retweets, 0) as x_retweets,
-        coalesce(mentions_daily.x_mentions, 0) as x_mentions,
-        coalesce(mentions_daily.x_mentions_answered, 0) as x_mentions_answered,
-        coalesce(support_site_days.page_views, 0) as support_requests,
-        coalesce(support_site_days.sessions, 0) as support_sessions,
-        coalesce(support_site_days.social_sessions, 0) as social_sessions,
-        coalesce(support_site_days.x_referred_sessions, 0) as x_referred_sessions,
-        coalesce(support_site_days.facebook_sessions, 0) as facebook_sessions,
-        coalesce(support_site_days.linkedin_sessions, 0) as linkedin_sessions,
-        coalesce(support_site_days.other_social_sessions, 0) as other_social_sessions,
-        coalesce(support_site_days.search_sessions, 0) as search_sessions,
-        coalesce(support_site_days.own_site_sessions, 0) as own_site_sessions,
-        coalesce(support_site_days.email_sessions, 0) as email_sessions,
-        coalesce(support_site_days.ai_assistant_sessions, 0) as ai_assistant_sessions,
-        coalesce(support_site_days.direct_sessions, 0) as direct_sessions,
-        coalesce(support_site_days.internal_sessions, 0) as internal_sessions,
-        coalesce(support_site_days.other_sessions, 0) as other_sessions
+        {{ unless_missing('x', 'own_posts_daily.x_posts') }} as x_posts,
+        {{ unless_missing('x', 'own_posts_daily.x_replies') }} as x_replies,
+        {{ unless_missing('x', 'own_posts_daily.x_replies_to_customers') }}
+            as x_replies_to_customers,
+        {{ unless_missing('x', 'own_posts_daily.x_retweets') }} as x_retweets,
+        {{ unless_missing('x', 'mentions_daily.x_mentions') }} as x_mentions,
+        {{ unless_missing('x', 'mentions_daily.x_mentions_answered') }} as x_mentions_answered,
+        {{ unless_missing('support_site', 'support_site_days.page_views') }} as support_requests,
+        {{ unless_missing('support_site', 'support_site_days.sessions') }} as support_sessions,
+        {{ unless_missing('support_site', 'support_site_days.social_sessions') }}
+            as social_sessions,
+        {{ unless_missing('support_site', 'support_site_days.x_referred_sessions') }}
+            as x_referred_sessions,
+        {{ unless_missing('support_site', 'support_site_days.facebook_sessions') }}
+            as facebook_sessions,
+        {{ unless_missing('support_site', 'support_site_days.linkedin_sessions') }}
+            as linkedin_sessions,
+        {{ unless_missing('support_site', 'support_site_days.other_social_sessions') }}
+            as other_social_sessions,
+        {{ unless_missing('support_site', 'support_site_days.search_sessions') }}
+            as search_sessions,
+        {{ unless_missing('support_site', 'support_site_days.own_site_sessions') }}
+            as own_site_sessions,
+        {{ unless_missing('support_site', 'support_site_days.email_sessions') }} as email_sessions,
+        {{ unless_missing('support_site', 'support_site_days.ai_assistant_sessions') }}
+            as ai_assistant_sessions,
+        {{ unless_missing('support_site', 'support_site_days.direct_sessions') }}
+            as direct_sessions,
+        {{ unless_missing('support_site', 'support_site_days.internal_sessions') }}
+            as internal_sessions,
+        {{ unless_missing('support_site', 'support_site_days.other_sessions') }} as other_sessions,
+        {{ coverage_status('x') }} as x_status,
+        {{ coverage_status('support_site') }} as support_site_status,
+        {{ coverage_status('x') }} = 'complete'
+        and {{ coverage_status('support_site') }} = 'complete' as is_complete
 
     from days
     left join own_posts_daily
@@ -110,6 +142,8 @@ final as (
         on days.date_day = mentions_daily.date_day
     left join support_site_days
         on days.date_day = support_site_days.date_day
+    left join coverage
+        on days.date_day = coverage.date_day
 
 )
 
