@@ -140,7 +140,8 @@ def validate(
         if current is None:
             raise UsageError(
                 f"no {source} batch of {interval.batch_id} has been landed under"
-                f" {landing.versions_dir(raw, source, interval)}: extract it first"
+                f" {landing.versions_dir(raw, source, interval)} (ENGAGEMENT_DATA_DIR="
+                f"{settings.data_dir}): extract it first"
                 f" (engagement extract {source.value.replace('_', '-')} --start ... --end ...)"
             )
         candidate = current[1]

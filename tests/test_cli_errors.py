@@ -125,7 +125,7 @@ def test_a_data_directory_a_command_cannot_write_in_is_named_before_any_work(
         (["report"], "no published mart at"),
         (["mf", "query", "--metrics", "mentions"], "no published mart at"),
         (["build"], "nothing loaded yet"),
-        (["load", "--source", "support-site", *DAY], "no batch at"),
+        (["load", "--source", "support-site", *DAY], "has been landed under"),
     ],
 )
 def test_a_missing_data_directory_is_named(
@@ -267,7 +267,7 @@ def test_source_names_are_accepted_in_both_spellings(spelling: str, env: dict[st
     shown = engagement("quarantine", "show", batch, "--source", spelling, env=env, check=False)
     one_line(shown, 2, f"no quarantined batch {batch} of support_site")
     loaded = engagement("load", "--source", spelling, *DAY, env=env, check=False)
-    one_line(loaded, 2, "no batch at", "support_site")
+    one_line(loaded, 2, "has been landed under", "support_site")
     unknown = engagement("load", "--source", "facebook", *DAY, env=env, check=False)
     one_line(unknown, 2, "argument --source", "unknown source 'facebook'")
 
@@ -415,11 +415,11 @@ def test_a_validation_s_log_is_its_checks_and_verdicts(
     assert not others  # nothing else (py.warnings: Python's, of GE's deprecated imports)
     batch = f"support_site batch {INTERVAL.batch_id}"
     *checks, total = lines
-    assert len(checks) == 12 and all(line.startswith(f"{batch}: expect_") for line in checks)
+    assert len(checks) == 14 and all(line.startswith(f"{batch}: expect_") for line in checks)
     parsed = next(line for line in checks if "(parsed_share)" in line)
     if parses:
         assert all(line.endswith(": passed") for line in checks)
-        assert total == f"{batch}: 12 of 12 checks passed"
+        assert total == f"{batch}: 14 of 14 checks passed"
     else:
         assert ": FAILED: 0 of 100 lines parsed" in parsed and str(log) in parsed
-        assert total.startswith(f"{batch}: ") and "of 12 checks passed" in total
+        assert total.startswith(f"{batch}: ") and "of 14 checks passed" in total
