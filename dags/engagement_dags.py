@@ -5,11 +5,16 @@ the mart on their Assets.
 its data interval for each source (a task group per source, side by side); the tasks only
 call functions of `engagement.pipeline` (imported inside the tasks, so parsing stays
 light). The scheduler catches up every interval from ENGAGEMENT_START_DATE, one at a time.
-`engagement_mart` builds once both sources have loaded (`&`): never on a half-updated
-interval, and once per interval, not once per source; since one run loads both sources,
-catch-ups and backfills leave no source's load waiting for the other. A build takes in
-every load since the last one. Writers of the DuckDB warehouse (loads and builds) share the
-one-slot pool `duckdb_writer`, so they never write at once, whatever runs in parallel.
+`engagement_mart` builds on any load of either source (`|`): a reload of one source
+(a cleared task, a backfill) is built and published without waiting for the other source's
+next load, and a build takes in every load since the last one. An interval where one source
+is loaded and the other not yet is published as it is: the coverage mart
+(`agg_daily_source_coverage`) marks the source still pending as missing for those days,
+never as zero. With `max_active_runs=1`, the loads that come while a build runs are taken
+by one more build after it; a build with no new load does nothing (no dbt, no publish).
+Writers of the DuckDB warehouses (validations, which record the gate's refusals, loads
+and builds) share the one-slot pool `duckdb_writer`, so they never write at once, whatever
+runs in parallel.
 After each publish the mart DAG writes the HTML report of the published mart.
 """
 
@@ -80,7 +85,8 @@ def source_tasks(source: str):
                 inputs = _inputs(source, data_interval_start, data_interval_end)
                 return pipeline.extract(*inputs).model_dump(mode="json")
 
-        @task(retries=0, execution_timeout=timedelta(minutes=30))
+        # a writer: a refusal is recorded in the raw warehouse (main.refusals)
+        @task(pool=WRITER_POOL, retries=0, execution_timeout=timedelta(minutes=30))
         def validate(data_interval_start=None, data_interval_end=None) -> dict:
             from engagement import pipeline
 
@@ -104,7 +110,7 @@ def source_tasks(source: str):
 
 @dag(
     dag_id="engagement_mart",
-    schedule=(RAW["x"] & RAW["support_site"]),
+    schedule=(RAW["x"] | RAW["support_site"]),
     start_date=START,
     catchup=False,
     max_active_runs=1,
