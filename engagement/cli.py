@@ -140,13 +140,18 @@ def parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="every refused batch and why, a line each")
     for action, text in (
         ("show", "why a batch was refused, in plain words, and its validation result"),
-        ("release", "validate a refused batch again (after a fix), then load it"),
+        ("release", "validate a refused batch again (after a fix), load it, build and publish"),
     ):
         chosen = actions.add_parser(action, help=text)
         chosen.add_argument("batch", help="its id, e.g. 20261105T000000Z_20261106T000000Z")
         chosen.add_argument("--source", choices=["x", "support_site"])
         if action == "release":
             chosen.add_argument("--allow-empty", action="store_true", help="a real quiet day")
+            chosen.add_argument(
+                "--no-build",
+                action="store_true",
+                help="load only: do not build and publish the mart after the load",
+            )
     return root
 
 
@@ -206,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(quarantine.show(settings, args.batch, args.source))
             else:
                 _print(quarantine.release(settings, args.batch, args.source, args.allow_empty))
+                if not args.no_build:  # recovery in one command: the release is published
+                    _print(pipeline.build(settings))
             return 0
         if args.command == "build":
             _print(pipeline.build(settings, args.full_refresh))

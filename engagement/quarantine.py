@@ -3,7 +3,8 @@
 A refused batch sits whole in `quarantine/<source>/<batch>/` with the gate's report
 (`validation.json`) and Great Expectations' Data Docs page of it (`data_docs.html`).
 `release` puts it back where it was landed, validates it again (after a fix of the gate's
-settings, or with `allow_empty` for a real quiet day) and loads it; a batch whose data was
+settings, or with `allow_empty` for a real quiet day) and loads it (`engagement quarantine
+release` then builds and publishes the mart, unless `--no-build`); a batch whose data was
 wrong is not released but extracted again once the source is fixed.
 """
 
