@@ -117,8 +117,8 @@ def source_tasks(source: str):
     # a failed build is a failed dbt test or model: running it again cannot make it pass
     default_args={"retries": 0, "on_failure_callback": [NOTIFY]},
     tags=["engagement", "mart"],
-    doc_md="Builds and tests the mart with dbt, publishes it atomically, then writes the"
-    " HTML report (ENGAGEMENT_REPORT_PATH).",
+    doc_md="On any load of either source: builds and tests the mart with dbt, publishes it"
+    " atomically, then writes the HTML report (ENGAGEMENT_REPORT_PATH).",
 )
 def engagement_mart():
     # past the timeout, Airflow interrupts the build: dbt is stopped, nothing is published,
