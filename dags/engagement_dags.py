@@ -12,6 +12,8 @@ is loaded and the other not yet is published as it is: the coverage mart
 (`agg_daily_source_coverage`) marks the source still pending as missing for those days,
 never as zero. With `max_active_runs=1`, the loads that come while a build runs are taken
 by one more build after it; a build with no new load does nothing (no dbt, no publish).
+The landing's writers go before a build waiting for the writer slot (priority), so an
+interval whose two loads are both ready is built once, not once per source.
 Writers of the DuckDB warehouses (validations, which record the gate's refusals, loads
 and builds) share the one-slot pool `duckdb_writer`, so they never write at once, whatever
 runs in parallel.
@@ -32,6 +34,9 @@ from engagement.settings import Settings
 SETTINGS = Settings.from_env()  # the environment only: cheap at parse time
 START = pendulum.datetime(*SETTINGS.start_date.timetuple()[:3], tz="UTC")
 WRITER_POOL = "duckdb_writer"
+# the landing's writers go before a build waiting for the same slot: that build then takes
+# in both sources' loads of the interval, instead of one build per source
+LANDING_PRIORITY = 10
 RAW = {"x": Asset("engagement_raw_x"), "support_site": Asset("engagement_raw_support_site")}
 MART = Asset("engagement_mart")
 NOTIFY = FailureNotifier(SETTINGS.alert_conn_id)
@@ -86,7 +91,12 @@ def source_tasks(source: str):
                 return pipeline.extract(*inputs).model_dump(mode="json")
 
         # a writer: a refusal is recorded in the raw warehouse (main.refusals)
-        @task(pool=WRITER_POOL, retries=0, execution_timeout=timedelta(minutes=30))
+        @task(
+            pool=WRITER_POOL,
+            priority_weight=LANDING_PRIORITY,
+            retries=0,
+            execution_timeout=timedelta(minutes=30),
+        )
         def validate(data_interval_start=None, data_interval_end=None) -> dict:
             from engagement import pipeline
 
@@ -95,7 +105,12 @@ def source_tasks(source: str):
                 # cleared after a refusal: the batch is in quarantine, so land it again first
                 return pipeline.validate(*inputs, reland=True).model_dump(mode="json")
 
-        @task(pool=WRITER_POOL, outlets=[RAW[source]], execution_timeout=timedelta(minutes=30))
+        @task(
+            pool=WRITER_POOL,
+            priority_weight=LANDING_PRIORITY,
+            outlets=[RAW[source]],
+            execution_timeout=timedelta(minutes=30),
+        )
         def load(data_interval_start=None, data_interval_end=None) -> dict:
             from engagement import pipeline
 

@@ -26,7 +26,8 @@ for dag_id, dag in bag.dags.items():
     condition = getattr(dag.timetable, "asset_condition", None)
     dags[dag_id] = {
         "timetable": type(dag.timetable).__name__,
-        "tasks": {t.task_id: {"pool": t.pool, "outlets": [a.name for a in t.outlets]}
+        "tasks": {t.task_id: {"pool": t.pool, "outlets": [a.name for a in t.outlets],
+                              "priority": t.priority_weight}
                   for t in dag.tasks},
         "schedule": type(condition).__name__,
         "assets": sorted(a.name for a in getattr(condition, "objects", [])),
@@ -72,10 +73,8 @@ def test_dagbag_imports_thin_dags(tmp_path: Path) -> None:
     ingest = bag["dags"]["engagement_ingest"]
     assert ingest["timetable"] == "CronDataIntervalTimetable"
     for source in ("x", "support_site"):
-        assert ingest["tasks"][f"{source}.load"] == {
-            "pool": "duckdb_writer",
-            "outlets": [f"engagement_raw_{source}"],
-        }
+        load = ingest["tasks"][f"{source}.load"]
+        assert (load["pool"], load["outlets"]) == ("duckdb_writer", [f"engagement_raw_{source}"])
         assert ingest["tasks"][f"{source}.extract"]["pool"] == "default_pool"
         # the gate's refusals are recorded in the raw warehouse: validation writes it too
         assert ingest["tasks"][f"{source}.validate"]["pool"] == "duckdb_writer"
@@ -84,6 +83,11 @@ def test_dagbag_imports_thin_dags(tmp_path: Path) -> None:
     assert mart["assets"] == ["engagement_raw_support_site", "engagement_raw_x"]
     assert mart["tasks"]["build_and_publish"]["pool"] == "duckdb_writer"
     assert mart["tasks"]["write_report"]["pool"] == "default_pool"  # reads the mart only
+    # a landing writer waiting for the writer slot goes before a build (whose weight is its
+    # own and its downstream's): that build then takes in both sources' loads
+    build = sum(task["priority"] for task in mart["tasks"].values())
+    writers = [t for t in ingest["tasks"].values() if t["pool"] == "duckdb_writer"]
+    assert len(writers) == 4 and all(t["priority"] > build for t in writers)
 
 
 # the scheduler's own evaluation of the mart's schedule, on the serialized DAG
