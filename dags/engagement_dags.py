@@ -5,13 +5,19 @@ the mart on their Assets.
 its data interval for each source (a task group per source, side by side); the tasks only
 call functions of `engagement.pipeline` (imported inside the tasks, so parsing stays
 light). The scheduler catches up every interval from ENGAGEMENT_START_DATE, one at a time.
-`engagement_mart` builds once both sources have loaded (`&`): never on a half-updated
-interval, and once per interval, not once per source; since one run loads both sources,
-catch-ups and backfills leave no source's load waiting for the other. A build takes in
-every load since the last one. Writers of the DuckDB warehouse (validations, which record
-refusals, loads and builds) share the one-slot pool `duckdb_writer`, so they never write at
-once, whatever runs in parallel. After each publish the mart DAG writes the HTML report of
-the published mart.
+`engagement_mart` builds on any load of either source (`|`): a reload of one source
+(a cleared task, a backfill) is built and published without waiting for the other source's
+next load, and a build takes in every load since the last one. An interval where one source
+is loaded and the other not yet is published as it is: the coverage mart
+(`agg_daily_source_coverage`) marks the source still pending as missing for those days,
+never as zero. With `max_active_runs=1`, the loads that come while a build runs are taken
+by one more build after it; a build with no new load does nothing (no dbt, no publish).
+The landing's writers go before a build waiting for the writer slot (priority), so an
+interval whose two loads are both ready is built once, not once per source.
+Writers of the DuckDB warehouses (validations, which record the gate's refusals, loads
+and builds) share the one-slot pool `duckdb_writer`, so they never write at once, whatever
+runs in parallel.
+After each publish the mart DAG writes the HTML report of the published mart.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ from engagement.settings import Settings
 SETTINGS = Settings.from_env()  # the environment only: cheap at parse time
 START = pendulum.datetime(*SETTINGS.start_date.timetuple()[:3], tz="UTC")
 WRITER_POOL = "duckdb_writer"
+# the landing's writers go before a build waiting for the same slot: that build then takes
+# in both sources' loads of the interval, instead of one build per source
+LANDING_PRIORITY = 10
 RAW = {"x": Asset("engagement_raw_x"), "support_site": Asset("engagement_raw_support_site")}
 MART = Asset("engagement_mart")
 NOTIFY = FailureNotifier(SETTINGS.alert_conn_id)
@@ -81,8 +90,13 @@ def source_tasks(source: str):
                 inputs = _inputs(source, data_interval_start, data_interval_end)
                 return pipeline.extract(*inputs).model_dump(mode="json")
 
-        # a refusal is recorded in the raw warehouse (main.refusals): a writer too
-        @task(pool=WRITER_POOL, retries=0, execution_timeout=timedelta(minutes=30))
+        # a writer: a refusal is recorded in the raw warehouse (main.refusals)
+        @task(
+            pool=WRITER_POOL,
+            priority_weight=LANDING_PRIORITY,
+            retries=0,
+            execution_timeout=timedelta(minutes=30),
+        )
         def validate(data_interval_start=None, data_interval_end=None) -> dict:
             from engagement import pipeline
 
@@ -91,7 +105,12 @@ def source_tasks(source: str):
                 # cleared after a refusal: the batch is in quarantine, so land it again first
                 return pipeline.validate(*inputs, reland=True).model_dump(mode="json")
 
-        @task(pool=WRITER_POOL, outlets=[RAW[source]], execution_timeout=timedelta(minutes=30))
+        @task(
+            pool=WRITER_POOL,
+            priority_weight=LANDING_PRIORITY,
+            outlets=[RAW[source]],
+            execution_timeout=timedelta(minutes=30),
+        )
         def load(data_interval_start=None, data_interval_end=None) -> dict:
             from engagement import pipeline
 
@@ -106,15 +125,15 @@ def source_tasks(source: str):
 
 @dag(
     dag_id="engagement_mart",
-    schedule=(RAW["x"] & RAW["support_site"]),
+    schedule=(RAW["x"] | RAW["support_site"]),
     start_date=START,
     catchup=False,
     max_active_runs=1,
     # a failed build is a failed dbt test or model: running it again cannot make it pass
     default_args={"retries": 0, "on_failure_callback": [NOTIFY]},
     tags=["engagement", "mart"],
-    doc_md="Builds and tests the mart with dbt, publishes it atomically, then writes the"
-    " HTML report (ENGAGEMENT_REPORT_PATH).",
+    doc_md="On any load of either source: builds and tests the mart with dbt, publishes it"
+    " atomically, then writes the HTML report (ENGAGEMENT_REPORT_PATH).",
 )
 def engagement_mart():
     # past the timeout, Airflow interrupts the build: dbt is stopped, nothing is published,

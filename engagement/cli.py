@@ -211,7 +211,7 @@ def parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="every refused batch and why, a line each")
     for action, text in (
         ("show", "why a batch was refused, in plain words, and its validation result"),
-        ("release", "validate a refused batch again (after a fix), then load it"),
+        ("release", "validate a refused batch again (after a fix), load it, build and publish"),
     ):
         chosen = actions.add_parser(action, help=text)
         chosen.add_argument("batch", help="its id, e.g. 20261105T000000Z_20261106T000000Z")
@@ -222,6 +222,11 @@ def parser() -> argparse.ArgumentParser:
                 "--accept-partial",
                 action="store_true",
                 help="load it although a file was damaged inside (the lines after the damage)",
+            )
+            chosen.add_argument(
+                "--no-build",
+                action="store_true",
+                help="load only: do not build and publish the mart after the load",
             )
 
     raw = commands.add_parser("raw", help="the versions of the raw batches")
@@ -337,6 +342,8 @@ def dispatch(args: argparse.Namespace) -> int:
                 settings, args.batch, args.source, args.allow_empty, args.accept_partial
             )
             _print(released)
+            if not args.no_build:  # recovery in one command: the release is published
+                _print(pipeline.build(settings))
         return 0
     if args.command == "raw":
         from engagement import raw

@@ -5,7 +5,8 @@ A refused batch sits whole in `quarantine/<source>/<batch>/` with the gate's rep
 `release` puts it back among the batch's versions as a candidate, validates it again
 (after a fix of the gate's settings, with `allow_empty` for a real quiet day, or
 `accept_partial` for a batch whose files were damaged inside), which makes it the version
-in force, and loads it; a batch whose data was wrong is not released but extracted again
+in force, and loads it (`engagement quarantine release` then builds and publishes the mart,
+unless `--no-build`); a batch whose data was wrong is not released but extracted again
 once the source is fixed.
 """
 

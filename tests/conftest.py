@@ -137,6 +137,7 @@ LONGEST_FIRST = (
     "test_warehouse.py",
     "test_pipeline.py",
     "test_airflow.py",
+    "test_airflow_local.py",  # make airflow booted and stopped: ~1.5 min
     "test_dbt_project.py",
 )
 

@@ -234,7 +234,9 @@ def test_the_quarantine_lists_shows_and_releases_a_refused_batch(
         quarantine.release(settings, batch)
     assert (settings.quarantine_dir / "support_site" / batch / "validation.json").is_file()
     released = engagement("quarantine", "release", batch, "--allow-empty", env=env)
-    assert json.loads(released.stdout)["loaded"] == {"support_site.requests": 5}
+    loaded, built = map(json.loads, released.stdout.splitlines())  # released, then published
+    assert loaded["loaded"] == {"support_site.requests": 5}
+    assert built["changed_sources"] == ["support_site"] and built["tables"]
     empty = f"nothing in quarantine (under {settings.quarantine_dir})\n"
     assert engagement("quarantine", "list", env=env).stdout == empty
 

@@ -135,7 +135,9 @@ def test_an_empty_batch_is_refused_on_a_first_run_unless_allowed(tmp_path: Path,
     )
     raw_db = Path(env["ENGAGEMENT_DATA_DIR"]) / "warehouse" / "raw.duckdb"
     assert_refused_not_loaded(raw_db, day.batch_id)
-    released = engagement("quarantine", "release", day.batch_id, "--allow-empty", env=env)
+    released = engagement(
+        "quarantine", "release", day.batch_id, "--allow-empty", "--no-build", env=env
+    )
     assert json.loads(released.stdout)["loaded"] == {"support_site.requests": 0}
     with duckdb.connect(str(raw_db), read_only=True) as con:
         assert con.execute("select batch_id, records from main.batches").fetchall() == [
@@ -204,13 +206,24 @@ def test_a_truncated_gzip_of_the_sample_makes_a_partial_batch_refused_until_acce
     assert again.returncode == 3 and "--accept-partial" in refusal(again)
 
     released = engagement("quarantine", "release", day.batch_id, "--accept-partial", env=env)
-    assert json.loads(released.stdout)["loaded"] == {"support_site.requests": manifest.records}
+    loaded_summary, built = map(json.loads, released.stdout.splitlines())  # loaded, published
+    assert loaded_summary["loaded"] == {"support_site.requests": manifest.records}
     assert manifest.records > 0
     with duckdb.connect(str(raw_db), read_only=True) as con:
         [(loaded,)] = con.execute("select manifest from main.batches").fetchall()
     [file] = [f for f in json.loads(loaded)["files"] if f.get("read_error")]
     assert (file["path"], file["damage_offset"], file["lines_kept"]) == (str(damaged), cut, kept)
     assert engagement("quarantine", "list", env=env).stdout.startswith("nothing in quarantine")
+    # published: the day is partial in the coverage mart, saying which file and where
+    with duckdb.connect(built["published"], read_only=True) as con:
+        status, reason = con.execute(
+            """
+            select status, status_reason from marts.agg_daily_source_coverage
+            where source = 'support_site' and date_day = ?
+            """,
+            [day.start.date()],
+        ).fetchone()
+    assert status == "partial" and damaged.name in reason and f"{cut}" in reason, reason
 
 
 def assert_refused_not_loaded(raw_db: Path, batch_id: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -236,6 +237,43 @@ def task_ends(api: Api, run_id: str, task_id: str, states: set[str]) -> dict:
     pytest.fail(f"{task_id} of {run_id} did not end in {states}: {task['state']}")
 
 
+def mart_settled(api: Api) -> list[dict]:
+    """Wait until the mart has no run queued or running and no asset event waiting for one
+    (a load during a build is taken by one more build after it); its runs, all succeeded."""
+    deadline = time.monotonic() + 600
+    while True:
+        runs = api.runs("engagement_mart")
+        waiting = api.get("/api/v2/dags/engagement_mart/assets/queuedEvents")["total_entries"]
+        if not waiting and all(r["state"] in ("success", "failed") for r in runs):
+            assert {r["state"] for r in runs} <= {"success"}, runs
+            return runs
+        assert time.monotonic() < deadline, f"the mart did not settle: {runs}"
+        time.sleep(2)
+
+
+def asset_events(api: Api, name: str) -> list[dict]:
+    events = api.get("/api/v2/assets/events", limit=1000)["asset_events"]
+    return [e for e in events if e["name"] == name]
+
+
+def day_sessions(published: Path, day: str) -> int | None:
+    import duckdb
+
+    with duckdb.connect(str(published), read_only=True) as con:
+        found = con.execute(
+            "select support_sessions from marts.agg_daily_engagement where date_day = ?", [day]
+        ).fetchone()
+    return found and found[0]
+
+
+def late_lines(log: str, count: int) -> str:
+    """Requests of the log's day from visitors it has not seen (other client addresses):
+    what a log shipped late adds to the day."""
+    lines = log.splitlines(keepends=True)[:count]
+    return "".join(f"100.64.{n // 250}.{n % 250 + 1} {line.split(' ', 1)[1]}"
+                   for n, line in enumerate(lines))  # fmt: skip
+
+
 def test_a_refused_token_fails_at_once_is_reported_and_clearing_recovers(
     deployment: Deployment,
 ) -> None:
@@ -265,20 +303,30 @@ def test_a_refused_token_fails_at_once_is_reported_and_clearing_recovers(
         assert task_ends(api, run, task, {"failed", "success"})["state"] == "success"
 
 
-def test_clearing_a_refused_validation_lands_the_interval_again(deployment: Deployment) -> None:
+def test_clearing_a_refused_validation_lands_the_interval_again_and_publishes_it(
+    deployment: Deployment, tmp_path: Path
+) -> None:
     """The last day's log has not arrived (an outage of the log shipping): the gate refuses
-    the near-empty batch and quarantines it, and the validation fails at once. Once the log
-    is there, clearing only the failed `validate` task lands the interval again from the
-    source, passes and loads it: nobody needs to know which upstream task to clear."""
+    the near-empty batch and quarantines it, and the validation fails at once; the published
+    mart is untouched. Once the log is there (with late requests the first load of the day
+    never saw), clearing only the failed `validate` task lands the interval again from the
+    source, passes and loads it, and that load alone, with no new X event, builds and
+    publishes the mart: the day's sessions now count the late requests, as a full build of
+    the same loads by the CLI does."""
     stack, api = deployment.stack, deployment.api
+    published = stack.data / "warehouse" / "engagement.duckdb"
     run = max(api.runs("engagement_ingest"), key=lambda r: r["data_interval_start"])
-    run_id, batch = (
+    run_id, day, batch = (
         run["dag_run_id"],
+        run["data_interval_start"][:10],
         Interval(
             datetime.fromisoformat(run["data_interval_start"]),
             datetime.fromisoformat(run["data_interval_end"]),
         ).batch_id,
     )
+    builds = {r["dag_run_id"] for r in mart_settled(api)}
+    before, sessions = mart_hashes(published), day_sessions(published, day)
+    x_events = len(asset_events(api, "engagement_raw_x"))
     log = stack.logs / "access.log"  # the newest file holds the last day
     held = log.rename(stack.logs.parent / "held-back.log")
 
@@ -288,13 +336,44 @@ def test_clearing_a_refused_validation_lands_the_interval_again(deployment: Depl
     assert refused["state"] == "failed"
     run_fails(api, run_id)
     assert (stack.data / "quarantine" / "support_site" / batch / "validation.json").is_file()
+    assert {r["dag_run_id"] for r in mart_settled(api)} == builds  # nothing loaded: no build
+    assert mart_hashes(published) == before
 
+    held.write_text(held.read_text() + late_lines(held.read_text(), 300))
     held.rename(log)
     clear(api, run_id, "support_site.validate")
     for task in ("support_site.validate", "support_site.load"):
         assert task_ends(api, run_id, task, {"failed", "success"})["state"] == "success"
     assert not (stack.data / "quarantine" / "support_site" / batch).exists()
     assert read_manifest(stack.data / "raw" / "support_site" / batch).records > 1000
+
+    # the reload alone built and published the mart: a run triggered by that load's event
+    deadline = time.monotonic() + 300
+    while {r["dag_run_id"] for r in api.runs("engagement_mart")} == builds:
+        assert time.monotonic() < deadline, "the reload of the support site built nothing"
+        time.sleep(2)
+    new = [r for r in mart_settled(api) if r["dag_run_id"] not in builds]
+    assert new and {r["run_type"] for r in new} == {"asset_triggered"}
+    triggers = [
+        (e["name"], e["source_run_id"], e["source_task_id"])
+        for r in new
+        for e in api.get(f"/api/v2/dags/engagement_mart/dagRuns/{r['dag_run_id']}"
+                         "/upstreamAssetEvents")["asset_events"]
+    ]  # fmt: skip
+    assert triggers == [("engagement_raw_support_site", run_id, "support_site.load")]
+    assert len(asset_events(api, "engagement_raw_x")) == x_events
+    after = mart_hashes(published)
+    assert after != before and day_sessions(published, day) > sessions
+    # what the CLI builds from scratch from the same loads
+    cli = tmp_path / "cli"
+    shutil.copytree(stack.data, cli, ignore=shutil.ignore_patterns("*.lock"))
+    env = stack.environment(stack.service("airflow-scheduler")) | {"ENGAGEMENT_DATA_DIR": str(cli)}
+    done = subprocess.run(
+        [sys.executable, "-m", "engagement.cli", "build", "--full-refresh"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert mart_hashes(cli / "warehouse" / "engagement.duckdb") == after
 
 
 def test_a_backfill_of_parallel_runs_writes_one_at_a_time_and_changes_nothing(
@@ -319,11 +398,10 @@ def test_a_backfill_of_parallel_runs_writes_one_at_a_time_and_changes_nothing(
         time.sleep(3)
     runs = [r for r in api.runs("engagement_ingest") if r["run_type"] == "backfill"]
     assert len(runs) == 3 and {r["state"] for r in runs} == {"success"}
-    while len(api.runs("engagement_mart")) == builds or any(
-        r["state"] != "success" for r in api.runs("engagement_mart")
-    ):
+    while len(api.runs("engagement_mart")) == builds:  # each load builds: at least one
         assert time.monotonic() < deadline, "no build after the backfill"
         time.sleep(3)
+    mart_settled(api)
     writers = sorted(
         (t["start_date"], t["end_date"])
         for dag in ("engagement_ingest", "engagement_mart")
