@@ -72,7 +72,10 @@ def engagement_ingest():
         deferrable=True,
         timeout=timedelta(minutes=SETTINGS.landing_delay_minutes + 60).total_seconds(),
         execution_timeout=timedelta(minutes=10),
-        retries=0,
+        # a wait cannot fail for its data; a try that dies starting (a worker that could
+        # not reach the API server in time, on a busy machine) is worth another
+        retries=2,
+        retry_delay=timedelta(seconds=30),
     )
     for source in RAW:
         wait >> source_tasks(source)
