@@ -32,7 +32,7 @@ for dag_id, dag in bag.dags.items():
         "schedule": type(condition).__name__,
         "assets": sorted(a.name for a in getattr(condition, "objects", [])),
     }
-light = ("engagement", "engagement.settings", "engagement.orchestration")
+light = ("engagement", "engagement.settings", "engagement.orchestration", "engagement.errors")
 heavy = sorted(m for m in sys.modules
                if m.split(".")[0] in ("extract", "engagement", "devtools", "dbt",
                                       "great_expectations", "duckdb", "tweepy", "pandas",

@@ -1,5 +1,6 @@
 {#- One row per UTC day from the first to the last day that has any X post or support-site
-    request, so days without activity appear as zero rows in the marts. -#}
+    request, or that a loaded or refused batch covers, so days without activity appear as
+    zero rows in the marts, and days without data as rows whose coverage says why. -#}
 
 with
 
@@ -15,6 +16,14 @@ support_site_days as (
 
 ),
 
+batches as (
+
+    select interval_start, interval_end from {{ ref('stg_pipeline__batches') }}
+    union all
+    select interval_start, interval_end from {{ ref('stg_pipeline__refusals') }}
+
+),
+
 activity_days as (
 
     select created_date as activity_date from posts
@@ -23,6 +32,15 @@ activity_days as (
     union all
 
     select date_day as activity_date from support_site_days
+
+    union all
+
+    select cast(interval_start as date) as activity_date from batches
+
+    union all
+
+    -- the last day an interval reaches (its end is exclusive)
+    select cast(interval_end - interval 1 microsecond as date) as activity_date from batches
 
 ),
 

@@ -54,18 +54,33 @@ file_facts as (
         batch_id,
         source,
         count(*) filter (where file_entry ->> '$.skipped' is null) as files_read,
-        coalesce(
-            sum(cast(file_entry ->> '$.lines_lost_estimate' as bigint))
-            filter (where file_entry ->> '$.read_error' is not null),
-            0
-        ) as lines_lost,
+        -- unknown (null) when a file was cut short: what was cut off cannot be counted
+        case
+            when
+                not coalesce(bool_or(
+                    cast(file_entry ->> '$.bytes_unread' as bigint) = 0
+                    and file_entry ->> '$.read_error' like '%truncated%'
+                ), false)
+                then coalesce(
+                    sum(cast(file_entry ->> '$.lines_lost_estimate' as bigint))
+                    filter (where file_entry ->> '$.read_error' is not null),
+                    0
+                )
+        end as lines_lost,
         string_agg(
             regexp_extract(file_entry ->> '$.path', '[^/]+$')
             || case
                 when file_entry ->> '$.damage_offset' is not null
                     then ' damaged at byte ' || (file_entry ->> '$.damage_offset') || ': '
-                        || coalesce(file_entry ->> '$.lines_kept', '?') || ' lines kept, ~'
-                        || coalesce(file_entry ->> '$.lines_lost_estimate', '?') || ' lost'
+                        || coalesce(file_entry ->> '$.lines_kept', '?') || ' lines kept, '
+                        || case
+                            when
+                                cast(file_entry ->> '$.bytes_unread' as bigint) = 0
+                                and file_entry ->> '$.read_error' like '%truncated%'
+                                then 'the lines cut off its end lost (how many is unknown)'
+                            else '~' || coalesce(file_entry ->> '$.lines_lost_estimate', '?')
+                                || ' lost'
+                        end
                 else ' damaged: ' || (file_entry ->> '$.read_error')
             end,
             '; ' order by file_entry ->> '$.path'
