@@ -624,7 +624,9 @@ def expected_sessions(timeout_minutes: int = 30) -> list[tuple[date, str, str, i
 
 
 def all_days() -> list[date]:
+    """Every day with data, or that a loaded batch covers (X's third run: a quiet day)."""
     days = {p.created_at.date() for p in ALL_POSTS} | {r.at.date() for r in REQUESTS}
+    days |= {end.date() - timedelta(days=1) for _, _, end in X_BATCHES}
     first, last = min(days), max(days)
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
@@ -815,6 +817,10 @@ def test_daily_engagement_has_one_row_per_day_including_quiet_days(built: Build)
         row[0] for row in built.query("select date_day from marts.agg_daily_engagement order by 1")
     ]
     assert days == all_days()
+    # the X run of 11-07 found nothing: a quiet X day, while the site has no batch for it
+    last = built.dicts("select * from marts.agg_daily_engagement where date_day = '2026-11-07'")[0]
+    assert (last["x_posts"], last["x_status"]) == (0, "complete")
+    assert (last["support_sessions"], last["support_site_status"]) == (None, "missing")
     quiet = built.dicts("select * from marts.agg_daily_engagement where date_day = '2026-11-05'")[0]
     counts = {
         k: v for k, v in quiet.items() if k.endswith(("posts", "replies", "sessions", "requests"))
