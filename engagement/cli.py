@@ -240,6 +240,11 @@ def parser() -> argparse.ArgumentParser:
     for chosen in (listed, restored):
         chosen.add_argument("batch", help="its id, e.g. 20261105T000000Z_20261106T000000Z")
     restored.add_argument("version", help="its id, e.g. 20261106T003000123456Z (raw versions)")
+    restored.add_argument(
+        "--no-build",
+        action="store_true",
+        help="load only: do not build and publish the mart after the load",
+    )
     for chosen in (listed, restored):
         chosen.add_argument("--source", type=_source, metavar="SOURCE", help=SOURCE_HELP)
     return root
@@ -352,6 +357,8 @@ def dispatch(args: argparse.Namespace) -> int:
             print("\n".join(raw.versions(settings, args.batch, args.source)))
         else:
             _print(raw.restore(settings, args.batch, args.version, args.source))
+            if not args.no_build:  # as a release: what is restored is published
+                _print(pipeline.build(settings))
         return 0
     if args.command == "build":
         _print(pipeline.build(settings, args.full_refresh))

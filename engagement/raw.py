@@ -3,7 +3,8 @@
 Every extraction lands a new version of its interval's batch; the gate makes the newest
 that passes the version in force (`raw/<source>/<batch>` links to it). The versions it
 superseded are kept for ENGAGEMENT_RAW_RETENTION_DAYS; `restore` validates one of them
-again, makes it the version in force and loads it (the next build publishes it).
+again, makes it the version in force and loads it (`engagement raw restore` then builds
+and publishes the mart, unless `--no-build`).
 """
 
 from __future__ import annotations
