@@ -18,9 +18,15 @@ support_site_days as (
 
 batches as (
 
-    select interval_start, interval_end from {{ ref('stg_pipeline__batches') }}
+    select
+        interval_start,
+        interval_end
+    from {{ ref('stg_pipeline__batches') }}
     union all
-    select interval_start, interval_end from {{ ref('stg_pipeline__refusals') }}
+    select
+        interval_start,
+        interval_end
+    from {{ ref('stg_pipeline__refusals') }}
 
 ),
 

@@ -62,10 +62,10 @@ file_facts as (
                     and file_entry ->> '$.read_error' like '%truncated%'
                 ), false)
                 then coalesce(
-                    sum(cast(file_entry ->> '$.lines_lost_estimate' as bigint))
-                    filter (where file_entry ->> '$.read_error' is not null),
-                    0
-                )
+                        sum(cast(file_entry ->> '$.lines_lost_estimate' as bigint))
+                        filter (where file_entry ->> '$.read_error' is not null),
+                        0
+                    )
         end as lines_lost,
         string_agg(
             regexp_extract(file_entry ->> '$.path', '[^/]+$')
