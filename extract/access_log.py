@@ -153,14 +153,15 @@ QUARANTINE_SCHEMA = pa.schema(
 
 
 @dataclass(frozen=True)
-class Source:
-    """A glob of log files and the site they belong to."""
+class LogSource:
+    """A glob (or directory) of log files and the site they belong to; not a `landing.Source`,
+    which names one of the product's sources."""
 
     site: str
     pattern: str
 
 
-def parse_sources(spec: str, default_site: str) -> list[Source]:
+def parse_sources(spec: str, default_site: str) -> list[LogSource]:
     """`[site=]glob[,[site=]glob...]`: several sites' logs, each glob with its site."""
     sources = []
     for entry in (e.strip() for e in spec.split(",")):
@@ -168,7 +169,7 @@ def parse_sources(spec: str, default_site: str) -> list[Source]:
             continue
         site, sep, pattern = entry.partition("=")
         site, pattern = (site.strip(), pattern.strip()) if sep else (default_site, entry)
-        sources.append(Source(site, pattern))
+        sources.append(LogSource(site, pattern))
     return sources
 
 
@@ -720,7 +721,7 @@ def log_paths(pattern: str) -> list[Path]:
     return paths
 
 
-def find_files(sources: list[Source]) -> list[LogFile]:
+def find_files(sources: list[LogSource]) -> list[LogFile]:
     return [LogFile.identify(p, s.site) for s in sources for p in log_paths(s.pattern)]
 
 
@@ -739,7 +740,7 @@ def _chosen(files: list[LogFile]) -> dict[str, LogFile]:
 
 
 def extract(
-    sources: list[Source] | str,
+    sources: list[LogSource] | str,
     interval: Interval,
     raw_root: Path,
     key: str,
