@@ -48,19 +48,29 @@ batch_files as (
 
 ),
 
+-- a file cut short lost what was cut off: how many lines cannot be known
+batch_files_flagged as (
+
+    select
+        *,
+        coalesce(
+            cast(file_entry ->> '$.bytes_unread' as bigint) = 0
+            and file_entry ->> '$.read_error' like '%truncated%',
+            false
+        ) as is_loss_unknown
+
+    from batch_files
+
+),
+
 file_facts as (
 
     select
         batch_id,
         source,
         count(*) filter (where file_entry ->> '$.skipped' is null) as files_read,
-        -- unknown (null) when a file was cut short: what was cut off cannot be counted
         case
-            when
-                not coalesce(bool_or(
-                    cast(file_entry ->> '$.bytes_unread' as bigint) = 0
-                    and file_entry ->> '$.read_error' like '%truncated%'
-                ), false)
+            when not bool_or(is_loss_unknown)
                 then coalesce(
                         sum(cast(file_entry ->> '$.lines_lost_estimate' as bigint))
                         filter (where file_entry ->> '$.read_error' is not null),
@@ -74,9 +84,7 @@ file_facts as (
                     then ' damaged at byte ' || (file_entry ->> '$.damage_offset') || ': '
                         || coalesce(file_entry ->> '$.lines_kept', '?') || ' lines kept, '
                         || case
-                            when
-                                cast(file_entry ->> '$.bytes_unread' as bigint) = 0
-                                and file_entry ->> '$.read_error' like '%truncated%'
+                            when is_loss_unknown
                                 then 'the lines cut off its end lost (how many is unknown)'
                             else '~' || coalesce(file_entry ->> '$.lines_lost_estimate', '?')
                                 || ' lost'
@@ -86,7 +94,7 @@ file_facts as (
             '; ' order by file_entry ->> '$.path'
         ) filter (where file_entry ->> '$.read_error' is not null) as damage
 
-    from batch_files
+    from batch_files_flagged
     group by batch_id, source
 
 ),
