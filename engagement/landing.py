@@ -456,6 +456,13 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
     (directory / MANIFEST).write_text(text + "\n")
 
 
+def manifest_fields(directory: Path) -> dict | None:
+    """The batch's manifest as written, unvalidated (None without one): what a refused
+    batch says of itself, whatever the gate found wrong with it."""
+    path = directory / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def read_manifest(directory: Path) -> XManifest | SupportSiteManifest:
     """The batch's manifest, validated: a batch of an unknown source, or whose manifest
     lacks a count or has one of the wrong type, is refused with one line saying so."""

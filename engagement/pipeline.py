@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -12,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from engagement import gate, landing
 from engagement.errors import UsageError
-from engagement.landing import MANIFEST, BatchSummary, Interval, Source, batch_dir, iso
+from engagement.landing import BatchSummary, Interval, Source, batch_dir, iso
 from engagement.settings import Settings
 from engagement.warehouse import load
 from engagement.warehouse.build import BuildSummary, build_and_publish, published_file
@@ -187,9 +186,10 @@ def _refused_last(
     it: newer than the version in force and than any candidate (None otherwise). A refusal
     from before versions is the newest only when no batch is in force or waiting."""
     refused = batch_dir(settings.quarantine_dir, source, interval)
-    if not (refused / MANIFEST).is_file():
+    fields = landing.manifest_fields(refused)
+    if fields is None:
         return None
-    version = json.loads((refused / MANIFEST).read_text()).get("version")
+    version = fields.get("version")
     newer = [candidate.name] if candidate is not None else []
     current = landing.in_force(settings.raw_dir, source, interval)
     newer += [current[0]] if current is not None else []

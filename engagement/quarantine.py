@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from engagement import landing, pipeline
 from engagement.errors import UsageError
 from engagement.gate import DATA_DOCS, REPORT
-from engagement.landing import MANIFEST, Interval, Source
+from engagement.landing import Interval, Source
 from engagement.settings import Settings
 
 
@@ -95,8 +95,7 @@ def release(
     refused = find(settings, batch, source)
     interval = Interval.from_batch_id(refused.batch)
     raw = settings.raw_dir
-    manifest = refused.path / MANIFEST
-    version = json.loads(manifest.read_text()).get("version") if manifest.is_file() else None
+    version = (landing.manifest_fields(refused.path) or {}).get("version")
     current = landing.in_force(raw, refused.source, interval)
     if current is not None and (version is None or version <= current[0]):
         raise UsageError(

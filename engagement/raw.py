@@ -9,8 +9,6 @@ and publishes the mart, unless `--no-build`).
 
 from __future__ import annotations
 
-import json
-
 from engagement import landing, pipeline
 from engagement.errors import UsageError
 from engagement.landing import Interval, Source
@@ -61,8 +59,8 @@ def versions(settings: Settings, batch: str, source: str | None = None) -> list[
             f" {records} records"
         )
     refused = landing.batch_dir(settings.quarantine_dir, found, interval)
-    if (refused / landing.MANIFEST).is_file():
-        manifest = json.loads((refused / landing.MANIFEST).read_text())
+    manifest = landing.manifest_fields(refused)
+    if manifest is not None:
         records = manifest.get("records")
         lines.append(
             f"{found.value} {batch} {manifest.get('version') or '(before versions)'}: refused,"
