@@ -23,6 +23,15 @@ os.environ.setdefault("ENGAGEMENT_IP_HMAC_KEY", TEST_IP_KEY)
 os.environ.setdefault("ENGAGEMENT_DBT_THREADS", "1")
 
 
+def interruptible() -> None:
+    """A child's `preexec_fn`: SIGINT back to its default, so a test's Ctrl-C reaches it
+    even when pytest runs as a background job of a script (which starts with SIGINT
+    ignored, and children inherit that)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def shared_file(relative: str) -> Path:
     """A file of ../shared/data; its absence fails the test clearly instead of skipping it."""
     path = SHARED / relative

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.airflow_stack import REPO, free_port
+from tests.conftest import interruptible
 
 pytestmark = [pytest.mark.e2e, pytest.mark.scheduler]
 
@@ -52,6 +53,7 @@ def test_ctrl_c_stops_make_airflow_within_10_s_and_leaves_no_process(tmp_path: P
     script = subprocess.Popen(
         [str(REPO / "scripts" / "airflow_local.sh")], env=env, cwd=REPO, stdout=output,
         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=interruptible,
     )  # fmt: skip
     started: list[psutil.Process] = []
     try:

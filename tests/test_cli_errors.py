@@ -25,7 +25,14 @@ from engagement.landing import Interval
 from engagement.settings import Settings
 from engagement.warehouse import build
 from extract import access_log, x
-from tests.conftest import REPO, TEST_IP_KEY, TOKEN, engagement, sample_company_env
+from tests.conftest import (
+    REPO,
+    TEST_IP_KEY,
+    TOKEN,
+    engagement,
+    interruptible,
+    sample_company_env,
+)
 from tests.test_warehouse import alive, started_dbt
 
 DAY = ["--start", "2026-11-04", "--end", "2026-11-05"]
@@ -337,6 +344,7 @@ def test_ctrl_c_during_a_build_is_one_line_and_publishes_nothing(
         [sys.executable, "-m", "engagement.cli", "build", "--full-refresh"],
         env=dict(published, ENGAGEMENT_DATA_DIR=str(data)), cwd=REPO,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=interruptible,
     )  # fmt: skip
     dbt = started_dbt(command)
     os.killpg(command.pid, signal.SIGINT)
