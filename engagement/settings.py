@@ -1,6 +1,7 @@
 """Every setting of the product, in one place: a pydantic-settings model read from the
-environment. Each field's alias is its variable; its description and shown default are the
-README's settings table (a test keeps the two equal). Secrets are `SecretStr`: they show
+environment. Each field's alias is its variable; its description and shown default make
+docs/configuration.md (scripts/settings_reference.py renders it; a test keeps the two
+equal). Secrets are `SecretStr`: they show
 as `**********` in reprs, errors and dumps, and only `get_secret_value()` reveals them."""
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class SettingsError(UsageError, ValueError):
 def _setting(
     default: Any, variable: str, description: str, shown: str | None = None, **bounds: float
 ) -> Any:
-    """A field read from `variable`; `shown` is its default as the README writes it; `bounds`
+    """A field read from `variable`; `shown` is its default as docs/configuration.md writes it; `bounds`
     are pydantic's (ge=0: not negative, gt=0: positive)."""
     shown = shown if shown is not None else f"`{default}`"
     extra = {"shown": shown}
@@ -47,7 +48,9 @@ class Settings(BaseSettings):
     data_dir: Path = _setting(
         Path("data"),
         "ENGAGEMENT_DATA_DIR",
-        "root of `raw/`, `versions/`, `quarantine/`, `warehouse/`, `dbt/`",
+        "root of everything the product writes: `raw/`, `versions/`, `quarantine/`,"
+        " `validations/`, `state/`, `warehouse/`, `reports/`, `dbt/` (a relative path is"
+        " taken from the working directory)",
         "`./data`",
     )
     report_path: Path | None = _setting(
@@ -60,18 +63,20 @@ class Settings(BaseSettings):
     x_api_base_url: str = _setting(
         REAL_X_API,
         "X_API_BASE_URL",
-        "where tweepy's requests go; the sandbox's URL to use it",
+        "where tweepy's requests go: the real X API, or the sandbox's URL"
+        " (`http://127.0.0.1:8765` under `make demo`)",
     )
     x_bearer_token: SecretStr | None = _setting(
         None,
         "X_BEARER_TOKEN",
-        "X API bearer token; any value works on the sandbox",
+        "X API v2 app bearer token; any value works on the sandbox. Under Airflow, the"
+        " password of the connection `ENGAGEMENT_X_CONN_ID` wins when there is one",
         "none (required for X)",
     )
     x_accounts: Names = _setting(
         (),
         "X_ACCOUNTS",
-        "comma-separated usernames of the company's accounts",
+        "comma-separated usernames of the company's X accounts, without `@`",
         "none (required for X)",
     )
     support_site_logs: str | None = _setting(
@@ -121,8 +126,8 @@ class Settings(BaseSettings):
     dbt_project_dir: Path = _setting(
         PROJECT_ROOT / "dbt_project",
         "ENGAGEMENT_DBT_PROJECT_DIR",
-        "the dbt project",
-        "`./dbt_project`",
+        "the dbt project `engagement build` runs",
+        "`dbt_project/` of the repository",
     )
     build_lock_wait: float = _setting(
         10.0,
@@ -189,11 +194,16 @@ class Settings(BaseSettings):
     x_timeline_cap: int = _setting(
         3200,
         "X_TIMELINE_CAP",
-        "how many most recent posts of a user the API serves (its documented reach)",
+        "how many most recent posts of a user the API serves (its documented reach): an"
+        " interval reaching past them is a warning and a gap recorded in the batch",
         ge=0,
     )
     x_mentions_cap: int = _setting(
-        800, "X_MENTIONS_CAP", "how many most recent mentions of a user the API serves", ge=0
+        800,
+        "X_MENTIONS_CAP",
+        "how many most recent mentions of a user the API serves: an interval reaching past"
+        " them is a warning and a gap recorded in the batch",
+        ge=0,
     )
     start_date: date = _setting(
         date(2026, 11, 2),
@@ -225,7 +235,7 @@ class Settings(BaseSettings):
     )
 
     # where x_bearer_token came from, as an error message names it ("check ..."): not a
-    # setting of its own, so not read from the environment nor shown in the README's table
+    # setting of its own, so not read from the environment nor shown in docs/configuration.md
     _x_token_source: str = PrivateAttr("X_BEARER_TOKEN")
 
     @field_validator("x_accounts", "support_site_hosts", "company_site_hosts", mode="before")
@@ -399,11 +409,3 @@ def _one_line(model: type[Settings], exc: ValidationError) -> str:
         message += f" (got {error['input']!r})" if "input" in error else ""
     return message
 
-
-def settings_table() -> str:
-    """The README's settings table, from the model."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for field in Settings.model_fields.values():
-        shown = (field.json_schema_extra or {})["shown"]
-        rows.append(f"| `{field.alias}` | {shown} | {field.description} |")
-    return "\n".join(rows)

@@ -1,5 +1,5 @@
-"""Settings: one model, the README's table taken from it, bad values refused in one line
-naming the variable, secrets never shown."""
+"""Settings: one model (its reference, docs/configuration.md, is tests/test_docs.py's), bad
+values refused in one line naming the variable, secrets never shown."""
 
 from __future__ import annotations
 
@@ -11,18 +11,11 @@ import sys
 
 import pytest
 
-from engagement.settings import Settings, SettingsError, settings_table
+from engagement.settings import Settings, SettingsError
 from tests.conftest import REPO, engagement
 
 TOKEN = "supersecret-token-4242"
 HMAC_KEY = "supersecret-hmac-key-4242"
-
-
-def test_the_readme_table_is_the_models() -> None:
-    readme = (REPO / "README.md").read_text()
-    start = readme.index("| variable | default | meaning |")
-    table = readme[start : readme.index("\n\n", start)]
-    assert table == settings_table()
 
 
 @pytest.mark.parametrize(
