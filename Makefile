@@ -28,6 +28,12 @@ lint: setup
 	$(VENV)/bin/ruff check extract engagement devtools dags tests scripts setup.py
 	$(VENV)/bin/ruff format --check extract engagement devtools dags tests scripts setup.py
 	scripts/lint_sql.sh
+	$(VENV)/bin/python scripts/settings_reference.py --check
+
+# docs/configuration.md from the settings model (engagement/settings.py); `make lint` checks it
+.PHONY: docs
+docs: setup
+	$(VENV)/bin/python scripts/settings_reference.py
 
 # the report's test opens it in headless Chromium: Debian's `chromium`, installed when missing
 # (apt-get as root, else through sudo)

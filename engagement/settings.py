@@ -31,8 +31,8 @@ class SettingsError(UsageError, ValueError):
 def _setting(
     default: Any, variable: str, description: str, shown: str | None = None, **bounds: float
 ) -> Any:
-    """A field read from `variable`; `shown` is its default as docs/configuration.md writes it; `bounds`
-    are pydantic's (ge=0: not negative, gt=0: positive)."""
+    """A field read from `variable`; `shown` is its default as docs/configuration.md writes
+    it; `bounds` are pydantic's (ge=0: not negative, gt=0: positive)."""
     shown = shown if shown is not None else f"`{default}`"
     extra = {"shown": shown}
     return Field(
@@ -408,4 +408,3 @@ def _one_line(model: type[Settings], exc: ValidationError) -> str:
     if field is not None and field.annotation not in (SecretStr, SecretStr | None):
         message += f" (got {error['input']!r})" if "input" in error else ""
     return message
-

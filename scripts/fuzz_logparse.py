@@ -9,7 +9,7 @@ FUZZ_SECONDS (default 60) from FUZZ_SEED (default: a new one, printed), blocks o
   mutated: byte flips, truncations, cut heads, quotes, backslashes, NULs, bytes that are
   not UTF-8, huge fields (up to 1 MiB), random bytes, empty and blank lines;
 - in every kind of format the parser supports: combined (falling back to common),
-  vhost_combined, the nginx format of the README, random nginx `log_format` strings over
+  vhost_combined, the nginx format of docs/configuration.md, random nginx `log_format` strings over
   every variable of extract/log_format.py, and random token programs that
   `_logparse.parse` accepts but no format string compiles to;
 - each block copied into memory of exactly its size (a read past its end is an ASan

@@ -54,16 +54,32 @@ Variables read by the development scripts only (see [operations](operations.md),
 
 | variable | used by | default |
 |---|---|---|
-| `AIRFLOW_HOME` | `make demo` (`scripts/sandbox_env.sh`) | `./.airflow` |
-| `SANDBOX_PORT` | `make demo`, `make airflow`: the X API sandbox's port (must be free when set) | `8765`, or a free port when 8765 is busy |
-| `DEMO_START`, `DEMO_DAYS` | `make demo`: the days it runs | `2026-11-02`, `7` |
-| `AIRFLOW_PORT` | `make airflow`: the api-server's port | `8080` |
-| `STOP_GRACE_SECONDS` | `make airflow`: SIGTERM to SIGKILL on Ctrl-C | `5` |
-| `DAYS`, `LINES`, `PUBLISH_ROWS` | `make bench-warehouse` | `30`, `200000`, `5000000` |
-| `FUZZ_SECONDS`, `FUZZ_SEED`, `FUZZ_REPLAY` | `make fuzz` | `60`, random, none |
-| `MART` | `make superset-check`: the published mart to check | `data/warehouse/engagement.duckdb` |
-| `REPORT_SCREENSHOT` | `tests/test_report.py`: where to keep its screenshot | pytest's temporary directory |
 """
+
+# (variables, what reads them, default) of the scripts: not the product's settings
+SCRIPT_VARIABLES = (
+    ("`AIRFLOW_HOME`", "`make demo` (`scripts/sandbox_env.sh`)", "`./.airflow`"),
+    (
+        "`SANDBOX_PORT`",
+        "`make demo`, `make airflow`: the X API sandbox's port (it must be free when set)",
+        "`8765`, or a free port when 8765 is busy",
+    ),
+    ("`DEMO_START`, `DEMO_DAYS`", "`make demo`: the days it runs", "`2026-11-02`, `7`"),
+    ("`AIRFLOW_PORT`", "`make airflow`: the api-server's port", "`8080`"),
+    ("`STOP_GRACE_SECONDS`", "`make airflow`: SIGTERM to SIGKILL on Ctrl-C", "`5`"),
+    ("`DAYS`, `LINES`, `PUBLISH_ROWS`", "`make bench-warehouse`", "`30`, `200000`, `5000000`"),
+    ("`FUZZ_SECONDS`, `FUZZ_SEED`, `FUZZ_REPLAY`", "`make fuzz`", "`60`, random, none"),
+    (
+        "`MART`",
+        "`make superset-check`: the published mart to check",
+        "`data/warehouse/engagement.duckdb`",
+    ),
+    (
+        "`REPORT_SCREENSHOT`",
+        "`tests/test_report.py`: where to keep its screenshot",
+        "pytest's temporary directory",
+    ),
+)
 
 _BOUNDS = ((Gt, "gt", ">"), (Ge, "ge", "≥"), (Lt, "lt", "<"), (Le, "le", "≤"))
 
@@ -98,7 +114,8 @@ def render() -> str:
         shown = (field.json_schema_extra or {})["shown"]  # type: ignore[index]
         description = (field.description or "").replace("|", "\\|")
         rows.append(f"| `{field.alias}` | {type_of(field)} | {shown} | {description} |\n")
-    return HEADER + "".join(rows) + FOOTER
+    scripts = [f"| {name} | {used} | {default} |\n" for name, used, default in SCRIPT_VARIABLES]
+    return HEADER + "".join(rows) + FOOTER + "".join(scripts)
 
 
 def main(argv: list[str] | None = None) -> int:
