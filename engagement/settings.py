@@ -82,9 +82,9 @@ class Settings(BaseSettings):
     support_site_logs: str | None = _setting(
         None,
         "SUPPORT_SITE_LOGS",
-        "glob of the access-log files, or several `site=glob` entries separated by commas"
-        " (`--logs` overrides); a glob without `site=` belongs to the first"
-        " `SUPPORT_SITE_HOSTS`",
+        "glob of the access-log files (plain or `.gz`), a directory (its files that are not"
+        " hidden), or several `site=glob` entries separated by commas (`--logs` overrides);"
+        " a glob without `site=` belongs to the first `SUPPORT_SITE_HOSTS`",
         "none",
     )
     support_site_log_format: str = _setting(

@@ -101,11 +101,15 @@ def type_of(field: FieldInfo) -> str:
             date: "date (YYYY-MM-DD)",
         }
         name = names[annotation]
-    for kind, attribute, sign in _BOUNDS:
-        for bound in field.metadata:
-            if isinstance(bound, kind):
-                name += f" {sign} {getattr(bound, attribute)}"
-    return name
+    bounds = [
+        (sign, getattr(bound, attribute))
+        for kind, attribute, sign in _BOUNDS
+        for bound in field.metadata
+        if isinstance(bound, kind)
+    ]
+    if [sign for sign, _ in bounds] == ["≥", "≤"]:
+        return f"{name}, {bounds[0][1]} to {bounds[1][1]}"
+    return " ".join([name, *(f"{sign} {value}" for sign, value in bounds)])
 
 
 def render() -> str:
