@@ -22,6 +22,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,15 +30,16 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from devtools.sample import SAMPLE_DAYS, SAMPLE_START, SampleCompany, generate, parse_stamp
 from engagement.errors import UsageError
+from engagement.landing import Endpoint
 from engagement.settings import Policy
 
 # Requests per 15-minute window with app-only (bearer token) auth, per endpoint, as published
 # on docs.x.com/x-api/fundamentals/rate-limits.
 RATE_LIMITS = {
-    "user_by_username": 300,  # GET /2/users/by/username/:username
-    "user_tweets": 10_000,  # GET /2/users/:id/tweets
-    "user_mentions": 450,  # GET /2/users/:id/mentions
-    "tweets_by_ids": 3_500,  # GET /2/tweets
+    Endpoint.USER: 300,
+    Endpoint.TWEETS: 10_000,
+    Endpoint.MENTIONS: 450,
+    Endpoint.LOOKUP: 3_500,
 }
 RATE_LIMIT = 300  # any other path
 RATE_WINDOW = 15 * 60
@@ -393,7 +395,7 @@ class SandboxServer(ThreadingHTTPServer):
         timeline_cap: int = TIMELINE_CAP,
         mentions_cap: int = MENTIONS_CAP,
         faults: list[dict] | None = None,
-        rate_limits: dict[str, int] | None = None,
+        rate_limits: dict[Endpoint, int] | None = None,
         rate_window: int = RATE_WINDOW,
     ) -> None:
         if timeline_cap < 0 or mentions_cap < 0:
@@ -402,9 +404,10 @@ class SandboxServer(ThreadingHTTPServer):
         super().__init__((host, port), _Handler)
         self.lock = threading.RLock()
         self.timeline_cap, self.mentions_cap = timeline_cap, mentions_cap
-        self.rate_limits = dict(RATE_LIMITS, **(rate_limits or {}))
+        self.rate_limits = RATE_LIMITS | (rate_limits or {})
         self.rate_window = rate_window
-        self.calls: dict[str, list[int]] = {}  # endpoint -> [window start, requests in window]
+        # endpoint (None: any other path) -> [window start, requests in window]
+        self.calls: dict[Endpoint | None, list[int]] = {}
         self.faults: list[dict] = [check_fault(f) for f in faults or []]
         self.requests: deque[dict] = deque(maxlen=REQUEST_LOG_SIZE)
         self.users: dict[str, dict] = {}
@@ -523,7 +526,7 @@ class SandboxServer(ThreadingHTTPServer):
         with self.lock:
             return [dict(entry) for entry in self.requests]
 
-    def count_call(self, endpoint: str) -> tuple[dict[str, str], bool]:
+    def count_call(self, endpoint: Endpoint | None) -> tuple[dict[str, str], bool]:
         """Count one request to an endpoint: its rate-limit headers, and whether it is over."""
         now = int(time.time())
         limit = self.rate_limits.get(endpoint, RATE_LIMIT)
@@ -711,13 +714,15 @@ def _select(obj: dict, default: tuple[str, ...], requested: list[str]) -> dict:
     return {key: value for key, value in obj.items() if key in wanted}
 
 
-# Path pattern -> SandboxServer method, called with the path's parts and the query string.
-ROUTES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"/2/users/by/username/([^/]+)"), "user_by_username"),
-    (re.compile(r"/2/users/([^/]+)/tweets"), "user_tweets"),
-    (re.compile(r"/2/users/([^/]+)/mentions"), "user_mentions"),
-    (re.compile(r"/2/tweets"), "tweets_by_ids"),
-]
+# The SandboxServer method answering an endpoint, called with the path's parts and the query.
+ANSWERS: dict[Endpoint, Callable[..., dict]] = {
+    Endpoint.USER: SandboxServer.user_by_username,
+    Endpoint.TWEETS: SandboxServer.user_tweets,
+    Endpoint.MENTIONS: SandboxServer.user_mentions,
+    Endpoint.LOOKUP: SandboxServer.tweets_by_ids,
+}
+# An endpoint's path as a pattern: each `:name` of it a part
+ROUTES = [(re.compile(re.sub(r":\w+", "([^/]+)", e.path)), e) for e in ANSWERS]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -762,7 +767,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._control("GET", url.path)
             return
         found = [(e, m) for p, e in ROUTES if (m := p.fullmatch(url.path))]
-        endpoint = found[0][0] if found else "unknown"
+        endpoint = found[0][0] if found else None
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         entry = {"method": "GET", "path": url.path, "query": query, "time": time.time()}
         with self.server.lock:
@@ -804,7 +809,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [unquote(part) for part in match.groups()]
         try:
             with self.server.lock:
-                return 200, getattr(self.server, endpoint)(*parts, query)
+                return 200, ANSWERS[endpoint](self.server, *parts, query)
         except ApiError as error:
             return error.status, error.body
         except Exception:  # a sandbox bug: answer like the real API's 500, and show it
@@ -873,7 +878,7 @@ def make_server(
     timeline_cap: int = TIMELINE_CAP,
     mentions_cap: int = MENTIONS_CAP,
     faults: list[dict] | None = None,
-    rate_limits: dict[str, int] | None = None,
+    rate_limits: dict[Endpoint, int] | None = None,
     rate_window: int = RATE_WINDOW,
     host: str = "127.0.0.1",
 ) -> SandboxServer:

@@ -364,7 +364,7 @@ def dispatch(args: argparse.Namespace) -> int:
         _print(pipeline.build(settings, args.full_refresh))
         return 0
     interval = _the_interval(args)
-    if args.command == "extract" and args.source == "x":
+    if args.command == "extract" and Source.parse(args.source) is Source.X:
         result: BaseModel = pipeline.extract_x(settings, interval)
     elif args.command == "extract":
         result = pipeline.extract_support_site(settings, interval, args.logs)

@@ -38,7 +38,9 @@ from typing import TYPE_CHECKING, Any
 from engagement.errors import DataRefused
 from engagement.landing import (
     MANIFEST,
+    Endpoint,
     Interval,
+    LogFileEntry,
     Manifest,
     Source,
     SupportSiteManifest,
@@ -72,7 +74,7 @@ class BatchRejected(DataRefused):
     """A batch failed its expectations and was quarantined (exit 3)."""
 
     def __init__(
-        self, source: str, batch: str, failed: list[Failure], quarantined_at: Path
+        self, source: Source, batch: str, failed: list[Failure], quarantined_at: Path
     ) -> None:
         self.failed = [failure.check for failure in failed]
         self.reasons = [failure.reason for failure in failed]
@@ -88,7 +90,7 @@ class InForceRejected(BatchRejected):
     """A version already in force (or superseded) failed its checks when validated again:
     it was not moved, and what it loaded stays as it is."""
 
-    def __init__(self, source: str, batch: str, failed: list[Failure], kept_at: Path) -> None:
+    def __init__(self, source: Source, batch: str, failed: list[Failure], kept_at: Path) -> None:
         super().__init__(source, batch, failed, kept_at)
         self.args = (
             f"{source} batch {batch} failed {len(failed)} check(s) when validated again:"
@@ -162,7 +164,7 @@ def is_empty(manifest: Manifest) -> bool:
     return manifest.records == 0 and (isinstance(manifest, XManifest) or manifest.quarantined == 0)
 
 
-def _empty(source: Source, manifest: Manifest) -> list[Check]:
+def _empty(source: Source, manifest: XManifest | SupportSiteManifest) -> list[Check]:
     """A batch with no record is refused, trailing batches or not (a first run too): a
     `--logs` naming the wrong files, or an API answering nothing, is not a quiet day."""
     import great_expectations as gx
@@ -177,7 +179,7 @@ def _empty(source: Source, manifest: Manifest) -> list[Check]:
         )
     else:
         expectation = e.ExpectTableRowCountToBeBetween(min_value=1)
-        accounts = ", ".join(getattr(manifest, "accounts", [])) or "none"
+        accounts = ", ".join(manifest.accounts) or "none"
         why = f"no post or mention of the accounts ({accounts}) in the interval"
     return [
         Check(
@@ -191,18 +193,18 @@ def _empty(source: Source, manifest: Manifest) -> list[Check]:
     ]
 
 
-def damage_said(entry: dict) -> str:
+def damage_said(entry: LogFileEntry) -> str:
     """A damaged file of a batch, in words: where reading stopped, what was kept and lost."""
-    kind = str(entry["read_error"]).split(":")[0]
-    if "damage_offset" not in entry:  # landed before damage was located
-        return f"{entry['path']} is damaged ({kind}): {_n(entry.get('lines_read', 0))} lines kept"
-    if entry["bytes_unread"] or "truncated" not in kind:
-        lost = f"~{_n(entry['lines_lost_estimate'])} lost"
+    kind = str(entry.read_error).split(":")[0]
+    if entry.damage_offset is None:  # landed before damage was located
+        return f"{entry.path} is damaged ({kind}): {_n(entry.lines_read)} lines kept"
+    if entry.bytes_unread or "truncated" not in kind:
+        lost = f"~{_n(entry.lines_lost_estimate)} lost"
     else:
         lost = "the lines cut off its end are lost (how many is unknown)"
     return (
-        f"{entry['path']} is damaged at byte {_n(entry['damage_offset'])} ({kind}):"
-        f" {_n(entry['lines_kept'])} lines kept, {lost}"
+        f"{entry.path} is damaged at byte {_n(entry.damage_offset)} ({kind}):"
+        f" {_n(entry.lines_kept)} lines kept, {lost}"
     )
 
 
@@ -250,7 +252,9 @@ def x_checks(manifest: XManifest) -> list[Check]:
         ),
         Check(e.ExpectColumnValuesToNotBeNull(column="text"), _unexpected("posts lack text")),
         Check(
-            e.ExpectColumnValuesToBeInSet(column="endpoint", value_set=["tweets", "mentions"]),
+            e.ExpectColumnValuesToBeInSet(
+                column="endpoint", value_set=[Endpoint.TWEETS.value, Endpoint.MENTIONS.value]
+            ),
             _unexpected("posts come from an endpoint other than tweets or mentions"),
         ),
         Check(
@@ -370,9 +374,9 @@ def line_facts(batch: Path) -> LineFacts:
 def _unparsed_files(manifest: SupportSiteManifest, shown: int = 5) -> str:
     """The files of the batch whose lines mostly did not parse, with their counts."""
     bad = [
-        f"{entry['path']} ({_n(entry['quarantined'])} of {_n(entry['lines_read'])} lines)"
+        f"{entry.path} ({_n(entry.quarantined)} of {_n(entry.lines_read)} lines)"
         for entry in manifest.files
-        if entry.get("lines_read") and entry.get("quarantined", 0) * 2 > entry["lines_read"]
+        if entry.lines_read and entry.quarantined * 2 > entry.lines_read
     ]
     if not bad:
         return ""
@@ -480,7 +484,7 @@ def x_frame(batch: Path) -> pd.DataFrame:
     rows = [
         {
             "account": page.account,
-            "endpoint": page.endpoint,
+            "endpoint": page.endpoint.value,
             "status": page.status,
             "id": post.get("id"),
             "text": post.get("text"),
@@ -589,7 +593,7 @@ def validate(
     """Run the source's suite on the batch. An empty batch is refused unless `allow_empty`
     (then the volume check is not the one to say so), a partial one unless `accept_partial`."""
     manifest = read_manifest(batch)
-    source = Source.parse(manifest.source)
+    source = manifest.source
     empty = [] if allow_empty else _empty(source, manifest)
     if empty and is_empty(manifest):
         min_volume_share = 0.0  # one reason: the batch is empty
@@ -613,7 +617,7 @@ def validate(
             result, failures = _run(f"{source}_{name}", checks, frame)
         report["facts"] = json.loads(json.dumps(facts.values(), default=str))
         if manifest.is_partial:
-            report["damaged_files"] = manifest.damaged_files
+            report["damaged_files"] = [e.model_dump(mode="json") for e in manifest.damaged_files]
     _log_verdicts(f"{source} batch {manifest.batch}", checks, result, failures)
     report |= {
         "success": not failures,

@@ -34,7 +34,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SerializerFunctionWrapHandler,
+    StrictInt,
     ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_serializer,
 )
 
 from engagement.errors import DataRefused, UsageError
@@ -66,6 +71,51 @@ class Source(StrEnum):
             raise ValueError(f"unknown source {name!r}: expected one of {known}") from None
 
 
+class Endpoint(StrEnum):
+    """The X API v2 endpoints an extraction reads, as its pages (pages.jsonl), its gaps and
+    the raw tables name them. `<endpoint>_newer` names a timeline page newer than the
+    interval, read only to count what it takes of the API's reach (see extract/x.py)."""
+
+    USER = "user"
+    TWEETS = "tweets"
+    MENTIONS = "mentions"
+    LOOKUP = "lookup"
+    TWEETS_NEWER = "tweets_newer"
+    MENTIONS_NEWER = "mentions_newer"
+
+    @property
+    def requested(self) -> Endpoint:
+        """The endpoint the page was read from (`tweets` for `tweets_newer`)."""
+        return Endpoint(self.removesuffix("_newer"))
+
+    @property
+    def newer(self) -> Endpoint:
+        return Endpoint(f"{self.requested}_newer")
+
+    @property
+    def path(self) -> str:
+        """The API path it requests (`:name` a path parameter)."""
+        return ENDPOINT_PATHS[self.requested]
+
+    @property
+    def request(self) -> str:
+        """The request as errors and logs name it: `GET /2/users/:id/mentions`."""
+        return f"GET {self.path}"
+
+    @property
+    def is_timeline(self) -> bool:
+        """A page of an account's own posts or mentions in the interval."""
+        return self in (Endpoint.TWEETS, Endpoint.MENTIONS)
+
+
+ENDPOINT_PATHS = {
+    Endpoint.USER: "/2/users/by/username/:username",
+    Endpoint.TWEETS: "/2/users/:id/tweets",
+    Endpoint.MENTIONS: "/2/users/:id/mentions",
+    Endpoint.LOOKUP: "/2/tweets",
+}
+
+
 BATCH_ID_TIME = "%Y%m%dT%H%M%SZ"
 
 
@@ -79,6 +129,13 @@ def parse_instant(text: str) -> datetime:
 
 def iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+Instant = Annotated[
+    datetime,
+    BeforeValidator(lambda value: parse_instant(value) if isinstance(value, str) else value),
+    PlainSerializer(iso, return_type=str),
+]
 
 
 @dataclass(frozen=True)
@@ -118,13 +175,13 @@ class Page:
     """One API response of an X batch: a line of its pages.jsonl, the body parsed."""
 
     account: str
-    endpoint: str  # user, tweets, mentions or lookup
+    endpoint: Endpoint
     status: int | None
     body: dict
 
     def timeline_posts(self) -> list[dict]:
         """The posts of an account's timeline or mentions page (none for other pages)."""
-        return self.body.get("data", []) if self.endpoint in ("tweets", "mentions") else []
+        return self.body.get("data", []) if self.endpoint.is_timeline else []
 
 
 def x_pages(batch: Path) -> Iterator[Page]:
@@ -134,11 +191,11 @@ def x_pages(batch: Path) -> Iterator[Page]:
         for line in pages:
             page = json.loads(line)
             body = json.loads(page["body"])
-            yield Page(page["account"], page["endpoint"], page.get("status"), body)
+            yield Page(page["account"], Endpoint(page["endpoint"]), page.get("status"), body)
 
 
 def batch_dir(root: Path, source: Source, interval: Interval) -> Path:
-    return root / Source.parse(source) / interval.batch_id
+    return root / source / interval.batch_id
 
 
 VERSION_TIME = "%Y%m%dT%H%M%S%fZ"
@@ -150,11 +207,11 @@ def versions_root(raw_root: Path) -> Path:
     return raw_root.parent / "versions"
 
 
-def versions_dir(raw_root: Path, source: Source | str, interval: Interval) -> Path:
-    return versions_root(raw_root) / Source.parse(source) / interval.batch_id
+def versions_dir(raw_root: Path, source: Source, interval: Interval) -> Path:
+    return versions_root(raw_root) / source / interval.batch_id
 
 
-def version_dir(raw_root: Path, source: Source | str, interval: Interval, version: str) -> Path:
+def version_dir(raw_root: Path, source: Source, interval: Interval, version: str) -> Path:
     return versions_dir(raw_root, source, interval) / version
 
 
@@ -196,10 +253,10 @@ def _is_version(name: str) -> bool:
     return True
 
 
-def in_force(raw_root: Path, source: Source | str, interval: Interval) -> tuple[str, Path] | None:
+def in_force(raw_root: Path, source: Source, interval: Interval) -> tuple[str, Path] | None:
     """The version in force of the interval's batch and its directory: the target of the
     raw symlink, or a real directory there (landed before versions); None when none is."""
-    link = batch_dir(raw_root, Source.parse(source), interval)
+    link = batch_dir(raw_root, source, interval)
     if link.is_symlink():
         version = Path(os.readlink(link)).name
         return version, versions_dir(raw_root, source, interval) / version
@@ -208,19 +265,29 @@ def in_force(raw_root: Path, source: Source | str, interval: Interval) -> tuple[
     return None
 
 
-def _promotions(raw_root: Path, source: Source | str, interval: Interval) -> list[dict]:
+class Promotion(BaseModel):
+    """A line of promotions.jsonl: a version made the one in force, and when."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: str
+    promoted_at: Instant  # written to the microsecond (iso_micro)
+
+
+def _promotions(raw_root: Path, source: Source, interval: Interval) -> list[Promotion]:
     path = versions_dir(raw_root, source, interval) / PROMOTIONS
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_text().splitlines()
+    return [Promotion.model_validate_json(line) for line in lines if line.strip()]
 
 
-def promoted(raw_root: Path, source: Source | str, interval: Interval) -> set[str]:
+def promoted(raw_root: Path, source: Source, interval: Interval) -> set[str]:
     """The versions of the interval's batch that have been in force (since versions)."""
-    return {p["version"] for p in _promotions(raw_root, source, interval)}
+    return {p.version for p in _promotions(raw_root, source, interval)}
 
 
-def _landed_versions(raw_root: Path, source: Source | str, interval: Interval) -> list[str]:
+def _landed_versions(raw_root: Path, source: Source, interval: Interval) -> list[str]:
     directory = versions_dir(raw_root, source, interval)
     if not directory.is_dir():
         return []
@@ -231,7 +298,7 @@ def _landed_versions(raw_root: Path, source: Source | str, interval: Interval) -
     )
 
 
-def newest_candidate(raw_root: Path, source: Source | str, interval: Interval) -> Path | None:
+def newest_candidate(raw_root: Path, source: Source, interval: Interval) -> Path | None:
     """The newest version landed after the one in force and never promoted: what the gate
     validates next (None: nothing new since the version in force)."""
     current = in_force(raw_root, source, interval)
@@ -296,15 +363,12 @@ class Version:
         }
 
 
-def versions(raw_root: Path, source: Source | str, interval: Interval) -> list[Version]:
+def versions(raw_root: Path, source: Source, interval: Interval) -> list[Version]:
     """Every version of the interval's batch, oldest first: the one in force, the ones it
     superseded (each superseded by the first promotion after it was last in force, or after
     it landed) and the candidates (landed after it, never promoted)."""
     current = in_force(raw_root, source, interval)
-    events = [
-        (e["version"], parse_instant(e["promoted_at"]))
-        for e in _promotions(raw_root, source, interval)
-    ]
+    events = [(e.version, e.promoted_at) for e in _promotions(raw_root, source, interval)]
     names = set(_landed_versions(raw_root, source, interval))
     paths = {name: version_dir(raw_root, source, interval, name) for name in names}
     if current is not None:
@@ -355,7 +419,7 @@ def prune(raw_root: Path, retention_days: int, now: datetime | None = None) -> l
 
 
 @contextmanager
-def landing(root: Path, source: str, interval: Interval) -> Iterator[Path]:
+def landing(root: Path, source: Source, interval: Interval) -> Iterator[Path]:
     """Yield an empty work directory; on success it atomically becomes a new version of the
     interval's batch, a candidate (`landed_version(work)` is its path), its manifest saying
     which version it is. The batch in force under `root` (raw/) is not touched."""
@@ -381,13 +445,6 @@ def landed_version(work: Path) -> Path:
     return work.parent / work.name.split(".")[1]
 
 
-Instant = Annotated[
-    datetime,
-    BeforeValidator(lambda value: parse_instant(value) if isinstance(value, str) else value),
-    PlainSerializer(iso, return_type=str),
-]
-
-
 class Batch(BaseModel):
     """A batch, its interval and its row counts (records landed, lines or pages
     quarantined): what every manifest says and every extraction summary repeats."""
@@ -408,6 +465,20 @@ class Manifest(Batch):
     version: str | None = None  # the version of the batch (None: landed before versions)
 
 
+class Gap(BaseModel):
+    """A reach the API refused to serve: an account's timeline (or mentions) in the interval
+    lies partly past the API's `cap` most recent posts (see extract/x.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    account: str
+    endpoint: Literal[Endpoint.TWEETS, Endpoint.MENTIONS]
+    cap: int = Field(ge=0)
+    newer_than_interval: int = Field(ge=0)  # posts newer than the interval, within the cap
+    returned: int = Field(ge=0)  # posts of the interval the API served
+    complete_from: str | None  # the oldest post served (created_at as the API wrote it)
+
+
 class XManifest(Manifest):
     source: Literal[Source.X] = Source.X
     accounts: list[str] = []
@@ -415,7 +486,36 @@ class XManifest(Manifest):
     metrics_refreshed: int = 0
     deleted: int = 0
     refresh_window_start: Instant | None = None
-    gaps: list[dict] = []  # reaches the API refused to serve (see extract/x.py)
+    gaps: list[Gap] = []
+
+
+class LogFileEntry(BaseModel):
+    """A log file of a support-site batch: its identity, why it was skipped or the lines it
+    gave, and where reading stopped if it was damaged (see `extract.access_log`). It is
+    written with the fields the extraction set, and only those (a skipped file has no
+    `read_error`, an undamaged one no damage fields): the manifest's JSON keeps that shape,
+    which the mart's coverage reads (`agg_daily_source_coverage`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    site: str
+    file_id: str
+    skipped: str | None = None  # why its lines were not read (a copy, or known content)
+    read_error: str | None = None  # the damage that cut this batch's lines short
+    damage_elsewhere: str | None = None  # damage whose lost lines lie outside the interval
+    damage_offset: int | None = None  # the byte of the file where reading stopped
+    lines_kept: int | None = None  # the lines read before the damage
+    bytes_unread: int | None = None
+    lines_lost_estimate: int | None = None
+    lines_read: int = Field(0, ge=0)
+    rows: int = Field(0, ge=0)
+    quarantined: int = Field(0, ge=0)
+    outside_interval: int = Field(0, ge=0)
+
+    @model_serializer(mode="wrap")
+    def _as_set(self, handler: SerializerFunctionWrapHandler) -> dict:
+        return {k: v for k, v in handler(self).items() if k in self.model_fields_set}
 
 
 class SupportSiteManifest(Manifest):
@@ -423,14 +523,13 @@ class SupportSiteManifest(Manifest):
     format: str
     lines_read: int = Field(ge=0)
     outside_interval: int = Field(ge=0)
-    files: list[dict]  # per log file: its identity, offsets and line counts
+    files: list[LogFileEntry]
 
     @property
-    def damaged_files(self) -> list[dict]:
+    def damaged_files(self) -> list[LogFileEntry]:
         """The files whose reading stopped at damage (a truncated or corrupt gzip, a block
-        that could not be read): each keeps `read_error`, `damage_offset` (the byte of the
-        file where reading stopped), `lines_kept`, `bytes_unread` and `lines_lost_estimate`."""
-        return [entry for entry in self.files if entry.get("read_error")]
+        that could not be read) and lost lines of the interval."""
+        return [entry for entry in self.files if entry.read_error]
 
     @property
     def is_partial(self) -> bool:
@@ -440,9 +539,9 @@ class SupportSiteManifest(Manifest):
 
     @property
     def lines_lost_estimate(self) -> int:
-        """The lines lost to damage, estimated (see `extract.access_log.LogFile.damage_entry`;
+        """The lines lost to damage, estimated (see `extract.access_log.LogFile.record_damage`;
         they may belong to this interval or to others the files cover)."""
-        return sum(entry.get("lines_lost_estimate") or 0 for entry in self.damaged_files)
+        return sum(entry.lines_lost_estimate or 0 for entry in self.damaged_files)
 
 
 MANIFESTS: dict[Source, type[Manifest]] = {
@@ -456,11 +555,27 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
     (directory / MANIFEST).write_text(text + "\n")
 
 
-def manifest_fields(directory: Path) -> dict | None:
-    """The batch's manifest as written, unvalidated (None without one): what a refused
-    batch says of itself, whatever the gate found wrong with it."""
+def _or_none(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    try:
+        return handler(value)
+    except ValidationError:
+        return None
+
+
+class ManifestFields(BaseModel):
+    """What a refused batch says of itself, whatever the gate found wrong with it: its
+    manifest read leniently (a field missing or of the wrong type reads as None)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: Annotated[str | None, WrapValidator(_or_none)] = None
+    records: Annotated[StrictInt | None, WrapValidator(_or_none)] = None
+
+
+def manifest_fields(directory: Path) -> ManifestFields | None:
+    """The batch's manifest as written, unvalidated (None without one)."""
     path = directory / MANIFEST
-    return json.loads(path.read_text()) if path.is_file() else None
+    return ManifestFields.model_validate_json(path.read_text()) if path.is_file() else None
 
 
 def read_manifest(directory: Path) -> XManifest | SupportSiteManifest:
@@ -492,10 +607,11 @@ class BatchSummary(Batch):
 
 
 def summary(manifest: Manifest, path: Path) -> BatchSummary:
+    files = manifest.files if isinstance(manifest, SupportSiteManifest) else []
     warnings = [
-        f"{entry['path']}: {entry.get('read_error') or entry['damage_elsewhere']}"
-        for entry in getattr(manifest, "files", [])
-        if entry.get("read_error") or entry.get("damage_elsewhere")
+        f"{entry.path}: {entry.read_error or entry.damage_elsewhere}"
+        for entry in files
+        if entry.read_error or entry.damage_elsewhere
     ]
     fields = manifest.model_dump(include=set(Batch.model_fields))
     return BatchSummary(**fields, path=path, warnings=warnings)

@@ -189,7 +189,7 @@ def _refused_last(
     fields = landing.manifest_fields(refused)
     if fields is None:
         return None
-    version = fields.get("version")
+    version = fields.version
     newer = [candidate.name] if candidate is not None else []
     current = landing.in_force(settings.raw_dir, source, interval)
     newer += [current[0]] if current is not None else []

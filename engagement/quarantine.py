@@ -59,8 +59,8 @@ def batches(settings: Settings) -> list[Quarantined]:
     ]
 
 
-def find(settings: Settings, batch: str, source: str | None = None) -> Quarantined:
-    found = [q for q in batches(settings) if q.batch == batch and source in (None, q.source.value)]
+def find(settings: Settings, batch: str, source: Source | None = None) -> Quarantined:
+    found = [q for q in batches(settings) if q.batch == batch and source in (None, q.source)]
     if not found:
         raise UsageError(
             f"no quarantined batch {batch}{f' of {source}' if source else ''} under"
@@ -71,7 +71,7 @@ def find(settings: Settings, batch: str, source: str | None = None) -> Quarantin
     return found[0]
 
 
-def show(settings: Settings, batch: str, source: str | None = None) -> str:
+def show(settings: Settings, batch: str, source: Source | None = None) -> str:
     refused = find(settings, batch, source)
     lines = [f"{refused.source.value} batch {refused.batch}, at {refused.path}:"]
     lines += [f"  - {reason}" for reason in refused.reasons]
@@ -84,7 +84,7 @@ def show(settings: Settings, batch: str, source: str | None = None) -> str:
 def release(
     settings: Settings,
     batch: str,
-    source: str | None = None,
+    source: Source | None = None,
     allow_empty: bool = False,
     accept_partial: bool = False,
 ) -> pipeline.Loaded:
@@ -95,7 +95,8 @@ def release(
     refused = find(settings, batch, source)
     interval = Interval.from_batch_id(refused.batch)
     raw = settings.raw_dir
-    version = (landing.manifest_fields(refused.path) or {}).get("version")
+    fields = landing.manifest_fields(refused.path)
+    version = fields.version if fields is not None else None
     current = landing.in_force(raw, refused.source, interval)
     if current is not None and (version is None or version <= current[0]):
         raise UsageError(

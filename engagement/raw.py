@@ -15,7 +15,7 @@ from engagement.landing import Interval, Source
 from engagement.settings import Settings
 
 
-def find(settings: Settings, batch: str, source: str | None = None) -> tuple[Source, Interval]:
+def find(settings: Settings, batch: str, source: Source | None = None) -> tuple[Source, Interval]:
     """The source and interval of a batch that has a version; the user's mistakes (a
     malformed id, no such batch, a batch of both sources without --source) are errors."""
     try:
@@ -26,10 +26,7 @@ def find(settings: Settings, batch: str, source: str | None = None) -> tuple[Sou
             " 20261105T000000Z_20261106T000000Z (engagement quarantine list and the"
             f" directories under {settings.raw_dir} show them)"
         ) from None
-    try:
-        sources = [Source.parse(source)] if source else list(Source)
-    except ValueError as exc:
-        raise UsageError(f"--source: {exc}") from None
+    sources = [source] if source else list(Source)
     found = [s for s in sources if landing.versions(settings.raw_dir, s, interval)]
     if not found:
         where = f" of {sources[0]}" if source else ""
@@ -42,7 +39,7 @@ def find(settings: Settings, batch: str, source: str | None = None) -> tuple[Sou
     return found[0], interval
 
 
-def versions(settings: Settings, batch: str, source: str | None = None) -> list[str]:
+def versions(settings: Settings, batch: str, source: Source | None = None) -> list[str]:
     """A line per version of the batch, oldest first: its status, when, its records; and
     the last refused one, when it is in quarantine."""
     found, interval = find(settings, batch, source)
@@ -61,17 +58,16 @@ def versions(settings: Settings, batch: str, source: str | None = None) -> list[
     refused = landing.batch_dir(settings.quarantine_dir, found, interval)
     manifest = landing.manifest_fields(refused)
     if manifest is not None:
-        records = manifest.get("records")
+        records = "?" if manifest.records is None else f"{manifest.records:,}"
         lines.append(
-            f"{found.value} {batch} {manifest.get('version') or '(before versions)'}: refused,"
-            f" in quarantine at {refused} (engagement quarantine show {batch});"
-            f" {f'{records:,}' if isinstance(records, int) else '?'} records"
+            f"{found.value} {batch} {manifest.version or '(before versions)'}: refused,"
+            f" in quarantine at {refused} (engagement quarantine show {batch}); {records} records"
         )
     return lines
 
 
 def restore(
-    settings: Settings, batch: str, version: str, source: str | None = None
+    settings: Settings, batch: str, version: str, source: Source | None = None
 ) -> pipeline.Loaded:
     """Validate a version of the batch again, make it the version in force and load it.
     Raises BatchRejected (the version stays where it is) when it fails now."""

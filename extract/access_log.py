@@ -24,7 +24,7 @@ share it. Two files of one run with the same id are read once (the plain or long
 A source names a directory (the files in it that are not hidden) or a glob; one naming no
 file is refused. A file damaged inside (a truncated or corrupt gzip, a block that cannot be
 read) keeps every line before the damage, and its manifest entry says where reading
-stopped and estimates what was lost (`LogFile.damage_entry`): the batch is partial, unless
+stopped and estimates what was lost (`LogFile.record_damage`): the batch is partial, unless
 the lost lines provably lie outside its interval (`_place_damage`).
 
 `state` (a JSON file) remembers the time span of every file read whole; a file whose id,
@@ -56,6 +56,8 @@ import pyarrow.parquet as pq
 from engagement.errors import UsageError
 from engagement.landing import (
     Interval,
+    LogFileEntry,
+    Source,
     SupportSiteManifest,
     iso,
     landed_version,
@@ -259,27 +261,22 @@ class LogFile:
             yield memoryview(buffer)[: used + 1]
         self.damage = errors[0] if errors else None
 
-    def damage_entry(self, lines_kept: int) -> dict:
-        """The manifest's account of the damage: where reading stopped, the lines kept, the
-        bytes of the file after the damage and an estimate of the lines they held (at the
-        lines-per-byte rate of what was read, or TYPICAL_LINE_BYTES when no line was read).
-        A truncated file stops at its end: what was cut off is not in it, so neither its
-        bytes nor its lines can be counted (0)."""
+    def record_damage(self, entry: LogFileEntry, lines_kept: int) -> None:
+        """The manifest's account of the damage, into the file's entry: where reading
+        stopped, the lines kept, the bytes of the file after the damage and an estimate of
+        the lines they held (at the lines-per-byte rate of what was read, or
+        TYPICAL_LINE_BYTES when no line was read). A truncated file stops at its end: what
+        was cut off is not in it, so neither its bytes nor its lines can be counted (0)."""
         if self.damage is None:
-            return {}
+            return
         offset = self.damage.offset
         unread = max(self.path.stat().st_size - offset, 0)
         if lines_kept and offset:
             lost = round(unread * lines_kept / offset)
         else:
             lost = -(-unread // TYPICAL_LINE_BYTES[self.is_gzip])
-        return {
-            "read_error": self.damage.reason,
-            "damage_offset": offset,
-            "lines_kept": lines_kept,
-            "bytes_unread": unread,
-            "lines_lost_estimate": lost,
-        }
+        entry.read_error, entry.damage_offset = self.damage.reason, offset
+        entry.lines_kept, entry.bytes_unread, entry.lines_lost_estimate = lines_kept, unread, lost
 
 
 def _blocks(
@@ -760,23 +757,23 @@ def extract(
     files = find_files(sources)
     chosen = _chosen(files)
     total = Counts()
-    entries = []
+    entries: list[LogFileEntry] = []
     firsts: list[tuple[str, datetime]] = []  # (site, first line's stamp) of each file known
-    damaged: list[tuple[dict, LogFile, datetime | None]] = []
+    damaged: list[tuple[LogFileEntry, LogFile, datetime | None]] = []
     writer_pool = ThreadPoolExecutor(max_workers=1)
-    with landing(raw_root, "support_site", interval) as work:
+    with landing(raw_root, Source.SUPPORT_SITE, interval) as work:
         rows_out = pq.ParquetWriter(work / "lines.parquet", ROW_SCHEMA, **PARQUET_OPTIONS)
         quarantine_out = pq.ParquetWriter(work / "quarantine.parquet", QUARANTINE_SCHEMA)
         writes: deque[Future] = deque()
         try:
             for file in files:
-                entry = {"path": str(file.path), "site": file.site, "file_id": file.file_id}
+                entry = LogFileEntry(path=str(file.path), site=file.site, file_id=file.file_id)
                 counts = Counts()
                 reader = chosen[f"{file.site}|{file.file_id}"]
                 if reader is not file:
-                    entry["skipped"] = f"same content as {reader.path}"
+                    entry.skipped = f"same content as {reader.path}"
                 elif state.misses(file, interval):
-                    entry["skipped"] = "known content with no line in the interval"
+                    entry.skipped = "known content with no line in the interval"
                     if first := state.spans[state.key(file)]["first"]:
                         firsts.append((file.site, parse_instant(first).replace(tzinfo=None)))
                 else:
@@ -793,13 +790,15 @@ def extract(
                         if len(block.quarantined):
                             quarantine_out.write_table(block.quarantined)
                     state.record(file, span, counts.lines_read)
-                    entry["read_error"] = file.error
-                    entry |= file.damage_entry(counts.lines_read)
+                    entry.read_error = file.error
+                    file.record_damage(entry, counts.lines_read)
                     if span:
                         firsts.append((file.site, span[0]))
                     if file.damage:
                         damaged.append((entry, file, span and span[1]))
-                entry |= counts.__dict__
+                entry.lines_read, entry.rows = counts.lines_read, counts.rows
+                entry.quarantined = counts.quarantined
+                entry.outside_interval = counts.outside_interval
                 _check(entry, counts)
                 total.add(counts)
                 entries.append(entry)
@@ -812,27 +811,25 @@ def extract(
             writer_pool.shutdown()
             rows_out.close()
             quarantine_out.close()
-        manifest = {
-            "batch": interval.batch_id,
-            "source": "support_site",
-            "start": iso(interval.start),
-            "end": iso(interval.end),
-            "format": fmt.name,
-            "records": total.rows,
-            "quarantined": total.quarantined,
-            "lines_read": total.lines_read,
-            "outside_interval": total.outside_interval,
-            "files": entries,
-        }
-        _check(manifest, total)
-        landed = SupportSiteManifest(**manifest)
+        landed = SupportSiteManifest(
+            batch=interval.batch_id,
+            start=interval.start,
+            end=interval.end,
+            format=fmt.name,
+            records=total.rows,
+            quarantined=total.quarantined,
+            lines_read=total.lines_read,
+            outside_interval=total.outside_interval,
+            files=entries,
+        )
+        _check(landed, total)
         write_manifest(work, landed)
     state.save()
     return summary(landed, landed_version(work))
 
 
 def _place_damage(
-    entry: dict,
+    entry: LogFileEntry,
     site: str,
     last: datetime | None,
     firsts: list[tuple[str, datetime]],
@@ -853,8 +850,8 @@ def _place_damage(
         where = f"before {iso(following.replace(tzinfo=UTC))}, where the next file begins"
     else:
         return
-    entry["damage_elsewhere"] = f"{entry['read_error']} (its lost lines lie {where})"
-    entry["read_error"] = None
+    entry.damage_elsewhere = f"{entry.read_error} (its lost lines lie {where})"
+    entry.read_error = None
 
 
 def _write(out: pq.ParquetWriter, rows: pa.Table) -> None:
@@ -863,6 +860,6 @@ def _write(out: pq.ParquetWriter, rows: pa.Table) -> None:
         out.write_batch(piece)
 
 
-def _check(entry: dict, counts: Counts) -> None:
+def _check(entry: object, counts: Counts) -> None:
     if counts.lines_read != counts.rows + counts.quarantined + counts.outside_interval:
         raise RuntimeError(f"line accounting does not add up: {entry}")

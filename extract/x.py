@@ -23,7 +23,10 @@ import tweepy
 from engagement.errors import EngagementError, UsageError
 from engagement.landing import (
     BatchSummary,
+    Endpoint,
+    Gap,
     Interval,
+    Source,
     XManifest,
     iso,
     landed_version,
@@ -100,29 +103,31 @@ class Caller:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
     malformed: list[dict] = field(default_factory=list)
-    resets: dict[str, float] = field(default_factory=dict)  # endpoint -> when it has room
+    resets: dict[Endpoint, float] = field(default_factory=dict)  # when it has room
 
-    def wrap(self, method: Callable) -> Callable:
+    def wrap(self, endpoint: Endpoint, method: Callable) -> Callable:
         @functools.wraps(method)  # tweepy's Paginator reads the method's name
         def call(*args, **kwargs) -> requests.Response:
-            return self(method, *args, **kwargs)
+            return self(endpoint, method, *args, **kwargs)
 
         return call
 
-    def _wait_for(self, endpoint: str, until: float, why: str) -> None:
+    def _wait_for(self, endpoint: Endpoint, until: float, why: str) -> None:
         wait = max(0.0, until - self.clock())
         if wait > self.policy.max_wait:
             raise ExtractionError(
-                f"{endpoint}: {why}; the window resets in {wait:.0f} s, longer than "
+                f"{endpoint.request}: {why}; the window resets in {wait:.0f} s, longer than "
                 f"X_RATE_LIMIT_MAX_WAIT={self.policy.max_wait:.0f} s. Nothing was landed: "
                 "re-run the interval after the reset."
             )
         if wait:
-            log.warning("%s: %s; waiting %.0f s for the window to reset", endpoint, why, wait)
+            log.warning(
+                "%s: %s; waiting %.0f s for the window to reset", endpoint.request, why, wait
+            )
             self.sleep(wait)
 
-    def __call__(self, method: Callable, *args, **kwargs) -> requests.Response:
-        endpoint = method.__name__
+    def __call__(self, endpoint: Endpoint, method: Callable, *args, **kwargs) -> requests.Response:
+        """`method` (tweepy's) called on `endpoint`, paced, retried, failing clearly."""
         failures: list[str] = []
         while len(failures) <= self.policy.max_retries:
             if endpoint in self.resets:
@@ -136,19 +141,19 @@ class Caller:
                 continue
             except tweepy.Unauthorized as exc:
                 raise RequestRefused(
-                    f"{endpoint}: {_problem(exc)}: the bearer token was refused; check"
+                    f"{endpoint.request}: {_problem(exc)}: the bearer token was refused; check"
                     f" {self.policy.token_source} (an app-only bearer token of your X"
                     " developer app)"
                 ) from None
             except tweepy.Forbidden as exc:
                 raise RequestRefused(
-                    f"{endpoint}: {_problem(exc)}: your X API plan or app does not give"
+                    f"{endpoint.request}: {_problem(exc)}: your X API plan or app does not give"
                     " access to this endpoint; check the access level of the app whose token"
                     f" is {self.policy.token_source} in the developer portal"
                 ) from None
             except tweepy.BadRequest as exc:
                 raise RequestRefused(
-                    f"{endpoint}: {_problem(exc)}: the request was refused"
+                    f"{endpoint.request}: {_problem(exc)}: the request was refused"
                 ) from None
             except (tweepy.TwitterServerError, requests.ConnectionError, requests.Timeout) as exc:
                 failures.append(
@@ -169,24 +174,26 @@ class Caller:
             self._pace(endpoint, response)
             return response
         raise ExtractionError(
-            f"{endpoint}: giving up after {len(failures)} failed attempts "
+            f"{endpoint.request}: giving up after {len(failures)} failed attempts "
             f"({', '.join(failures)}); nothing was landed, re-run the interval"
         )
 
-    def _backoff(self, endpoint: str, failures: list[str]) -> None:
+    def _backoff(self, endpoint: Endpoint, failures: list[str]) -> None:
         if len(failures) <= self.policy.max_retries:
             delay = self.policy.backoff * 2 ** (len(failures) - 1)
-            log.warning("%s: %s; retry %d in %.1f s", endpoint, failures[-1], len(failures), delay)
+            log.warning(
+                "%s: %s; retry %d in %.1f s", endpoint.request, failures[-1], len(failures), delay
+            )
             self.sleep(delay)
 
-    def _pace(self, endpoint: str, response: requests.Response) -> None:
+    def _pace(self, endpoint: Endpoint, response: requests.Response) -> None:
         remaining = response.headers.get("x-rate-limit-remaining")
         reset = response.headers.get("x-rate-limit-reset")
         if remaining is not None and reset is not None and int(remaining) <= 0:
             self.resets[endpoint] = float(reset) + 1
 
 
-def _page(account: str, endpoint: str, response: requests.Response) -> dict:
+def _page(account: str, endpoint: Endpoint, response: requests.Response) -> dict:
     # Query parameters are kept for lineage; the token travels in a header and is never kept.
     return {
         "account": account,
@@ -207,12 +214,14 @@ class Extraction:
     caller: Caller
     interval: Interval
     pages: list[dict] = field(default_factory=list)
-    gaps: list[dict] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
     records: int = 0  # posts on the interval's timeline and mentions pages
 
     def user(self, account: str) -> str:
-        response = self.caller(self.client.get_user, username=account, user_fields=USER_FIELDS)
-        self.pages.append(_page(account, "user", response))
+        response = self.caller(
+            Endpoint.USER, self.client.get_user, username=account, user_fields=USER_FIELDS
+        )
+        self.pages.append(_page(account, Endpoint.USER, response))
         body = response.json()
         if "data" not in body:
             said = "; ".join(
@@ -224,19 +233,19 @@ class Extraction:
             )
         return body["data"]["id"]
 
-    def timeline(self, account: str, user_id: str, endpoint: str, **params) -> Iterator[dict]:
+    def timeline(self, account: str, user_id: str, endpoint: Endpoint, **params) -> Iterator[dict]:
         method = {
-            "tweets": self.client.get_users_tweets,
-            "mentions": self.client.get_users_mentions,
-        }
-        for response in tweepy.Paginator(self.caller.wrap(method[endpoint]), user_id, **params):
+            Endpoint.TWEETS: self.client.get_users_tweets,
+            Endpoint.MENTIONS: self.client.get_users_mentions,
+        }[endpoint]
+        for response in tweepy.Paginator(self.caller.wrap(endpoint, method), user_id, **params):
             page = _page(account, endpoint, response)
             yield page
 
     def account(self, account: str) -> None:
         user_id = self.user(account)
-        for endpoint, cap in (("tweets", self.caller.policy.timeline_cap),
-                              ("mentions", self.caller.policy.mentions_cap)):  # fmt: skip
+        for endpoint, cap in ((Endpoint.TWEETS, self.caller.policy.timeline_cap),
+                              (Endpoint.MENTIONS, self.caller.policy.mentions_cap)):  # fmt: skip
             # What is newer than the interval counts against the API's reach (cap).
             newer = 0
             for page in self.timeline(
@@ -247,7 +256,7 @@ class Extraction:
                 max_results=100,
                 tweet_fields=["created_at"],
             ):
-                page["endpoint"] = f"{endpoint}_newer"
+                page["endpoint"] = endpoint.newer
                 self.pages.append(page)
                 newer += len(_data(page))
                 if newer >= cap:
@@ -263,27 +272,27 @@ class Extraction:
                 found += len(_data(page))
             self.records += found
             if newer + found >= cap:
-                gap = {
-                    "account": account,
-                    "endpoint": endpoint,
-                    "cap": cap,
-                    "newer_than_interval": newer,
-                    "returned": found,
-                    "complete_from": self._oldest(endpoint, account),
-                }
+                gap = Gap(
+                    account=account,
+                    endpoint=endpoint,
+                    cap=cap,
+                    newer_than_interval=newer,
+                    returned=found,
+                    complete_from=self._oldest(endpoint, account),
+                )
                 log.warning(
                     "@%s %s: the interval %s..%s reaches past the API's %d most recent; "
                     "what is older than %s is missing (recorded as a gap)",
                     account, endpoint, iso(self.interval.start), iso(self.interval.end), cap,
-                    gap["complete_from"] or iso(self.interval.end),
+                    gap.complete_from or iso(self.interval.end),
                 )  # fmt: skip
                 self.gaps.append(gap)
 
-    def _oldest(self, endpoint: str, account: str) -> str | None:
+    def _oldest(self, endpoint: Endpoint, account: str) -> str | None:
         stamps = [
             post["created_at"]
             for page in self.pages
-            if page["account"] == account and page["endpoint"] in (endpoint, f"{endpoint}_newer")
+            if page["account"] == account and page["endpoint"] in (endpoint, endpoint.newer)
             for post in _data(page)
         ]
         return min(stamps) if stamps else None
@@ -293,13 +302,14 @@ class Extraction:
         found = gone = 0
         for start in range(0, len(ids), LOOKUP_BATCH):
             response = self.caller(
+                Endpoint.LOOKUP,
                 self.client.get_tweets,
                 ids[start : start + LOOKUP_BATCH],
                 tweet_fields=TWEET_FIELDS,
                 user_fields=USER_FIELDS,
                 expansions=["author_id"],
             )
-            page = _page("", "lookup", response)
+            page = _page("", Endpoint.LOOKUP, response)
             self.pages.append(page)
             body = json.loads(page["body"])
             found += len(body.get("data", []))
@@ -320,13 +330,13 @@ def recent_posts(raw_root: Path, pages: list[dict], since: Interval) -> list[str
     candidates: dict[str, str] = {}
 
     def collect(page: dict) -> None:
-        if page["endpoint"] in ("tweets", "mentions", "lookup"):
+        if Endpoint(page["endpoint"]) in (Endpoint.TWEETS, Endpoint.MENTIONS, Endpoint.LOOKUP):
             for post in json.loads(page["body"]).get("data", []):
                 history = post.get("edit_history_tweet_ids") or post.get("edit_history_post_ids")
                 for post_id in {post["id"], *(history or [])[-1:]}:
                     candidates[post_id] = post.get("created_at", "")
 
-    for batch in sorted((raw_root / "x").glob("*_*/pages.jsonl")):
+    for batch in sorted((raw_root / Source.X).glob("*_*/pages.jsonl")):
         landed = Interval.from_batch_id(batch.parent.name)
         if landed.end > since.start and landed.start < since.end:
             for line in batch.read_text().splitlines():
@@ -357,7 +367,7 @@ def extract(
         run.account(account)
     window = Interval(interval.end - timedelta(days=policy.refresh_days), interval.end)
     refreshed, deleted = run.refresh(recent_posts(raw_root, run.pages, window))
-    with landing(raw_root, "x", interval) as work:
+    with landing(raw_root, Source.X, interval) as work:
         with open(work / "pages.jsonl", "w") as out:
             for page in run.pages:
                 out.write(json.dumps(page, sort_keys=True) + "\n")

@@ -247,7 +247,7 @@ def test_an_endpoint_outside_the_plan_names_the_token_s_source(env: dict[str, st
         )  # fmt: skip
     finally:
         server.stop()
-    one_line(result, 2, "get_users_mentions: 403", "access level", "X_BEARER_TOKEN")
+    one_line(result, 2, "GET /2/users/:id/mentions: 403", "access level", "X_BEARER_TOKEN")
 
 
 def test_an_unknown_account_is_said_in_words(sandbox_env: dict[str, str]) -> None:

@@ -68,7 +68,7 @@ def test_a_directory_as_logs_reads_the_log_files_in_it(tmp_path: Path, env: dict
     )
     summary = json.loads(result.stdout.splitlines()[-1])
     manifest = read_manifest(Path(summary["path"]))
-    assert sorted(Path(f["path"]).name for f in manifest.files) == [
+    assert sorted(Path(f.path).name for f in manifest.files) == [
         "access.log",
         "access.log.1",
         "access.log.2.gz",
@@ -183,10 +183,10 @@ def test_a_truncated_gzip_of_the_sample_makes_a_partial_batch_refused_until_acce
     summary = json.loads(extracted.stdout.splitlines()[-1])
     manifest = read_manifest(Path(summary["path"]))
     [entry] = manifest.damaged_files
-    kept = entry["lines_read"]
-    assert entry["path"] == str(damaged) and entry["read_error"].startswith("truncated gzip")
-    assert (entry["damage_offset"], entry["bytes_unread"], entry["lines_kept"]) == (cut, 0, kept)
-    assert entry["lines_lost_estimate"] == 0  # what was cut off is not in the file
+    kept = entry.lines_read
+    assert entry.path == str(damaged) and entry.read_error.startswith("truncated gzip")
+    assert (entry.damage_offset, entry.bytes_unread, entry.lines_kept) == (cut, 0, kept)
+    assert entry.lines_lost_estimate == 0  # what was cut off is not in the file
     assert len(whole) // 3 < kept < len(whole)
     assert manifest.is_partial and manifest.lines_lost_estimate == 0
     rows = pq.read_table(Path(summary["path"]) / "lines.parquet").to_pylist()
@@ -258,11 +258,11 @@ def test_a_corrupt_block_inside_a_gzip_is_located_and_what_follows_estimated(
     summary = access_log.extract(str(log), DAY, tmp_path / "raw", key=TEST_IP_KEY)
     manifest = read_manifest(Path(summary.path))
     [entry] = manifest.damaged_files
-    assert entry["read_error"] == "corrupt gzip data: Error -3 while decompressing data:" + (
+    assert entry.read_error == "corrupt gzip data: Error -3 while decompressing data:" + (
         " invalid block type"
     )
-    assert (entry["damage_offset"], entry["lines_kept"], entry["lines_read"]) == (at, kept, kept)
-    assert entry["bytes_unread"] == log.stat().st_size - at
+    assert (entry.damage_offset, entry.lines_kept, entry.lines_read) == (at, kept, kept)
+    assert entry.bytes_unread == log.stat().st_size - at
     # every line up to the damage is kept, those of its chunk too
     rows = pq.read_table(Path(summary.path) / "lines.parquet").to_pylist()
     assert [r["line_no"] for r in rows] == list(range(1, kept + 1))
@@ -271,22 +271,22 @@ def test_a_corrupt_block_inside_a_gzip_is_located_and_what_follows_estimated(
         target = originals[row["line_no"] - 1].split('"')[1].split()[1]
         assert f"{row['path']}?{row['query_string']}" == target
     # the rest, at the rate of what was read: about 40% of the file's lines
-    expected = entry["bytes_unread"] * entry["lines_kept"] / entry["damage_offset"]
-    assert entry["lines_lost_estimate"] == round(expected)
-    assert abs(entry["lines_kept"] + entry["lines_lost_estimate"] - count) < count * 0.02
-    assert manifest.lines_lost_estimate == entry["lines_lost_estimate"]
+    expected = entry.bytes_unread * entry.lines_kept / entry.damage_offset
+    assert entry.lines_lost_estimate == round(expected)
+    assert abs(entry.lines_kept + entry.lines_lost_estimate - count) < count * 0.02
+    assert manifest.lines_lost_estimate == entry.lines_lost_estimate
 
     with pytest.raises(gate.BatchRejected) as refused:
         gate.gate(Path(summary.path), tmp_path / "quarantine")
     assert refused.value.failed == ["expect_column_values_to_be_between(damaged_files)"]
     assert refused.value.reasons == [
-        f"{log} is damaged at byte {entry['damage_offset']:,} (corrupt gzip data):"
-        f" {entry['lines_kept']:,} lines kept, ~{entry['lines_lost_estimate']:,} lost; accept"
+        f"{log} is damaged at byte {entry.damage_offset:,} (corrupt gzip data):"
+        f" {entry.lines_kept:,} lines kept, ~{entry.lines_lost_estimate:,} lost; accept"
         f" the partial batch with engagement quarantine release {DAY.batch_id} --accept-partial"
     ]
     moved = tmp_path / "quarantine" / "support_site" / DAY.batch_id
     report = json.loads((moved / gate.REPORT).read_text())
-    assert report["damaged_files"][0]["damage_offset"] == entry["damage_offset"]
+    assert report["damaged_files"][0]["damage_offset"] == entry.damage_offset
     assert gate.validate(moved, accept_partial=True).failures == []
 
 
@@ -298,10 +298,10 @@ def test_a_gzip_damaged_before_its_first_line_is_estimated_at_a_typical_rate(
     log.write_bytes(data[:12] + bytes(64) + data[76:])  # the first deflate bytes zeroed
     summary = access_log.extract(str(log), DAY, tmp_path / "raw", key=TEST_IP_KEY)
     [entry] = read_manifest(Path(summary.path)).damaged_files
-    assert (entry["lines_kept"], entry["damage_offset"]) == (0, entry["damage_offset"])
-    assert entry["damage_offset"] < 12 + 64
-    unread = log.stat().st_size - entry["damage_offset"]
-    assert entry["lines_lost_estimate"] == -(-unread // access_log.TYPICAL_LINE_BYTES[True]) > 0
+    assert (entry.lines_kept, entry.damage_offset) == (0, entry.damage_offset)
+    assert entry.damage_offset < 12 + 64
+    unread = log.stat().st_size - entry.damage_offset
+    assert entry.lines_lost_estimate == -(-unread // access_log.TYPICAL_LINE_BYTES[True]) > 0
 
 
 class FailingDisk(io.RawIOBase):
@@ -346,12 +346,10 @@ def test_a_damaged_file_makes_partial_only_the_batches_its_lost_lines_may_belong
         interval = Interval(start, start + timedelta(days=1))
         summary = pipeline.extract_support_site(settings, interval)
         manifest = read_manifest(Path(summary.path))
-        [entry] = [f for f in manifest.files if f["path"] == str(damaged)]
-        assert summary.warnings == [
-            f"{damaged}: {entry['read_error'] or entry['damage_elsewhere']}"
-        ]
-        assert manifest.records > 1000 and entry["damage_offset"] > 0
-        batches[offset] = (manifest.is_partial, entry["read_error"], entry.get("damage_elsewhere"))
+        [entry] = [f for f in manifest.files if f.path == str(damaged)]
+        assert summary.warnings == [f"{damaged}: {entry.read_error or entry.damage_elsewhere}"]
+        assert manifest.records > 1000 and entry.damage_offset > 0
+        batches[offset] = (manifest.is_partial, entry.read_error, entry.damage_elsewhere)
     reason = "truncated gzip stream: kept the lines before the damage"
     assert batches[0] == batches[1] == (True, reason, None)
     partial, error, elsewhere = batches[-1]

@@ -34,6 +34,7 @@ from devtools.sample import (
 )
 from devtools.x_sandbox import FixtureError, SandboxServer, load_fixture, make_server
 from engagement import cli
+from engagement.landing import Endpoint
 from engagement.settings import REAL_X_API
 from extract import x
 
@@ -359,7 +360,7 @@ def test_error_responses_match_the_openapi_problem(
 
 def test_custom_data_and_rate_limit() -> None:
     user = {"id": "42", "name": "Solo", "username": "solo"}
-    with _serving(users=[user], tweets=[], rate_limits={"user_mentions": 2}) as (_, base):
+    with _serving(users=[user], tweets=[], rate_limits={Endpoint.MENTIONS: 2}) as (_, base):
         first = _get(base, "/2/users/42/mentions")
         assert first.json() == {"meta": {"result_count": 0}}
         assert first.headers["x-rate-limit-limit"] == "2"
@@ -406,25 +407,26 @@ def test_timelines_reach_only_the_most_recent_posts_and_mentions() -> None:
 
 def test_rate_limits_are_the_real_ones_for_app_only_auth(base_url: str) -> None:
     paths = {
-        "user_by_username": f"/2/users/by/username/{BRAND}",
-        "user_tweets": f"/2/users/{USER_IDS[BRAND]}/tweets",
-        "user_mentions": f"/2/users/{USER_IDS[BRAND]}/mentions",
-        "tweets_by_ids": "/2/tweets?ids=1",
+        "GET /2/users/by/username/:username": f"/2/users/by/username/{BRAND}",
+        "GET /2/users/:id/tweets": f"/2/users/{USER_IDS[BRAND]}/tweets",
+        "GET /2/users/:id/mentions": f"/2/users/{USER_IDS[BRAND]}/mentions",
+        "GET /2/tweets": "/2/tweets?ids=1",
     }
     limits = {name: _get(base_url, path).headers for name, path in paths.items()}
     assert {k: int(h["x-rate-limit-limit"]) for k, h in limits.items()} == {
-        "user_by_username": 300,
-        "user_tweets": 10_000,
-        "user_mentions": 450,
-        "tweets_by_ids": 3_500,
+        "GET /2/users/by/username/:username": 300,
+        "GET /2/users/:id/tweets": 10_000,
+        "GET /2/users/:id/mentions": 450,
+        "GET /2/tweets": 3_500,
     }
+    assert {endpoint.request for endpoint in sandbox.RATE_LIMITS} == set(paths)
     for headers in limits.values():
         assert 0 < int(headers["x-rate-limit-reset"]) - time.time() <= 15 * 60
 
 
 def test_exhausted_window_resets_and_tweepy_can_wait_for_it() -> None:
     window = 3  # seconds: long enough for the next two calls to land in it on a busy machine
-    with _serving(rate_limits={"user_tweets": 1}, rate_window=window) as (_, base):
+    with _serving(rate_limits={Endpoint.TWEETS: 1}, rate_window=window) as (_, base):
         path = f"/2/users/{USER_IDS[BRAND]}/tweets"
         assert _get(base, path).status_code == 200
         over = _get(base, path)

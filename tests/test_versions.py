@@ -118,7 +118,7 @@ def test_a_refused_reextraction_leaves_the_batch_in_force_and_a_passing_one_repl
     assert (source, batch, version) == ("support_site", day.batch_id, candidate.path.name)
     assert "does not match SUPPORT_SITE_LOG_FORMAT=combined" in json.loads(reasons)[0]
     [in_force] = landing.versions(settings.raw_dir, SITE, day)
-    assert raw.versions(settings, day.batch_id, "support_site") == [
+    assert raw.versions(settings, day.batch_id, SITE) == [
         f"support_site {day.batch_id} {first}: in force, landed"
         f" {landing.iso(in_force.landed_at)}, in force from"
         f" {landing.iso(in_force.promoted_at)}; 100 records",
@@ -158,7 +158,7 @@ def test_a_superseded_version_is_restored_and_stays_in_force(
     daily_log(log, {18: 100, 19: 90, 20: 100})
     newer = land(settings, day, log)
     assert loaded_version(settings.raw_db, day.batch_id) == (newer.version, 90)
-    restored = raw.restore(settings, day.batch_id, first.version, "support-site")
+    restored = raw.restore(settings, day.batch_id, first.version, SITE)
     assert (restored.version, restored.loaded) == (first.version, {"support_site.requests": 100})
     assert loaded_version(settings.raw_db, day.batch_id) == (first.version, 100)
     # the newer version, once in force, is no candidate: a rerun validates the one in force

@@ -9,11 +9,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import duckdb
 import pytest
 import requests
 
 from devtools.x_sandbox import make_server
-from engagement.landing import Interval, promote
+from engagement.landing import Endpoint, Interval, promote
+from engagement.warehouse import load
 from extract import x
 from tests.conftest import TOKEN
 
@@ -103,7 +105,7 @@ def test_a_malformed_page_is_quarantined_and_fetched_again(sandbox, tmp_path: Pa
     assert summary.quarantined == 1
     quarantined = (Path(summary.path) / "quarantine.jsonl").read_text().splitlines()
     bad = json.loads(quarantined[0])
-    assert bad["endpoint"] == "get_users_mentions" and bad["status"] == 200
+    assert bad["endpoint"] == "mentions" and bad["status"] == 200
     with pytest.raises(ValueError):
         json.loads(bad["body"])
     clean = Run(sandbox(), tmp_path / "clean")()
@@ -125,14 +127,14 @@ def test_an_endpoint_outside_the_plan_fails_at_once_saying_so(sandbox, tmp_path:
     run = Run(sandbox(faults=mentions_fault("403", 1)), tmp_path)
     with pytest.raises(x.ExtractionError, match="403 .*access level") as failure:
         run()
-    assert "get_users_mentions" in str(failure.value)
+    assert "GET /2/users/:id/mentions" in str(failure.value)
     assert run.sleeps == [] and run.requests()[-1]["path"].endswith("/mentions")
 
 
 def test_a_bad_request_fails_at_once_with_the_api_s_message(sandbox, tmp_path: Path) -> None:
     run = Run(sandbox(), tmp_path)
     with pytest.raises(x.ExtractionError, match="400 .*max_results"):
-        run.caller(run.client.get_users_tweets, "1", max_results=500)
+        run.caller(Endpoint.TWEETS, run.client.get_users_tweets, "1", max_results=500)
     assert run.sleeps == [] and len(run.requests()) == 1
 
 
@@ -141,9 +143,9 @@ def test_requests_are_paced_when_the_window_is_used_up(sandbox, tmp_path: Path) 
     response = requests.Response()
     response.headers["x-rate-limit-remaining"] = "0"
     response.headers["x-rate-limit-reset"] = "4102444800"  # far away: must not wait silently
-    run.caller._pace("get_users_mentions", response)
+    run.caller._pace(Endpoint.MENTIONS, response)
     with pytest.raises(x.ExtractionError, match="rate limit used up"):
-        run.caller(run.client.get_users_mentions, "1")
+        run.caller(Endpoint.MENTIONS, run.client.get_users_mentions, "1")
     assert run.requests() == []
 
 
@@ -158,6 +160,14 @@ def test_an_interval_past_the_api_s_reach_warns_and_records_the_gap(
     assert [(g["account"], g["endpoint"], g["cap"]) for g in gaps] == [("acmecloud", "tweets", 20)]
     assert gaps[0]["newer_than_interval"] + gaps[0]["returned"] >= 20
     assert "missing (recorded as a gap)" in caplog.text
+    raw_db = tmp_path / "raw.duckdb"
+    load.load(Path(summary.path), raw_db)  # the raw warehouse's row of it, as dbt reads it
+    with duckdb.connect(str(raw_db)) as con:
+        loaded = con.sql("select * exclude (interval_start, interval_end, _loaded_at) from x.gaps")
+        assert loaded.fetchall() == [
+            (summary.batch, *(gaps[0][k] for k in ("account", "endpoint", "cap")),
+             *(gaps[0][k] for k in ("newer_than_interval", "returned", "complete_from")))
+        ]  # fmt: skip
 
 
 def test_recent_posts_and_mentions_are_re_read_in_lookups_of_100(sandbox, tmp_path: Path) -> None:

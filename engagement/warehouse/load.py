@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from engagement.landing import Manifest, Source, XManifest, read_manifest, x_pages
+from engagement.landing import Endpoint, Manifest, Source, XManifest, read_manifest, x_pages
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,7 +99,7 @@ def _x_frames(batch: Path, manifest: XManifest) -> dict[str, pd.DataFrame]:
     # every row's origin: its line of the batch's pages.jsonl (one API response each)
     for page_no, page in enumerate(x_pages(batch), start=1):
         body, account = page.body, page.account
-        if page.endpoint == "user":
+        if page.endpoint is Endpoint.USER:
             account_ids[account] = body["data"]["id"]
             rows["x.accounts"].append(
                 {
@@ -114,13 +114,13 @@ def _x_frames(batch: Path, manifest: XManifest) -> dict[str, pd.DataFrame]:
                 {
                     "account_username": account,
                     "account_id": account_ids[account],
-                    "endpoint": page.endpoint,
+                    "endpoint": page.endpoint.value,
                     "post_id": post["id"],
                     "payload": post,
                     "page_no": page_no,
                 }
             )
-        if page.endpoint == "lookup":
+        if page.endpoint is Endpoint.LOOKUP:
             for post in body.get("data", []):
                 rows["x.post_snapshots"].append(
                     {"post_id": post["id"], "payload": post, "page_no": page_no}
@@ -130,12 +130,12 @@ def _x_frames(batch: Path, manifest: XManifest) -> dict[str, pd.DataFrame]:
                 rows["x.post_lookup_errors"].append(
                     {"post_id": post_id, "payload": error, "page_no": page_no}
                 )
-        if page.endpoint in ("tweets", "mentions", "lookup"):
+        if page.endpoint in (Endpoint.TWEETS, Endpoint.MENTIONS, Endpoint.LOOKUP):
             for user in body.get("includes", {}).get("users", []):
                 rows["x.users"].append({"user_id": user["id"], "payload": user, "page_no": page_no})
     for gap in manifest.gaps:
         rows["x.gaps"].append(
-            {"account_username": gap["account"]} | {k: v for k, v in gap.items() if k != "account"}
+            {"account_username": gap.account} | gap.model_dump(mode="json", exclude={"account"})
         )
     frames = {}
     for table, table_rows in rows.items():
@@ -149,7 +149,7 @@ def _x_frames(batch: Path, manifest: XManifest) -> dict[str, pd.DataFrame]:
 def load(batch: Path, raw_db: Path) -> dict:
     """Load one validated batch; returns the number of rows written per table."""
     manifest = read_manifest(batch)
-    source, batch_id = Source.parse(manifest.source), manifest.batch
+    source, batch_id = manifest.source, manifest.batch
     start, end = manifest.start.replace(tzinfo=None), manifest.end.replace(tzinfo=None)
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
     raw_db.parent.mkdir(parents=True, exist_ok=True)
@@ -229,7 +229,7 @@ def record_refusal(
             ) values (?, ?, ?, ?, ?, ?::json, ?::json, ?)
             """,
             [
-                Source.parse(manifest.source),
+                manifest.source,
                 manifest.batch,
                 manifest.start.replace(tzinfo=None),
                 manifest.end.replace(tzinfo=None),
