@@ -806,6 +806,7 @@ def test_marts_are_tables_in_schema_marts(built: Build) -> None:
         "agg_daily_referrals",
         "fct_x_post_attributed_sessions",
         "agg_daily_source_coverage",
+        "agg_period_figures",
     }
     schemas = {row[0] for row in built.query("select schema_name from information_schema.schemata")}
     assert {"staging", "intermediate", "marts"} <= schemas
