@@ -83,7 +83,7 @@ SOURCE_LABELS = {"x": "X", "support_site": "Support site"}
 UNANSWERED_SHOWN = 50
 TOP_POSTS = 10
 DAILY_UP_TO = 31  # periods of up to this many days are shown per day, longer ones per week
-LABEL_CHARS = 48  # a top post's label in its chart (the table has the whole text)
+LABEL_CHARS = 44  # a top post's label in its chart (the table has the whole text)
 
 # Okabe and Ito's palette, told apart with any colour vision; a channel keeps its colour
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000")
@@ -101,6 +101,7 @@ CHANNEL_COLOURS = {
 NETWORKS = {"x_referred": "X", "facebook": "Facebook", "linkedin": "LinkedIn"}
 NETWORKS["other_social"] = "Other networks"
 INCOMPLETE = "#999999"
+FONT = "DejaVu Sans, Verdana, sans-serif"
 WIDTH = 640  # of a chart's plot, in pixels; the page is 800 wide
 
 
@@ -139,9 +140,12 @@ def read_figures(published_db: Path) -> dict[str, Any]:
 
 
 def svg(chart: alt.TopLevelMixin) -> Markup:
-    """A chart as inline SVG, rendered in-process (vl-convert's bundled Vega: no network)."""
-    spec = chart.configure(font="system-ui, sans-serif").configure_view(stroke=None).to_dict()
-    return Markup(vl_convert.vegalite_to_svg(spec, vl_version="5.20"))
+    """A chart as inline SVG, rendered in-process by vl-convert's bundled Vega, with no URL
+    allowed (nothing fetched). Vega lays labels out by their width in FONT, which the page's
+    browser then draws: DejaVu Sans (Debian's) or Verdana, as wide (vl-convert estimates
+    the widths of labels: long ones are cut, and kept clear of axis titles)."""
+    spec = chart.configure(font=FONT).configure_view(stroke=None).to_dict()
+    return Markup(vl_convert.vegalite_to_svg(spec, vl_version="5.20", allowed_base_urls=[]))
 
 
 def _label(d: date, grain: str) -> str:
@@ -173,10 +177,13 @@ def _bands(marked: dict[date, str], grain: str, order: list[str]) -> list[alt.Ch
         {"label": _label(p, grain), "why": why, "short": why.split(":")[0]}
         for p, why in sorted(marked.items())
     ]
-    base = alt.Chart(alt.Data(values=values), name="incomplete")
-    x = alt.X("label:O", sort=order)
-    band = base.mark_rect(color=INCOMPLETE, opacity=0.22, stroke="#666", strokeDash=[4, 3])
-    text = base.mark_text(angle=270, align="right", baseline="middle", dx=-4, fontSize=10)
+    data, x = alt.Data(values=values), alt.X("label:O", sort=order)
+    band = alt.Chart(data, name="incomplete").mark_rect(
+        color=INCOMPLETE, opacity=0.22, stroke="#666", strokeDash=[4, 3]
+    )
+    text = alt.Chart(data, name="incomplete_label").mark_text(
+        angle=270, align="right", baseline="middle", dx=-4, fontSize=10
+    )
     return [
         band.encode(x=x, description="why:N"),
         text.encode(x=x, y=alt.value(0), text="short:N", color=alt.value("#444")),
@@ -335,7 +342,10 @@ def top_posts_chart(f: dict[str, Any]) -> Markup:
         for rank, p in enumerate(f["top_posts"], start=1)
     ]
     base = alt.Chart(alt.Data(values=values)).encode(
-        y=alt.Y("post:N", sort=[v["post"] for v in values], title="Post").axis(labelLimit=320),
+        # the axis title above the labels: Vega only estimates their width
+        y=alt.Y("post:N", sort=[v["post"] for v in values], title="Post (rank. text)").axis(
+            labelLimit=330, titleAngle=0, titleAlign="right", titleX=-6, titleY=-6
+        ),
         x=alt.X("visits:Q", title="Attributed visits"),
     )
     bars = base.mark_bar(color=PALETTE[0]).encode(description="visits:Q").properties(name="data")
