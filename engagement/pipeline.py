@@ -318,7 +318,7 @@ def format_headline(h: dict) -> str:
         verdict = (
             f"Social media and the company's own website sent as many sessions: {count(own)} each"
         )
-    days = f"{h['days']} days"
+    days = f"{h['period_days']} days"
     if h["incomplete_days"]:
         runs = [
             f"{label} {status} {_days(first, last)}"

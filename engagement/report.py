@@ -121,7 +121,7 @@ def read_figures(published_db: Path) -> dict[str, Any]:
                 f"the published mart at {published_db} has no day yet: load a batch with"
                 " data, then engagement build"
             )
-        grain = "day" if period[0]["days"] <= DAILY_UP_TO else "week"
+        grain = "day" if period[0]["period_days"] <= DAILY_UP_TO else "week"
         return {
             "period": period[0],
             "grain": grain,

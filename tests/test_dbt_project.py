@@ -1199,7 +1199,7 @@ def test_period_figures_are_ratios_of_the_sums_over_the_days_a_source_has_data(
     want = {
         "first_day": days[0],
         "last_day": days[-1],
-        "days": len(days),
+        "period_days": len(days),
         "incomplete_days": 1,
         "x_days": len(days),
         "support_site_days": len(site_days),
