@@ -230,6 +230,13 @@ def test_metrics_are_ratios_of_sums_at_any_grain(pipeline_env: dict, tmp_path: P
     assert float(month["conversation_share"]) == pytest.approx(direct[2])
     assert float(month["social_share"]) == pytest.approx(direct[3])
     assert direct[5] != pytest.approx(direct[4])  # the days' mention counts differ
+    # and the month's row of agg_period_figures (the headline's, report's and dashboard's)
+    [figures] = query(
+        pipeline_env,
+        "select response_rate, median_first_response_minutes, conversation_share, social_share"
+        " from marts.agg_period_figures where grain = 'month' and scope = 'company'",
+    )
+    assert list(figures) == pytest.approx([float(month[m]) for m in metrics.split(",")])
 
     by_account = mf_query(
         pipeline_env,
