@@ -207,7 +207,9 @@ def conversation_chart(f: dict[str, Any], marked: dict[date, str]) -> Markup:
     y = alt.Y("share:Q", title="Conversation share", scale=alt.Scale(domain=[0, 1]))
     y = y.axis(format="%")
     accounts = sorted({r["account_username"] for r in f["conversation"]})
-    colour = alt.Color("account:N", title="Account", legend=alt.Legend(orient="bottom"))
+    colour = alt.Color(
+        "account:N", title="Account", legend=alt.Legend(orient="bottom", symbolOpacity=1)
+    )
     colour = colour.scale(domain=accounts, range=list(PALETTE[: len(accounts)]))
     base = alt.Chart(alt.Data(values=values)).encode(x=x, y=y, color=colour)
     line = base.mark_line(invalid="break-paths-show-domains", strokeWidth=2)
