@@ -471,3 +471,28 @@ def test_no_published_mart_is_one_clear_line(env: dict[str, str], tmp_path: Path
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "no published mart" in result.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_long_period_is_shown_per_week(
+    mart: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past DAILY_UP_TO days the conversation is shown per ISO week (from agg_period_figures'
+    week rows): here the three days, Monday to Wednesday, are one week."""
+    from engagement import report
+
+    monkeypatch.setattr(report, "DAILY_UP_TO", len(DAYS) - 1)
+    published = Path(mart["ENGAGEMENT_DATA_DIR"]) / "warehouse" / "engagement.duckdb"
+    page = report.render(report.read_figures(published))
+    rows = re.findall(
+        r'<td data-field="period">([^<]+)</td><td data-field="account">([^<]+)</td>'
+        r'<td data-field="posts">([^<]+)</td><td data-field="replies_to_customers">([^<]+)<',
+        page,
+    )
+    sums = query(
+        mart,
+        "select account_username, sum(posts), sum(replies_to_customers)"
+        " from marts.agg_daily_account_engagement group by 1 order by 1",
+    )
+    assert DAYS[0].weekday() == 0
+    assert rows == [(str(DAYS[0]), a, f"{p:,}", f"{r:,}") for a, p, r in sums]
+    assert "Conversation share per account and week" in page and "wk 02 Nov" in page
