@@ -156,26 +156,34 @@ def _period_of(d: date, grain: str) -> date:
     return d if grain == "day" else date.fromordinal(d.toordinal() - d.weekday())
 
 
-def incomplete_periods(coverage: list[dict], source: str, grain: str) -> dict[date, str]:
-    """The periods holding a day the source is not complete -> what the charts say of it."""
-    periods: dict[date, list[str]] = {}
+def incomplete_periods(
+    coverage: list[dict], source: str, grain: str
+) -> dict[date, tuple[str, str]]:
+    """The periods holding a day the source is not complete -> (what the chart's band says,
+    as "X missing", and why: each day's status and reason)."""
+    statuses: dict[date, list[str]] = {}
+    whys: dict[date, list[str]] = {}
     for row in coverage:
         if row["source"] == source:
-            why = f"{SOURCE_LABELS[source]} {row['status']}: {row['status_reason']}"
-            day = row["date_day"]
-            periods.setdefault(_period_of(day, grain), []).append(
-                why if grain == "day" else f"{day}: {why}"
-            )
-    return {period: "; ".join(whys) for period, whys in periods.items()}
+            day, status = row["date_day"], row["status"]
+            why = f"{SOURCE_LABELS[source]} {status}: {row['status_reason']}"
+            period = _period_of(day, grain)
+            if status not in statuses.setdefault(period, []):
+                statuses[period].append(status)
+            whys.setdefault(period, []).append(why if grain == "day" else f"{day}: {why}")
+    return {
+        period: (f"{SOURCE_LABELS[source]} {', '.join(statuses[period])}", "; ".join(whys[period]))
+        for period in whys
+    }
 
 
-def _bands(marked: dict[date, str], grain: str, order: list[str]) -> list[alt.Chart]:
+def _bands(marked: dict[date, tuple[str, str]], grain: str, order: list[str]) -> list[alt.Chart]:
     """Grey bands behind the incomplete periods, each labelled and carrying its reasons."""
     if not marked:
         return []
     values = [
-        {"label": _label(p, grain), "why": why, "short": why.split(":")[0]}
-        for p, why in sorted(marked.items())
+        {"label": _label(p, grain), "short": short, "why": why}
+        for p, (short, why) in sorted(marked.items())
     ]
     data, x = alt.Data(values=values), alt.X("label:O", sort=order)
     band = alt.Chart(data, name="incomplete").mark_rect(
@@ -190,7 +198,7 @@ def _bands(marked: dict[date, str], grain: str, order: list[str]) -> list[alt.Ch
     ]
 
 
-def conversation_chart(f: dict[str, Any], marked: dict[date, str]) -> Markup:
+def conversation_chart(f: dict[str, Any], marked: dict[date, tuple[str, str]]) -> Markup:
     grain = f["grain"]
     periods = sorted({r["period_start"] for r in f["conversation"]} | set(marked))
     order = [_label(p, grain) for p in periods]
@@ -263,7 +271,7 @@ def median_chart(f: dict[str, Any]) -> Markup:
     return svg(median)
 
 
-def channels_chart(f: dict[str, Any], marked: dict[date, str]) -> Markup:
+def channels_chart(f: dict[str, Any], marked: dict[date, tuple[str, str]]) -> Markup:
     days = sorted({r["period_start"] for r in f["days"]} | set(marked))
     order = [_label(d, "day") for d in days]
     labels = {c["channel"]: c["channel_label"] for c in f["channels"]}
