@@ -177,15 +177,17 @@ def incomplete_periods(
     }
 
 
-def _bands(marked: dict[date, tuple[str, str]], grain: str, order: list[str]) -> list[alt.Chart]:
-    """Grey bands behind the incomplete periods, each labelled and carrying its reasons."""
+def _bands(marked: dict[date, tuple[str, str]], grain: str, x: alt.X) -> list[alt.Chart]:
+    """Grey bands behind the incomplete periods (on the chart's x, its field the period's
+    label), each labelled and carrying its reasons."""
     if not marked:
         return []
+    field = x.to_dict()["field"]
     values = [
-        {"label": _label(p, grain), "short": short, "why": why}
+        {field: _label(p, grain), "short": short, "why": why}
         for p, (short, why) in sorted(marked.items())
     ]
-    data, x = alt.Data(values=values), alt.X("label:O", sort=order)
+    data = alt.Data(values=values)
     band = alt.Chart(data, name="incomplete").mark_rect(
         color=INCOMPLETE, opacity=0.22, stroke="#666", strokeDash=[4, 3]
     )
@@ -223,7 +225,7 @@ def conversation_chart(f: dict[str, Any], marked: dict[date, tuple[str, str]]) -
     line = base.mark_line(invalid="break-paths-show-domains", strokeWidth=2)
     points = alt.Chart(alt.Data(values=values), name="data").mark_point(filled=True, size=50)
     points = points.encode(x=x, y=y, color=colour, description="share:Q")
-    chart = alt.layer(*_bands(marked, grain, order), line, points)
+    chart = alt.layer(*_bands(marked, grain, x), line, points)
     title = f"Conversation share per account and {grain}"
     return svg(chart.properties(title=title, width=WIDTH, height=240))
 
@@ -292,7 +294,8 @@ def channels_chart(f: dict[str, Any], marked: dict[date, tuple[str, str]]) -> Ma
     colour = colour.scale(
         domain=present, range=[CHANNEL_COLOURS[c] for c in labels if labels[c] in present]
     )
-    x = alt.X("day:O", sort=order, title="Day").axis(labelAngle=0, labelOverlap="greedy")
+    x = alt.X("day:O", sort=order, title="Day", scale=alt.Scale(paddingInner=0.15))
+    x = x.axis(labelAngle=0, labelOverlap="greedy")
     bars = (
         alt.Chart(alt.Data(values=values), name="data")
         .mark_bar()
@@ -304,7 +307,7 @@ def channels_chart(f: dict[str, Any], marked: dict[date, tuple[str, str]]) -> Ma
             description="sessions:Q",
         )
     )
-    chart = alt.layer(*_bands(marked, "day", order), bars)
+    chart = alt.layer(*_bands(marked, "day", x), bars)
     title = "Support-site sessions by channel per day"
     return svg(chart.properties(title=title, width=WIDTH, height=260))
 
