@@ -6,15 +6,14 @@ import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 from pydantic import BaseModel, ConfigDict
 
-from engagement import gate, landing
+from engagement import figures, gate, landing
 from engagement.errors import UsageError
 from engagement.landing import BatchSummary, Interval, Source, batch_dir, iso
 from engagement.settings import Settings
 from engagement.warehouse import load
-from engagement.warehouse.build import BuildSummary, build_and_publish, published_file
+from engagement.warehouse.build import BuildSummary, build_and_publish
 from extract import access_log, x
 
 
@@ -235,51 +234,24 @@ def run(settings: Settings, interval: Interval, logs: str | None = None) -> list
     return summaries
 
 
-# a source's figures are null on the days it is missing or refused: the sums skip them (the
-# headline says which days), and are 0 only when the source has no data on any day
-HEADLINE_SQL = """
-select
-    count(*) as days,
-    min(date_day) as first_day,
-    max(date_day) as last_day,
-    coalesce(sum(x_posts), 0) as x_posts,
-    coalesce(sum(x_replies_to_customers), 0) as x_replies_to_customers,
-    coalesce(sum(x_mentions), 0) as x_mentions,
-    coalesce(sum(x_mentions_answered), 0) as x_mentions_answered,
-    coalesce(sum(support_sessions), 0) as support_sessions,
-    coalesce(sum(social_sessions), 0) as social_sessions,
-    coalesce(sum(x_referred_sessions), 0) as x_referred_sessions,
-    coalesce(sum(facebook_sessions), 0) as facebook_sessions,
-    coalesce(sum(linkedin_sessions), 0) as linkedin_sessions,
-    coalesce(sum(other_social_sessions), 0) as other_social_sessions,
-    coalesce(sum(search_sessions), 0) as search_sessions,
-    coalesce(sum(own_site_sessions), 0) as own_site_sessions,
-    coalesce(sum(email_sessions), 0) as email_sessions,
-    coalesce(sum(ai_assistant_sessions), 0) as ai_assistant_sessions,
-    coalesce(sum(direct_sessions), 0) as direct_sessions
-from marts.agg_daily_engagement
-"""
-
-
 def headline(published_db: Path) -> dict:
-    """The headline numbers, read from the published mart (opened read-only, as BI does)."""
-    with duckdb.connect(str(published_file(published_db)), read_only=True) as con:
-        cursor = con.execute(HEADLINE_SQL)
-        names = [d[0] for d in cursor.description]
-        row = dict(zip(names, cursor.fetchone(), strict=True))
-        median = con.execute(
-            """
-            select median(first_response_minutes) from marts.fct_x_mentions where is_answered
-            """
-        ).fetchone()[0]
+    """The headline figures: the whole mart's company row of `marts.agg_period_figures`
+    (where they are defined, incomplete days included), with the runs of days a source is
+    not complete. Read from the published mart, opened read-only as BI opens it."""
+    with figures.connect(published_db) as con:
+        rows = figures.dicts(con, figures.PERIOD_SQL)
         incomplete = con.execute(
             """
             select date_day, x_status, support_site_status from marts.agg_daily_engagement
             where not is_complete order by date_day
             """
         ).fetchall()
-    row["x_median_first_response_minutes"] = None if median is None else round(float(median), 1)
-    row["incomplete_days"] = len(incomplete)
+    if not rows:
+        raise UsageError(
+            f"the published mart at {published_db} has no day yet: load a batch with data,"
+            " then engagement build"
+        )
+    row = rows[0]
     row["coverage"] = {
         source: _day_runs([(r[0], r[1 + i]) for r in incomplete if r[1 + i] != "complete"])
         for i, source in enumerate(COVERAGE_SOURCES)
@@ -327,23 +299,27 @@ def report(settings: Settings, out: Path | None = None) -> Path:
 
 
 def format_headline(h: dict) -> str:
-    def share(part: int, whole: int) -> str:
-        return f"{100 * part / whole:.1f}%" if whole else "n/a"
-
-    conversing = h["x_replies_to_customers"]
+    """The headline as printed: the figures of agg_period_figures, each with what it is of."""
+    count, percent = figures.count, figures.percent
     social, own = h["social_sessions"], h["own_site_sessions"]
-    if social > own:
+    if social is None or own is None:
+        verdict = "Social media against the company's own website: no support-site data"
+    elif social > own:
         verdict = (
-            f"Social media sent more sessions than the company's own website: {social} vs {own}"
+            f"Social media sent more sessions than the company's own website: {count(social)} vs"
+            f" {count(own)}"
         )
     elif own > social:
         verdict = (
-            f"The company's own website sent more sessions than social media: {own} vs {social}"
+            f"The company's own website sent more sessions than social media: {count(own)} vs"
+            f" {count(social)}"
         )
     else:
-        verdict = f"Social media and the company's own website sent as many sessions: {own} each"
-    days = f"{h['days']} days"
-    if h.get("incomplete_days"):
+        verdict = (
+            f"Social media and the company's own website sent as many sessions: {count(own)} each"
+        )
+    days = f"{h['period_days']} days"
+    if h["incomplete_days"]:
         runs = [
             f"{label} {status} {_days(first, last)}"
             for source, label in COVERAGE_SOURCES.items()
@@ -354,17 +330,21 @@ def format_headline(h: dict) -> str:
     return "\n".join(
         [
             f"Engagement {h['first_day']} .. {h['last_day']} ({days})",
-            f"  X: {h['x_posts']} original posts, {conversing} replies to customers "
-            f"({share(conversing, conversing + h['x_posts'])} of output is conversation)" + x_note,
-            f"  Mentions answered: {h['x_mentions_answered']} of {h['x_mentions']} "
-            f"({share(h['x_mentions_answered'], h['x_mentions'])}), "
-            f"median first response {h['x_median_first_response_minutes']} min",
-            f"  Support-site sessions: {h['support_sessions']}; social media {social} "
-            f"({share(social, h['support_sessions'])}: X {h['x_referred_sessions']}, "
-            f"Facebook {h['facebook_sessions']}, LinkedIn {h['linkedin_sessions']}, "
-            f"other networks {h['other_social_sessions']})" + site_note,
+            f"  X: {count(h['broadcast_posts'])} original posts, "
+            f"{count(h['replies_to_customers'])} replies to customers "
+            f"({percent(h['conversation_share'])} of output is conversation)" + x_note,
+            f"  Mentions answered: {count(h['mentions_answered'])} of {count(h['mentions'])} "
+            f"({percent(h['response_rate'])}), "
+            f"median first response {figures.minutes(h['median_first_response_minutes'])}",
+            f"  Support-site sessions: {count(h['support_sessions'])}; social media "
+            f"{count(social)} ({percent(h['social_share'])}: X {count(h['x_referred_sessions'])}, "
+            f"Facebook {count(h['facebook_sessions'])}, "
+            f"LinkedIn {count(h['linkedin_sessions'])}, "
+            f"other networks {count(h['other_social_sessions'])})" + site_note,
             f"  {verdict}",
-            f"  Other channels: search {h['search_sessions']}, email {h['email_sessions']}, "
-            f"AI assistants {h['ai_assistant_sessions']}, direct {h['direct_sessions']}",
+            f"  Other channels: search {count(h['search_sessions'])}, "
+            f"email {count(h['email_sessions'])}, "
+            f"AI assistants {count(h['ai_assistant_sessions'])}, "
+            f"direct {count(h['direct_sessions'])}",
         ]
     )

@@ -45,6 +45,11 @@ def bundle(kind: str) -> list[dict]:
     return [yaml.safe_load(path.read_text()) for path in sorted((BUNDLE / kind).rglob("*.yaml"))]
 
 
+DATASETS = {d["uuid"]: d for d in bundle("datasets")}
+# the period figures (dbt model agg_period_figures), defined once: the dashboard takes them
+FIGURES_TABLE = "agg_period_figures"
+
+
 def engine(published: Path) -> Engine:
     """The bundle's database entry pointed at `published`: its driver, its connect_args
     (read-only) and the pool Superset gives analytics databases (NullPool: a connection per
@@ -94,33 +99,44 @@ def test_every_dataset_and_column_of_the_dashboard_is_in_the_published_mart(
             ]
 
 
+def chart_query(chart: dict, rows_per_point: bool = False) -> str:
+    """A chart's query as Superset builds it for DuckDB: its x axis (truncated to its time
+    grain), its series or groups, its saved metrics' SQL and its filters, grouped. With
+    `rows_per_point`, how many rows of the dataset each point of the chart aggregates."""
+    dataset, params = DATASETS[chart["dataset_uuid"]], chart["params"]
+    columns = {c["column_name"] for c in dataset["columns"]}
+    metrics = {m["metric_name"]: m["expression"] for m in dataset["metrics"]}
+    assert chart["viz_type"] == params["viz_type"]
+    x, groups = params.get("x_axis"), params["groupby"]
+    filters = [f for f in params["adhoc_filters"] if f["operator"] != "TEMPORAL_RANGE"]
+    assert {*groups, *(f["subject"] for f in params["adhoc_filters"])} <= columns
+    assert x is None or x in columns
+    assert set(params["metrics"]) <= set(metrics), chart["slice_name"]
+    grain = params.get("time_grain_sqla")
+    axis = [f"date_trunc('{GRAINS[grain]}', {x}) as {x}" if grain else x] if x else []
+    where = " and ".join(
+        f"{f['subject']} in ({', '.join(repr(v) for v in f['comparator'])})" for f in filters
+    )
+    values = ["count(*) as rows"] if rows_per_point else [metrics[m] for m in params["metrics"]]
+    return (
+        f"select {', '.join([*axis, *groups, *values])} from {source(dataset)}"
+        f"{' where ' + where if where else ''} group by all order by all"
+    )
+
+
 def chart_queries() -> Iterator[tuple[str, str]]:
-    """Each chart's query as Superset builds it for DuckDB: its x axis (truncated to its time
-    grain), its series or groups, its saved metrics' SQL and its filters, grouped."""
-    datasets = {d["uuid"]: d for d in bundle("datasets")}
     for chart in bundle("charts"):
-        dataset, params = datasets[chart["dataset_uuid"]], chart["params"]
-        columns = {c["column_name"] for c in dataset["columns"]}
-        metrics = {m["metric_name"]: m["expression"] for m in dataset["metrics"]}
-        assert chart["viz_type"] == params["viz_type"]
-        x, groups = params.get("x_axis"), params["groupby"]
-        filters = [f for f in params["adhoc_filters"] if f["operator"] != "TEMPORAL_RANGE"]
-        assert {*groups, *(f["subject"] for f in params["adhoc_filters"])} <= columns
-        assert x is None or x in columns
-        assert set(params["metrics"]) <= set(metrics), chart["slice_name"]
-        grain = params.get("time_grain_sqla")
-        axis = [f"date_trunc('{GRAINS[grain]}', {x}) as {x}" if grain else x] if x else []
-        where = " and ".join(
-            f"{f['subject']} in ({', '.join(repr(v) for v in f['comparator'])})" for f in filters
-        )
-        selected = [*axis, *groups, *(metrics[m] for m in params["metrics"])]
-        yield (
-            chart["slice_name"],
-            (
-                f"select {', '.join(selected)} from {source(dataset)}"
-                f"{' where ' + where if where else ''} group by all order by all"
-            ),
-        )
+        yield chart["slice_name"], chart_query(chart)
+
+
+def chart_rows(con: duckdb.DuckDBPyConnection, slice_name: str) -> list[dict]:
+    """A chart's data, as Superset's query returns it, by metric name."""
+    (chart,) = [c for c in bundle("charts") if c["slice_name"] == slice_name]
+    cursor = con.execute(chart_query(chart))
+    names = [d[0] for d in cursor.description]
+    metrics = chart["params"]["metrics"]
+    names[len(names) - len(metrics) :] = metrics
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def test_every_chart_runs_on_the_published_mart_through_duckdb_engine(mart: Warehouse) -> None:
@@ -137,6 +153,28 @@ def test_every_chart_runs_on_the_published_mart_through_duckdb_engine(mart: Ware
         with pytest.raises(sqlalchemy.exc.DBAPIError, match="read-only"):
             con.execute(sqlalchemy.text("create table marts.scratch (x int)"))
     assert isinstance(reader.pool, NullPool)
+
+
+def test_the_dashboard_takes_the_period_figures_and_computes_none(mart: Warehouse) -> None:
+    """Every figure agg_period_figures defines is a metric of its dataset only, taken as the
+    one value of its row (MAX of one row per point: each chart filters the grain and scope
+    that give one), and the charts of the figures read that dataset."""
+    (figures,) = [d for d in bundle("datasets") if d["table_name"] == FIGURES_TABLE]
+    for metric in figures["metrics"]:
+        assert metric["expression"] == f"MAX({metric['metric_name']})", metric
+    names = {m["metric_name"] for m in figures["metrics"]}
+    rates = {"conversation_share", "response_rate", "median_first_response_minutes"}
+    rates |= {"social_share", "own_site_share"}
+    assert rates | {"x_referred_sessions", "own_site_sessions"} <= names
+    for dataset in bundle("datasets"):  # no second definition of a rate elsewhere
+        if dataset["uuid"] != figures["uuid"]:
+            assert not rates & {m["metric_name"] for m in dataset["metrics"]}, dataset["table_name"]
+    on_figures = [c for c in bundle("charts") if c["dataset_uuid"] == figures["uuid"]]
+    assert len(on_figures) >= 4
+    with duckdb.connect(str(mart.published), read_only=True) as con:
+        for chart in on_figures:
+            counts = con.execute(chart_query(chart, rows_per_point=True)).fetchall()
+            assert counts and {row[-1] for row in counts} == {1}, chart["slice_name"]
 
 
 def snapshot_of(path: Path) -> tuple:

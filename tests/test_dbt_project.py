@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import statistics
 import sys
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -806,6 +807,7 @@ def test_marts_are_tables_in_schema_marts(built: Build) -> None:
         "agg_daily_referrals",
         "fct_x_post_attributed_sessions",
         "agg_daily_source_coverage",
+        "agg_period_figures",
     }
     schemas = {row[0] for row in built.query("select schema_name from information_schema.schemata")}
     assert {"staging", "intermediate", "marts"} <= schemas
@@ -1169,3 +1171,76 @@ def test_source_coverage_of_the_loaded_batches(built: Build) -> None:
     for day, site_status, sessions, x_status, posts in daily:
         assert (sessions is None) == (site_status == "missing"), day
         assert posts is not None and x_status == ("complete" if day in days else "missing")
+
+
+def test_period_figures_are_ratios_of_the_sums_over_the_days_a_source_has_data(
+    built: Build,
+) -> None:
+    """agg_period_figures, the one definition of the period figures, against the hand-made
+    data: over the whole period (X has data every day, the support site not on 11-07, which
+    is left out of its figures rather than counted as 0), per account, and per week and
+    month (11-02 is a Monday: one week, one month, so the same figures)."""
+    days = all_days()
+    site_days = [d for d in days if d != date(2026, 11, 7)]
+    responses = expected_first_responses()
+    mentions = {m: p for p in MENTION_ENDPOINT_POSTS for m in EXPECTED_MENTIONS if p.post_id == m}
+    answered = [m for m in mentions if responses[m]]
+    minutes = sorted(
+        minutes_between(mentions[m].created_at, responses[m].created_at) for m in answered
+    )
+    posts = sum(p.kind in ("original", "quote") for p in OWN_POSTS)
+    to_customers = sum(
+        p.kind == "reply" and p.in_reply_to_user_id not in ACCOUNTS for p in OWN_POSTS
+    )
+    sessions = [s for s in expected_sessions() if s[0] in site_days]
+    social = sum(s[1] == "social" for s in sessions)
+    own_site = sum(s[1] == "own_site" for s in sessions)
+    x_referred = sum(s[2] == "Twitter" for s in sessions)
+    want = {
+        "first_day": days[0],
+        "last_day": days[-1],
+        "period_days": len(days),
+        "incomplete_days": 1,
+        "x_days": len(days),
+        "support_site_days": len(site_days),
+        "support_site_absent_days": 1,
+        "broadcast_posts": posts,
+        "replies_to_customers": to_customers,
+        "conversation_share": pytest.approx(to_customers / (posts + to_customers)),
+        "mentions": len(mentions),
+        "mentions_answered": len(answered),
+        "response_rate": pytest.approx(len(answered) / len(mentions)),
+        "median_first_response_minutes": pytest.approx(statistics.median(minutes)),
+        "support_sessions": len(sessions),
+        "social_sessions": social,
+        "social_share": pytest.approx(social / len(sessions)),
+        "x_referred_sessions": x_referred,
+        "x_referred_share": pytest.approx(x_referred / len(sessions)),
+        "own_site_sessions": own_site,
+        "social_to_own_site": pytest.approx(social / own_site),
+    }
+    assert len(sessions) > 0 and own_site > 0 and x_referred > 0 and len(answered) > 0
+    rows = built.dicts(
+        "select * from marts.agg_period_figures where scope = 'company' order by grain"
+    )
+    by_grain = {r["grain"]: r for r in rows if r["grain"] != "day"}
+    assert sorted(by_grain) == ["month", "period", "week"]
+    for grain, row in by_grain.items():
+        assert {k: row[k] for k in want} == want, grain
+    assert sum(r["grain"] == "day" for r in rows) == len(days)
+    # per account: a mention counts for its primary account, so the accounts add up
+    accounts = built.dicts(
+        "select * from marts.agg_period_figures where grain = 'period' and scope = 'account'"
+    )
+    assert {a["account_username"]: a["mentions"] for a in accounts} == {
+        name: sum(account == name for account in EXPECTED_MENTIONS.values())
+        for name in ACCOUNTS.values()
+    }
+    assert all(a["support_sessions"] is None for a in accounts)
+    # the site's absent day: no session figure (null, not 0), X's figures there
+    [absent] = built.dicts(
+        "select * from marts.agg_period_figures"
+        " where grain = 'day' and scope = 'company' and period_start = '2026-11-07'"
+    )
+    assert (absent["support_sessions"], absent["social_share"]) == (None, None)
+    assert absent["mentions"] is not None and absent["support_site_absent_days"] == 1

@@ -230,6 +230,13 @@ def test_metrics_are_ratios_of_sums_at_any_grain(pipeline_env: dict, tmp_path: P
     assert float(month["conversation_share"]) == pytest.approx(direct[2])
     assert float(month["social_share"]) == pytest.approx(direct[3])
     assert direct[5] != pytest.approx(direct[4])  # the days' mention counts differ
+    # and the month's row of agg_period_figures (the headline's, report's and dashboard's)
+    [figures] = query(
+        pipeline_env,
+        "select response_rate, median_first_response_minutes, conversation_share, social_share"
+        " from marts.agg_period_figures where grain = 'month' and scope = 'company'",
+    )
+    assert list(figures) == pytest.approx([float(month[m]) for m in metrics.split(",")])
 
     by_account = mf_query(
         pipeline_env,
@@ -281,25 +288,38 @@ def test_the_headline_says_whether_social_media_or_the_own_website_sent_more(
     pipeline_env: dict,
 ) -> None:
     printed = engagement("headline", env=pipeline_env).stdout
-    [(social, own, x, facebook, linkedin, other)] = query(
-        pipeline_env,
-        "select sum(social_sessions), sum(own_site_sessions), sum(x_referred_sessions),"
-        " sum(facebook_sessions), sum(linkedin_sessions), sum(other_social_sessions)"
-        " from marts.agg_daily_engagement",
+    # counted here session by session, not from the marts' sums
+    channels = dict(
+        query(pipeline_env, "select channel, count(*) from marts.fct_support_sessions group by 1")
     )
-    assert social == x + facebook + linkedin + other and social != own
-    assert f"X {x}, Facebook {facebook}, LinkedIn {linkedin}, other networks {other}" in printed
-    if social > own:
-        verdict = f"Social media sent more sessions than the company's own website: {social} vs"
-    else:
-        verdict = f"The company's own website sent more sessions than social media: {own} vs"
-    assert f"{verdict} {min(social, own)}" in printed
-    # the other ways round, on made-up totals
-    totals = pipeline.headline(published(pipeline_env))
-    totals.update(social_sessions=3, own_site_sessions=5)
-    assert "sent more sessions than social media: 5 vs 3" in pipeline.format_headline(totals)
-    totals.update(own_site_sessions=3)
-    assert "sent as many sessions: 3 each" in pipeline.format_headline(totals)
+    networks = dict(
+        query(
+            pipeline_env,
+            "select referrer_network, count(*) from marts.fct_support_sessions"
+            " where channel = 'social' group by 1",
+        )
+    )
+    social, own = channels["social"], channels["own_site"]
+    assert social > own, "the sample company's social media sends more than its own website"
+    verdict = f"Social media sent more sessions than the company's own website: {social:,} vs"
+    assert f"{verdict} {own:,}" in printed
+    x, facebook, linkedin = (networks.pop(n, 0) for n in ("Twitter", "Facebook", "LinkedIn"))
+    other = sum(networks.values())
+    assert x > 0 and facebook + linkedin > 0
+    assert f"X {x:,}, Facebook {facebook:,}, LinkedIn {linkedin:,}, other networks {other:,})" in (
+        printed
+    )
+    # the other ways round, and no data, on made-up figures
+    figures = pipeline.headline(published(pipeline_env))
+    figures.update(social_sessions=3, own_site_sessions=5)
+    assert (
+        "The company's own website sent more sessions than social media: 5 vs 3"
+        in pipeline.format_headline(figures)
+    )
+    figures.update(own_site_sessions=3)
+    assert "sent as many sessions: 3 each" in pipeline.format_headline(figures)
+    figures.update(own_site_sessions=None, social_sessions=None)
+    assert "own website: no support-site data" in pipeline.format_headline(figures)
 
 
 # ------------------------------------------------------------------ coverage: a missing source
@@ -391,13 +411,114 @@ def test_the_report_hatches_and_explains_the_incomplete_days(
         ("2026-11-06", "X", "missing", "no batch loaded"),
         ("2026-11-07", "X", "missing", "no batch loaded"),
     ]
-    # hatched in the conversation chart (X's days), with the legend; not in the sessions chart
-    conversation = page[page.index('<section id="conversation">') :]
-    conversation = conversation[: conversation.index("</section>")]
-    assert conversation.count('class="incomplete"') == 2
-    assert "X missing: no batch loaded" in conversation and "incomplete day" in conversation
-    channels = page[page.index('<section id="channels">') :]
-    assert 'class="incomplete"' not in channels[: channels.index("</section>")]
+    # marked in the conversation chart (X's days), each band with its reason, and the reasons
+    # listed under it; not in the sessions chart
+    conversation = section(page, "conversation")
+    bands = re.search(r'class="mark-rect role-mark incomplete_marks"[^>]*>(.*?)</g>', conversation)
+    assert re.findall(r'aria-label="([^"]*)"', bands[1]) == ["X missing: no batch loaded"] * 2
+    assert re.findall(r'<li data-field="incomplete">([^<]*)</li>', conversation) == [
+        "2026-11-06: X missing: no batch loaded",
+        "2026-11-07: X missing: no batch loaded",
+    ]
+    assert "incomplete_marks" not in section(page, "channels")
+    # and the days without X data have no share in its table, rather than 0
+    absent = re.findall(r'<tr class="incomplete"><td data-field="period">([^<]+)<', conversation)
+    assert sorted(set(absent)) == ["2026-11-06", "2026-11-07"]
+
+
+def section(page: str, name: str) -> str:
+    start = page.index(f'<section id="{name}">')
+    return page[start : page.index("</section>", start)]
+
+
+def test_the_headline_the_report_and_the_dashboard_show_the_same_figures(
+    gapped_env: dict, tmp_path: Path
+) -> None:
+    """One definition per figure: on a mart where X is missing two days, the headline, the
+    report and the dashboard's chart of the period figures (its query, as Superset runs it on
+    DuckDB) show the same figures, and they are the ratios of the sums over the days each
+    source has data, computed here from the daily mart and the mentions."""
+    from engagement.figures import connect
+    from tests.test_bi import chart_rows
+
+    [(posts, replies, mentions, answered, support, social, x, facebook, linkedin, other, own)] = (
+        query(
+            gapped_env,
+            """
+            select sum(x_posts), sum(x_replies_to_customers), sum(x_mentions),
+                sum(x_mentions_answered), sum(support_sessions), sum(social_sessions),
+                sum(x_referred_sessions), sum(facebook_sessions), sum(linkedin_sessions),
+                sum(other_social_sessions), sum(own_site_sessions)
+            from marts.agg_daily_engagement
+            """,
+        )
+    )
+    [(median, counted)] = query(
+        gapped_env,
+        "select median(first_response_minutes) filter (where is_answered), count(*)"
+        f" from marts.fct_x_mentions where created_date <= '{X_UNTIL}'",
+    )
+    assert counted == mentions and posts + replies > 0 and support > 0
+    want = {
+        "conversation_share": replies / (posts + replies),
+        "response_rate": answered / mentions,
+        "median_first_response_minutes": median,
+        "social_share": social / support,
+        "x_referred_sessions": x,
+        "facebook_sessions": facebook,
+        "linkedin_sessions": linkedin,
+        "other_social_sessions": other,
+        "own_site_sessions": own,
+        "support_sessions": support,
+        "mentions": mentions,
+        "output_posts": posts + replies,
+        "incomplete_days": 2,
+    }
+    # the dashboard
+    with connect(published(gapped_env)) as con:
+        [dashboard] = chart_rows(con, "Period figures")
+    assert {k: dashboard[k] for k in want} == pytest.approx(want)
+    # the headline
+    headline = pipeline.headline(published(gapped_env))
+    assert {k: headline[k] for k in want} == pytest.approx(want)
+    printed = engagement("headline", env=gapped_env).stdout
+
+    def pct(value: float) -> str:
+        return f"{100 * value:.1f}%"
+
+    assert f"({pct(want['conversation_share'])} of output is conversation)" in printed
+    assert f"Mentions answered: {answered:,} of {mentions:,} ({pct(answered / mentions)})" in (
+        printed
+    )
+    assert f"median first response {median:.1f} min" in printed
+    assert f"social media {social:,} ({pct(social / support)}: X {x:,}, Facebook" in printed
+    # the report: its cards, with their denominators, and its referrals table
+    out = tmp_path / "report.html"
+    engagement("report", "--out", str(out), env=gapped_env)
+    page = out.read_text()
+    cards = dict(re.findall(r'data-kpi="(\w+)">([^<]*)<', page))
+    assert cards == {
+        "conversation_share": pct(want["conversation_share"]),
+        "response_rate": pct(want["response_rate"]),
+        "median_first_response": f"{median:.1f} min",
+        "social_share": pct(want["social_share"]),
+        "own_site_sessions": f"{own:,}",
+    }
+    assert dict(re.findall(r'data-kpi-of="(\w+)">([^<]*)<', page))["response_rate"] == (
+        f"of {mentions:,} mentions"
+    )
+    referrals = re.findall(
+        r'<td data-field="network">([^<]+)</td><td data-field="sessions">([^<]+)</td>',
+        section(page, "referrals"),
+    )
+    assert referrals == [
+        ("X", f"{x:,}"),
+        ("Facebook", f"{facebook:,}"),
+        ("LinkedIn", f"{linkedin:,}"),
+        ("Other networks", f"{other:,}"),
+        ("all", f"{social:,}"),
+        ("all", f"{own:,}"),
+    ]
 
 
 def test_metrics_can_be_restricted_to_complete_days(gapped_env: dict, tmp_path: Path) -> None:

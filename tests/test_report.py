@@ -190,9 +190,17 @@ SHOWN = """
   const fields = Object.fromEntries(
     [...document.querySelectorAll("p [data-field], section > p[data-field]")]
       .map((e) => [e.dataset.field, text(e)]));
-  const charts = [...document.querySelectorAll("section")].map(
-    (s) => [s.id, s.querySelectorAll("svg rect, svg circle").length]);
-  return {tables, kpis, fields, charts: Object.fromEntries(charts),
+  const kpisOf = Object.fromEntries(
+    [...document.querySelectorAll("[data-kpi-of]")].map((e) => [e.dataset.kpiOf, text(e)]));
+  // the data marks each section's charts draw (the layers named data*), and every chart's
+  // title and axis titles
+  const charts = Object.fromEntries([...document.querySelectorAll("section")].map(
+    (s) => [s.id, s.querySelectorAll("svg g.role-mark[class*=' data'] > path").length]));
+  const titles = [...document.querySelectorAll("figure svg")].map((svg) => ({
+    title: [...svg.querySelectorAll(".role-title-text text")].map(text).join(" "),
+    axes: [...svg.querySelectorAll(".role-axis-title text")].map(text),
+  }));
+  return {tables, kpis, kpisOf, fields, charts, titles,
           width: document.documentElement.scrollWidth};
 })()
 """
@@ -291,20 +299,29 @@ def expected(env: dict[str, str]) -> dict[str, Any]:
     )
     networks = query(
         env,
-        "select sum(x_referred_sessions), sum(facebook_sessions), sum(linkedin_sessions)"
-        " from marts.agg_daily_engagement",
+        "select sum(x_referred_sessions), sum(facebook_sessions), sum(linkedin_sessions),"
+        " sum(other_social_sessions) from marts.agg_daily_engagement",
     )[0]
+    names = ("X", "Facebook", "LinkedIn", "Other networks")  # one name for X, as the headline's
     return {
         "networks": {
-            network: f"{sessions:,}"
-            for network, sessions in zip(("Twitter", "Facebook", "LinkedIn"), networks, strict=True)
-            if sessions
+            network: (f"{sessions:,}", pct(sessions, support))
+            for network, sessions in zip(names, networks, strict=True)
         },
         "kpis": {
             "conversation_share": pct(replies, posts + replies),
             "response_rate": pct(answered, mentions),
             "median_first_response": mins(median),
             "social_share": pct(social, support),
+            "own_site_sessions": f"{own_site:,}",
+        },
+        # each figure with what it is of: its denominator
+        "kpis_of": {
+            "conversation_share": f"of {posts + replies:,} posts and replies to customers",
+            "response_rate": f"of {mentions:,} mentions",
+            "median_first_response": f"over {answered:,} answered mentions",
+            "social_share": f"of {support:,} support-site sessions",
+            "own_site_sessions": f"{pct(own_site, support)} of {support:,} sessions",
         },
         "conversation": conversation,
         "accounts": [
@@ -313,7 +330,6 @@ def expected(env: dict[str, str]) -> dict[str, Any]:
                 "mentions": f"{m:,}",
                 "answered": f"{a:,}",
                 "response_rate": pct(a, m),
-                "unanswered": f"{m - a:,}",
                 "median_first_response": mins(med),
             }
             for account, m, a, med in per_account
@@ -374,6 +390,7 @@ def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
 
     want = expected(mart)
     assert shown["kpis"] == want["kpis"]
+    assert shown["kpisOf"] == want["kpis_of"]
     assert shown["fields"]["first_day"] == want["days"][0]
     assert shown["fields"]["last_day"] == want["days"][-1]
     assert shown["fields"]["days"] == str(len(DAYS))
@@ -387,28 +404,36 @@ def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
         row.pop("day"): {k: v for k, v in row.items() if v != "0"} for row in tables["channels"]
     }
     assert channels == want["channels"]
-    referrals = {(r["channel"], r["network"]): r["sessions"] for r in tables["referrals"]}
-    assert referrals[("Social media", "all")] == want["social"]
-    assert referrals[("Company website", "all")] == want["own_site"]
-    for network, sessions in want["networks"].items():
-        assert referrals[("Social media", network)] == sessions
-    # the charts draw them: a point per account and day, bars per account and per channel-day
+    referrals = {
+        (r["channel"], r["network"]): (r["sessions"], r["share"]) for r in tables["referrals"]
+    }
+    assert referrals.pop(("Social media", "all"))[0] == want["social"]
+    assert referrals.pop(("Company website", "all"))[0] == want["own_site"]
+    assert referrals == {("Social media", n): v for n, v in want["networks"].items()}
+    top = query(
+        mart,
+        "select post_id, count(*) from marts.fct_x_post_attributed_sessions"
+        " group by post_id order by 2 desc, 1 limit 10",
+    )
+    rows = [(r["post_id"], r["visits"]) for r in tables["top_posts"]]
+    assert rows == [(post, f"{visits:,}") for post, visits in top] and rows
+    # the charts draw them: a point per account and day, bars per account (mentions,
+    # answered; the median), per channel-day, per referrer and per top post
     points = [row for row in want["conversation"] if row["share"] != "–"]
-    assert shown["charts"]["conversation"] == len(points)
-    assert shown["charts"]["mentions"] == 3 * len(ACCOUNTS)  # mentions, answered; the median
-    assert shown["charts"]["channels"] == sum(len(day) - 1 for day in want["channels"].values())
-    # the mart has no attribution table yet: the page says so rather than failing
-    tables_now = {t for (t,) in query(mart, "select table_name from duckdb_tables()")}
-    if "fct_x_post_attributed_sessions" not in tables_now:
-        assert "top_posts_missing" in shown["fields"]
-    else:
-        top = query(
-            mart,
-            "select post_id, count(*) from marts.fct_x_post_attributed_sessions"
-            " group by post_id order by 2 desc, 1 limit 10",
-        )
-        rows = [(r["post_id"], r["visits"]) for r in tables["top_posts"]]
-        assert rows == [(post, f"{visits:,}") for post, visits in top]
+    medians = [row for row in want["accounts"] if row["median_first_response"] != "–"]
+    assert shown["charts"] == {
+        "coverage": 0,
+        "conversation": len(points),
+        "mentions": 2 * len(ACCOUNTS) + len(medians),
+        "unanswered": 0,
+        "channels": sum(len(day) - 1 for day in want["channels"].values()),
+        "referrals": len(want["networks"]) + 2,
+        "top_posts": len(top),
+    }
+    # every chart has a title and titled axes
+    assert len(shown["titles"]) == 6
+    for chart in shown["titles"]:
+        assert chart["title"] and len(chart["axes"]) == 2 and all(chart["axes"]), chart
     assert shown["width"] <= SCREENSHOT_WIDTH  # nothing overflows sideways
 
 
@@ -446,3 +471,28 @@ def test_no_published_mart_is_one_clear_line(env: dict[str, str], tmp_path: Path
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "no published mart" in result.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_long_period_is_shown_per_week(
+    mart: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past DAILY_UP_TO days the conversation is shown per ISO week (from agg_period_figures'
+    week rows): here the three days, Monday to Wednesday, are one week."""
+    from engagement import report
+
+    monkeypatch.setattr(report, "DAILY_UP_TO", len(DAYS) - 1)
+    published = Path(mart["ENGAGEMENT_DATA_DIR"]) / "warehouse" / "engagement.duckdb"
+    page = report.render(report.read_figures(published))
+    rows = re.findall(
+        r'<td data-field="period">([^<]+)</td><td data-field="account">([^<]+)</td>'
+        r'<td data-field="posts">([^<]+)</td><td data-field="replies_to_customers">([^<]+)<',
+        page,
+    )
+    sums = query(
+        mart,
+        "select account_username, sum(posts), sum(replies_to_customers)"
+        " from marts.agg_daily_account_engagement group by 1 order by 1",
+    )
+    assert DAYS[0].weekday() == 0
+    assert rows == [(str(DAYS[0]), a, f"{p:,}", f"{r:,}") for a, p, r in sums]
+    assert "Conversation share per account and week" in page and "wk 02 Nov" in page
