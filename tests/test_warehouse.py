@@ -196,11 +196,15 @@ def test_changed_vars_or_an_unfinished_full_build_rebuild_everything(
     loaded_out_of_order, tmp_path: Path
 ) -> None:
     warehouse = copy_of(loaded_out_of_order[0], tmp_path)
-    assert plan(warehouse.settings) == Plan(False, ("support_site", "x"), 2, ANY)
+    # day 6 re-loaded: dbt rebuilds days 5 to 7 (a day each side, see plan_build)
+    day6 = (date(2026, 11, 5), date(2026, 11, 8))
+    assert plan(warehouse.settings) == Plan(False, ("support_site", "x"), 2, ANY, day6)
     other = warehouse.settings.model_copy(update={"company_site_hosts": ("acme.example",)})
     assert plan(other).full_refresh
     # that full build did not happen: the next build, whatever its vars, is a full one
-    assert plan(warehouse.settings) == Plan(True, ("support_site", "x"), 7, ANY)
+    # over the days of the data: the access logs of days 3, 5 and 6, and a day each side
+    every_day = (date(2026, 11, 2), date(2026, 11, 8))
+    assert plan(warehouse.settings) == Plan(True, ("support_site", "x"), 7, ANY, every_day)
 
 
 def engagement_build(settings: Settings, **env: str) -> subprocess.Popen:
