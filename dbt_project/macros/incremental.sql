@@ -6,12 +6,14 @@
       the days of the support-site loads that changed since the last green build, widened
       by a day on each side (a day's sessions read the page views of the next day, and a
       changed day changes whether the next day's first page views continue a visit). dbt
-      then rebuilds those days batch by batch, reading only their days upstream.
-      `lookback` (1 day) does the same when dbt runs on its own, without a window.
+      then rebuilds those days batch by batch, reading only their days upstream (days far
+      apart, a backfill and today's load, are windows of their own, a dbt run each). Run on
+      its own, without a window, dbt rebuilds today and the `lookback` (2 days) before it:
+      the days late lines of yesterday change.
     - The X models are plain tables: a later batch can change a post of any age.
 
-    The two macros below give the bounds of the batch a microbatch model is building,
-    for a model that reads beyond them (int_support_site__sessions reads
+    batch_start() and batch_end() give the bounds of the batch a microbatch model is
+    building, for a model that reads beyond them (int_support_site__sessions reads
     `ref(...).render()`, which dbt does not filter to the batch).
 -#}
 

@@ -11,7 +11,7 @@
         event_time='date_day',
         batch_size='day',
         begin='2020-01-01',
-        lookback=1,
+        lookback=2,
     )
 }}
 

@@ -20,7 +20,7 @@
         event_time='session_started_at',
         batch_size='day',
         begin='2020-01-01',
-        lookback=1,
+        lookback=2,
     )
 }}
 
