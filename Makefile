@@ -59,7 +59,7 @@ bench-ingest: setup
 	$(VENV)/bin/python scripts/bench_ingest.py
 
 # a day's whole run after 1 and after DAYS days of history, LINES log lines a day; publishing
-# with PUBLISH_ROWS rows of post metrics
+# with PUBLISH_ROWS rows of post metrics and of sessions
 DAYS ?= 30
 LINES ?= 200000
 PUBLISH_ROWS ?= 5000000

@@ -10,8 +10,9 @@ the X API sandbox for the same days. Then, through the `engagement` CLI in fresh
 - history of D days: days 1..D extracted, gated and loaded and built; then day D + 1's whole
   run is timed;
 - `engagement build --full-refresh` over the D + 1 days is timed;
-- publishing is timed at scale: that build with fct_x_post_metrics grown to PUBLISH_ROWS
-  rows (default 5,000,000), 1% of its posts changed, every mart copied against in place.
+- publishing is timed at scale: that build with fct_x_post_metrics and fct_support_sessions
+  grown to PUBLISH_ROWS rows each (default 5,000,000), the last day's window rebuilt, every
+  mart copied against in place.
 
 Prints each run's steps, the ratio of the two day runs, the day run at D days against the
 full refresh, and the peak RSS of any process involved; the published marts of the
@@ -132,39 +133,70 @@ def build(env: dict[str, str], *args: str, label: str = "") -> dict[str, float]:
     return {"build": seconds - publish, "publish": publish}
 
 
+def slowest_nodes(env: dict[str, str], count: int = 6) -> str:
+    """The dbt nodes the last build spent most on (seconds, from run_results.json)."""
+    results = Path(env["ENGAGEMENT_DATA_DIR"]) / "dbt" / "target" / "run_results.json"
+    nodes = json.loads(results.read_text())["results"]
+    total = sum(node["execution_time"] for node in nodes)
+    top = sorted(nodes, key=lambda node: -node["execution_time"])[:count]
+    listed = ", ".join(
+        f"{node['unique_id'].split('.')[-1]} {node['execution_time']:.2f}" for node in top
+    )
+    return f"{len(nodes)} dbt nodes, {total:.1f} s in all; slowest: {listed}"
+
+
 def day_run(day: date, env: dict[str, str]) -> dict[str, float]:
     steps = load_day(day, env) | build(env, label="build (a day's)")
     steps["total"] = sum(steps.values())
     return steps
 
 
-def publish_at_scale(warehouse: Path, rows: int, rounds: int = 3) -> dict[str, float]:
-    """Median seconds to publish a build whose fct_x_post_metrics has about `rows` rows (the
-    bench's own, repeated under other post ids: years of snapshots of a busy account), with
-    1% of its posts recomputed since the last publish: every mart copied into a new file
-    (`whole`: a first or full build's publish) against the product's publish in place. The
-    two published files must hold the same rows."""
-    from engagement.warehouse.build import publish
+def publish_at_scale(data: Path, rows: int, window: tuple[date, date], rounds: int = 3) -> dict:
+    """Median seconds to publish a build whose two growing facts have about `rows` rows
+    each: fct_x_post_metrics (the bench's own rows repeated under other post ids: years of
+    snapshots of a busy account) and fct_support_sessions (repeated on earlier days: years
+    of sessions), the days of `window` rebuilt since the last publish: every mart copied
+    into a new file (`whole`: a first or full build's publish) against the product's
+    publish in place (the marts built by day keep the published file's rows but those of
+    the window; the others, fct_x_post_metrics among them, are copied whole). The two
+    published files must hold the same rows."""
+    from engagement.warehouse.build import microbatch_marts, publish
 
-    scratch = warehouse / "publish-at-scale"
+    scratch = data / "publish-at-scale"
     scratch.mkdir()
     build_db = scratch / "build.duckdb"
-    shutil.copyfile(warehouse / "build.duckdb", build_db)
+    shutil.copyfile(data / "warehouse" / "build.duckdb", build_db)
+    grown = {"fct_x_post_metrics": "post_id", "fct_support_sessions": "session_id"}
     with duckdb.connect(str(build_db)) as con:
-        (have,) = con.execute("select count(*) from marts.fct_x_post_metrics").fetchone()
+        (metrics,) = con.execute("select count(*) from marts.fct_x_post_metrics").fetchone()
+        (sessions, days) = con.execute(
+            "select count(*), count(distinct session_date) + 1 from marts.fct_support_sessions"
+        ).fetchone()
         con.execute(
             f"""
             insert into marts.fct_x_post_metrics
             select metrics.* replace (metrics.post_id || '-' || copy as post_id)
-            from marts.fct_x_post_metrics as metrics, range(1, {max(1, rows // have)}) as c (copy);
-            delete from _engagement.unpublished_keys;
-            insert into _engagement.unpublished_keys
-            select 'fct_x_post_metrics', post_id
-            from (select distinct post_id from marts.fct_x_post_metrics)
-            using sample 1 percent (bernoulli, 7);
+            from marts.fct_x_post_metrics as metrics,
+                range(1, {max(1, rows // metrics)}) as c (copy);
+            insert into marts.fct_support_sessions
+            select sessions.* replace (
+                sessions.session_id || '-' || copy as session_id,
+                sessions.session_started_at - to_days(cast(copy * {days} as integer))
+                    as session_started_at,
+                sessions.session_ended_at - to_days(cast(copy * {days} as integer))
+                    as session_ended_at,
+                cast(sessions.session_date - to_days(cast(copy * {days} as integer)) as date)
+                    as session_date
+            )
+            from marts.fct_support_sessions as sessions,
+                range(1, {max(1, rows // sessions)}) as c (copy);
             """
         )
-        (total,) = con.execute("select count(*) from marts.fct_x_post_metrics").fetchone()
+        totals = {
+            table: con.execute(f"select count(*) from marts.{table}").fetchone()[0]
+            for table in grown
+        }
+    by_day = microbatch_marts(data / "dbt")
     published = scratch / "engagement.duckdb"
     publish(build_db, published, in_place=False)
     times: dict[str, list[float]] = {"whole": [], "in place": []}
@@ -173,20 +205,23 @@ def publish_at_scale(warehouse: Path, rows: int, rounds: int = 3) -> dict[str, f
         publish(build_db, scratch / "whole.duckdb", in_place=False)
         times["whole"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        publish(build_db, published, in_place=True)
+        publish(build_db, published, True, window, by_day)
         times["in place"].append(time.perf_counter() - started)
     with duckdb.connect() as con:
         con.execute(f"attach '{published}' as in_place (read_only)")
         con.execute(f"attach '{scratch / 'whole.duckdb'}' as whole (read_only)")
-        table = "marts.fct_x_post_metrics"
-        (differing,) = con.execute(
-            f"select count(*) from ((from in_place.{table} except all from whole.{table})"
-            f" union all (from whole.{table} except all from in_place.{table}))"
-        ).fetchone()
-    if differing:
-        sys.exit(f"bench: publishing in place gives {differing} rows other than a whole copy")
+        for table in grown:
+            (differing,) = con.execute(
+                f"select count(*) from ((from in_place.marts.{table} except all"
+                f" from whole.marts.{table}) union all (from whole.marts.{table}"
+                f" except all from in_place.marts.{table}))"
+            ).fetchone()
+            if differing:
+                sys.exit(
+                    f"bench: publishing in place gives {differing} {table} rows other than a copy"
+                )
     medians = {design: sorted(values)[len(values) // 2] for design, values in times.items()}
-    return {"rows": total, **medians}
+    return {"rows": totals, "by_day": sorted(by_day), **medians}
 
 
 def main() -> int:
@@ -235,12 +270,14 @@ def main() -> int:
         build(short, label="first build (full)")
         first = day_run(days[1], short)
         report("day run after 1 day of history", first)
+        print(f"  {slowest_nodes(short)}", flush=True)
 
         long = dict(base_env, ENGAGEMENT_DATA_DIR=str(root / "long"))
         load_history(days[:-1], long)
         build(long, label="first build (full)")
         last = day_run(days[-1], long)
         report(f"day run after {args.days} days of history", last)
+        print(f"  {slowest_nodes(long)}", flush=True)
         published = root / "long" / "warehouse" / "engagement.duckdb"
         incremental = mart_hashes(published)
 
@@ -249,10 +286,14 @@ def main() -> int:
         if mart_hashes(published) != incremental:
             sys.exit("bench: the incremental marts differ from the full refresh's")
 
-        scale = publish_at_scale(root / "long" / "warehouse", args.publish_rows)
+        # the window of the last day's run: that day and one each side (plan_build)
+        window = (days[-1] - timedelta(days=1), days[-1] + timedelta(days=2))
+        scale = publish_at_scale(root / "long", args.publish_rows, window)
+        sizes = ", ".join(f"{table} {count:,}" for table, count in scale["rows"].items())
         print(
-            f"publish with fct_x_post_metrics at {scale['rows']:,} rows, 1% of its posts"
-            f" changed (median of 3): every mart copied {scale['whole']:.2f} s, in place"
+            f"publish with {sizes} rows, the days {window[0]} to {window[1]} (exclusive)"
+            f" rebuilt (median of 3): every mart copied {scale['whole']:.2f} s, in place"
+            f" ({', '.join(scale['by_day'])} by day, the rest copied)"
             f" {scale['in place']:.2f} s (ratio {scale['in place'] / scale['whole']:.2f})",
             flush=True,
         )

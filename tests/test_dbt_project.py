@@ -644,8 +644,8 @@ def run_dbt(
 
     from engagement.warehouse.build import plan_build
 
-    if args[0] == "build":  # as `engagement build` does: a first build, every day changed
-        plan_build(raw_db, build_db, "test", full_refresh=True)
+    if args[0] in ("build", "run"):  # as `engagement build` does: a first build, every day
+        args = [*args, *plan_build(raw_db, build_db, "test", full_refresh=True).event_time_args()]
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ENGAGEMENT_RAW_DB", str(raw_db))
@@ -746,12 +746,16 @@ def test_the_marts_are_a_documented_contract(built: Build) -> None:
 def test_a_mart_that_breaks_its_contract_does_not_build(built: Build, tmp_path: Path) -> None:
     project = tmp_path / "dbt_project"
     shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
-    model = project / "models" / "marts" / "fct_support_sessions.sql"
-    model.write_text(model.read_text().replace("as is_bounce", "as is_single_page_view"))
+    model = project / "models" / "marts" / "agg_daily_source_coverage.sql"
+    model.write_text(
+        model.read_text().replace(
+            "cast(lines_read as bigint) as lines_read", "cast(lines_read as bigint) as lines_seen"
+        )
+    )
     build_db = tmp_path / "build.duckdb"
     built.query("checkpoint")  # the copy needs what the write-ahead log holds
     shutil.copy(built.build_db, build_db)
-    run = ["run", "--select", "fct_support_sessions", "--full-refresh"]
+    run = ["run", "--select", "agg_daily_source_coverage", "--full-refresh"]
     result = run_dbt(run, tmp_path, built.raw_db, build_db, project)
     assert not result.success
     assert "contract" in " ".join(failures(result)).lower()

@@ -108,7 +108,7 @@ def loaded_out_of_order(
 ) -> Iterator[tuple[Warehouse, dict]]:
     """Days loaded and built one at a time, out of order, with a rerun and a late log:
     5, 6, 4 (a backfill that joins a visit to the day after), 5 again after a late log, 3;
-    then day 4's access-log batch removed."""
+    then day 4's access-log batch removed; then days 2 and 8, far apart, in one build."""
     warehouse = make_warehouse(tmp_path_factory.mktemp("warehouse"), sandbox_url)
     seen: dict = {}
     for step, day in enumerate([date(2026, 11, 5), date(2026, 11, 6), date(2026, 11, 4)]):
@@ -129,16 +129,29 @@ def loaded_out_of_order(
         )
     warehouse.build()
     seen["removed"] = warehouse.sessions_from(CHAIN_HOST)
+    warehouse.load(date(2026, 11, 2))
+    warehouse.load(date(2026, 11, 8))
+    seen["windows"] = plan(warehouse.settings).windows
+    warehouse.build()
     seen["incremental"] = warehouse.marts()
     yield warehouse, seen
 
 
 def test_incremental_builds_publish_what_a_full_refresh_does(loaded_out_of_order) -> None:
+    """The one check that incremental marts equal a full refresh's, to the hash: after
+    out-of-order loads of both sources, a rerun with a late log, a backfill and a removed
+    batch."""
     warehouse, seen = loaded_out_of_order
-    assert [step.full_refresh for step in warehouse.steps] == [True] + [False] * 5
-    assert [step.changed_loads for step in warehouse.steps] == [2] * 5 + [1]
+    assert [step.full_refresh for step in warehouse.steps] == [True] + [False] * 6
+    assert [step.changed_loads for step in warehouse.steps] == [2] * 5 + [1, 4]
+    # days 2 and 8 rebuilt in two dbt runs, a day each side, not days 1 to 9 in one
+    nov = [date(2026, 11, day) for day in (1, 4, 7, 10)]
+    assert seen["windows"] == ((nov[0], nov[1]), (nov[2], nov[3]))
+    # published in place: the days the builds rebuilt replaced in the marts built by day
+    by_day = ["agg_daily_referrals", "fct_support_sessions"]
+    assert [step.updated_in_place for step in warehouse.steps] == [[]] + [by_day] * 6
     result = warehouse.build(full_refresh=True)
-    assert result.full_refresh and result.changed_loads == 7
+    assert result.full_refresh and result.changed_loads == 11
     assert warehouse.marts() == seen["incremental"]
     # every build ran models and data tests, none the dbt unit tests (CI runs those)
     assert all({"model", "test"} <= kinds for kinds in warehouse.kinds)
@@ -196,11 +209,15 @@ def test_changed_vars_or_an_unfinished_full_build_rebuild_everything(
     loaded_out_of_order, tmp_path: Path
 ) -> None:
     warehouse = copy_of(loaded_out_of_order[0], tmp_path)
-    assert plan(warehouse.settings) == Plan(False, ("support_site", "x"), 2, ANY)
+    # day 6 re-loaded: dbt rebuilds days 5 to 7 (a day each side, see plan_build)
+    day6 = (date(2026, 11, 5), date(2026, 11, 8))
+    assert plan(warehouse.settings) == Plan(False, ("support_site", "x"), 2, ANY, (day6,))
     other = warehouse.settings.model_copy(update={"company_site_hosts": ("acme.example",)})
     assert plan(other).full_refresh
     # that full build did not happen: the next build, whatever its vars, is a full one
-    assert plan(warehouse.settings) == Plan(True, ("support_site", "x"), 7, ANY)
+    # over the days of the data: the access logs of days 2 to 8 (not 4), and a day each side
+    every_day = (date(2026, 11, 1), date(2026, 11, 10))
+    assert plan(warehouse.settings) == Plan(True, ("support_site", "x"), 11, ANY, (every_day,))
 
 
 def engagement_build(settings: Settings, **env: str) -> subprocess.Popen:

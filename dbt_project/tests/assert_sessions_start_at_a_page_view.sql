@@ -1,12 +1,14 @@
--- every session this build changed starts at a page view of its visitor: the one it
--- names as first_request_id, at session_started_at (the requests are read only on the
--- days those sessions started, not the whole history)
+-- every session of the days this build rebuilt starts at a page view of its visitor: the
+-- one it names as first_request_id, at session_started_at (the requests are read only on
+-- the days those sessions started, not the whole history)
 with
 
 sessions as (
 
     select * from {{ ref('int_support_site__sessions') }}
-    where {{ session_near_changed_days() }}
+    where
+        session_started_at >= {{ build_window_bound('event_time_start', '-infinity') }}
+        and session_started_at < {{ build_window_bound('event_time_end', 'infinity') }}
 
 ),
 

@@ -1,36 +1,31 @@
 {#-
     One row per UTC day with any support-site request: page views, and sessions (by the day
-    they started) per channel. Incremental: the days of int_support_site__changed_days are
-    recomputed and replace their rows.
+    they started) per channel. Incremental by day (microbatch on date_day): dbt reads the
+    batch's day of requests and sessions.
 -#}
 
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=["date_day in " ~ support_site_days_to_recompute()],
+        incremental_strategy='microbatch',
+        event_time='date_day',
+        batch_size='day',
+        begin='2020-01-01',
+        lookback=2,
     )
 }}
-
--- depends_on: {{ ref('int_support_site__changed_days') }}
 
 with
 
 requests as (
 
     select * from {{ ref('int_support_site__requests_classified') }}
-    {% if is_incremental() -%}
-        where {{ on_days('requested_date', support_site_days_to_recompute()) }}
-    {%- endif %}
 
 ),
 
 sessions as (
 
     select * from {{ ref('int_support_site__sessions') }}
-    {% if is_incremental() -%}
-        where {{ on_days('session_date', support_site_days_to_recompute()) }}
-    {%- endif %}
 
 ),
 

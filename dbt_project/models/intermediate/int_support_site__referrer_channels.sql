@@ -31,9 +31,6 @@ with
 requests as (
 
     select * from {{ ref('int_support_site__requests_classified') }}
-    {% if is_incremental() -%}
-        where {{ on_changed_days('requested_date', 'support_site') }}
-    {%- endif %}
 
 ),
 

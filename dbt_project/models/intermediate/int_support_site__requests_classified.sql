@@ -8,16 +8,19 @@
     - referrer_key: identifies the (referrer_host, utm_source, utm_medium) combination that
       int_support_site__referrer_channels classifies.
 
-    Incremental: the changed days (see macros/incremental.sql) are recomputed whole and
-    replace their rows; a line belongs to the day of its requested_at, whichever batch
-    loaded it, so de-duplicating within a day is de-duplicating everywhere.
+    Incremental by day (microbatch on requested_at, see macros/incremental.sql): a line
+    belongs to the day of its requested_at whichever batch loaded it, so de-duplicating
+    within a day is de-duplicating everywhere; dbt reads only the batch's day of staging.
 -#}
 
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=["requested_date in " ~ changed_days('support_site')],
+        incremental_strategy='microbatch',
+        event_time='requested_at',
+        batch_size='day',
+        begin='2020-01-01',
+        lookback=2,
     )
 }}
 
@@ -26,9 +29,6 @@ with
 requests as (
 
     select * from {{ ref('stg_support_site__requests') }}
-    {% if is_incremental() -%}
-        where {{ on_changed_days('requested_at', 'support_site') }}
-    {%- endif %}
 
 ),
 

@@ -5,19 +5,22 @@
     one (exactly the timeout stays in the same session). A session takes the channel and
     referrer_network of its first page view; it belongs to the UTC day it started.
 
-    Incremental: whether a page view starts a session depends only on the visitor's
-    previous page view, so new or removed page views on a changed day can only change the
-    sessions that come within the timeout of that day (a session that spans midnight, or
-    one that a late line joins to another). Those sessions are replaced: they are deleted
-    and their page views, with the changed days' page views, are grouped again. Sessions
-    further away are untouched, however long ago they were.
+    Incremental by day (microbatch on session_started_at, see macros/incremental.sql): a
+    day's sessions are grouped from the page views of that day, of the session timeout
+    before it (whether its first page view continues a visit of the day before) and of the
+    next day (visits that go on past midnight). So a visit is followed until the end of the
+    day after it started: the page views of a visit longer than that are left out of it.
+    A changed day changes the sessions of the day before, the day itself and the next one.
 -#}
 
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=[session_near_changed_days()],
+        incremental_strategy='microbatch',
+        event_time='session_started_at',
+        batch_size='day',
+        begin='2020-01-01',
+        lookback=2,
     )
 }}
 
@@ -25,7 +28,13 @@ with
 
 requests as (
 
-    select * from {{ ref('int_support_site__requests_classified') }}
+    -- not dbt's filter to the batch's day: the page views around it (see above)
+    select * from {{ ref('int_support_site__requests_classified').render() }}
+    {% if model.batch -%}
+        where
+            requested_at >= {{ batch_start() }} - to_minutes({{ var('session_timeout_minutes') }})
+            and requested_at < {{ batch_end() }} + interval 1 day
+    {%- endif %}
 
 ),
 
@@ -34,56 +43,6 @@ referrer_channels as (
     select * from {{ ref('int_support_site__referrer_channels') }}
 
 ),
-
-{% if is_incremental() %}
-
-replaced_sessions as (
-
-    select
-        site,
-        visitor_id,
-        user_agent,
-        session_started_at,
-        session_ended_at
-
-    from {{ this }}
-    where {{ session_near_changed_days() }}
-
-),
-
-changed_page_views as (
-
-    select * from requests
-    where is_page_view and {{ on_changed_days('requested_date', 'support_site') }}
-
-),
-
-replaced_page_views as (
-
-    select requests.*
-    from requests
-    inner join replaced_sessions
-        on
-            requests.site = replaced_sessions.site
-            and requests.visitor_id = replaced_sessions.visitor_id
-            and requests.user_agent = replaced_sessions.user_agent
-            and requests.requested_at
-            between replaced_sessions.session_started_at and replaced_sessions.session_ended_at
-    where
-        requests.is_page_view
-        and {{ replaced_session_days() }}
-
-),
-
-requests_in_scope as (
-
-    select * from changed_page_views
-    union
-    select * from replaced_page_views
-
-),
-
-{% endif %}
 
 page_views as (
 
@@ -96,12 +55,8 @@ page_views as (
         request_path,
         referrer_key
 
-    {% if is_incremental() -%}
-        from requests_in_scope
-    {%- else -%}
-        from requests
-        where is_page_view
-    {%- endif %}
+    from requests
+    where is_page_view
 
 ),
 
@@ -200,6 +155,12 @@ final as (
     from sessions
     left join referrer_channels
         on sessions.referrer_key = referrer_channels.referrer_key
+    {% if model.batch -%}
+        -- the batch's own sessions (dbt's insert filters too, but not the first batch's create)
+        where
+            sessions.session_started_at >= {{ batch_start() }}
+            and sessions.session_started_at < {{ batch_end() }}
+    {%- endif %}
 
 )
 

@@ -1,17 +1,6 @@
 {#- One row per configured company account (every user id ever listed in x.accounts),
-    with its most recent username and profile. Rebuilt whole on each build (a few rows per
-    batch); its hooks record the accounts (kind x_user, old and new ids) and, once until a
-    build is green, their ids and usernames (kind x_accounts, see x_accounts_changed()). -#}
-
-{{
-    config(
-        pre_hook=[
-            "{{ record_accounts_snapshot() }}",
-            "{{ record_changed_keys('x_user', 'select account_id from ' ~ this) }}",
-        ],
-        post_hook="{{ record_changed_keys('x_user', 'select account_id from ' ~ this) }}",
-    )
-}}
+    with its most recent username and profile. A plain table, as are all X
+    models. -#}
 
 with
 

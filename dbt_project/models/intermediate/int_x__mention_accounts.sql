@@ -4,25 +4,14 @@
     (in_reply_to_user_id) or @-mentions one in entities.mentions (matched by user id or,
     case-insensitively, by username). A post mentioning two company accounts gives two rows.
 
-    Incremental: the posts recorded as changed (kind x_post) are recomputed.
+    A plain table rebuilt by every build that takes in X data (see macros/incremental.sql).
 -#}
-
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=["mention_id in " ~ changed_keys('x_post')],
-    )
-}}
 
 with
 
 posts as (
 
     select * from {{ ref('int_x__posts_classified') }}
-    {% if is_incremental() -%}
-        where post_id in {{ changed_keys('x_post') }}
-    {%- endif %}
 
 ),
 

@@ -6,48 +6,20 @@
     reply (ties broken by post id); first_response_minutes = (first_response_at -
     created_at) in minutes, with second precision.
 
-    Incremental: the mentions recorded as changed (kind x_post) are recomputed, and with
-    them (pre_hook) those a changed post answers or answered first. The days of the mentions
-    recomputed are recorded (x_day; a mention's day is its post's, which
-    int_x__posts_classified records as it was and as it is).
+    A plain table rebuilt by every build that takes in X data (see macros/incremental.sql).
 -#}
-
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=["mention_id in " ~ changed_keys('x_post')],
-        pre_hook=[
-            "{{ record_changed_keys('x_post',
-                'select mention_id from ' ~ this
-                ~ ' where first_response_id in ' ~ changed_keys('x_post')) }}",
-            "{{ record_changed_keys('x_post',
-                'select replied_to_post_id from ' ~ ref('int_x__posts_classified')
-                ~ ' where is_own and post_id in ' ~ changed_keys('x_post')) }}",
-            "{{ record_changed_days(this, 'mention_id') }}",
-        ],
-    )
-}}
 
 with
 
 mention_accounts as (
 
     select * from {{ ref('int_x__mention_accounts') }}
-    {% if is_incremental() -%}
-        where mention_id in {{ changed_keys('x_post') }}
-    {%- endif %}
 
 ),
 
 posts as (
 
     select * from {{ ref('int_x__posts_classified') }}
-    {% if is_incremental() -%}
-        where
-            post_id in {{ changed_keys('x_post') }}
-            or replied_to_post_id in {{ changed_keys('x_post') }}
-    {%- endif %}
 
 ),
 

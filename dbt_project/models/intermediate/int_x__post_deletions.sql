@@ -6,16 +6,8 @@
     error wins a tie with an observation of the same batch: the lookup runs after the
     timelines). A post seen again after an error is not deleted.
 
-    Incremental: the posts recorded as changed (kind x_post) are recomputed.
+    A plain table rebuilt by every build that takes in X data (see macros/incremental.sql).
 -#}
-
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=["post_id in " ~ changed_keys('x_post')],
-    )
-}}
 
 with
 
@@ -28,9 +20,6 @@ observations as (
 versions as (
 
     select * from {{ ref('int_x__post_versions') }}
-    {% if is_incremental() -%}
-        where root_post_id in {{ changed_keys('x_post') }}
-    {%- endif %}
 
 ),
 

@@ -3,39 +3,20 @@
     (endpoint tweets / mentions) or from the metrics refresh (lookup). observed_at is the
     batch's interval_end: the time the observation stands for. Not de-duplicated.
 
-    Incremental: the rows of the changed X batches replace those of the same batches (a
-    batch re-loaded or removed), so the post payloads are parsed once, when they land. The
-    post ids of the replaced and of the new rows are recorded (kind x_version) for the
-    models after it.
+    A plain table rebuilt by every build that takes in X data (see macros/incremental.sql).
 -#}
-
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=["batch_id in " ~ changed_batches('x')],
-        pre_hook="{{ record_changed_keys('x_version', x_version_ids(this)) }}",
-        post_hook="{{ record_changed_keys('x_version', x_version_ids(this)) }}",
-    )
-}}
 
 with
 
 timeline_posts as (
 
     select * from {{ ref('stg_x__posts') }}
-    {% if is_incremental() -%}
-        where {{ in_changed_batches('batch_id', 'x') }}
-    {%- endif %}
 
 ),
 
 snapshots as (
 
     select * from {{ ref('stg_x__post_snapshots') }}
-    {% if is_incremental() -%}
-        where {{ in_changed_batches('batch_id', 'x') }}
-    {%- endif %}
 
 ),
 

@@ -15,29 +15,14 @@
     - post_created_at is the post's created_at as in fct_x_posts (its oldest version
       received).
 
-    Incremental: the posts recorded as changed (kind x_post) are recomputed. The days
-    whose sessions their links can credit (the day each was posted and the next) are
-    recorded, as they were and as they are (kind x_link_day), for the mart.
+    A plain table rebuilt by every build that takes in X data (see macros/incremental.sql).
 -#}
-
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=["post_id in " ~ changed_keys('x_post')],
-        pre_hook="{{ record_changed_keys('x_link_day', post_link_days(this)) }}",
-        post_hook="{{ record_changed_keys('x_link_day', post_link_days(this)) }}",
-    )
-}}
 
 with
 
 posts as (
 
     select * from {{ ref('int_x__posts_classified') }}
-    {% if is_incremental() -%}
-        where post_id in {{ changed_keys('x_post') }}
-    {%- endif %}
 
 ),
 
@@ -50,9 +35,6 @@ accounts as (
 versions as (
 
     select * from {{ ref('int_x__post_versions') }}
-    {% if is_incremental() -%}
-        where root_post_id in {{ changed_keys('x_post') }}
-    {%- endif %}
 
 ),
 

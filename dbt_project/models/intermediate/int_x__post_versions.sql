@@ -6,29 +6,8 @@
     id itself. Should copies disagree, the numerically smallest candidate wins (ids grow
     with time, and the original is the oldest), followed one hop further.
 
-    Incremental: a version's candidates change only when an observation or error naming it
-    changed (kind x_version), and its root also when its first hop's did; those versions
-    are recomputed. The hooks record the roots they had and have (kind x_post).
+    A plain table rebuilt by every build that takes in X data (see macros/incremental.sql).
 -#}
-
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=["version_id in " ~ changed_keys('x_version')],
-        pre_hook=[
-            "{{ record_changed_keys('x_version',
-                'select version_id from ' ~ this
-                ~ ' where first_hop_root_id in ' ~ changed_keys('x_version')) }}",
-            "{{ record_changed_keys('x_post',
-                'select root_post_id from ' ~ this
-                ~ ' where version_id in ' ~ changed_keys('x_version')) }}",
-        ],
-        post_hook="{{ record_changed_keys('x_post',
-            'select root_post_id from ' ~ this
-            ~ ' where version_id in ' ~ changed_keys('x_version')) }}",
-    )
-}}
 
 with
 
@@ -95,15 +74,6 @@ all_candidates as (
 candidates as (
 
     select * from all_candidates
-    {% if is_incremental() -%}
-        -- the versions to recompute, and their first hops (for the second)
-        where
-            version_id in {{ changed_keys('x_version') }}
-            or version_id in (
-                select candidate_root_id from all_candidates
-                where version_id in {{ changed_keys('x_version') }}
-            )
-    {%- endif %}
 
 ),
 
@@ -135,9 +105,6 @@ final as (
     from first_hop
     left join first_hop as root_hop
         on first_hop.root_post_id = root_hop.version_id
-    {% if is_incremental() -%}
-        where first_hop.version_id in {{ changed_keys('x_version') }}
-    {%- endif %}
 
 )
 

@@ -7,34 +7,14 @@
     reply_to_customer: an own reply whose in_reply_to_user_id is set and is not an own
     account (replies in the company's own threads are conversation with itself).
 
-    Incremental: the posts recorded as changed (kind x_post) are recomputed, and with them
-    (pre_hook) those whose author was renamed, or all when the company accounts changed.
-    The days of the posts recomputed are recorded, as they were and as they are (x_day).
+    A plain table rebuilt by every build that takes in X data (see macros/incremental.sql).
 -#}
-
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=["post_id in " ~ changed_keys('x_post')],
-        pre_hook=[
-            "{{ record_changed_keys('x_post',
-                'select post_id from ' ~ this ~ ' where ' ~ x_accounts_changed()) }}",
-            "{{ record_changed_keys('x_post', posts_of_renamed_authors(this)) }}",
-            "{{ record_changed_days(this, 'post_id') }}",
-        ],
-        post_hook="{{ record_changed_days(this, 'post_id') }}",
-    )
-}}
 
 with
 
 posts as (
 
     select * from {{ ref('int_x__posts_deduplicated') }}
-    {% if is_incremental() -%}
-        where post_id in {{ changed_keys('x_post') }}
-    {%- endif %}
 
 ),
 

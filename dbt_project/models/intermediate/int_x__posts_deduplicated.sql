@@ -13,19 +13,8 @@
     Deleted posts (int_x__post_deletions) keep their row, so counts do not change, but
     their text is nulled here, before any mart can show it.
 
-    Incremental: the posts recorded as changed (kind x_post) are recomputed, and with them
-    (pre_hook) the posts whose references or conversation name a changed version or post:
-    their references map to roots.
+    A plain table rebuilt by every build that takes in X data (see macros/incremental.sql).
 -#}
-
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=["post_id in " ~ changed_keys('x_post')],
-        pre_hook="{{ record_changed_keys('x_post', posts_referencing_changed_posts(this)) }}",
-    )
-}}
 
 with
 
@@ -41,15 +30,6 @@ versions as (
 
 ),
 
-changed_versions as (
-
-    select * from versions
-    {% if is_incremental() -%}
-        where root_post_id in {{ changed_keys('x_post') }}
-    {%- endif %}
-
-),
-
 deletions as (
 
     select * from {{ ref('int_x__post_deletions') }}
@@ -60,11 +40,11 @@ rooted_observations as (
 
     select
         observations.*,
-        changed_versions.root_post_id
+        versions.root_post_id
 
     from observations
-    inner join changed_versions
-        on observations.post_id = changed_versions.version_id
+    inner join versions
+        on observations.post_id = versions.version_id
 
 ),
 
@@ -117,7 +97,7 @@ known_versions as (
         count(*) as known_version_count,
         list(version_id order by try_cast(version_id as hugeint), version_id) as version_ids
 
-    from changed_versions
+    from versions
     group by root_post_id
 
 ),

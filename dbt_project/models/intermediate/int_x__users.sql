@@ -1,25 +1,13 @@
 {#- One row per X user seen anywhere (includes.users and the configured accounts), with the
     most recent username. The accounts' own lookups win over includes.users.
 
-    Incremental: the users recorded as changed (kind x_user: those of the changed X batches
-    and the company accounts) are recomputed from all their observations. -#}
-
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=["user_id in " ~ changed_keys('x_user')],
-    )
-}}
+    A plain table rebuilt by every build that takes in X data (see macros/incremental.sql). -#}
 
 with
 
 users as (
 
     select * from {{ ref('int_x__user_observations') }}
-    {% if is_incremental() -%}
-        where user_id in {{ changed_keys('x_user') }}
-    {%- endif %}
 
 ),
 

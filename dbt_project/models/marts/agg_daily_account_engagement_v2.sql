@@ -5,25 +5,14 @@
     complete; the counts are null, never 0, on a day X is missing or refused (partial days
     keep their partial counts, marked). A day outside the coverage's range is missing.
 
-    Incremental: the days of engagement_days() (macros/incremental.sql) are recomputed; days
-    that left the date spine are deleted.
+    A plain table rebuilt by every build that takes in X data (see macros/incremental.sql).
 -#}
-
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=[engagement_days_replaced()],
-    )
-}}
-
--- depends_on: {{ ref('int_support_site__changed_days') }}
 
 with
 
 days as (
 
-    {{ engagement_days(ref('int_date_spine')) }}
+    select * from {{ ref('int_date_spine') }}
 
 ),
 
@@ -36,9 +25,6 @@ accounts as (
 posts as (
 
     select * from {{ ref('int_x__posts_classified') }}
-    {% if is_incremental() -%}
-        where created_date in (select date_day from days)
-    {%- endif %}
 
 ),
 
@@ -51,9 +37,6 @@ mention_accounts as (
 mentions as (
 
     select * from {{ ref('int_x__mentions_responses') }}
-    {% if is_incremental() -%}
-        where created_date in (select date_day from days)
-    {%- endif %}
 
 ),
 

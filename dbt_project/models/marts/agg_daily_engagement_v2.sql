@@ -7,43 +7,26 @@
     day it is missing or refused (partial days keep their partial figures, marked). A day
     outside the coverage's range (a post older than the first batch) is missing.
 
-    Incremental: the days of engagement_days() (macros/incremental.sql) are recomputed; days
-    that left the date spine are deleted.
+    A plain table rebuilt by every build that takes in X data (see macros/incremental.sql).
 -#}
-
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=[engagement_days_replaced()],
-    )
-}}
-
--- depends_on: {{ ref('int_support_site__changed_days') }}
 
 with
 
 days as (
 
-    {{ engagement_days(ref('int_date_spine')) }}
+    select * from {{ ref('int_date_spine') }}
 
 ),
 
 posts as (
 
     select * from {{ ref('int_x__posts_classified') }}
-    {% if is_incremental() -%}
-        where created_date in (select date_day from days)
-    {%- endif %}
 
 ),
 
 mentions as (
 
     select * from {{ ref('int_x__mentions_responses') }}
-    {% if is_incremental() -%}
-        where created_date in (select date_day from days)
-    {%- endif %}
 
 ),
 
@@ -62,9 +45,6 @@ coverage as (
 support_site_days as (
 
     select * from {{ ref('int_support_site__daily_traffic') }}
-    {% if is_incremental() -%}
-        where date_day in (select date_day from days)
-    {%- endif %}
 
 ),
 

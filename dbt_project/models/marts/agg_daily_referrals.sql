@@ -1,23 +1,21 @@
-{#- Incremental: the days of int_support_site__changed_days are recomputed and replaced. -#}
+{#- Incremental by day (microbatch on date_day): dbt reads the batch's day of sessions. -#}
 
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=["date_day in " ~ support_site_days_to_recompute()],
+        incremental_strategy='microbatch',
+        event_time='date_day',
+        batch_size='day',
+        begin='2020-01-01',
+        lookback=2,
     )
 }}
-
--- depends_on: {{ ref('int_support_site__changed_days') }}
 
 with
 
 sessions as (
 
     select * from {{ ref('int_support_site__sessions') }}
-    {% if is_incremental() -%}
-        where {{ on_days('session_date', support_site_days_to_recompute()) }}
-    {%- endif %}
 
 ),
 

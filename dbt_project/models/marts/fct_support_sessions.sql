@@ -3,19 +3,18 @@
     int_support_site__sessions for how page views are grouped into sessions and how a
     session gets its channel.
 
-    Incremental: the sessions near the changed days are replaced, as in
-    int_support_site__sessions. The hooks record the days of the rows replaced, before and
-    after, so that publishing replaces those days in the published copy
-    (record_unpublished_keys) instead of copying the whole history.
+    Incremental by day (microbatch on session_started_at): dbt reads the batch's day of
+    sessions.
 -#}
 
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=[session_near_changed_days()],
-        pre_hook="{{ record_unpublished_keys('session_date', session_days_near_changed_days()) }}",
-        post_hook="{{ record_unpublished_keys('session_date', session_days_near_changed_days()) }}",
+        incremental_strategy='microbatch',
+        event_time='session_started_at',
+        batch_size='day',
+        begin='2020-01-01',
+        lookback=2,
     )
 }}
 
@@ -24,9 +23,6 @@ with
 sessions as (
 
     select * from {{ ref('int_support_site__sessions') }}
-    {% if is_incremental() -%}
-        where {{ session_near_changed_days() }}
-    {%- endif %}
 
 ),
 

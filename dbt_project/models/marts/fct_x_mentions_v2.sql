@@ -1,22 +1,8 @@
-{#- Incremental: the mentions recorded as changed (kind x_post) are recomputed. -#}
-
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=["mention_id in " ~ changed_keys('x_post')],
-        post_hook="{{ record_unpublished_keys('mention_id') }}",
-    )
-}}
-
 with
 
 mentions as (
 
     select * from {{ ref('int_x__mentions_responses') }}
-    {% if is_incremental() -%}
-        where mention_id in {{ changed_keys('x_post') }}
-    {%- endif %}
 
 ),
 

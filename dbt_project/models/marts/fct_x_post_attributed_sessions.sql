@@ -17,34 +17,15 @@
       in the 24 hours before, or started before the post or 24 hours or more after it.
     Sessions with UTM tags are credited like the others.
 
-    Incremental: a session's credit depends on the posts of the 24 hours before it, and a
-    post's links decide the credits of the sessions of the day it was posted and the next.
-    So the sessions of the days to recompute are credited again and replace their rows:
-    the support-site days int_support_site__changed_days lists (changed days, their
-    neighbours, the start days of the sessions regrouped) and the days the links of the
-    changed posts can credit (kind x_link_day, recorded by int_x__post_support_links as the
-    links were and as they are).
+    A plain table: a session's credit depends on X posts of any age (an edit can change a
+    link), which no day window of the support-site data bounds.
 -#}
-
--- depends_on: {{ ref('int_support_site__changed_days') }}
-
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=["session_date in " ~ attribution_days_to_recompute()],
-        on_schema_change='fail',
-    )
-}}
 
 with
 
 sessions as (
 
     select * from {{ ref('int_support_site__sessions') }}
-    {% if is_incremental() -%}
-        where {{ on_days('session_date', attribution_days_to_recompute()) }}
-    {%- endif %}
 
 ),
 

@@ -8,18 +8,8 @@
     the refresh over the timeline (it is read later in the run), then fixed tie-breakers.
     Growth columns are null on a post's first snapshot; they can be negative (unlikes).
 
-    Incremental: the snapshots of the posts recorded as changed (kind x_post) are
-    recomputed.
+    A plain table rebuilt by every build that takes in X data (see macros/incremental.sql).
 -#}
-
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=["post_id in " ~ changed_keys('x_post')],
-        post_hook="{{ record_unpublished_keys('post_id') }}",
-    )
-}}
 
 with
 
@@ -32,18 +22,12 @@ observations as (
 versions as (
 
     select * from {{ ref('int_x__post_versions') }}
-    {% if is_incremental() -%}
-        where root_post_id in {{ changed_keys('x_post') }}
-    {%- endif %}
 
 ),
 
 posts as (
 
     select * from {{ ref('int_x__posts_classified') }}
-    {% if is_incremental() -%}
-        where post_id in {{ changed_keys('x_post') }}
-    {%- endif %}
 
 ),
 

@@ -4,26 +4,14 @@
     Deleted posts keep their row (they still count as posted that day) with is_deleted set
     and their text nulled, as the platform's terms require.
 
-    Incremental: the posts recorded as changed (kind x_post) are recomputed.
+    A plain table rebuilt by every build that takes in X data (see macros/incremental.sql).
 -#}
-
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_where',
-        incremental_predicates=["post_id in " ~ changed_keys('x_post')],
-        post_hook="{{ record_unpublished_keys('post_id') }}",
-    )
-}}
 
 with
 
 posts as (
 
     select * from {{ ref('int_x__posts_classified') }}
-    {% if is_incremental() -%}
-        where post_id in {{ changed_keys('x_post') }}
-    {%- endif %}
 
 ),
 
