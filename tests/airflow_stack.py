@@ -35,6 +35,7 @@ AIRFLOW_SERVICES = (
     "airflow-worker",
 )
 PG, REDIS = ("127.0.0.1", 5432), ("127.0.0.1", 6379)
+MACHINE_SERVICES = ("postgres", "redis")  # this machine's own (PG, REDIS), not started here
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -147,6 +148,7 @@ class NativeStack:
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     outputs: list = field(default_factory=list)  # the processes' log files, closed by stop
+    completed: set[str] = field(default_factory=set)  # the one-off services run to their end
 
     def __post_init__(self) -> None:
         self.spec = compose(self.variables)
@@ -243,7 +245,28 @@ class NativeStack:
         (self.output / f"{name}.log").write_text(done.stdout + done.stderr)
         if done.returncode != 0:
             raise RuntimeError(f"{name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        self.completed.add(name)
         return done
+
+    def up(self, name: str) -> None:
+        """Start a service as `docker compose up` does: each of its `depends_on` first, to its
+        condition (started, healthy, or run to its end), then the service itself. The
+        workers wait for a healthy api-server: a worker that takes a task before the
+        api-server can answer it may lose the task (see the api-server's healthcheck)."""
+        if any(key == name or key.startswith(f"{name}-") for key in self.processes):
+            return
+        for dependency, spec in (self.spec["services"][name].get("depends_on") or {}).items():
+            condition = spec.get("condition", "service_started")
+            if dependency in MACHINE_SERVICES:
+                continue
+            if condition == "service_completed_successfully":
+                if dependency not in self.completed:
+                    self.run(dependency)
+            else:
+                self.up(dependency)
+                if condition == "service_healthy":
+                    self.healthy(dependency)
+        self.start(name)
 
     def start(self, name: str) -> None:
         service = self.service(name)

@@ -94,6 +94,16 @@ class Warehouse:
             ).fetchall()
         return dict(rows)
 
+    def session_starts(self, network: str, day: date) -> list[datetime]:
+        """When each published session of the day from the referrer network started."""
+        with duckdb.connect(str(self.published), read_only=True) as con:
+            rows = con.execute(
+                "select session_started_at from marts.fct_support_sessions"
+                " where referrer_network = ? and session_date = ? order by 1",
+                [network, day],
+            ).fetchall()
+        return [started for (started,) in rows]
+
 
 def make_warehouse(root: Path, sandbox_url: str) -> Warehouse:
     env = sample_company_env(root, sandbox_url)
@@ -115,9 +125,11 @@ def loaded_out_of_order(
         warehouse.load(day)
         warehouse.build()
         seen[step] = (warehouse.sessions_from(CHAIN_HOST), warehouse.sessions_from(MIDNIGHT_HOST))
+    late = [(warehouse.session_starts(n, date(2026, 11, 5)), n) for n in ("Bing", MIDNIGHT_HOST)]
     (warehouse.logs / "access.log-late").write_text(late_lines())
     warehouse.load(date(2026, 11, 5))
     warehouse.build()
+    seen["late"] = [(before, warehouse.session_starts(n, date(2026, 11, 5))) for before, n in late]
     warehouse.load(date(2026, 11, 3))
     warehouse.build()
     # retention: day 4's access-log batch is dropped from the raw warehouse with its load
@@ -172,14 +184,16 @@ def test_a_visit_is_regrouped_when_an_earlier_day_arrives(loaded_out_of_order) -
 
 
 def test_a_late_log_is_taken_in_when_its_day_is_rerun(loaded_out_of_order) -> None:
-    warehouse, _ = loaded_out_of_order
-    with duckdb.connect(str(warehouse.published), read_only=True) as con:
-        bing = con.execute(
-            "select sessions from marts.agg_daily_referrals"
-            " where date_day = '2026-11-05' and referrer_network = 'Bing'"
-        ).fetchone()
-    assert bing is not None and bing[0] >= 1
-    assert warehouse.sessions_from(MIDNIGHT_HOST) == {date(2026, 11, 5): 1}
+    _, seen = loaded_out_of_order
+    (bing_before, bing_after), (midnight_before, midnight_after) = seen["late"]
+    # the late visitor from Bing is one more session of the day, started at its one line
+    assert len(bing_before) >= 1  # the sample's own Bing visitors (so a count of 1 proves nothing)
+    assert sorted(bing_after) == sorted([*bing_before, datetime(2026, 11, 5, 12)])
+    # the late line joins the midnight visit: still one session, which now starts earlier
+    assert (midnight_before, midnight_after) == (
+        [datetime(2026, 11, 5, 23, 50)],
+        [datetime(2026, 11, 5, 23, 30)],
+    )
 
 
 def test_a_build_with_nothing_new_runs_no_dbt(loaded_out_of_order) -> None:
@@ -257,30 +271,56 @@ def started_dbt(build: subprocess.Popen) -> list[int]:
     return dbt
 
 
+def proc_status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+
+def stopped_dbt(build: subprocess.Popen) -> int:
+    """The build's dbt once it has stopped itself at its ENGAGEMENT_DBT_STOP_AT event
+    (engagement/warehouse/dbt_main.py's test hook)."""
+    [dbt] = started_dbt(build)
+    deadline = time.monotonic() + 120
+    while not proc_status(dbt)["State"].startswith("T"):
+        assert build.poll() is None, f"the build ended first: {build.communicate()[1][-2000:]}"
+        assert time.monotonic() < deadline, "dbt did not reach its stop event"
+        time.sleep(0.05)
+    return dbt
+
+
+def pending(pid: int, signum: int) -> bool:
+    """Whether a signal sent to the (stopped) process waits for it."""
+    return bool(int(proc_status(pid)["ShdPnd"], 16) & 1 << (signum - 1))
+
+
+# dbt events: MainReportVersion when it has started (nothing read or written yet);
+# LogModelResult when a model is written to the build file; LogTestResult when a data test
+# has run (models written, tests running)
 @pytest.mark.parametrize(
-    ("killed", "after_dbt_started"), [("build", 0.5), ("build", 5.0), ("dbt", 3.0)]
+    ("killed", "stopped_at"),
+    [("build", "MainReportVersion"), ("build", "LogModelResult"), ("dbt", "LogTestResult")],
 )
 def test_a_killed_build_changes_nothing_and_the_next_one_converges(
-    loaded_out_of_order, tmp_path: Path, killed: str, after_dbt_started: float
+    loaded_out_of_order, tmp_path: Path, killed: str, stopped_at: str
 ) -> None:
-    """SIGKILL of the build while dbt parses (0.5 s) or builds and tests (5 s), or of dbt."""
+    """SIGKILL of the build as dbt starts or once it has written a model, or of dbt once it
+    tests; dbt held still at that point (stopped by its test hook), so the kill lands there."""
     original, seen = loaded_out_of_order
     warehouse = copy_of(original, tmp_path)
     published = warehouse.published.read_bytes()
-    build = engagement_build(warehouse.settings)
-    dbt = started_dbt(build)
-    time.sleep(after_dbt_started)
+    build = engagement_build(warehouse.settings, ENGAGEMENT_DBT_STOP_AT=stopped_at)
+    dbt = stopped_dbt(build)
     if killed == "build":
-        build.send_signal(signal.SIGKILL)
+        build.send_signal(signal.SIGKILL)  # dbt dies with it (PR_SET_PDEATHSIG), stopped or not
     else:
-        os.kill(dbt[0], signal.SIGKILL)
+        os.kill(dbt, signal.SIGKILL)
     _, error = build.communicate(timeout=60)
     if killed == "dbt":
         assert build.returncode == 3 and "nothing published" in error
     deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in dbt) and time.monotonic() < deadline:
+    while alive(dbt) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(alive(pid) for pid in dbt), "dbt outlived the killed build"
+    assert not alive(dbt), "dbt outlived the killed build"
     assert warehouse.published.read_bytes() == published
 
     result = warehouse.build()
@@ -309,19 +349,27 @@ def test_a_build_past_its_execution_timeout_stops_dbt_and_publishes_nothing(
     published = warehouse.published.read_bytes()
     build = subprocess.Popen(
         [sys.executable, "-c", TIMED_BUILD],
-        env=dict(os.environ, ENGAGEMENT_DATA_DIR=str(warehouse.settings.data_dir)),
+        env=dict(
+            os.environ,
+            ENGAGEMENT_DATA_DIR=str(warehouse.settings.data_dir),
+            ENGAGEMENT_DBT_STOP_AT="LogModelResult",
+        ),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    dbt = started_dbt(build)
-    time.sleep(3.0)
+    dbt = stopped_dbt(build)  # a model written, the rest to do
     build.send_signal(signal.SIGALRM)  # the execution timeout expires
+    deadline = time.monotonic() + 60
+    while not pending(dbt, signal.SIGINT):  # the build's stop, waiting for dbt to go on
+        assert build.poll() is None and time.monotonic() < deadline, "dbt was not sent SIGINT"
+        time.sleep(0.05)
+    os.kill(dbt, signal.SIGCONT)
     _, error = build.communicate(timeout=120)
     assert build.returncode == 1 and "AirflowTaskTimeout" in error, error[-2000:]
-    assert f"dbt (pid {dbt[0]}) stopped on SIGINT" in error, error[-2000:]  # not killed
-    assert not any(alive(pid) for pid in dbt), "dbt outlived the timed-out build"
+    assert f"dbt (pid {dbt}) stopped on SIGINT" in error, error[-2000:]  # not killed
+    assert not alive(dbt), "dbt outlived the timed-out build"
     assert warehouse.published.read_bytes() == published
     result = warehouse.build()
     assert (result.full_refresh, result.changed_loads) == (False, 2)
