@@ -738,6 +738,17 @@ def test_the_marts_are_a_documented_contract(built: Build) -> None:
         assert list(node["columns"]) == [c.lower() for c in built_columns], node["name"]
         for column in node["columns"].values():
             assert column["description"] and column["data_type"], (node["name"], column)
+        # the not_null constraints are the table's, microbatch models' included
+        required = {
+            name
+            for name, column in node["columns"].items()
+            if any(c["type"] == "not_null" for c in column["constraints"])
+        }
+        not_null = built.query(
+            "select column_name from duckdb_columns() where schema_name = 'marts'"
+            f" and table_name = '{node['alias']}' and not is_nullable"
+        )
+        assert required == {name for (name,) in not_null}, node["name"]
     exposures = {e["name"]: e["depends_on"]["nodes"] for e in manifest["exposures"].values()}
     assert {"engagement_report", "engagement_dashboard"} <= set(exposures)
     assert all(nodes for nodes in exposures.values())
@@ -759,6 +770,42 @@ def test_a_mart_that_breaks_its_contract_does_not_build(built: Build, tmp_path: 
     result = run_dbt(run, tmp_path, built.raw_db, build_db, project)
     assert not result.success
     assert "contract" in " ".join(failures(result)).lower()
+
+
+@pytest.mark.parametrize(
+    ("model", "column", "null", "full_refresh"),
+    [
+        # a plain table, created anew; a microbatch model, inserting into the built table
+        (
+            "agg_daily_source_coverage",
+            "cast(coalesce(batches, 0) as bigint) as batches",
+            "cast(null as bigint) as batches",
+            True,
+        ),
+        ("fct_support_sessions", "landing_path", "cast(null as varchar) as landing_path", False),
+    ],
+)
+def test_a_null_in_a_not_null_mart_column_is_refused(
+    built: Build, tmp_path: Path, model: str, column: str, null: str, full_refresh: bool
+) -> None:
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
+    sql = project / "models" / "marts" / f"{model}.sql"
+    assert f"        {column}," in sql.read_text()
+    name = null.split(" as ")[-1]
+    sql.write_text(sql.read_text().replace(f"        {column},", f"        {null},", 1))
+    build_db = tmp_path / "build.duckdb"
+    built.query("checkpoint")  # the copy needs what the write-ahead log holds
+    shutil.copy(built.build_db, build_db)
+    run = ["run", "--select", model, *(["--full-refresh"] if full_refresh else [])]
+    result = run_dbt(run, tmp_path, built.raw_db, build_db, project)
+    assert not result.success  # a microbatch model: each batch with sessions failed
+    assert "NOT NULL constraint failed" in (tmp_path / "logs" / "dbt.log").read_text()
+    with duckdb.connect(str(build_db)) as con:
+        [(nulls,)] = con.execute(
+            f"select count(*) from marts.{model} where {name} is null"
+        ).fetchall()
+    assert nulls == 0
 
 
 def test_source_freshness_passes(built: Build) -> None:

@@ -12,10 +12,19 @@
       the days late lines of yesterday change.
     - The X models are plain tables: a later batch can change a post of any age.
 
-    batch_start() and batch_end() give the bounds of the batch a microbatch model is
-    building, for a model that reads beyond them (int_support_site__sessions reads
-    `ref(...).render()`, which dbt does not filter to the batch).
+    in_batch() tells whether a microbatch model is building a batch, batch_start() and
+    batch_end() give its bounds: for a model that reads beyond them
+    (int_support_site__sessions reads `ref(...).render()`, which dbt does not filter to the
+    batch).
 -#}
+
+{#-
+    Whether a microbatch model is building a batch (not in a unit test, which has no batch:
+    a unit test overrides in_batch, batch_start and batch_end to test the batch's branch).
+-#}
+{% macro in_batch() -%}
+    {{ return(model.batch is defined and model.batch is not none) }}
+{%- endmacro %}
 
 {#- The start (inclusive) of the batch being built, a timestamp literal. -#}
 {% macro batch_start() -%}

@@ -1,5 +1,6 @@
-"""The mart's metrics (dbt semantic models, dbt_project/models/marts/_marts__semantic_models.yml)
-queried with MetricFlow's `mf` on the published file, read-only, as BI reads it."""
+"""The mart's metrics (dbt semantic models, in the YAML of the marts they read,
+dbt_project/models/marts/<model>.yml) queried with MetricFlow's `mf` on the published file,
+read-only, as BI reads it."""
 
 from __future__ import annotations
 

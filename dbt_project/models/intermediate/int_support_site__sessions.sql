@@ -30,7 +30,7 @@ requests as (
 
     -- not dbt's filter to the batch's day: the page views around it (see above)
     select * from {{ ref('int_support_site__requests_classified').render() }}
-    {% if model.batch -%}
+    {% if in_batch() -%}
         where
             requested_at >= {{ batch_start() }} - to_minutes({{ var('session_timeout_minutes') }})
             and requested_at < {{ batch_end() }} + interval 1 day
@@ -155,7 +155,7 @@ final as (
     from sessions
     left join referrer_channels
         on sessions.referrer_key = referrer_channels.referrer_key
-    {% if model.batch -%}
+    {% if in_batch() -%}
         -- the batch's own sessions (dbt's insert filters too, but not the first batch's create)
         where
             sessions.session_started_at >= {{ batch_start() }}

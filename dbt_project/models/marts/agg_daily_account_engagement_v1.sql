@@ -1,7 +1,7 @@
 {#-
-    Version 1 (deprecated, see the deprecation_date in _marts__models.yml): version 2 with the
-    daily ratios and the daily median first response that version 2 leaves to the metrics.
-    A plain table rebuilt by every build.
+    Version 1 (deprecated, see the deprecation_date in agg_daily_account_engagement.yml):
+    version 2 with the daily ratios and the daily median first response that version 2
+    leaves to the metrics. A plain table rebuilt by every build.
 -#}
 
 {{ config(materialized='table') }}

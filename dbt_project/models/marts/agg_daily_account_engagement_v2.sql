@@ -1,5 +1,6 @@
 {#-
-    Version 2: additive counts only (the rates are metrics: see _marts__semantic_models.yml).
+    Version 2: additive counts only (the rates are metrics, in fct_x_mentions.yml and
+    fct_x_posts.yml, and agg_period_figures' columns).
 
     Coverage (agg_daily_source_coverage): x_status says whether X's data of the day is
     complete; the counts are null, never 0, on a day X is missing or refused (partial days

@@ -1,6 +1,6 @@
 {#-
-    Version 1 (deprecated, see the deprecation_date in _marts__models.yml): version 2 without
-    the social networks' columns, with the daily ratios and the daily median first response
+    Version 1 (deprecated, see the deprecation_date in agg_daily_engagement.yml): version 2
+    without the social networks' columns, with the daily ratios and the daily median first response
     that version 2 leaves to the metrics. A plain table rebuilt by every build.
 -#}
 

@@ -1,6 +1,7 @@
 {#-
-    Version 2: additive counts only (the rates are metrics: see _marts__semantic_models.yml),
-    and social sessions per network.
+    Version 2: additive counts only (the rates are metrics, in fct_x_mentions.yml,
+    fct_x_posts.yml and fct_support_sessions.yml, and agg_period_figures' columns), and
+    social sessions per network.
 
     Coverage (agg_daily_source_coverage): x_status and support_site_status say whether
     each source's data of the day is complete; a source's figures are null, never 0, on a

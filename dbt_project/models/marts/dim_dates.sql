@@ -1,6 +1,6 @@
 {#-
     One row per UTC day of the mart (int_date_spine: the first to the last day with any data),
-    with the periods BI groups by. Also MetricFlow's time spine (_marts__semantic_models.yml).
+    with the periods BI groups by. Also MetricFlow's time spine (dim_dates.yml).
 -#}
 
 with

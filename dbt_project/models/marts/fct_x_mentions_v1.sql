@@ -1,5 +1,5 @@
 {#-
-    Version 1 (deprecated, see the deprecation_date in _marts__models.yml): version 2 with
+    Version 1 (deprecated, see the deprecation_date in fct_x_mentions.yml): version 2 with
     is_answered under its old name, answered. A plain table rebuilt by every build.
 -#}
 
