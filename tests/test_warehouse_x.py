@@ -340,10 +340,10 @@ def test_a_mart_count_traces_back_to_the_api_responses_that_made_it(x_history) -
 def dbt_dies_before(settings: Settings, model: str, logs: Path) -> None:
     """The dbt build of a planned build, stopped before `model` (as if killed there): the
     models before it are rebuilt and their hooks have run; the build is not recorded."""
-    command, env = dbt_command(settings, logs)
+    command, env, cwd = dbt_command(settings, logs)
     selection = ["--select", "source:x+", "--exclude", f"{model}+"]
     command += [*selection, "--exclude-resource-type", "unit_test"]
-    half = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    half = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     assert half.returncode == 0, half.stdout[-2000:]
 
 

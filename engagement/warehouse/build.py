@@ -259,16 +259,18 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def dbt_command(settings: Settings, work: Path) -> tuple[list[str], dict[str, str]]:
+def dbt_command(settings: Settings, work: Path) -> tuple[list[str], dict[str, str], Path]:
     """`dbt build` of the project with the pipeline's vars (selection to append), writing
-    its target and logs under `work`, and the environment it runs in."""
+    its target and logs under `work`, the environment it runs in and its directory.
+
+    It runs in the warehouse directory with profiles.yml's relative defaults (build.duckdb,
+    raw.duckdb) rather than absolute paths in ENGAGEMENT_BUILD_DB/ENGAGEMENT_RAW_DB: dbt
+    hashes the profile's connection into its partial-parse state, so the same profile in
+    every data directory lets a parse saved in one be reused in another."""
     project = str(settings.dbt_project_dir)
-    env = dict(
-        os.environ,
-        ENGAGEMENT_BUILD_DB=str(settings.build_db),
-        ENGAGEMENT_RAW_DB=str(settings.raw_db),
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-    )
+    env = dict(os.environ, DBT_SEND_ANONYMOUS_USAGE_STATS="false")
+    env.pop("ENGAGEMENT_BUILD_DB", None)
+    env.pop("ENGAGEMENT_RAW_DB", None)
     command = [
         sys.executable, "-m", "engagement.warehouse.dbt_main", "build",
         "--project-dir", project,
@@ -278,7 +280,7 @@ def dbt_command(settings: Settings, work: Path) -> tuple[list[str], dict[str, st
         "--vars", json.dumps(dbt_vars(settings)),
         "--threads", str(settings.dbt_threads),
     ]  # fmt: skip
-    return command, env
+    return command, env, settings.warehouse_dir
 
 
 def dbt_build(settings: Settings, build: Plan, lock_fd: int) -> None:
@@ -286,7 +288,7 @@ def dbt_build(settings: Settings, build: Plan, lock_fd: int) -> None:
     the models by day alone but in the last): dbt-duckdb keeps its DuckDB handles for the
     life of a process, and the build file must be free to publish it."""
     work = settings.data_dir / "dbt"
-    command, env = dbt_command(settings, work)
+    command, env, cwd = dbt_command(settings, work)
     # unit tests check the code, not the data: CI runs them (tests/test_dbt_project.py), a
     # pipeline build does not, as dbt's documentation recommends for production
     command += ["--exclude-resource-type", "unit_test"]
@@ -295,22 +297,23 @@ def dbt_build(settings: Settings, build: Plan, lock_fd: int) -> None:
     microbatch = ["--select", "source:support_site+,config.incremental_strategy:microbatch"]
     for window in build.windows[:-1]:
         alone = [*microbatch, "--indirect-selection", "cautious", *build.event_time_args(window)]
-        _run_dbt([*command, *alone], env, lock_fd, work)
+        _run_dbt([*command, *alone], env, cwd, lock_fd, work)
     if build.full_refresh:
         command.append("--full-refresh")
     else:  # only what the changed sources feed, and the coverage of every load and refusal
         sources = sorted({*build.changed_sources, COVERAGE_SOURCE})
         command += ["--select", *(f"source:{source}+" for source in sources)]
-    _run_dbt([*command, *build.event_time_args()], env, lock_fd, work)
+    _run_dbt([*command, *build.event_time_args()], env, cwd, lock_fd, work)
 
 
-def _run_dbt(command: list[str], env: dict[str, str], lock_fd: int, work: Path) -> None:
+def _run_dbt(command: list[str], env: dict[str, str], cwd: Path, lock_fd: int, work: Path) -> None:
     """Runs a dbt command (writing under `work`) in its own process; raises BuildFailed
     unless it went green."""
     (work / "target" / "run_results.json").unlink(missing_ok=True)
     with subprocess.Popen(
         command,
         env=env,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
