@@ -9,6 +9,7 @@ from typing import Any
 
 import duckdb
 
+from engagement.errors import UsageError
 from engagement.warehouse.build import published_file
 
 PERIOD_FIGURES = "agg_period_figures"
@@ -29,6 +30,18 @@ def dicts(con: duckdb.DuckDBPyConnection, sql: str, **params: Any) -> list[dict[
     cursor = con.execute(sql, params or None)
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def period(con: duckdb.DuckDBPyConnection, published_db: Path) -> dict[str, Any]:
+    """The whole mart's company row (PERIOD_SQL); a documented error when the mart has no
+    day yet."""
+    rows = dicts(con, PERIOD_SQL)
+    if not rows:
+        raise UsageError(
+            f"the published mart at {published_db} has no day yet: load a batch with data,"
+            " then engagement build"
+        )
+    return rows[0]
 
 
 def percent(value: float | None) -> str:

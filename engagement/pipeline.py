@@ -239,19 +239,13 @@ def headline(published_db: Path) -> dict:
     (where they are defined, incomplete days included), with the runs of days a source is
     not complete. Read from the published mart, opened read-only as BI opens it."""
     with figures.connect(published_db) as con:
-        rows = figures.dicts(con, figures.PERIOD_SQL)
+        row = figures.period(con, published_db)
         incomplete = con.execute(
             """
             select date_day, x_status, support_site_status from marts.agg_daily_engagement
             where not is_complete order by date_day
             """
         ).fetchall()
-    if not rows:
-        raise UsageError(
-            f"the published mart at {published_db} has no day yet: load a batch with data,"
-            " then engagement build"
-        )
-    row = rows[0]
     row["coverage"] = {
         source: _day_runs([(r[0], r[1 + i]) for r in incomplete if r[1 + i] != "complete"])
         for i, source in enumerate(COVERAGE_SOURCES)

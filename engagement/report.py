@@ -2,10 +2,11 @@
 network) read from the published mart, as a BI tool reads it (read-only).
 
 The figures come from `marts.agg_period_figures`, where they are defined (the headline and
-the dashboard read them there too); this module only selects them (the `SQL` mapping),
-draws them with Altair (Vega-Lite, rendered to SVG in-process by vl-convert: nothing is
-fetched) and fills the page's template, templates/report.html.j2. Every chart's figures are
-also in the table under it, whose cells carry `data-field` for tests and screen readers."""
+the dashboard read them there too); this module only selects them (`figures.period` and the
+`SQL` mapping), draws them with Altair (Vega-Lite, rendered to SVG in-process by vl-convert:
+nothing is fetched) and fills the page's template, templates/report.html.j2. Every chart's
+figures are also in the table under it, whose cells carry `data-field` for tests and screen
+readers."""
 
 from __future__ import annotations
 
@@ -21,12 +22,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from engagement import figures
-from engagement.errors import UsageError
 
 # ---------------------------------------------------------------------------------- the SQL
 
 SQL: dict[str, str] = {
-    "period": figures.PERIOD_SQL,
     "accounts": """
         select * from marts.agg_period_figures
         where grain = 'period' and scope = 'account'
@@ -115,15 +114,10 @@ def read_figures(published_db: Path) -> dict[str, Any]:
         def rows(name: str, **params: Any) -> list[dict[str, Any]]:
             return figures.dicts(con, SQL[name], **params)
 
-        period = rows("period")
-        if not period:
-            raise UsageError(
-                f"the published mart at {published_db} has no day yet: load a batch with"
-                " data, then engagement build"
-            )
-        grain = "day" if period[0]["period_days"] <= DAILY_UP_TO else "week"
+        period = figures.period(con, published_db)
+        grain = "day" if period["period_days"] <= DAILY_UP_TO else "week"
         return {
-            "period": period[0],
+            "period": period,
             "grain": grain,
             "accounts": rows("accounts"),
             "conversation": rows("conversation", grain=grain),
