@@ -131,6 +131,11 @@ class Plan:
         return (self.windows[0][0], self.windows[-1][1]) if self.windows else None
 
 
+def around(first: date, last: date) -> tuple[date, date]:
+    """The window [start, end) that rebuilds the days `first` to `last`: a day more each side."""
+    return first - WINDOW_MARGIN, last + timedelta(days=1) + WINDOW_MARGIN
+
+
 def windows(days: list[date]) -> tuple[tuple[date, date], ...]:
     """The windows of days to rebuild for the changed `days` (sorted): each with a day each
     side, those less than MERGE_GAP apart merged (a backfill of day 3 and a load of day 30
@@ -138,7 +143,7 @@ def windows(days: list[date]) -> tuple[tuple[date, date], ...]:
     30 days of 200,000 lines)."""
     merged: list[tuple[date, date]] = []
     for day in days:
-        start, end = day - WINDOW_MARGIN, day + timedelta(days=1) + WINDOW_MARGIN
+        start, end = around(day, day)
         if merged and start - merged[-1][1] < MERGE_GAP:
             start = merged.pop()[0]
         merged.append((start, end))
@@ -244,7 +249,7 @@ def plan_build(raw_db: Path, build_db: Path, current: str, full_refresh: bool = 
     changed_days = sorted({day for source, day in days if source == "support_site"})
     if full_refresh:  # one window over the data (of any load without support-site data)
         every = changed_days or sorted(day for _, day in days) or [date.today()]
-        plan_windows = ((every[0] - WINDOW_MARGIN, every[-1] + timedelta(days=1) + WINDOW_MARGIN),)
+        plan_windows = (around(every[0], every[-1]),)
     else:
         plan_windows = windows(changed_days)
     return Plan(full_refresh, changed_sources, changed, current, plan_windows)
