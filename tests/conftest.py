@@ -21,6 +21,9 @@ TEST_IP_KEY = "test-only-ip-hmac-key-not-a-secret"
 os.environ.setdefault("ENGAGEMENT_IP_HMAC_KEY", TEST_IP_KEY)
 # two xdist workers share the machine's two cores: one dbt thread each
 os.environ.setdefault("ENGAGEMENT_DBT_THREADS", "1")
+# dbt's debug log file (dbt.log) is ~7% of a build's CPU, and only one test reads it (it asks
+# for it): none written
+os.environ.setdefault("DBT_LOG_LEVEL_FILE", "none")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -797,7 +797,8 @@ def test_a_null_in_a_not_null_mart_column_is_refused(
     build_db = tmp_path / "build.duckdb"
     built.query("checkpoint")  # the copy needs what the write-ahead log holds
     shutil.copy(built.build_db, build_db)
-    run = ["run", "--select", model, *(["--full-refresh"] if full_refresh else [])]
+    run = ["run", "--select", model, "--log-level-file", "debug"]
+    run += ["--full-refresh"] if full_refresh else []
     result = run_dbt(run, tmp_path, built.raw_db, build_db, project)
     assert not result.success  # a microbatch model: each batch with sessions failed
     assert "NOT NULL constraint failed" in (tmp_path / "logs" / "dbt.log").read_text()
