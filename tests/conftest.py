@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,15 @@ os.environ.setdefault("ENGAGEMENT_DBT_THREADS", "1")
 os.environ.setdefault("DBT_LOG_LEVEL_FILE", "none")
 
 
+def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A directory of this test run that both xdist workers see (their base temporary
+    directories' parent; the base itself without xdist, as that parent is every run's)."""
+    base = tmp_path_factory.getbasetemp()
+    path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def dbt_partial_parse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One `dbt parse` for the whole run (both xdist workers), which every dbt build then
@@ -38,8 +49,7 @@ def dbt_partial_parse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
     from engagement.settings import Settings
     from engagement.warehouse.build import dbt_command
 
-    root = tmp_path_factory.getbasetemp().parent / "dbt-partial-parse"
-    root.mkdir(exist_ok=True)
+    root = shared_dir(tmp_path_factory, "dbt-partial-parse")
     seed = root / "target" / "partial_parse.msgpack"
     with open(root / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -104,20 +114,60 @@ def sandbox_env(env: dict[str, str], sandbox_url: str) -> dict[str, str]:
     )
 
 
-def sample_company_env(root: Path, sandbox_url: str) -> dict[str, str]:
-    """Environment for running the pipeline on the sample company: its logs written to
-    root/logs, its X accounts served by the sandbox, a data directory root/data."""
-    from devtools.sample import write_sample
-
-    write_sample(root / "logs")
+def company_env(data: Path, logs: Path, sandbox_url: str) -> dict[str, str]:
+    """Environment for running the pipeline on the sample company: its logs in `logs`, its
+    X accounts served by the sandbox, the data directory `data`."""
     return dict(
         os.environ,
-        ENGAGEMENT_DATA_DIR=str(root / "data"),
+        ENGAGEMENT_DATA_DIR=str(data),
         X_API_BASE_URL=sandbox_url,
         X_BEARER_TOKEN=TOKEN,
         X_ACCOUNTS="acmecloud,acmesupport",
-        SUPPORT_SITE_LOGS=str(root / "logs" / "access.log*"),
+        SUPPORT_SITE_LOGS=str(logs / "access.log*"),
     )
+
+
+def sample_company_env(root: Path, sandbox_url: str) -> dict[str, str]:
+    """... with the sample's logs written to root/logs and the data directory root/data."""
+    from devtools.sample import write_sample
+
+    write_sample(root / "logs")
+    return company_env(root / "data", root / "logs", sandbox_url)
+
+
+FIRST_DAY = ("--start", "2026-11-02", "--end", "2026-11-03")
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    """The sample company's first day run by the CLI from nothing: its logs (shared: read,
+    never changed), the data directory the run left and what it printed."""
+
+    logs: Path
+    data: Path
+    stdout: str
+
+    def copy(self, root: Path, sandbox_url: str) -> dict[str, str]:
+        """A copy of the run's data directory at root/data, and the environment on it."""
+        shutil.copytree(self.data, root / "data", symlinks=True)  # the raw links are relative
+        return company_env(root / "data", self.logs, sandbox_url)
+
+
+@pytest.fixture(scope="session")
+def sample_day(tmp_path_factory: pytest.TempPathFactory, sandbox_url: str) -> SampleRun:
+    """`engagement run` of the sample's first day: run once for the whole test run (both
+    xdist workers, under a lock), then copied by each test that starts from there instead
+    of run again (~13 CPU-s each)."""
+    import fcntl
+
+    root = shared_dir(tmp_path_factory, "sample-day")
+    printed = root / "stdout.txt"
+    with open(root / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not printed.exists():
+            env = sample_company_env(root, sandbox_url)
+            printed.write_text(engagement("run", *FIRST_DAY, env=env).stdout)  # last: done
+    return SampleRun(root / "logs", root / "data", printed.read_text())
 
 
 def engagement(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,9 +28,9 @@ from tests.conftest import (
     REPO,
     TEST_IP_KEY,
     TOKEN,
+    SampleRun,
     engagement,
     interruptible,
-    sample_company_env,
 )
 from tests.test_warehouse import alive, started_dbt
 
@@ -303,11 +302,11 @@ def test_only_the_project_s_errors_are_one_line(monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory, sandbox_url: str) -> Iterator[dict]:
+def published(
+    tmp_path_factory: pytest.TempPathFactory, sandbox_url: str, sample_day: SampleRun
+) -> dict:
     """A day of the sample company run and published."""
-    env = sample_company_env(tmp_path_factory.mktemp("published"), sandbox_url)
-    engagement("run", "--start", "2026-11-02", "--end", "2026-11-03", env=env)
-    yield env
+    return sample_day.copy(tmp_path_factory.mktemp("published"), sandbox_url)
 
 
 def closed_pipe(*args: str, env: dict[str, str]) -> tuple[int, str]:

@@ -6,7 +6,6 @@ import csv
 import gzip
 import re
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from devtools.sample import (
 from engagement import pipeline
 from engagement.warehouse.build import publish
 from tests.attribution import attribute, own_links, tco_sessions
-from tests.conftest import REPO, engagement, mart_hashes, sample_company_env
+from tests.conftest import FIRST_DAY, REPO, SampleRun, engagement, mart_hashes, sample_company_env
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
 
@@ -38,11 +37,15 @@ def run_day(day: date, env: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def pipeline_env(tmp_path_factory: pytest.TempPathFactory, sandbox_url: str) -> Iterator[dict]:
-    env = sample_company_env(tmp_path_factory.mktemp("pipeline"), sandbox_url)
-    env["first_output"] = run_day(DAYS[0], env)
+def pipeline_env(
+    tmp_path_factory: pytest.TempPathFactory, sandbox_url: str, sample_day: SampleRun
+) -> dict:
+    """The sample's first day run (conftest's copy), then its second."""
+    assert sample_day.stdout and ("--start", str(DAYS[0]), "--end", str(DAYS[1])) == FIRST_DAY
+    env = sample_day.copy(tmp_path_factory.mktemp("pipeline"), sandbox_url)
+    env["first_output"] = sample_day.stdout
     run_day(DAYS[1], env)
-    yield env
+    return env
 
 
 def published(env: dict) -> Path:

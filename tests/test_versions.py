@@ -18,7 +18,7 @@ from engagement.errors import UsageError
 from engagement.landing import Interval, Source, read_manifest
 from engagement.settings import Settings
 from extract import access_log
-from tests.conftest import TEST_IP_KEY, engagement, mart_hashes, sample_company_env
+from tests.conftest import FIRST_DAY, TEST_IP_KEY, SampleRun, engagement, mart_hashes
 from tests.test_gate import daily_log
 
 SITE = Source.SUPPORT_SITE
@@ -278,15 +278,15 @@ def test_a_batch_landed_before_versions_is_moved_into_versions_on_its_first_prom
 
 @pytest.mark.e2e
 def test_a_refused_reextraction_leaves_raw_files_raw_warehouse_and_mart_as_they_were(
-    tmp_path: Path, sandbox_url: str
+    tmp_path: Path, sandbox_url: str, sample_day: SampleRun
 ) -> None:
-    """The acceptance test: a good interval loaded, built and published; re-extracted from
-    a broken log, it is refused and nothing in force changes; restored from its versions."""
-    env = sample_company_env(tmp_path, sandbox_url)
+    """The acceptance test: a good interval loaded, built and published (conftest's run of
+    the sample's first day); re-extracted from a broken log, it is refused and nothing in
+    force changes; restored from its versions."""
+    env = sample_day.copy(tmp_path, sandbox_url)
     settings = Settings.from_env(env)
-    interval = ["--start", "2026-11-02", "--end", "2026-11-03"]
+    interval = list(FIRST_DAY)
     batch = "20261102T000000Z_20261103T000000Z"
-    engagement("run", *interval, env=env)
     published = settings.published_db
     before = (
         tree_hash(settings.raw_dir),
