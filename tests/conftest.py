@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,13 +29,25 @@ os.environ.setdefault("ENGAGEMENT_DBT_THREADS", "1")
 os.environ.setdefault("DBT_LOG_LEVEL_FILE", "none")
 
 
-def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+@contextmanager
+def once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
     """A directory of this test run that both xdist workers see (their base temporary
-    directories' parent; the base itself without xdist, as that parent is every run's)."""
+    directories' parent; the base itself without xdist, as that parent is every run's),
+    held under a lock: the first to take it makes there what the other then finds."""
+    import fcntl
+
     base = tmp_path_factory.getbasetemp()
-    path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
-    path.mkdir(exist_ok=True)
-    return path
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    root.mkdir(exist_ok=True)
+    with open(root / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield root
+
+
+def copy_data_dir(source: Path, target: Path) -> None:
+    """A data directory copied so that it works on its own: the raw batches' links to their
+    versions are relative, so they stay links and point into the copy."""
+    shutil.copytree(source, target, symlinks=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -44,15 +57,11 @@ def dbt_partial_parse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
     it, instead of the whole project in each new data directory (~3 CPU-s per build).
     dbt checks it as it checks its own (project files, vars, profile) and parses all again
     when it does not match."""
-    import fcntl
-
     from engagement.settings import Settings
     from engagement.warehouse.build import dbt_command
 
-    root = shared_dir(tmp_path_factory, "dbt-partial-parse")
-    seed = root / "target" / "partial_parse.msgpack"
-    with open(root / ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with once_per_run(tmp_path_factory, "dbt-partial-parse") as root:
+        seed = root / "target" / "partial_parse.msgpack"
         if not seed.exists():
             settings = Settings.from_env({"ENGAGEMENT_DATA_DIR": str(root / "data")})
             settings.warehouse_dir.mkdir(parents=True)
@@ -149,7 +158,7 @@ class SampleRun:
 
     def copy(self, root: Path, sandbox_url: str) -> dict[str, str]:
         """A copy of the run's data directory at root/data, and the environment on it."""
-        shutil.copytree(self.data, root / "data", symlinks=True)  # the raw links are relative
+        copy_data_dir(self.data, root / "data")
         return company_env(root / "data", self.logs, sandbox_url)
 
 
@@ -158,12 +167,8 @@ def sample_day(tmp_path_factory: pytest.TempPathFactory, sandbox_url: str) -> Sa
     """`engagement run` of the sample's first day: run once for the whole test run (both
     xdist workers, under a lock), then copied by each test that starts from there instead
     of run again (~13 CPU-s each)."""
-    import fcntl
-
-    root = shared_dir(tmp_path_factory, "sample-day")
-    printed = root / "stdout.txt"
-    with open(root / ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with once_per_run(tmp_path_factory, "sample-day") as root:
+        printed = root / "stdout.txt"
         if not printed.exists():
             env = sample_company_env(root, sandbox_url)
             printed.write_text(engagement("run", *FIRST_DAY, env=env).stdout)  # last: done

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from engagement.warehouse.build import publish
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_data_dir
 from tests.test_warehouse import Warehouse, make_warehouse
 
 pytestmark = pytest.mark.e2e  # builds and publishes real marts
@@ -189,7 +189,7 @@ def test_a_reader_in_a_loop_sees_no_error_and_no_half_published_mart(
     connection each time, while the main thread builds and publishes the next day and then
     publishes the old and the new build alternately: every read is the mart before or the mart
     after, whole, and the reads after a publish see it."""
-    shutil.copytree(mart.settings.data_dir, tmp_path / "data")
+    copy_data_dir(mart.settings.data_dir, tmp_path / "data")
     warehouse = Warehouse(
         mart.settings.model_copy(update={"data_dir": tmp_path / "data"}), mart.logs
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from tests.conftest import (
     TEST_IP_KEY,
     TOKEN,
     SampleRun,
+    copy_data_dir,
     engagement,
     interruptible,
 )
@@ -336,7 +336,7 @@ def test_ctrl_c_during_a_build_is_one_line_and_publishes_nothing(
     """Ctrl-C in a terminal: SIGINT to the build and its dbt (the foreground process group),
     once dbt runs."""
     data = tmp_path / "data"
-    shutil.copytree(published["ENGAGEMENT_DATA_DIR"], data)
+    copy_data_dir(Path(published["ENGAGEMENT_DATA_DIR"]), data)
     published_db = Settings.from_env({"ENGAGEMENT_DATA_DIR": str(data)}).published_db
     before = published_db.read_bytes()
     command = subprocess.Popen(

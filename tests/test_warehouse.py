@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from engagement import pipeline
 from engagement.landing import Interval
 from engagement.settings import Settings
 from engagement.warehouse.build import BuildSummary, Plan, build_and_publish, plan
-from tests.conftest import REPO, land, mart_hashes, sample_company_env
+from tests.conftest import REPO, copy_data_dir, land, mart_hashes, sample_company_env
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
 
@@ -208,7 +207,7 @@ def test_a_build_with_nothing_new_runs_no_dbt(loaded_out_of_order) -> None:
 
 def copy_of(warehouse: Warehouse, root: Path) -> Warehouse:
     """The same warehouse in another data directory, its day 6 re-loaded (nothing built)."""
-    shutil.copytree(warehouse.settings.data_dir, root / "data")
+    copy_data_dir(warehouse.settings.data_dir, root / "data")
     copy = Warehouse(
         warehouse.settings.model_copy(update={"data_dir": root / "data"}), warehouse.logs
     )
