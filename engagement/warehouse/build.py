@@ -255,13 +255,8 @@ def plan_build(raw_db: Path, build_db: Path, current: str, full_refresh: bool = 
     return Plan(full_refresh, changed_sources, changed, current, plan_windows)
 
 
-def _dbt_child() -> None:
-    """In the dbt child, before dbt starts: the kernel kills it when the build that started
-    it dies; and SIGINT back to its default, so dbt takes the build's stop (`_stop`) as
-    Ctrl-C even when the build started with SIGINT ignored (a background job of a script
-    does, its children inherit it, and Python leaves an ignored SIGINT ignored: dbt would
-    run on until killed after DBT_STOP_GRACE)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def _die_with_parent() -> None:
+    """In the dbt child: the kernel kills it when the build that started it dies."""
     parent = os.getppid()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -327,7 +322,7 @@ def _run_dbt(command: list[str], env: dict[str, str], cwd: Path, lock_fd: int, w
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_dbt_child,
+        preexec_fn=_die_with_parent,
         pass_fds=(lock_fd,),  # the build lock is held until dbt is gone too
     ) as dbt:
         try:

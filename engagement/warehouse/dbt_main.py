@@ -15,6 +15,11 @@ import signal
 import sys
 
 gc.set_threshold(100_000, 50, 100)
+# Ctrl-C, and the build's stop (engagement/warehouse/build.py `_stop`), stop dbt as
+# KeyboardInterrupt, even when the build started with SIGINT ignored: a background job of a
+# script does, its children inherit it, and Python leaves an ignored SIGINT ignored (dbt
+# would run on until killed after DBT_STOP_GRACE)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from dbt.cli.main import cli  # noqa: E402  (imported after the thresholds are set)
 
