@@ -16,7 +16,6 @@ killed build is simply redone by the next one.
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import hashlib
 import json
@@ -255,15 +254,6 @@ def plan_build(raw_db: Path, build_db: Path, current: str, full_refresh: bool = 
     return Plan(full_refresh, changed_sources, changed, current, plan_windows)
 
 
-def _die_with_parent() -> None:
-    """In the dbt child: the kernel kills it when the build that started it dies."""
-    parent = os.getppid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
 def dbt_command(settings: Settings, work: Path) -> tuple[list[str], dict[str, str], Path]:
     """`dbt build` of the project with the pipeline's vars (selection to append), writing
     its target and logs under `work`, the environment it runs in and its directory.
@@ -273,7 +263,10 @@ def dbt_command(settings: Settings, work: Path) -> tuple[list[str], dict[str, st
     hashes the profile's connection into its partial-parse state, so the same profile in
     every data directory lets a parse saved in one be reused in another."""
     project = str(settings.dbt_project_dir)
-    env = dict(os.environ, DBT_SEND_ANONYMOUS_USAGE_STATS="false")
+    # dbt dies with the build that started it (engagement/warehouse/dbt_main.py)
+    env = dict(
+        os.environ, DBT_SEND_ANONYMOUS_USAGE_STATS="false", ENGAGEMENT_DBT_PARENT=str(os.getpid())
+    )
     env.pop("ENGAGEMENT_BUILD_DB", None)
     env.pop("ENGAGEMENT_RAW_DB", None)
     command = [
@@ -322,7 +315,6 @@ def _run_dbt(command: list[str], env: dict[str, str], cwd: Path, lock_fd: int, w
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_die_with_parent,
         pass_fds=(lock_fd,),  # the build lock is held until dbt is gone too
     ) as dbt:
         try:
