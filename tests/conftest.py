@@ -22,7 +22,7 @@ SHARED = REPO.parent / "shared" / "data"
 # not a secret: pseudonymises the test logs' client IPs (real runs refuse to start without one)
 TEST_IP_KEY = "test-only-ip-hmac-key-not-a-secret"
 os.environ.setdefault("ENGAGEMENT_IP_HMAC_KEY", TEST_IP_KEY)
-# two xdist workers share the machine's two cores: one dbt thread each
+# the xdist workers share the machine's two cores: one dbt thread each
 os.environ.setdefault("ENGAGEMENT_DBT_THREADS", "1")
 # dbt's debug log file (dbt.log) is ~7% of a build's CPU, and only one test reads it (it asks
 # for it): none written
@@ -31,9 +31,9 @@ os.environ.setdefault("DBT_LOG_LEVEL_FILE", "none")
 
 @contextmanager
 def once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
-    """A directory of this test run that both xdist workers see (their base temporary
+    """A directory of this test run that every xdist worker sees (their base temporary
     directories' parent; the base itself without xdist, as that parent is every run's),
-    held under a lock: the first to take it makes there what the other then finds."""
+    held under a lock: the first to take it makes there what the others then find."""
     import fcntl
 
     base = tmp_path_factory.getbasetemp()
@@ -52,7 +52,7 @@ def copy_data_dir(source: Path, target: Path) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def dbt_partial_parse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One `dbt parse` for the whole run (both xdist workers), which every dbt build then
+    """One `dbt parse` for the whole run (every xdist worker), which every dbt build then
     starts from (DBT_PARTIAL_PARSE_FILE_PATH): dbt re-parses only the files that differ from
     it, instead of the whole project in each new data directory (~3 CPU-s per build).
     dbt checks it as it checks its own (project files, vars, profile) and parses all again
@@ -224,7 +224,7 @@ def mart_hashes(published: Path) -> dict[str, str]:
     return prints
 
 
-# the longest files first, so two xdist workers (one file each at a time) end together
+# the longest files first, so the xdist workers (one file each at a time) end together
 # (pyproject's --no-loadscope-reorder keeps this order; xdist would put the files with the
 # most tests first)
 LONGEST_FIRST = (
