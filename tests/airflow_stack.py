@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import os
 import re
 import secrets
@@ -112,6 +113,16 @@ def reachable(address: tuple[str, int]) -> bool:
     except OSError:
         return False
     return True
+
+
+def _stop_with_tests() -> None:
+    """A service's `preexec_fn`: SIGTERM (its warm shutdown) when the pytest worker that
+    started it dies without its teardown (killed, or a terminal closed), rather than an
+    orphaned deployment polling on the machine."""
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 @dataclass
@@ -282,7 +293,7 @@ class NativeStack:
             self.outputs.append(log)
             self.processes[key] = subprocess.Popen(
                 command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_stop_with_tests,
             )  # fmt: skip
 
     def healthy(self, name: str, timeout: float = 120) -> None:
