@@ -36,6 +36,7 @@ AIRFLOW_SERVICES = (
     "airflow-worker",
 )
 PG, REDIS = ("127.0.0.1", 5432), ("127.0.0.1", 6379)
+PR_SET_PDEATHSIG = 1  # prctl(2)
 MACHINE_SERVICES = ("postgres", "redis")  # this machine's own (PG, REDIS), not started here
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
@@ -120,8 +121,8 @@ def _stop_with_tests() -> None:
     started it dies without its teardown (killed, or a terminal closed), rather than an
     orphaned deployment polling on the machine."""
     parent = os.getppid()
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before prctl took effect
         os._exit(1)
 
 

@@ -37,7 +37,7 @@ def mf(settings: Settings, args: list[str]) -> int:
         DBT_LOG_PATH=str(settings.data_dir / "metricflow" / "logs"),
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
     )
-    env.pop("ENGAGEMENT_PUBLISHED_DB", None)
+    env.pop("ENGAGEMENT_PUBLISHED_DB", None)  # the parse: the profile's relative default
     env.pop("DBT_PARTIAL_PARSE_FILE_PATH", None)  # a build's state (another profile)
     bin_dir = Path(sys.executable).parent
     parse = [str(bin_dir / "dbt"), "parse", "--quiet", "--vars", json.dumps(dbt_vars(settings))]
@@ -52,5 +52,5 @@ def mf(settings: Settings, args: list[str]) -> int:
                 f"dbt parse of the project {project} (ENGAGEMENT_DBT_PROJECT_DIR) failed, so mf"
                 f" has no semantic manifest: {' | '.join(said[-3:])}"
             )
-        env["ENGAGEMENT_PUBLISHED_DB"] = str(published)
-        return subprocess.run([str(bin_dir / "mf"), *args], cwd=project, env=env).returncode
+        mf_env = dict(env, ENGAGEMENT_PUBLISHED_DB=str(published))  # mf queries the file itself
+        return subprocess.run([str(bin_dir / "mf"), *args], cwd=project, env=mf_env).returncode
