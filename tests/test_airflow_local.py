@@ -63,7 +63,7 @@ def test_ctrl_c_stops_make_airflow_within_10_s_and_leaves_no_process(tmp_path: P
             try:
                 if requests.get(f"http://127.0.0.1:{api_port}/api/v2/version", timeout=5).ok:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up, or still starting
                 pass
             assert time.monotonic() < deadline, f"no api-server on {api_port} after {BOOT} s"
             time.sleep(1)
