@@ -205,6 +205,36 @@ class Settings(BaseSettings):
         " them is a warning and a gap recorded in the batch",
         ge=0,
     )
+    x_answer_window_days: int = _setting(
+        7,
+        "X_ANSWER_WINDOW_DAYS",
+        "a mention not answered within this many days is unanswered (quintly's 7 days); a"
+        " company reply after it is late and no answer, and a mention whose window is still"
+        " open at the end of the X data is waiting",
+        gt=0,
+    )
+    x_company_usernames: Names = _setting(
+        (),
+        "X_COMPANY_USERNAMES",
+        "comma-separated usernames of the company's other accounts (jobs, status, staff),"
+        " not measured: their mentions need no answer",
+        "none",
+    )
+    x_bot_usernames: Names = _setting(
+        (),
+        "X_BOT_USERNAMES",
+        "comma-separated usernames of automated accounts (alerts, feeds, deal bots): their"
+        " mentions need no answer",
+        "none",
+    )
+    x_needs_answer_questions_only: bool = _setting(
+        False,
+        "X_NEEDS_ANSWER_QUESTIONS_ONLY",
+        "only mentions with a question mark need an answer (quintly's rule); by default a"
+        " complaint or request without one needs an answer too, and thanks or praise with no"
+        " sign of a problem does not (`dbt_project/macros/needs_answer.sql`)",
+        "`false`",
+    )
     start_date: date = _setting(
         date(2026, 11, 2),
         "ENGAGEMENT_START_DATE",
@@ -238,7 +268,14 @@ class Settings(BaseSettings):
     # setting of its own, so not read from the environment nor shown in docs/configuration.md
     _x_token_source: str = PrivateAttr("X_BEARER_TOKEN")
 
-    @field_validator("x_accounts", "support_site_hosts", "company_site_hosts", mode="before")
+    @field_validator(
+        "x_accounts",
+        "x_company_usernames",
+        "x_bot_usernames",
+        "support_site_hosts",
+        "company_site_hosts",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

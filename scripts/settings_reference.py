@@ -96,6 +96,7 @@ def type_of(field: FieldInfo) -> str:
             SecretStr: "secret",
             Path: "path",
             str: "text",
+            bool: "`true` or `false`",
             int: "integer",
             float: "number",
             date: "date (YYYY-MM-DD)",

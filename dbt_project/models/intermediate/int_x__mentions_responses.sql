@@ -1,10 +1,16 @@
 {#-
-    One row per mention (see int_x__mention_accounts) with whether a company account
-    answered it: answered = some company account replied to it (its replied_to reference,
-    mapped to the edit root, is the mention's id: a reply to any version of an edited
-    mention counts), at any time in the data. The first response is the earliest such
-    reply (ties broken by post id); first_response_minutes = (first_response_at -
-    created_at) in minutes, with second precision.
+    One row per mention (see int_x__mention_accounts), whether it needs an answer
+    (macros/needs_answer.sql) and whether a company account answered it. A company reply is
+    a reply by a company account whose replied_to reference, mapped to the edit root, is the
+    mention's id (a reply to any version of an edited mention counts); the first is the
+    earliest (ties broken by post id).
+
+    answer_status: `answered` when the first company reply came within the answer window
+    (var x_answer_window_days after the mention), `late` when it came after it (not an
+    answer), else `waiting` while the window is still open at the end of the X data (the
+    latest X batch's interval end), else `unanswered`. first_response_* describe the answer
+    (null unless answered); first_response_minutes = (first_response_at - created_at) in
+    minutes, with second precision.
 
     A plain table rebuilt by every build that takes in X data (see macros/incremental.sql).
 -#}
@@ -20,6 +26,21 @@ mention_accounts as (
 posts as (
 
     select * from {{ ref('int_x__posts_classified') }}
+
+),
+
+batches as (
+
+    select * from {{ ref('stg_pipeline__batches') }}
+
+),
+
+-- how far the X data reaches: a window still open then is waiting, not unanswered
+x_data as (
+
+    select max(interval_end) as data_until
+    from batches
+    where source = 'x'
 
 ),
 
@@ -76,41 +97,72 @@ mention_details as (
         author_username,
         conversation_id,
         post_text,
-        is_deleted
+        is_deleted,
+        {{ needs_answer_reason('post_text', 'author_username') }} as needs_answer_reason
 
     from posts
+
+),
+
+replied as (
+
+    select
+        mentions.*,
+        first_responses.response_id,
+        first_responses.responded_at,
+        first_responses.responder_id,
+        first_responses.responder_username,
+        mentions.created_at + to_days({{ var('x_answer_window_days') }}) as window_ends_at,
+        first_responses.responded_at <= mentions.created_at
+        + to_days({{ var('x_answer_window_days') }}) as is_within_window
+
+    from mentions
+    left join first_responses
+        on mentions.mention_id = first_responses.replied_to_post_id
 
 ),
 
 final as (
 
     select
-        mentions.mention_id,
-        mentions.created_at,
-        cast(mentions.created_at as date) as created_date,
+        replied.mention_id,
+        replied.created_at,
+        cast(replied.created_at as date) as created_date,
         mention_details.author_id,
         mention_details.author_username,
         mention_details.conversation_id,
         mention_details.post_text as mention_text,
-        mentions.mentioned_account_id,
-        mentions.mentioned_account_username,
-        mentions.mentioned_account_usernames,
-        mentions.mentioned_account_count,
-        mentions.is_reply_to_account,
-        first_responses.response_id is not null as is_answered,
-        first_responses.response_id as first_response_id,
-        first_responses.responded_at as first_response_at,
-        date_diff('second', mentions.created_at, first_responses.responded_at) / 60.0
-            as first_response_minutes,
-        first_responses.responder_id,
-        first_responses.responder_username,
+        replied.mentioned_account_id,
+        replied.mentioned_account_username,
+        replied.mentioned_account_usernames,
+        replied.mentioned_account_count,
+        replied.is_reply_to_account,
+        mention_details.needs_answer_reason,
+        mention_details.needs_answer_reason in ('question', 'request') as needs_answer,
+        case
+            when replied.is_within_window then 'answered'
+            when replied.response_id is not null then 'late'
+            when replied.window_ends_at > x_data.data_until then 'waiting'
+            else 'unanswered'
+        end as answer_status,
+        coalesce(replied.is_within_window, false) as is_answered,
+        case when replied.is_within_window then replied.response_id end as first_response_id,
+        case when replied.is_within_window then replied.responded_at end as first_response_at,
+        case
+            when replied.is_within_window
+                then date_diff('second', replied.created_at, replied.responded_at) / 60.0
+        end as first_response_minutes,
+        case when replied.is_within_window then replied.responder_id end as responder_id,
+        case
+            when replied.is_within_window then replied.responder_username
+        end as responder_username,
+        case when not replied.is_within_window then replied.responded_at end as late_response_at,
         mention_details.is_deleted
 
-    from mentions
+    from replied
     inner join mention_details
-        on mentions.mention_id = mention_details.post_id
-    left join first_responses
-        on mentions.mention_id = first_responses.replied_to_post_id
+        on replied.mention_id = mention_details.post_id
+    cross join x_data
 
 )
 

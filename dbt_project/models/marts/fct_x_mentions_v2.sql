@@ -20,11 +20,15 @@ final as (
         mentioned_account_usernames,
         mentioned_account_count,
         is_reply_to_account,
+        needs_answer,
+        needs_answer_reason,
+        answer_status,
         is_answered,
         first_response_id,
         first_response_at,
         first_response_minutes,
         responder_username,
+        late_response_at,
         is_deleted
 
     from mentions

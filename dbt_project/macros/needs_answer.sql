@@ -1,0 +1,40 @@
+{#-
+    Which mentions need an answer (int_x__mentions_responses), as the first rule that
+    matches says, read on the text without its links and @handles:
+
+      company_account  the author is one of the company's other accounts (X_COMPANY_USERNAMES)
+      bot              the author is an automated account (X_BOT_USERNAMES)
+      question         a question mark (quintly's rule: a question always needs an answer)
+      thanks           thanks or praise (var x_thanks_pattern) with no sign of a problem
+                       (var x_problem_pattern: "thanks but it's still down" needs one)
+      not_a_question   anything else, when X_NEEDS_ANSWER_QUESTIONS_ONLY (quintly's count)
+      request          anything else: a complaint or a request without a question mark
+
+    A mention needs an answer for `question` and `request`.
+-#}
+{% macro needs_answer_reason(text, author_username) -%}
+    {%- set plain -%}
+        regexp_replace(coalesce({{ text }}, ''), '(https?://\S+)|(@\w+)', ' ', 'g')
+    {%- endset -%}
+    case
+        when lower({{ author_username }}) in ({{ lowercase_string_list(var('x_company_usernames')) }})
+            then 'company_account'
+        when lower({{ author_username }}) in ({{ lowercase_string_list(var('x_bot_usernames')) }})
+            then 'bot'
+        when regexp_matches({{ plain }}, '[?¿？]') then 'question'
+        when
+            regexp_matches({{ plain }}, {{ sql_string(var('x_thanks_pattern')) }})
+            and not regexp_matches({{ plain }}, {{ sql_string(var('x_problem_pattern')) }})
+            then 'thanks'
+        {% if var('x_needs_answer_questions_only') -%}
+        else 'not_a_question'
+        {%- else -%}
+        else 'request'
+        {%- endif %}
+    end
+{%- endmacro %}
+
+{#- a value as a quoted SQL string literal -#}
+{% macro sql_string(value) -%}
+    '{{ value | string | replace("'", "''") }}'
+{%- endmacro %}
