@@ -855,6 +855,7 @@ def test_marts_are_tables_in_schema_marts(built: Build) -> None:
         "fct_support_sessions",
         "fct_x_mentions",
         "fct_x_mentions_v1",
+        "fct_x_conversations",
         "fct_x_posts",
         "fct_x_post_metrics",
         "agg_daily_referrals",

@@ -6,6 +6,7 @@ import csv
 import gzip
 import re
 import shutil
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -104,6 +105,75 @@ def test_one_row_per_day_with_the_sample_s_numbers(pipeline_env: dict) -> None:
     for _, _, _, sessions, social, from_x, by_channel in rows:
         assert sessions == by_channel > 0
         assert social >= from_x > 0
+
+
+def test_conversations_are_the_sample_s_threads(pipeline_env: dict) -> None:
+    """fct_x_conversations against the sample's own threads (devtools.sample): each
+    conversation holding a mention of the loaded days, its mentions, the company's replies
+    in it from its first mention on, re-contact (a mention needing an answer, as
+    fct_x_mentions says, after the first company reply) and one touch (undecided while the
+    7 days after the one reply outlast the data)."""
+    company = generate()
+    own_ids = {u["id"] for u in company.users if u["username"] in OWN}
+    data_until = datetime.combine(DAYS[-1] + timedelta(days=1), datetime.min.time())
+
+    def created(post: dict) -> datetime:
+        return datetime.fromisoformat(post["created_at"].replace("Z", "+00:00")).replace(
+            tzinfo=None
+        )
+
+    needs_answer = dict(
+        query(pipeline_env, "select mention_id, needs_answer from marts.fct_x_mentions")
+    )
+    loaded = [p for p in company.tweets if DAYS[0] <= created(p).date() <= DAYS[-1]]
+    mentions = [
+        p
+        for p in loaded
+        if p["author_id"] not in own_ids
+        and {m["username"] for m in p.get("entities", {}).get("mentions", [])} & set(OWN)
+    ]
+    assert set(needs_answer) == {p["id"] for p in mentions}
+    expected = {}
+    for conversation in {p["conversation_id"] for p in mentions}:
+        posts = sorted(
+            (p for p in mentions if p["conversation_id"] == conversation),
+            key=lambda p: (created(p), p["id"]),
+        )
+        replies = sorted(
+            created(p)
+            for p in loaded
+            if p["author_id"] in own_ids
+            and p["conversation_id"] == conversation
+            and any(r["type"] == "replied_to" for r in p.get("referenced_tweets", []))
+            and created(p) >= created(posts[0])
+        )
+        again = [
+            created(p)
+            for p in posts
+            if needs_answer[p["id"]] and replies and created(p) > replies[0]
+        ]
+        if len(replies) != 1 or any(t <= replies[0] + timedelta(days=7) for t in again):
+            one_touch = False
+        else:
+            one_touch = None if replies[0] + timedelta(days=7) > data_until else True
+        expected[conversation] = (
+            posts[0]["id"],
+            len(posts),
+            len(replies),
+            replies[0] if replies else None,
+            bool(again),
+            one_touch,
+        )
+    rows = query(
+        pipeline_env,
+        "select conversation_id, first_customer_post_id, customer_posts, company_replies,"
+        " first_company_reply_at, has_recontact, is_one_touch from marts.fct_x_conversations",
+    )
+    assert {r[0]: r[1:] for r in rows} == expected
+    # the sample's threads have the shapes the model tells apart
+    shapes = Counter((replies, recontact) for _, _, replies, _, recontact, _ in expected.values())
+    assert shapes[(0, False)] and shapes[(1, False)] and shapes[(1, True)] and shapes[(2, True)]
+    assert any(not needs_answer[p["id"]] and p["id"] != p["conversation_id"] for p in mentions)
 
 
 def test_run_prints_summaries_and_headline(pipeline_env: dict) -> None:
