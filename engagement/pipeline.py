@@ -253,6 +253,12 @@ def headline(published_db: Path) -> dict:
     return row
 
 
+def _decided(h: dict, prefix: str) -> str:
+    """The mentions no longer waiting for an answer (the response rate's denominator)."""
+    total, waiting = h[prefix], h[f"{prefix}_waiting"]
+    return figures.count(None if total is None else total - waiting)
+
+
 # the sources of the coverage columns of agg_daily_engagement (x_status, support_site_status)
 COVERAGE_SOURCES = {"x": "X", "support_site": "support site"}
 
@@ -327,9 +333,14 @@ def format_headline(h: dict) -> str:
             f"  X: {count(h['broadcast_posts'])} original posts, "
             f"{count(h['replies_to_customers'])} replies to customers "
             f"({percent(h['conversation_share'])} of output is conversation)" + x_note,
-            f"  Mentions answered: {count(h['mentions_answered'])} of {count(h['mentions'])} "
-            f"({percent(h['response_rate'])}), "
-            f"median first response {figures.minutes(h['median_first_response_minutes'])}",
+            f"  Mentions needing an answer: {count(h['mentions_needing_answer_answered'])} of"
+            f" {_decided(h, 'mentions_needing_answer')} answered"
+            f" ({percent(h['response_rate'])}), {count(h['mentions_needing_answer_waiting'])}"
+            f" still waiting; median first response"
+            f" {figures.minutes(h['median_first_response_minutes'])}",
+            f"  All mentions: {count(h['mentions_answered'])} of {_decided(h, 'mentions')}"
+            f" answered ({percent(h['response_rate_all_mentions'])}),"
+            f" {count(h['mentions_waiting'])} still waiting",
             f"  Support-site sessions: {count(h['support_sessions'])}; social media "
             f"{count(social)} ({percent(h['social_share'])}: X {count(h['x_referred_sessions'])}, "
             f"Facebook {count(h['facebook_sessions'])}, "

@@ -53,13 +53,23 @@ SQL: dict[str, str] = {
         where status != 'complete'
         order by date_day, source
     """,
-    "unanswered_count": "select count(*) as n from marts.fct_x_mentions where not is_answered",
+    # mentions that needed an answer and did not get one in time (late ones included); the
+    # others not answered, counted beside: still waiting, or needing no answer
+    "unanswered_count": """
+        select
+            count(*) filter (
+                where needs_answer and answer_status in ('unanswered', 'late')
+            ) as n,
+            count(*) filter (where needs_answer and answer_status = 'waiting') as waiting,
+            count(*) filter (where not needs_answer and not is_answered) as not_needing
+        from marts.fct_x_mentions
+    """,
     "unanswered": """
         select
             mention_id, created_at, mentioned_account_usernames, author_username,
-            mention_text, is_deleted
+            mention_text, is_deleted, answer_status
         from marts.fct_x_mentions
-        where not is_answered
+        where needs_answer and answer_status in ('unanswered', 'late')
         order by created_at desc, mention_id
         limit $limit
     """,
@@ -125,6 +135,7 @@ def read_figures(published_db: Path) -> dict[str, Any]:
             "channels": rows("channels"),
             "coverage": rows("coverage"),
             "unanswered_count": rows("unanswered_count")[0]["n"],
+            "unanswered_beside": rows("unanswered_count")[0],
             "unanswered": rows("unanswered", limit=UNANSWERED_SHOWN),
             "top_posts": rows("top_posts", limit=TOP_POSTS),
         }
@@ -229,22 +240,25 @@ def mentions_chart(f: dict[str, Any]) -> Markup:
     values = [
         {"account": a["account_username"], "measure": measure, "mentions": a[column]}
         for a in f["accounts"]
-        for measure, column in (("Mentions", "mentions"), ("Answered", "mentions_answered"))
+        for measure, column in (
+            ("Needing an answer", "mentions_needing_answer"),
+            ("Answered", "mentions_needing_answer_answered"),
+        )
     ]
     colour = alt.Color("measure:N", title=None, legend=alt.Legend(orient="bottom"))
-    colour = colour.scale(domain=["Mentions", "Answered"], range=list(PALETTE[:2]))
+    colour = colour.scale(domain=["Needing an answer", "Answered"], range=list(PALETTE[:2]))
     bars = (
         alt.Chart(alt.Data(values=values), name="data")
         .mark_bar()
         .encode(
             x=alt.X("account:N", title="Account", sort=accounts).axis(labelAngle=0),
-            xOffset=alt.XOffset("measure:N", sort=["Mentions", "Answered"]),
+            xOffset=alt.XOffset("measure:N", sort=["Needing an answer", "Answered"]),
             y=alt.Y("mentions:Q", title="Mentions"),
             color=colour,
             description="mentions:Q",
         )
     )
-    title = "Mentions and mentions answered per account"
+    title = "Mentions needing an answer, and answered, per account"
     return svg(bars.properties(title=title, width=WIDTH - 80, height=200))
 
 

@@ -30,6 +30,7 @@ DAYS = [date(2026, 11, 2), date(2026, 11, 3)]
 # the referrer field of a combined-format line, when it is one of X's hosts
 X_REFERRER = re.compile(r'" \d{3} \S+ "https?://(t\.co|(www\.|mobile\.)?(x|twitter)\.com)[/"]')
 OWN = ("acmecloud", "acmesupport")
+WINDOW_DAYS = 1  # X_ANSWER_WINDOW_DAYS of the module's marts
 
 
 def run_day(day: date, env: dict[str, str]) -> str:
@@ -45,6 +46,9 @@ def pipeline_env(
     assert sample_day.stdout and ("--start", str(DAYS[0]), "--end", str(DAYS[1])) == FIRST_DAY
     env = sample_day.copy(tmp_path_factory.mktemp("pipeline"), sandbox_url)
     env["first_output"] = sample_day.stdout
+    # a day's answer window: the first day's mentions are decided by the end of the second,
+    # the second's mostly still waiting (with the default 7 days, all of them would be)
+    env["X_ANSWER_WINDOW_DAYS"] = str(WINDOW_DAYS)
     run_day(DAYS[1], env)
     return env
 
@@ -63,7 +67,8 @@ def mart_fingerprint(env: dict) -> dict[str, str]:
 
 
 def expected_mentions() -> dict[date, tuple[int, int]]:
-    """Mentions per day and how many got an own reply within the loaded days, from the sample."""
+    """Mentions per day and how many got an own reply within the loaded days and the answer
+    window, from the sample."""
     company = generate()
     own_ids = {u["id"] for u in company.users if u["username"] in OWN}
     window_end = datetime.combine(DAYS[-1] + timedelta(days=1), datetime.min.time(), UTC)
@@ -71,20 +76,21 @@ def expected_mentions() -> dict[date, tuple[int, int]]:
     def created(post: dict) -> datetime:
         return datetime.fromisoformat(post["created_at"].replace("Z", "+00:00"))
 
-    answered = {
-        ref["id"]
-        for post in company.tweets
-        if post["author_id"] in own_ids and created(post) < window_end
-        for ref in post.get("referenced_tweets", [])
-        if ref["type"] == "replied_to"
-    }
+    replied: dict[str, datetime] = {}
+    for post in company.tweets:
+        if post["author_id"] in own_ids and created(post) < window_end:
+            for ref in post.get("referenced_tweets", []):
+                if ref["type"] == "replied_to":
+                    replied[ref["id"]] = min(replied.get(ref["id"], created(post)), created(post))
     counts: dict[date, tuple[int, int]] = {}
     for post in company.tweets:
         names = {m["username"] for m in post.get("entities", {}).get("mentions", [])}
         day = created(post).date()
         if post["author_id"] not in own_ids and names & set(OWN) and day in DAYS:
             mentions, done = counts.get(day, (0, 0))
-            counts[day] = (mentions + 1, done + (post["id"] in answered))
+            reply = replied.get(post["id"])
+            in_time = reply is not None and reply <= created(post) + timedelta(days=WINDOW_DAYS)
+            counts[day] = (mentions + 1, done + in_time)
     return counts
 
 
@@ -112,7 +118,7 @@ def test_conversations_are_the_sample_s_threads(pipeline_env: dict) -> None:
     conversation holding a mention of the loaded days, its mentions, the company's replies
     in it from its first mention on, re-contact (a mention needing an answer, as
     fct_x_mentions says, after the first company reply) and one touch (undecided while the
-    7 days after the one reply outlast the data)."""
+    answer window after the one reply outlasts the data)."""
     company = generate()
     own_ids = {u["id"] for u in company.users if u["username"] in OWN}
     data_until = datetime.combine(DAYS[-1] + timedelta(days=1), datetime.min.time())
@@ -152,10 +158,11 @@ def test_conversations_are_the_sample_s_threads(pipeline_env: dict) -> None:
             for p in posts
             if needs_answer[p["id"]] and replies and created(p) > replies[0]
         ]
-        if len(replies) != 1 or any(t <= replies[0] + timedelta(days=7) for t in again):
+        window = timedelta(days=WINDOW_DAYS)
+        if len(replies) != 1 or any(t <= replies[0] + window for t in again):
             one_touch = False
         else:
-            one_touch = None if replies[0] + timedelta(days=7) > data_until else True
+            one_touch = None if replies[0] + window > data_until else True
         expected[conversation] = (
             posts[0]["id"],
             len(posts),
@@ -179,7 +186,7 @@ def test_conversations_are_the_sample_s_threads(pipeline_env: dict) -> None:
 def test_run_prints_summaries_and_headline(pipeline_env: dict) -> None:
     lines = pipeline_env["first_output"].splitlines()
     assert '"source": "x"' in lines[0] and '"source": "support_site"' in lines[1]
-    assert any("Mentions answered" in line for line in lines)
+    assert any("Mentions needing an answer" in line for line in lines)
 
 
 def test_rerunning_an_interval_gives_identical_marts(pipeline_env: dict) -> None:
@@ -280,20 +287,34 @@ def test_metrics_are_ratios_of_sums_at_any_grain(pipeline_env: dict, tmp_path: P
         """
         with mentions as (
             select
-                count(*) filter (where is_answered) / count(*) as response_rate,
-                median(first_response_minutes) as median_first_response_minutes
+                count(*) filter (where needs_answer and is_answered)
+                / count(*) filter (where needs_answer and answer_status != 'waiting')
+                    as response_rate,
+                median(first_response_minutes) filter (where needs_answer)
+                    as median_first_response_minutes
             from marts.fct_x_mentions
         ),
         days as (
             select
                 sum(x_replies_to_customers) / (sum(x_posts) + sum(x_replies_to_customers))
                     as conversation_share,
-                sum(social_sessions) / sum(support_sessions) as social_share,
-                sum(x_mentions_answered) / sum(x_mentions) as response_rate_of_daily_counts,
-                avg(x_mentions_answered / x_mentions) as average_of_daily_rates
+                sum(social_sessions) / sum(support_sessions) as social_share
             from marts.agg_daily_engagement
+        ),
+        mention_days as (
+            select
+                count(*) filter (where needs_answer and is_answered) as answered,
+                count(*) filter (where needs_answer and answer_status != 'waiting') as decided
+            from marts.fct_x_mentions
+            group by created_date
+        ),
+        rates_of_days as (
+            select
+                sum(answered) / sum(decided) as response_rate_of_daily_counts,
+                avg(answered / nullif(decided, 0)) as average_of_daily_rates
+            from mention_days
         )
-        from mentions, days
+        from mentions, days, rates_of_days
         """,
     )
     assert month["metric_time__month"].startswith("2026-11-01")
@@ -320,7 +341,11 @@ def test_metrics_are_ratios_of_sums_at_any_grain(pipeline_env: dict, tmp_path: P
     expected = query(
         pipeline_env,
         """
-        select mentioned_account_username, count(*), count(*) filter (where is_answered) / count(*)
+        select
+            mentioned_account_username,
+            count(*),
+            count(*) filter (where needs_answer and is_answered)
+            / count(*) filter (where needs_answer and answer_status != 'waiting')
         from marts.fct_x_mentions group by 1 order by 1
         """,
     )
@@ -409,6 +434,7 @@ def gapped_env(tmp_path_factory: pytest.TempPathFactory, sandbox_url: str) -> di
     from tests.conftest import land
 
     env = sample_company_env(tmp_path_factory.mktemp("gapped"), sandbox_url)
+    env["X_ANSWER_WINDOW_DAYS"] = str(WINDOW_DAYS)  # decided mentions beside waiting ones
     settings = Settings.from_env(env)
     for day in GAPPED_DAYS:
         sources = ("x", "support_site") if day <= X_UNTIL else ("support_site",)
@@ -514,27 +540,34 @@ def test_the_headline_the_report_and_the_dashboard_show_the_same_figures(
     from engagement.figures import connect
     from tests.test_bi import chart_rows
 
-    [(posts, replies, mentions, answered, support, social, x, facebook, linkedin, other, own)] = (
-        query(
-            gapped_env,
-            """
+    [(posts, replies, mentions, support, social, x, facebook, linkedin, other, own)] = query(
+        gapped_env,
+        """
             select sum(x_posts), sum(x_replies_to_customers), sum(x_mentions),
-                sum(x_mentions_answered), sum(support_sessions), sum(social_sessions),
+                sum(support_sessions), sum(social_sessions),
                 sum(x_referred_sessions), sum(facebook_sessions), sum(linkedin_sessions),
                 sum(other_social_sessions), sum(own_site_sessions)
             from marts.agg_daily_engagement
             """,
-        )
     )
-    [(median, counted)] = query(
+    [(median, counted, needing, answered, waiting)] = query(
         gapped_env,
-        "select median(first_response_minutes) filter (where is_answered), count(*)"
-        f" from marts.fct_x_mentions where created_date <= '{X_UNTIL}'",
+        """
+        select
+            median(first_response_minutes) filter (where needs_answer and is_answered),
+            count(*),
+            count(*) filter (where needs_answer),
+            count(*) filter (where needs_answer and is_answered),
+            count(*) filter (where needs_answer and answer_status = 'waiting')
+        from marts.fct_x_mentions
+        """
+        f" where created_date <= '{X_UNTIL}'",
     )
     assert counted == mentions and posts + replies > 0 and support > 0
+    assert 0 < waiting < needing - answered  # decided unanswered mentions, and waiting ones
     want = {
         "conversation_share": replies / (posts + replies),
-        "response_rate": answered / mentions,
+        "response_rate": answered / (needing - waiting),
         "median_first_response_minutes": median,
         "social_share": social / support,
         "x_referred_sessions": x,
@@ -544,6 +577,8 @@ def test_the_headline_the_report_and_the_dashboard_show_the_same_figures(
         "own_site_sessions": own,
         "support_sessions": support,
         "mentions": mentions,
+        "mentions_needing_answer": needing,
+        "mentions_needing_answer_waiting": waiting,
         "output_posts": posts + replies,
         "incomplete_days": 2,
     }
@@ -560,9 +595,10 @@ def test_the_headline_the_report_and_the_dashboard_show_the_same_figures(
         return f"{100 * value:.1f}%"
 
     assert f"({pct(want['conversation_share'])} of output is conversation)" in printed
-    assert f"Mentions answered: {answered:,} of {mentions:,} ({pct(answered / mentions)})" in (
-        printed
-    )
+    assert (
+        f"Mentions needing an answer: {answered:,} of {needing - waiting:,} answered"
+        f" ({pct(answered / (needing - waiting))}), {waiting:,} still waiting"
+    ) in printed
     assert f"median first response {median:.1f} min" in printed
     assert f"social media {social:,} ({pct(social / support)}: X {x:,}, Facebook" in printed
     # the report: its cards, with their denominators, and its referrals table
@@ -578,7 +614,7 @@ def test_the_headline_the_report_and_the_dashboard_show_the_same_figures(
         "own_site_sessions": f"{own:,}",
     }
     assert dict(re.findall(r'data-kpi-of="(\w+)">([^<]*)<', page))["response_rate"] == (
-        f"of {mentions:,} mentions"
+        f"of {needing - waiting:,} no longer waiting; {waiting:,} still waiting"
     )
     referrals = re.findall(
         r'<td data-field="network">([^<]+)</td><td data-field="sessions">([^<]+)</td>',

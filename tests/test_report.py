@@ -217,6 +217,9 @@ def mart(tmp_path_factory: pytest.TempPathFactory, sandbox_url: str) -> dict[str
     from engagement.settings import Settings
 
     env = sample_company_env(tmp_path_factory.mktemp("report"), sandbox_url)
+    # a day's answer window: mentions of the first days decided (some never answered),
+    # the last day's still waiting
+    env["X_ANSWER_WINDOW_DAYS"] = "1"
     settings = Settings.from_env(env)
     for day in DAYS:
         land(settings, Interval.parse(str(day), str(day + timedelta(days=1))), "x", "support_site")
@@ -245,11 +248,17 @@ def expected(env: dict[str, str]) -> dict[str, Any]:
         env,
         "select sum(posts), sum(replies_to_customers) from marts.agg_daily_account_engagement",
     )[0]
-    (median,) = query(
-        env, "select median(first_response_minutes) from marts.fct_x_mentions where is_answered"
-    )[0]
-    mentions, answered = query(
-        env, "select count(*), count(*) filter (where is_answered) from marts.fct_x_mentions"
+    needing, answered, waiting, not_needing, median = query(
+        env,
+        """
+        select
+            count(*) filter (where needs_answer),
+            count(*) filter (where needs_answer and is_answered),
+            count(*) filter (where needs_answer and answer_status = 'waiting'),
+            count(*) filter (where not needs_answer and not is_answered),
+            median(first_response_minutes) filter (where needs_answer and is_answered)
+        from marts.fct_x_mentions
+        """,
     )[0]
     channel_columns = {
         "social": "social_sessions",
@@ -286,16 +295,22 @@ def expected(env: dict[str, str]) -> dict[str, Any]:
     per_account = query(
         env,
         """
-        select mentioned_account_username, count(*), count(*) filter (where is_answered),
-               quantile_cont(first_response_minutes, 0.5) filter (where is_answered)
+        select
+            mentioned_account_username,
+            count(*) filter (where needs_answer),
+            count(*) filter (where needs_answer and is_answered),
+            count(*) filter (where needs_answer and answer_status = 'waiting'),
+            quantile_cont(first_response_minutes, 0.5) filter (where needs_answer and is_answered)
         from marts.fct_x_mentions
         group by 1 order by 1
         """,
     )
     unanswered = query(
         env,
-        "select created_at, mentioned_account_usernames, author_username, mention_text"
-        " from marts.fct_x_mentions where not is_answered order by created_at desc, mention_id",
+        "select created_at, mentioned_account_usernames, author_username, mention_text,"
+        " answer_status = 'late' from marts.fct_x_mentions"
+        " where needs_answer and answer_status in ('unanswered', 'late')"
+        " order by created_at desc, mention_id",
     )
     networks = query(
         env,
@@ -310,7 +325,7 @@ def expected(env: dict[str, str]) -> dict[str, Any]:
         },
         "kpis": {
             "conversation_share": pct(replies, posts + replies),
-            "response_rate": pct(answered, mentions),
+            "response_rate": pct(answered, needing - waiting),
             "median_first_response": mins(median),
             "social_share": pct(social, support),
             "own_site_sessions": f"{own_site:,}",
@@ -318,8 +333,10 @@ def expected(env: dict[str, str]) -> dict[str, Any]:
         # each figure with what it is of: its denominator
         "kpis_of": {
             "conversation_share": f"of {posts + replies:,} posts and replies to customers",
-            "response_rate": f"of {mentions:,} mentions",
-            "median_first_response": f"over {answered:,} answered mentions",
+            "response_rate": (
+                f"of {needing - waiting:,} no longer waiting; {waiting:,} still waiting"
+            ),
+            "median_first_response": f"over {answered:,} answered mentions needing one",
             "social_share": f"of {support:,} support-site sessions",
             "own_site_sessions": f"{pct(own_site, support)} of {support:,} sessions",
         },
@@ -329,20 +346,24 @@ def expected(env: dict[str, str]) -> dict[str, Any]:
                 "account": account,
                 "mentions": f"{m:,}",
                 "answered": f"{a:,}",
-                "response_rate": pct(a, m),
+                "waiting": f"{w:,}",
+                "response_rate": pct(a, m - w),
                 "median_first_response": mins(med),
             }
-            for account, m, a, med in per_account
+            for account, m, a, w, med in per_account
         ],
         "unanswered_count": f"{len(unanswered):,}",
+        "waiting_count": f"{waiting:,}",
+        "not_needing_count": f"{not_needing:,}",
         "unanswered": [
             {
                 "created_at": at.strftime("%Y-%m-%d %H:%M"),
                 "accounts": accounts,
                 "author": f"@{author}" if author else "(unknown)",
-                "text": "(deleted)" if text is None else text,
+                "text": ("(deleted)" if text is None else text)
+                + (" (answered late)" if late else ""),
             }
-            for at, accounts, author, text in unanswered[:50]
+            for at, accounts, author, text, late in unanswered[:50]
         ],
         "channels": {
             str(row[0]): {
@@ -398,7 +419,8 @@ def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
     assert tables["conversation"] == want["conversation"]
     assert tables["accounts"] == want["accounts"]
     assert [a["account"] for a in tables["accounts"]] == list(ACCOUNTS)
-    assert shown["fields"]["unanswered_count"] == want["unanswered_count"]
+    for field in ("unanswered_count", "waiting_count", "not_needing_count"):
+        assert shown["fields"][field] == want[field], field
     assert tables["unanswered"] == want["unanswered"] and tables["unanswered"]
     channels = {
         row.pop("day"): {k: v for k, v in row.items() if v != "0"} for row in tables["channels"]

@@ -125,6 +125,8 @@ scoped_mentions as (
         created_date,
         'company' as scope,
         cast(null as varchar) as account_username,
+        needs_answer,
+        answer_status,
         is_answered,
         first_response_minutes
 
@@ -136,6 +138,8 @@ scoped_mentions as (
         created_date,
         'account' as scope,
         mentioned_account_username as account_username,
+        needs_answer,
+        answer_status,
         is_answered,
         first_response_minutes
 
@@ -152,9 +156,20 @@ period_mentions as (
         scoped_mentions.account_username,
         count(*) as mentions,
         count(*) filter (where scoped_mentions.is_answered) as mentions_answered,
+        count(*) filter (where scoped_mentions.answer_status = 'waiting') as mentions_waiting,
+        count(*) filter (where scoped_mentions.needs_answer) as mentions_needing_answer,
+        count(*) filter (
+            where scoped_mentions.needs_answer and scoped_mentions.is_answered
+        ) as mentions_needing_answer_answered,
+        count(*) filter (
+            where scoped_mentions.needs_answer and scoped_mentions.answer_status = 'waiting'
+        ) as mentions_needing_answer_waiting,
+        median(scoped_mentions.first_response_minutes) filter (
+            where scoped_mentions.needs_answer and scoped_mentions.is_answered
+        ) as median_first_response_minutes,
         median(scoped_mentions.first_response_minutes) filter (
             where scoped_mentions.is_answered
-        ) as median_first_response_minutes
+        ) as median_first_response_minutes_all_mentions
 
     from scoped_mentions
     inner join day_periods
@@ -211,6 +226,7 @@ joined as (
         period_posts.broadcast_posts,
         period_posts.replies_to_customers,
         period_mentions.median_first_response_minutes,
+        period_mentions.median_first_response_minutes_all_mentions,
         period_sessions.support_sessions,
         period_sessions.social_sessions,
         period_sessions.x_referred_sessions,
@@ -229,7 +245,22 @@ joined as (
         end as mentions,
         case
             when period_coverage.x_days > 0 then coalesce(period_mentions.mentions_answered, 0)
-        end as mentions_answered
+        end as mentions_answered,
+        case
+            when period_coverage.x_days > 0 then coalesce(period_mentions.mentions_waiting, 0)
+        end as mentions_waiting,
+        case
+            when period_coverage.x_days > 0
+                then coalesce(period_mentions.mentions_needing_answer, 0)
+        end as mentions_needing_answer,
+        case
+            when period_coverage.x_days > 0
+                then coalesce(period_mentions.mentions_needing_answer_answered, 0)
+        end as mentions_needing_answer_answered,
+        case
+            when period_coverage.x_days > 0
+                then coalesce(period_mentions.mentions_needing_answer_waiting, 0)
+        end as mentions_needing_answer_waiting
 
     from period_posts
     inner join period_coverage
@@ -273,10 +304,18 @@ final as (
         broadcast_posts + replies_to_customers as output_posts,
         replies_to_customers / nullif(broadcast_posts + replies_to_customers, 0)
             as conversation_share,
+        mentions_needing_answer,
+        mentions_needing_answer_answered,
+        mentions_needing_answer_waiting,
+        mentions_needing_answer_answered
+        / nullif(mentions_needing_answer - mentions_needing_answer_waiting, 0) as response_rate,
+        cast(median_first_response_minutes as double) as median_first_response_minutes,
         mentions,
         mentions_answered,
-        mentions_answered / nullif(mentions, 0) as response_rate,
-        cast(median_first_response_minutes as double) as median_first_response_minutes,
+        mentions_waiting,
+        mentions_answered / nullif(mentions - mentions_waiting, 0) as response_rate_all_mentions,
+        cast(median_first_response_minutes_all_mentions as double)
+            as median_first_response_minutes_all_mentions,
         support_sessions,
         social_sessions,
         social_sessions / nullif(support_sessions, 0) as social_share,
