@@ -565,6 +565,32 @@ def test_the_headline_the_report_and_the_dashboard_show_the_same_figures(
     )
     assert counted == mentions and posts + replies > 0 and support > 0
     assert 0 < waiting < needing - answered  # decided unanswered mentions, and waiting ones
+    # the daily marts' counts add up to them; per account, a mention counts for each account
+    # it tags
+    daily = query(
+        gapped_env,
+        "select sum(x_mentions_needing_answer), sum(x_mentions_needing_answer_answered),"
+        " sum(x_mentions_needing_answer_waiting) from marts.agg_daily_engagement",
+    )
+    assert daily == [(needing, answered, waiting)]
+    per_account = query(
+        gapped_env,
+        "select sum(mentions_needing_answer), sum(mentions_needing_answer_answered),"
+        " sum(mentions_needing_answer_waiting) from marts.agg_daily_account_engagement",
+    )
+    assert per_account == query(
+        gapped_env,
+        """
+        select
+            sum(mentioned_account_count) filter (where needs_answer),
+            sum(mentioned_account_count) filter (where needs_answer and is_answered),
+            sum(mentioned_account_count) filter (
+                where needs_answer and answer_status = 'waiting'
+            )
+        from marts.fct_x_mentions
+        """
+        f" where created_date <= '{X_UNTIL}'",
+    )
     want = {
         "conversation_share": replies / (posts + replies),
         "response_rate": answered / (needing - waiting),

@@ -90,7 +90,15 @@ account_mentions_daily as (
         mention_accounts.account_id,
         mentions.created_date as date_day,
         count(*) as mentions,
-        count(*) filter (where mentions.is_answered) as mentions_answered
+        count(*) filter (where mentions.is_answered) as mentions_answered,
+        count(*) filter (where mentions.answer_status = 'waiting') as mentions_waiting,
+        count(*) filter (where mentions.needs_answer) as mentions_needing_answer,
+        count(*) filter (
+            where mentions.needs_answer and mentions.is_answered
+        ) as mentions_needing_answer_answered,
+        count(*) filter (
+            where mentions.needs_answer and mentions.answer_status = 'waiting'
+        ) as mentions_needing_answer_waiting
 
     from mention_accounts
     inner join mentions
@@ -111,6 +119,13 @@ final as (
         {{ unless_missing('x', 'own_posts_daily.retweets') }} as retweets,
         {{ unless_missing('x', 'account_mentions_daily.mentions') }} as mentions,
         {{ unless_missing('x', 'account_mentions_daily.mentions_answered') }} as mentions_answered,
+        {{ unless_missing('x', 'account_mentions_daily.mentions_waiting') }} as mentions_waiting,
+        {{ unless_missing('x', 'account_mentions_daily.mentions_needing_answer') }}
+            as mentions_needing_answer,
+        {{ unless_missing('x', 'account_mentions_daily.mentions_needing_answer_answered') }}
+            as mentions_needing_answer_answered,
+        {{ unless_missing('x', 'account_mentions_daily.mentions_needing_answer_waiting') }}
+            as mentions_needing_answer_waiting,
         {{ unless_missing('x', 'own_posts_daily.impressions') }} as impressions,
         {{ coverage_status('x') }} as x_status,
         {{ coverage_status('x') }} = 'complete' as is_complete

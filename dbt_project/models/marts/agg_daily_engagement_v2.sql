@@ -69,7 +69,13 @@ mentions_daily as (
     select
         created_date as date_day,
         count(*) as x_mentions,
-        count(*) filter (where is_answered) as x_mentions_answered
+        count(*) filter (where is_answered) as x_mentions_answered,
+        count(*) filter (where answer_status = 'waiting') as x_mentions_waiting,
+        count(*) filter (where needs_answer) as x_mentions_needing_answer,
+        count(*) filter (where needs_answer and is_answered) as x_mentions_needing_answer_answered,
+        count(*) filter (
+            where needs_answer and answer_status = 'waiting'
+        ) as x_mentions_needing_answer_waiting
 
     from mentions
     group by created_date
@@ -87,6 +93,13 @@ final as (
         {{ unless_missing('x', 'own_posts_daily.x_retweets') }} as x_retweets,
         {{ unless_missing('x', 'mentions_daily.x_mentions') }} as x_mentions,
         {{ unless_missing('x', 'mentions_daily.x_mentions_answered') }} as x_mentions_answered,
+        {{ unless_missing('x', 'mentions_daily.x_mentions_waiting') }} as x_mentions_waiting,
+        {{ unless_missing('x', 'mentions_daily.x_mentions_needing_answer') }}
+            as x_mentions_needing_answer,
+        {{ unless_missing('x', 'mentions_daily.x_mentions_needing_answer_answered') }}
+            as x_mentions_needing_answer_answered,
+        {{ unless_missing('x', 'mentions_daily.x_mentions_needing_answer_waiting') }}
+            as x_mentions_needing_answer_waiting,
         {{ unless_missing('support_site', 'support_site_days.page_views') }} as support_requests,
         {{ unless_missing('support_site', 'support_site_days.sessions') }} as support_sessions,
         {{ unless_missing('support_site', 'support_site_days.social_sessions') }}
