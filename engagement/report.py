@@ -55,7 +55,7 @@ SQL: dict[str, str] = {
     """,
     # mentions that needed an answer and did not get one in time (late ones included); the
     # others not answered, counted beside: still waiting, or needing no answer
-    "unanswered_count": """
+    "unanswered_counts": """
         select
             count(*) filter (
                 where needs_answer and answer_status in ('unanswered', 'late')
@@ -134,8 +134,7 @@ def read_figures(published_db: Path) -> dict[str, Any]:
             "days": rows("days"),
             "channels": rows("channels"),
             "coverage": rows("coverage"),
-            "unanswered_count": rows("unanswered_count")[0]["n"],
-            "unanswered_beside": rows("unanswered_count")[0],
+            "unanswered_counts": rows("unanswered_counts")[0],
             "unanswered": rows("unanswered", limit=UNANSWERED_SHOWN),
             "top_posts": rows("top_posts", limit=TOP_POSTS),
         }
