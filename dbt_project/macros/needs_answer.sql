@@ -38,3 +38,14 @@
 {% macro sql_string(value) -%}
     '{{ value | string | replace("'", "''") }}'
 {%- endmacro %}
+
+{#- when the answer window (var x_answer_window_days) of something posted at `ts` closes -#}
+{% macro answer_window_end(ts) -%}
+    {{ ts }} + to_days({{ var('x_answer_window_days') }})
+{%- endmacro %}
+
+{#- how far the X data reaches (the latest X batch's interval end): a window still open
+    then is undecided (a mention waiting, a one-touch case not yet settled) -#}
+{% macro x_data_until() -%}
+    (select max(interval_end) from {{ ref('stg_pipeline__batches') }} where source = 'x')
+{%- endmacro %}

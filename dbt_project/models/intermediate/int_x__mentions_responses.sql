@@ -29,21 +29,6 @@ posts as (
 
 ),
 
-batches as (
-
-    select * from {{ ref('stg_pipeline__batches') }}
-
-),
-
--- how far the X data reaches: a window still open then is waiting, not unanswered
-x_data as (
-
-    select max(interval_end) as data_until
-    from batches
-    where source = 'x'
-
-),
-
 mentions as (
 
     select
@@ -112,9 +97,9 @@ replied as (
         first_responses.responded_at,
         first_responses.responder_id,
         first_responses.responder_username,
-        mentions.created_at + to_days({{ var('x_answer_window_days') }}) as window_ends_at,
-        first_responses.responded_at <= mentions.created_at
-        + to_days({{ var('x_answer_window_days') }}) as is_within_window
+        {{ answer_window_end('mentions.created_at') }} as window_ends_at,
+        first_responses.responded_at <= {{ answer_window_end('mentions.created_at') }}
+            as is_within_window
 
     from mentions
     left join first_responses
@@ -142,7 +127,7 @@ final as (
         case
             when replied.is_within_window then 'answered'
             when replied.response_id is not null then 'late'
-            when replied.window_ends_at > x_data.data_until then 'waiting'
+            when replied.window_ends_at > {{ x_data_until() }} then 'waiting'
             else 'unanswered'
         end as answer_status,
         coalesce(replied.is_within_window, false) as is_answered,
@@ -162,7 +147,6 @@ final as (
     from replied
     inner join mention_details
         on replied.mention_id = mention_details.post_id
-    cross join x_data
 
 )
 

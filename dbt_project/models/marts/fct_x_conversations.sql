@@ -27,20 +27,6 @@ posts as (
 
 ),
 
-batches as (
-
-    select * from {{ ref('stg_pipeline__batches') }}
-
-),
-
-x_data as (
-
-    select max(interval_end) as data_until
-    from batches
-    where source = 'x'
-
-),
-
 customer_posts as (
 
     select
@@ -142,11 +128,10 @@ final as (
         case
             when coalesce(replies_per_conversation.company_replies, 0) != 1 then false
             when later_customer_posts.first_post_after_reply_at
-                <= replies_per_conversation.first_company_reply_at
-                + to_days({{ var('x_answer_window_days') }})
+                <= {{ answer_window_end('replies_per_conversation.first_company_reply_at') }}
                 then false
-            when replies_per_conversation.first_company_reply_at
-                + to_days({{ var('x_answer_window_days') }}) > x_data.data_until
+            when {{ answer_window_end('replies_per_conversation.first_company_reply_at') }}
+                > {{ x_data_until() }}
                 then null
             else true
         end as is_one_touch,
@@ -159,7 +144,6 @@ final as (
         on conversations.conversation_id = replies_per_conversation.conversation_id
     left join later_customer_posts
         on conversations.conversation_id = later_customer_posts.conversation_id
-    cross join x_data
 
 )
 
