@@ -17,7 +17,9 @@ interval whose two loads are both ready is built once, not once per source.
 Writers of the DuckDB warehouses (validations, which record the gate's refusals, loads
 and builds) share the one-slot pool `duckdb_writer`, so they never write at once, whatever
 runs in parallel.
-After each publish the mart DAG writes the HTML report of the published mart.
+After each publish the mart DAG writes the HTML report of the published mart and sends
+the mentions past their account's target and still unanswered, each once, to
+ENGAGEMENT_ALERT_CONN_ID (engagement/unanswered.py).
 """
 
 from __future__ import annotations
@@ -154,7 +156,27 @@ def engagement_mart():
 
         return str(pipeline.report(Settings.from_env()))
 
-    build_and_publish() >> write_report()
+    # the mentions past their target and still unanswered, each sent once; read-only too
+    @task(execution_timeout=timedelta(minutes=10))
+    def notify_unanswered() -> int:
+        from airflow.sdk import get_current_context
+
+        from engagement import orchestration, unanswered
+
+        settings = Settings.from_env()
+        context = get_current_context()
+
+        def send(text: str, items: list) -> None:
+            orchestration.log.warning("%s", text)
+            if settings.alert_conn_id:
+                subject = f"engagement: {len(items)} mentions past their target, unanswered"
+                orchestration.send(
+                    settings.alert_conn_id, subject, text, context, event="unanswered"
+                )
+
+        return len(unanswered.notify(settings, send))
+
+    build_and_publish() >> [write_report(), notify_unanswered()]
 
 
 engagement_ingest()

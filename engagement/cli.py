@@ -193,6 +193,11 @@ def parser() -> argparse.ArgumentParser:
     _interval(run)
 
     commands.add_parser("headline", help="print the headline numbers of the published mart")
+    commands.add_parser(
+        "unanswered",
+        help="list the mentions needing an answer that are past their account's target and"
+        " still unanswered, oldest first (the mart DAG notifies each once)",
+    )
     report = commands.add_parser(
         "report", help="write the HTML report of the published mart (one self-contained file)"
     )
@@ -323,6 +328,12 @@ def dispatch(args: argparse.Namespace) -> int:
     _check_writes(settings, args)
     if args.command == "headline":
         print(pipeline.format_headline(pipeline.headline(settings.published_db)))
+        return 0
+    if args.command == "unanswered":
+        from engagement import unanswered
+
+        items = unanswered.overdue(settings.published_db)
+        print(unanswered.message(items, datetime.now(UTC)))
         return 0
     if args.command == "report":
         print(pipeline.report(settings, _report_out(settings, args.out)))

@@ -7,6 +7,7 @@ Airflow's task SDK only; the pipeline is imported inside the tasks.
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,9 +65,7 @@ def failure_message(context: Any) -> str:
 
 class FailureNotifier(BaseNotifier):
     """Every failed task is logged (the task's log and the worker's); with a connection id
-    (`ENGAGEMENT_ALERT_CONN_ID`) it is also reported there by Airflow's own notifiers: an
-    `http` connection gets `{"text": message}` POSTed (HttpNotifier), an `smtp` one a mail
-    to the `to` of its extra (SmtpNotifier)."""
+    (`ENGAGEMENT_ALERT_CONN_ID`) it is also reported there (`send`)."""
 
     template_fields = ()
 
@@ -77,24 +76,34 @@ class FailureNotifier(BaseNotifier):
     def notify(self, context: Any) -> None:
         message = failure_message(context)
         log.error("%s", message)
-        if not self.conn_id:
-            return
-        connection = Connection.get(self.conn_id)
-        if connection.conn_type == "http":
-            from airflow.providers.http.notifications.http import HttpNotifier
+        if self.conn_id:
+            ti = context["ti"]
+            subject = f"engagement: {ti.dag_id}.{ti.task_id} failed"
+            send(self.conn_id, subject, message, context)
 
-            HttpNotifier(http_conn_id=self.conn_id, json={"text": message}).notify(context)
-        elif connection.conn_type in ("smtp", "email"):
-            from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-            SmtpNotifier(
-                to=connection.extra_dejson["to"],
-                smtp_conn_id=self.conn_id,
-                subject=f"engagement: {context['ti'].dag_id}.{context['ti'].task_id} failed",
-                html_content=message,
-            ).notify(context)
-        else:
-            raise UsageError(
-                f"ENGAGEMENT_ALERT_CONN_ID={self.conn_id}: a connection of type"
-                f" {connection.conn_type!r}; expected http (a webhook) or smtp (mail)"
-            )
+def send(conn_id: str, subject: str, text: str, context: Any, **fields: Any) -> None:
+    """Report `text` to the connection `conn_id` (ENGAGEMENT_ALERT_CONN_ID) with Airflow's
+    own notifiers: an `http` connection gets `{"text": text, **fields}` POSTed
+    (HttpNotifier), an `smtp` one a mail titled `subject` to the `to` of its extra
+    (SmtpNotifier). Sent as given: the notifiers' templating is not run on it (a post's
+    text may hold `{{`)."""
+    connection = Connection.get(conn_id)
+    if connection.conn_type == "http":
+        from airflow.providers.http.notifications.http import HttpNotifier
+
+        HttpNotifier(http_conn_id=conn_id, json={"text": text, **fields}).notify(context)
+    elif connection.conn_type in ("smtp", "email"):
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        SmtpNotifier(
+            to=connection.extra_dejson["to"],
+            smtp_conn_id=conn_id,
+            subject=subject,
+            html_content=f"<pre>{html.escape(text)}</pre>",
+        ).notify(context)
+    else:
+        raise UsageError(
+            f"ENGAGEMENT_ALERT_CONN_ID={conn_id}: a connection of type"
+            f" {connection.conn_type!r}; expected http (a webhook) or smtp (mail)"
+        )

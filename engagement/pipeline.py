@@ -341,6 +341,12 @@ def format_headline(h: dict) -> str:
             f"  All mentions: {count(h['mentions_answered'])} of {_decided(h, 'mentions')}"
             f" answered ({percent(h['response_rate_all_mentions'])}),"
             f" {count(h['mentions_waiting'])} still waiting",
+            f"  Against each account's target: {count(h['mentions_needing_answer_within_target'])}"
+            f" of {count(h['mentions_needing_answer_answered'])} answers in time"
+            f" ({percent(h['within_target_rate'])}), {count(h['mentions_target_breached'])}"
+            f" breaches; p90 first response {figures.minutes(h['p90_first_response_minutes'])},"
+            " median in business hours"
+            f" {figures.minutes(h['median_first_response_business_minutes'])}",
             f"  Support-site sessions: {count(h['support_sessions'])}; social media "
             f"{count(social)} ({percent(h['social_share'])}: X {count(h['x_referred_sessions'])}, "
             f"Facebook {count(h['facebook_sessions'])}, "

@@ -26,10 +26,24 @@ from engagement import figures
 # ---------------------------------------------------------------------------------- the SQL
 
 SQL: dict[str, str] = {
+    # each account's period figures, with its first-response target (ENGAGEMENT_ACCOUNTS_FILE,
+    # the same on every mention of the account)
     "accounts": """
-        select * from marts.agg_period_figures
-        where grain = 'period' and scope = 'account'
-        order by account_username
+        select
+            figures.*,
+            targets.target_minutes,
+            targets.target_basis
+        from marts.agg_period_figures as figures
+        left join (
+            select
+                mentioned_account_username,
+                any_value(target_minutes) as target_minutes,
+                any_value(target_basis) as target_basis
+            from marts.fct_x_mentions
+            group by mentioned_account_username
+        ) as targets on figures.account_username = targets.mentioned_account_username
+        where figures.grain = 'period' and figures.scope = 'account'
+        order by figures.account_username
     """,
     # conversation share per account and period ($grain: day, or week for long periods)
     "conversation": """

@@ -235,6 +235,14 @@ class Settings(BaseSettings):
         " sign of a problem does not (`dbt_project/macros/needs_answer.sql`)",
         "`false`",
     )
+    accounts_file: Path | None = _setting(
+        None,
+        "ENGAGEMENT_ACCOUNTS_FILE",
+        "YAML file of each X account's time zone, weekly opening hours, holidays (country and"
+        " subdivision of the `holidays` package) and first-response target (minutes, calendar"
+        " or business): the format is in docs/care.md",
+        "none: every account open 24/7 in UTC, a 60-minute calendar target",
+    )
     start_date: date = _setting(
         date(2026, 11, 2),
         "ENGAGEMENT_START_DATE",
@@ -282,7 +290,7 @@ class Settings(BaseSettings):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
 
-    @field_validator("data_dir", "dbt_project_dir", "report_path")
+    @field_validator("data_dir", "dbt_project_dir", "report_path", "accounts_file")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else value.resolve()

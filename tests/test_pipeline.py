@@ -7,10 +7,12 @@ import gzip
 import re
 import shutil
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
+import holidays
 import pytest
 
 from devtools.sample import (
@@ -31,6 +33,7 @@ DAYS = [date(2026, 11, 2), date(2026, 11, 3)]
 X_REFERRER = re.compile(r'" \d{3} \S+ "https?://(t\.co|(www\.|mobile\.)?(x|twitter)\.com)[/"]')
 OWN = ("acmecloud", "acmesupport")
 WINDOW_DAYS = 1  # X_ANSWER_WINDOW_DAYS of the module's marts
+ACCOUNTS_FILE = REPO / "tests" / "fixtures" / "accounts.yml"  # of the module's marts
 
 
 def run_day(day: date, env: dict[str, str]) -> str:
@@ -49,6 +52,7 @@ def pipeline_env(
     # a day's answer window: the first day's mentions are decided by the end of the second,
     # the second's mostly still waiting (with the default 7 days, all of them would be)
     env["X_ANSWER_WINDOW_DAYS"] = str(WINDOW_DAYS)
+    env["ENGAGEMENT_ACCOUNTS_FILE"] = str(ACCOUNTS_FILE)
     run_day(DAYS[1], env)
     return env
 
@@ -335,7 +339,7 @@ def test_metrics_are_ratios_of_sums_at_any_grain(pipeline_env: dict, tmp_path: P
     by_account = mf_query(
         pipeline_env,
         tmp_path / "accounts.csv",
-        "mentions,response_rate",
+        "mentions,response_rate,within_target_rate,p90_first_response_business_minutes",
         "metric_time__month,mention__mentioned_account_username",
     )
     expected = query(
@@ -345,16 +349,99 @@ def test_metrics_are_ratios_of_sums_at_any_grain(pipeline_env: dict, tmp_path: P
             mentioned_account_username,
             count(*),
             count(*) filter (where needs_answer and is_answered)
-            / count(*) filter (where needs_answer and answer_status != 'waiting')
+            / count(*) filter (where needs_answer and answer_status != 'waiting'),
+            count(*) filter (where needs_answer and is_answered_within_target)
+            / count(*) filter (where needs_answer and is_answered),
+            quantile_cont(first_response_business_minutes, 0.9) filter (where needs_answer)
         from marts.fct_x_mentions group by 1 order by 1
         """,
     )
     got = sorted(
-        (r["mention__mentioned_account_username"], int(r["mentions"]), float(r["response_rate"]))
+        (
+            r["mention__mentioned_account_username"],
+            int(r["mentions"]),
+            *(float(r[m]) for m in ("response_rate", "within_target_rate")),
+            float(r["p90_first_response_business_minutes"]),
+        )
         for r in by_account
     )
     assert [g[:2] for g in got] == [e[:2] for e in expected] and len(got) == len(OWN)
-    assert [g[2] for g in got] == pytest.approx([e[2] for e in expected])
+    flat = [value for row in expected for value in row[2:]]
+    assert [value for row in got for value in row[2:]] == pytest.approx(flat)
+    # and the period figures per account, which the report shows
+    figures = query(
+        pipeline_env,
+        "select account_username, response_rate, within_target_rate,"
+        " p90_first_response_business_minutes from marts.agg_period_figures"
+        " where grain = 'month' and scope = 'account' order by 1",
+    )
+    assert [value for row in figures for value in row[1:]] == pytest.approx(flat)
+
+
+def business_seconds(start: datetime, end: datetime) -> float:
+    """Seconds from `start` to `end` (naive UTC) inside New York's Monday-Friday 09:00-17:00
+    and Saturday 10:00-14:00, but New York's holidays (tests/fixtures/accounts.yml), walked
+    day by day in local time with zoneinfo."""
+    zone = ZoneInfo("America/New_York")
+    closed = holidays.US(subdiv="NY", years=range(start.year, end.year + 1))
+    hours = {0: (9, 17), 1: (9, 17), 2: (9, 17), 3: (9, 17), 4: (9, 17), 5: (10, 14)}
+    total = 0.0
+    day = start.replace(tzinfo=UTC).astimezone(zone).date() - timedelta(days=1)
+    while datetime.combine(day, time(), zone) < end.replace(tzinfo=UTC):
+        if day.weekday() in hours and day not in closed:
+            opens, closes = (datetime.combine(day, time(h), zone) for h in hours[day.weekday()])
+            low, high = max(opens, start.replace(tzinfo=UTC)), min(closes, end.replace(tzinfo=UTC))
+            total += max((high - low).total_seconds(), 0)
+        day += timedelta(days=1)
+    return total
+
+
+def test_first_responses_in_business_minutes_and_targets_as_an_independent_count(
+    pipeline_env: dict,
+) -> None:
+    """fct_x_mentions' business minutes and targets against the accounts file's rules
+    computed here: acmesupport's New York hours (Election Day closed), the other account's
+    30 calendar minutes; the period figures per account count the same breaches."""
+    assert date(2026, 11, 3) in holidays.US(subdiv="NY")  # the sample's second day: closed
+    rows = query(
+        pipeline_env,
+        """
+        select mentioned_account_username, created_at, first_response_at, needs_answer,
+            is_answered, first_response_minutes, first_response_business_minutes,
+            target_minutes, target_basis, target_due_at, is_answered_within_target,
+            is_target_breached
+        from marts.fct_x_mentions order by mention_id
+        """,
+    )
+    data_until = datetime.combine(DAYS[-1] + timedelta(days=1), time())  # the X data's end
+    breaches: Counter[str] = Counter()
+    for account, created, answered_at, needs, is_answered, minutes, business, *target in rows:
+        target_minutes, basis, due, within, breached = target
+        if account == "acmesupport":
+            assert (target_minutes, basis) == (60, "business")
+            assert business_seconds(created, due) == pytest.approx(60 * 60)
+            # the due time is the first moment the hour of opening time is reached
+            assert business_seconds(created, due - timedelta(seconds=1)) < 60 * 60
+            expected_business = business_seconds(created, answered_at) / 60 if is_answered else None
+        else:
+            assert (target_minutes, basis, due) == (30, "calendar", created + timedelta(minutes=30))
+            expected_business = minutes
+        assert business == pytest.approx(expected_business)
+        assert within == (is_answered and answered_at <= due)
+        if not needs:
+            assert breached is None
+        else:
+            assert breached == (False if within else True if due <= data_until else None)
+        breaches[account] += bool(breached)
+    business = [r for r in rows if r[0] == "acmesupport" and r[4]]
+    assert any(r[6] < r[5] for r in business) and any(r[6] == 0 for r in business)
+    assert breaches["acmesupport"] and breaches["acmecloud"]
+    figures = query(
+        pipeline_env,
+        "select account_username, mentions_target_breached from marts.agg_period_figures"
+        " where grain = 'period' and scope = 'account' order by 1",
+    )
+    assert figures == sorted(breaches.items())
 
 
 def test_sessions_are_credited_to_the_posts_an_independent_count_credits(pipeline_env) -> None:

@@ -305,6 +305,30 @@ def expected(env: dict[str, str]) -> dict[str, Any]:
         group by 1 order by 1
         """,
     )
+    # each account's target and its figures; the X data reaches the end of the last day
+    targets = query(
+        env,
+        f"""
+        select
+            mentioned_account_username,
+            any_value(target_minutes),
+            any_value(target_basis),
+            count(*) filter (
+                where needs_answer and is_answered and first_response_at <= target_due_at
+            ),
+            count(*) filter (where needs_answer and is_answered),
+            count(*) filter (
+                where needs_answer and coalesce(first_response_at > target_due_at, true)
+                and target_due_at <= timestamp '{DAYS[-1] + timedelta(days=1)}'
+            ),
+            quantile_cont(first_response_minutes, [0.5, 0.9])
+                filter (where needs_answer and is_answered),
+            quantile_cont(first_response_business_minutes, [0.5, 0.9])
+                filter (where needs_answer and is_answered)
+        from marts.fct_x_mentions
+        group by 1 order by 1
+        """,
+    )
     unanswered = query(
         env,
         "select created_at, mentioned_account_usernames, author_username, mention_text,"
@@ -351,6 +375,20 @@ def expected(env: dict[str, str]) -> dict[str, Any]:
                 "median_first_response": mins(med),
             }
             for account, m, a, w, med in per_account
+        ],
+        "targets": [
+            {
+                "account": account,
+                "target": mins(target) + (" of business hours" if basis == "business" else ""),
+                "within_target": f"{within:,} of {answered:,}",
+                "within_target_rate": pct(within, answered),
+                "breaches": f"{breaches:,}",
+                "median": mins(calendar[0]),
+                "p90": mins(calendar[1]),
+                "median_business": mins(business[0]),
+                "p90_business": mins(business[1]),
+            }
+            for account, target, basis, within, answered, breaches, calendar, business in targets
         ],
         "unanswered_count": f"{len(unanswered):,}",
         "waiting_count": f"{waiting:,}",
@@ -418,6 +456,7 @@ def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
     tables = shown["tables"]
     assert tables["conversation"] == want["conversation"]
     assert tables["accounts"] == want["accounts"]
+    assert tables["targets"] == want["targets"]
     assert [a["account"] for a in tables["accounts"]] == list(ACCOUNTS)
     for field in ("unanswered_count", "waiting_count", "not_needing_count"):
         assert shown["fields"][field] == want[field], field
@@ -518,3 +557,49 @@ def test_a_long_period_is_shown_per_week(
     assert DAYS[0].weekday() == 0
     assert rows == [(str(DAYS[0]), a, f"{p:,}", f"{r:,}") for a, p, r in sums]
     assert "Conversation share per account and week" in page and "wk 02 Nov" in page
+
+
+def test_unanswered_mentions_past_their_target_are_listed_and_sent_once(
+    mart: dict[str, str], tmp_path: Path
+) -> None:
+    """`engagement unanswered` lists the mart's waiting mentions that need an answer and are
+    past their target, oldest first; the notifier sends them as one message, then nothing
+    more until another is overdue, and forgets one no longer overdue."""
+    from datetime import UTC, datetime
+
+    from engagement import unanswered
+    from engagement.settings import Settings
+
+    expected = query(
+        mart,
+        f"""
+        select mention_id from marts.fct_x_mentions
+        where needs_answer and first_response_at is null
+            and target_due_at <= timestamp '{DAYS[-1] + timedelta(days=1)}'
+            and created_at + interval 1 day > timestamp '{DAYS[-1] + timedelta(days=1)}'
+        order by created_at, mention_id
+        """,
+    )
+    listed = engagement("unanswered", env=mart).stdout
+    assert re.findall(r"https://x\.com/[\w/]+/status/(\d+)", listed) == [m for (m,) in expected]
+    assert listed.startswith(f"engagement: {len(expected)} mentions needing an answer past")
+    assert len(expected) > 1
+
+    settings = Settings.from_env(mart | {"ENGAGEMENT_DATA_DIR": str(tmp_path / "data")})
+    shutil.copytree(Path(mart["ENGAGEMENT_DATA_DIR"]) / "warehouse", settings.warehouse_dir)
+    messages: list[str] = []
+    now = datetime.combine(DAYS[-1] + timedelta(days=1), datetime.min.time(), UTC)
+    sent = unanswered.notify(settings, lambda text, items: messages.append(text), now)
+    assert [item.mention_id for item in sent] == [m for (m,) in expected]
+    assert messages == [unanswered.message(sent, now)]
+    assert unanswered.notify(settings, lambda text, items: messages.append(text), now) == []
+    assert len(messages) == 1  # once each
+    record = settings.state_dir / "notified_mentions.json"
+    # one answered since: it leaves the record; one not sent before is sent alone
+    kept = json.loads(record.read_text())
+    del kept[sent[0].mention_id]
+    kept["0"] = now.isoformat()  # a mention no longer overdue
+    record.write_text(json.dumps(kept))
+    again = unanswered.notify(settings, lambda text, items: messages.append(text), now)
+    assert [item.mention_id for item in again] == [sent[0].mention_id]
+    assert sorted(json.loads(record.read_text())) == sorted(m for (m,) in expected)

@@ -205,6 +205,28 @@ def test_the_scheduler_catches_up_the_days_and_publishes_what_the_cli_does(
         assert re.search(r"Task execute_workload\[.*\] succeeded", stack.tail(worker, 10**6))
     mart = Path("warehouse") / "engagement.duckdb"
     assert mart_hashes(stack.data / mart) == mart_hashes(tmp_path / "cli" / mart)
+    # after each publish, the mentions past their target and still unanswered went to the
+    # webhook, each once, oldest first; all those the published mart has now were sent
+    sent = [m for m in deployment.webhook.received if m.get("event") == "unanswered"]
+    assert sent, "no unanswered mention was notified"
+    notified: list[str] = []
+    for notification in sent:
+        count = int(re.match(r"engagement: (\d+) mentions? needing", notification["text"])[1])
+        items = re.findall(
+            r"^- (\S+ \S+) UTC, .* ago, .*: https://x\.com/[\w/]+/status/(\d+)$",
+            notification["text"],
+            re.MULTILINE,
+        )
+        assert len(items) == count and [at for at, _ in items] == sorted(at for at, _ in items)
+        notified += [mention for _, mention in items]
+    assert len(notified) == len(set(notified)), "a mention was notified twice"
+    listed = subprocess.run(
+        [sys.executable, "-m", "engagement.cli", "unanswered"],
+        env=stack.environment(stack.service("airflow-scheduler")),
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    now_overdue = re.findall(r"https://x\.com/[\w/]+/status/(\d+)", listed)
+    assert now_overdue and set(now_overdue) <= set(notified)
 
 
 def clear(api: Api, run_id: str, task_id: str) -> None:
@@ -313,7 +335,11 @@ def test_a_refused_token_fails_at_once_is_reported_and_clearing_recovers(
     connection, and once the API is fixed, clearing the failed task lands the interval."""
     stack, api = deployment.stack, deployment.api
     idle(api)
-    alerts = len(deployment.webhook.received)  # an earlier test's failures are not this one's
+
+    def failures() -> list[dict]:  # not the unanswered mentions' notifications
+        return [m for m in deployment.webhook.received if "event" not in m]
+
+    alerts = len(failures())  # an earlier test's failures are not this one's
     run = max(api.runs("engagement_ingest"), key=lambda r: r["data_interval_start"])["dag_run_id"]
     sandbox = f"http://127.0.0.1:{stack.ports['sandbox']}/_sandbox/faults"
     requests.post(sandbox, json={"kind": "403", "times": 1000, "path": "/2/"}, timeout=10)
@@ -324,9 +350,9 @@ def test_a_refused_token_fails_at_once_is_reported_and_clearing_recovers(
     assert (failed["state"], failed["try_number"]) == ("failed", tries + 1)  # no retry
     run_fails(api, run)
     deadline = time.monotonic() + 60
-    while len(deployment.webhook.received) == alerts and time.monotonic() < deadline:
+    while len(failures()) == alerts and time.monotonic() < deadline:
         time.sleep(1)
-    [alert] = deployment.webhook.received[alerts:]
+    [alert] = failures()[alerts:]
     assert alert["text"].startswith("engagement: engagement_ingest.x.extract failed for")
     assert "403" in alert["text"] and f"run {run}" in alert["text"]
 

@@ -126,3 +126,64 @@ def test_the_clis_fault_kinds_are_the_sandboxs() -> None:
 
     result = engagement("sandbox", "--help", env=dict(os.environ))
     assert "|".join(FAULT_KINDS) in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("accounts: {a: {time_zone: Mars/Base}}", "accounts.a.time_zone: Value error, unknown"),
+        ("accounts: {a: {hours: {funday: '08:00-18:00'}}}", "'funday' is not a day"),
+        ("accounts: {a: {hours: {mon: '18:00-08:00'}}}", "opening must come before"),
+        ("accounts: {a: {hours: {mon-fri: '08:00-18:00', wed: '12:00-20:00'}}}", "wed overlap"),
+        ("accounts: {a: {holidays: {country: XX}}}", "holidays: Country XX not available"),
+        ("accounts: {a: {holidays: {country: DE, subdivision: ZZ}}}", "does not have subdivision"),
+        ("defaults: {first_response_target: {minutes: 0}}", "minutes: Input should be greater"),
+        ("accounts: {a: {colour: red}}", "accounts.a.colour: Extra inputs are not permitted"),
+        ("accounts: [", "not valid YAML"),
+    ],
+)
+def test_a_bad_accounts_file_is_one_line_naming_it_and_the_field(
+    text: str, says: str, tmp_path
+) -> None:
+    from engagement import accounts
+    from engagement.errors import UsageError
+
+    path = tmp_path / "accounts.yml"
+    path.write_text(text)
+    with pytest.raises(UsageError) as refused:
+        accounts.load(path)
+    assert str(refused.value).startswith(f"ENGAGEMENT_ACCOUNTS_FILE={path}: ")
+    assert says in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_an_accounts_file_gives_each_account_its_own_fields_and_the_defaults_rest(
+    tmp_path,
+) -> None:
+    """What the build passes to dbt: the defaults' entry (username null) and one per account
+    of the file or of X_ACCOUNTS; the demo's file is valid; a missing file is one line."""
+    from engagement import accounts
+    from engagement.errors import UsageError
+
+    path = tmp_path / "accounts.yml"
+    path.write_text(
+        "defaults: {time_zone: Europe/Berlin, first_response_target: {minutes: 30}}\n"
+        "accounts:\n"
+        "  '@AcmeSupport': {hours: {mon-fri: '08:00-12:00', sat: ['10:00-11:00', '12:00-24:00']},"
+        " holidays: {country: DE, subdivision: BE}, first_response_target: null}\n"
+    )
+    entries = accounts.dbt_var(accounts.load(path), ("acmecloud",))
+    by_name = {entry["username"]: entry for entry in entries}
+    assert list(by_name) == [None, "acmecloud", "acmesupport"]
+    assert by_name[None] == by_name["acmecloud"] | {"username": None}
+    assert by_name[None]["openings"] == [[day, 0, 1440] for day in range(1, 8)]
+    assert (by_name[None]["target_minutes"], by_name[None]["target_basis"]) == (30, "calendar")
+    support = by_name["acmesupport"]
+    assert support["time_zone"] == "Europe/Berlin"  # the defaults'
+    assert support["openings"] == [[d, 480, 720] for d in range(1, 6)] + [
+        [6, 600, 660],
+        [6, 720, 1440],
+    ]
+    assert support["target_minutes"] is None and "2026-10-03" in support["holidays"]
+    assert accounts.load(REPO / "scripts" / "demo_accounts.yml").care("acmesupport").holidays
+    with pytest.raises(UsageError, match="ENGAGEMENT_ACCOUNTS_FILE=.*cannot read it"):
+        accounts.load(tmp_path / "missing.yml")

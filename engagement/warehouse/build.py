@@ -36,6 +36,7 @@ from pathlib import Path
 import duckdb
 from pydantic import BaseModel, ConfigDict
 
+from engagement import accounts
 from engagement.errors import DataRefused, UsageError
 from engagement.settings import Settings
 
@@ -170,6 +171,9 @@ def dbt_vars(settings: Settings) -> dict:
         "x_company_usernames": list(settings.x_company_usernames),
         "x_bot_usernames": list(settings.x_bot_usernames),
         "x_needs_answer_questions_only": settings.x_needs_answer_questions_only,
+        "x_account_care": accounts.dbt_var(
+            accounts.load(settings.accounts_file), settings.x_accounts
+        ),
     }
 
 

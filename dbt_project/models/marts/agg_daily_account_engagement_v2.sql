@@ -37,7 +37,14 @@ mention_accounts as (
 
 mentions as (
 
-    select * from {{ ref('int_x__mentions_responses') }}
+    select
+        responses.*,
+        care_times.is_answered_within_target,
+        care_times.is_target_breached
+
+    from {{ ref('int_x__mentions_responses') }} as responses
+    inner join {{ ref('int_x__mentions_care_times') }} as care_times
+        on responses.mention_id = care_times.mention_id
 
 ),
 
@@ -98,7 +105,11 @@ account_mentions_daily as (
         ) as mentions_needing_answer_answered,
         count(*) filter (
             where mentions.needs_answer and mentions.answer_status = 'waiting'
-        ) as mentions_needing_answer_waiting
+        ) as mentions_needing_answer_waiting,
+        count(*) filter (
+            where mentions.needs_answer and mentions.is_answered_within_target
+        ) as mentions_needing_answer_within_target,
+        count(*) filter (where mentions.is_target_breached) as mentions_target_breached
 
     from mention_accounts
     inner join mentions
@@ -126,6 +137,10 @@ final as (
             as mentions_needing_answer_answered,
         {{ unless_missing('x', 'account_mentions_daily.mentions_needing_answer_waiting') }}
             as mentions_needing_answer_waiting,
+        {{ unless_missing('x', 'account_mentions_daily.mentions_needing_answer_within_target') }}
+            as mentions_needing_answer_within_target,
+        {{ unless_missing('x', 'account_mentions_daily.mentions_target_breached') }}
+            as mentions_target_breached,
         {{ unless_missing('x', 'own_posts_daily.impressions') }} as impressions,
         {{ coverage_status('x') }} as x_status,
         {{ coverage_status('x') }} = 'complete' as is_complete

@@ -27,7 +27,14 @@ posts as (
 
 mentions as (
 
-    select * from {{ ref('int_x__mentions_responses') }}
+    select
+        responses.*,
+        care_times.is_answered_within_target,
+        care_times.is_target_breached
+
+    from {{ ref('int_x__mentions_responses') }} as responses
+    inner join {{ ref('int_x__mentions_care_times') }} as care_times
+        on responses.mention_id = care_times.mention_id
 
 ),
 
@@ -75,7 +82,11 @@ mentions_daily as (
         count(*) filter (where needs_answer and is_answered) as x_mentions_needing_answer_answered,
         count(*) filter (
             where needs_answer and answer_status = 'waiting'
-        ) as x_mentions_needing_answer_waiting
+        ) as x_mentions_needing_answer_waiting,
+        count(*) filter (
+            where needs_answer and is_answered_within_target
+        ) as x_mentions_needing_answer_within_target,
+        count(*) filter (where is_target_breached) as x_mentions_target_breached
 
     from mentions
     group by created_date
@@ -100,6 +111,10 @@ final as (
             as x_mentions_needing_answer_answered,
         {{ unless_missing('x', 'mentions_daily.x_mentions_needing_answer_waiting') }}
             as x_mentions_needing_answer_waiting,
+        {{ unless_missing('x', 'mentions_daily.x_mentions_needing_answer_within_target') }}
+            as x_mentions_needing_answer_within_target,
+        {{ unless_missing('x', 'mentions_daily.x_mentions_target_breached') }}
+            as x_mentions_target_breached,
         {{ unless_missing('support_site', 'support_site_days.page_views') }} as support_requests,
         {{ unless_missing('support_site', 'support_site_days.sessions') }} as support_sessions,
         {{ unless_missing('support_site', 'support_site_days.social_sessions') }}

@@ -128,7 +128,10 @@ scoped_mentions as (
         needs_answer,
         answer_status,
         is_answered,
-        first_response_minutes
+        first_response_minutes,
+        first_response_business_minutes,
+        is_answered_within_target,
+        is_target_breached
 
     from mentions
 
@@ -141,7 +144,10 @@ scoped_mentions as (
         needs_answer,
         answer_status,
         is_answered,
-        first_response_minutes
+        first_response_minutes,
+        first_response_business_minutes,
+        is_answered_within_target,
+        is_target_breached
 
     from mentions
 
@@ -169,7 +175,20 @@ period_mentions as (
         ) as median_first_response_minutes,
         median(scoped_mentions.first_response_minutes) filter (
             where scoped_mentions.is_answered
-        ) as median_first_response_minutes_all_mentions
+        ) as median_first_response_minutes_all_mentions,
+        quantile_cont(scoped_mentions.first_response_minutes, 0.9) filter (
+            where scoped_mentions.needs_answer and scoped_mentions.is_answered
+        ) as p90_first_response_minutes,
+        median(scoped_mentions.first_response_business_minutes) filter (
+            where scoped_mentions.needs_answer and scoped_mentions.is_answered
+        ) as median_first_response_business_minutes,
+        quantile_cont(scoped_mentions.first_response_business_minutes, 0.9) filter (
+            where scoped_mentions.needs_answer and scoped_mentions.is_answered
+        ) as p90_first_response_business_minutes,
+        count(*) filter (
+            where scoped_mentions.needs_answer and scoped_mentions.is_answered_within_target
+        ) as mentions_needing_answer_within_target,
+        count(*) filter (where scoped_mentions.is_target_breached) as mentions_target_breached
 
     from scoped_mentions
     inner join day_periods
@@ -227,6 +246,9 @@ joined as (
         period_posts.replies_to_customers,
         period_mentions.median_first_response_minutes,
         period_mentions.median_first_response_minutes_all_mentions,
+        period_mentions.p90_first_response_minutes,
+        period_mentions.median_first_response_business_minutes,
+        period_mentions.p90_first_response_business_minutes,
         period_sessions.support_sessions,
         period_sessions.social_sessions,
         period_sessions.x_referred_sessions,
@@ -260,7 +282,15 @@ joined as (
         case
             when period_coverage.x_days > 0
                 then coalesce(period_mentions.mentions_needing_answer_waiting, 0)
-        end as mentions_needing_answer_waiting
+        end as mentions_needing_answer_waiting,
+        case
+            when period_coverage.x_days > 0
+                then coalesce(period_mentions.mentions_needing_answer_within_target, 0)
+        end as mentions_needing_answer_within_target,
+        case
+            when period_coverage.x_days > 0
+                then coalesce(period_mentions.mentions_target_breached, 0)
+        end as mentions_target_breached
 
     from period_posts
     inner join period_coverage
@@ -310,6 +340,15 @@ final as (
         mentions_needing_answer_answered
         / nullif(mentions_needing_answer - mentions_needing_answer_waiting, 0) as response_rate,
         cast(median_first_response_minutes as double) as median_first_response_minutes,
+        cast(p90_first_response_minutes as double) as p90_first_response_minutes,
+        cast(median_first_response_business_minutes as double)
+            as median_first_response_business_minutes,
+        cast(p90_first_response_business_minutes as double)
+            as p90_first_response_business_minutes,
+        mentions_needing_answer_within_target,
+        mentions_needing_answer_within_target / nullif(mentions_needing_answer_answered, 0)
+            as within_target_rate,
+        mentions_target_breached,
         mentions,
         mentions_answered,
         mentions_waiting,
