@@ -100,6 +100,20 @@ SQL: dict[str, str] = {
         order by visits desc, visits.post_id
         limit $limit
     """,
+    # the reply funnel per account over the mart's days: sums of the daily counts (null on
+    # a day a source is absent, so left out of the sums)
+    "reply_funnel": """
+        select
+            account_username,
+            sum(replies_with_links) as replies_with_links,
+            sum(visits) as visits,
+            sum(answer_page_visits) as answer_page_visits,
+            sum(replies_customer_returned) as replies_customer_returned,
+            sum(replies_return_undecided) as replies_return_undecided
+        from marts.agg_daily_account_reply_funnel
+        group by account_username
+        order by account_username
+    """,
 }
 
 SOURCE_LABELS = {"x": "X", "support_site": "Support site"}
@@ -123,6 +137,13 @@ CHANNEL_COLOURS = {
 # the social networks as agg_period_figures splits them, one name for X everywhere
 NETWORKS = {"x_referred": "X", "facebook": "Facebook", "linkedin": "LinkedIn"}
 NETWORKS["other_social"] = "Other networks"
+# the reply funnel's steps: its columns in agg_daily_account_reply_funnel, and their names
+FUNNEL_STEPS = {
+    "replies_with_links": "Replies with links",
+    "visits": "Visits",
+    "answer_page_visits": "Visits reaching an answer page",
+    "replies_customer_returned": "Customers who had to come back",
+}
 INCOMPLETE = "#999999"
 FONT = "DejaVu Sans, Verdana, sans-serif"
 WIDTH = 640  # of a chart's plot, in pixels; the page is 800 wide
@@ -151,6 +172,7 @@ def read_figures(published_db: Path) -> dict[str, Any]:
             "unanswered_counts": rows("unanswered_counts")[0],
             "unanswered": rows("unanswered", limit=UNANSWERED_SHOWN),
             "top_posts": rows("top_posts", limit=TOP_POSTS),
+            "reply_funnel": rows("reply_funnel"),
         }
 
 
@@ -389,6 +411,29 @@ def top_posts_chart(f: dict[str, Any]) -> Markup:
     return svg(alt.layer(bars, text).properties(title=title, width=WIDTH - 330, height=height))
 
 
+def reply_funnel_chart(f: dict[str, Any]) -> Markup:
+    accounts = [a["account_username"] for a in f["reply_funnel"]]
+    values = [
+        {"account": a["account_username"], "step": name, "count": a[column]}
+        for a in f["reply_funnel"]
+        for column, name in FUNNEL_STEPS.items()
+        if a[column] is not None  # no bar for no data
+    ]
+    steps = list(FUNNEL_STEPS.values())
+    colour = alt.Color("account:N", title="Account", legend=alt.Legend(orient="bottom"))
+    colour = colour.scale(domain=accounts, range=list(PALETTE[: len(accounts)]))
+    base = alt.Chart(alt.Data(values=values)).encode(
+        y=alt.Y("step:N", sort=steps, title="Step").axis(labelLimit=220),
+        yOffset=alt.YOffset("account:N", sort=accounts),
+        x=alt.X("count:Q", title="Replies, visits or customers over the period"),
+    )
+    bars = base.mark_bar().encode(color=colour, description="count:Q").properties(name="data")
+    text = base.mark_text(align="left", dx=4).encode(text=alt.Text("count:Q", format=","))
+    title = "The reply funnel per account"
+    height = 26 * len(steps) * max(len(accounts), 1)
+    return svg(alt.layer(bars, text).properties(title=title, width=WIDTH - 220, height=height))
+
+
 # -------------------------------------------------------------------------------- the page
 
 TEMPLATES = Environment(
@@ -413,6 +458,7 @@ def render(f: dict[str, Any], generated_at: datetime | None = None) -> str:
         "channels": channels_chart(f, site_marks),
         "referrals": referrals_chart(f, labels),
         "top_posts": top_posts_chart(f),
+        "reply_funnel": reply_funnel_chart(f),
     }
     return TEMPLATES.get_template("report.html.j2").render(
         f=f,

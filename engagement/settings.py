@@ -123,6 +123,16 @@ class Settings(BaseSettings):
         "hosts of the company's own website (channel `own_site`)",
         "`www.acme.example,acme.example`",
     )
+    support_site_answer_paths: Names = _setting(
+        ("/articles/*",),
+        "SUPPORT_SITE_ANSWER_PATHS",
+        "comma-separated path patterns of the support site's answer pages (articles, knowledge"
+        " base), e.g. `/kb/*,/articles/*`: `*` stands for any characters (`/` included), `?`"
+        " for one; a pattern matches the whole path, compared without query string, fragment"
+        " or trailing slash. The reply funnel counts the visits from a reply's link that reach"
+        " one (`marts.fct_x_reply_funnel`)",
+        "`/articles/*`",
+    )
     dbt_project_dir: Path = _setting(
         PROJECT_ROOT / "dbt_project",
         "ENGAGEMENT_DBT_PROJECT_DIR",
@@ -282,12 +292,21 @@ class Settings(BaseSettings):
         "x_bot_usernames",
         "support_site_hosts",
         "company_site_hosts",
+        "support_site_answer_paths",
         mode="before",
     )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("support_site_answer_paths")
+    @classmethod
+    def _path_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            if not pattern.startswith(("/", "*")):
+                raise ValueError(f"each path pattern starts with / or * ({pattern!r} does not)")
         return value
 
     @field_validator("data_dir", "dbt_project_dir", "report_path", "accounts_file")

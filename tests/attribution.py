@@ -68,8 +68,15 @@ def own_links(tweets: list[dict], own_ids: set[str], hosts: set[str]) -> list[Li
 def tco_sessions(lines: list[str], until: datetime) -> list[tuple[datetime, str]]:
     """(start, landing path) of the human sessions before `until` that t.co referred: a
     visitor's (IP and user agent) page view starts one after 30 minutes without any."""
+    return [(started, path) for started, path, _ in tco_session_pages(lines, until)]
+
+
+def tco_session_pages(lines: list[str], until: datetime) -> list[tuple[datetime, str, list[str]]]:
+    """The sessions of `tco_sessions`, each with the paths of all its page views (as
+    requested, query strings included), in order."""
     last: dict[tuple[str, str], datetime] = {}
-    sessions = []
+    current: dict[tuple[str, str], list[str] | None] = {}
+    sessions: list[tuple[datetime, str, list[str]]] = []
     for line in lines:
         row = COMBINED.match(line)
         assert row, line
@@ -87,9 +94,14 @@ def tco_sessions(lines: list[str], until: datetime) -> list[tuple[datetime, str]
         visitor = (row["ip"], row["agent"])
         previous, last[visitor] = last.get(visitor), when
         if previous is not None and when - previous <= TIMEOUT:
+            pages = current.get(visitor)
+            if pages is not None:
+                pages.append(row["path"])
             continue
+        current[visitor] = None
         if urlsplit(row["referrer"]).hostname == "t.co":
-            sessions.append((when, row["path"].split("?")[0]))
+            current[visitor] = [row["path"]]
+            sessions.append((when, row["path"].split("?")[0], current[visitor]))
     return sessions
 
 

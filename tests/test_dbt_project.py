@@ -860,6 +860,8 @@ def test_marts_are_tables_in_schema_marts(built: Build) -> None:
         "fct_x_post_metrics",
         "agg_daily_referrals",
         "fct_x_post_attributed_sessions",
+        "fct_x_reply_funnel",
+        "agg_daily_account_reply_funnel",
         "agg_daily_source_coverage",
         "agg_period_figures",
     }

@@ -23,7 +23,7 @@ from devtools.sample import (
 )
 from engagement import pipeline
 from engagement.warehouse.build import publish
-from tests.attribution import attribute, own_links, tco_sessions
+from tests.attribution import attribute, normalized, own_links, tco_session_pages, tco_sessions
 from tests.conftest import FIRST_DAY, REPO, SampleRun, engagement, mart_hashes, sample_company_env
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
@@ -467,6 +467,120 @@ def test_sessions_are_credited_to_the_posts_an_independent_count_credits(pipelin
         "select count(*) from marts.fct_x_post_attributed_sessions where post_type = 'reply'",
     )
     assert tco > 0, "replies to customers with an article get credited too"
+
+
+def test_the_reply_funnel_is_the_sample_s(pipeline_env: dict, tmp_path: Path) -> None:
+    """fct_x_reply_funnel against the funnel computed from the sample's posts and log lines
+    of the loaded days: each own reply to a customer with a support-site link, the t.co
+    sessions credited to it, those with a page view under /articles/ (the default
+    SUPPORT_SITE_ANSWER_PATHS), and whether its customer posted again in the thread, needing
+    an answer (as fct_x_mentions says), within the answer window (None, undecided, while the
+    window outlasts the data); agg_daily_account_reply_funnel and MetricFlow add them up."""
+    company = generate()
+    own = {u["id"] for u in company.users if u["username"] in OWN}
+    end = datetime.combine(DAYS[-1] + timedelta(days=1), datetime.min.time())
+    posted = [t for t in latest_versions(company.tweets) if t["created_at"] < f"{end:%Y-%m-%d}"]
+    links = own_links(posted, own, {SUPPORT_SITE_HOST})
+    sessions = tco_session_pages(access_log_lines(company), end)
+    clicks = attribute(links, [(started, path) for started, path, _ in sessions])
+    needs_answer = dict(
+        query(pipeline_env, "select mention_id, needs_answer from marts.fct_x_mentions")
+    )
+
+    def created(post: dict) -> datetime:
+        return datetime.fromisoformat(post["created_at"].replace("Z", "")).replace(tzinfo=None)
+
+    mentions = [
+        p
+        for p in company.tweets
+        if DAYS[0] <= created(p).date() <= DAYS[-1]
+        and p["author_id"] not in own
+        and {m["username"] for m in p.get("entities", {}).get("mentions", [])} & set(OWN)
+    ]
+    window = timedelta(days=WINDOW_DAYS)
+    linked = {link.post_id: link.created_at for link in links}
+    expected = {}
+    for reply in posted:
+        root = reply["edit_history_tweet_ids"][0]
+        customer = reply.get("in_reply_to_user_id")
+        if root not in linked or reply["author_id"] not in own or customer in (None, *own):
+            continue
+        at = linked[root]
+        back = [
+            p
+            for p in mentions
+            if p["author_id"] == customer
+            and p["conversation_id"] == reply["conversation_id"]
+            and needs_answer[p["id"]]
+            and at < created(p) <= at + window
+        ]
+        visits = [
+            pages
+            for click, (_, _, pages) in zip(clicks, sessions, strict=True)
+            if click.post_id == root
+        ]
+        reached = [
+            pages for pages in visits if any(normalized(p).startswith("/articles/") for p in pages)
+        ]
+        returned = True if back else (None if at + window > end else False)
+        expected[root] = (len(visits), len(reached), returned)
+    rows = query(
+        pipeline_env,
+        "select reply_id, attributed_sessions, answer_page_sessions, has_customer_returned"
+        " from marts.fct_x_reply_funnel",
+    )
+    assert {r[0]: r[1:] for r in rows} == expected
+    # the sample has each outcome, and replies with and without visits
+    outcomes = Counter(returned for _, _, returned in expected.values())
+    assert outcomes[True] and outcomes[False] and outcomes[None], outcomes
+    assert any(v for v, _, _ in expected.values()) and any(not v for v, _, _ in expected.values())
+
+    # the daily mart adds them up per account and day
+    daily = query(
+        pipeline_env,
+        """
+        select account_username, sum(replies_with_links), sum(visits),
+            sum(answer_page_visits), sum(replies_customer_returned),
+            sum(replies_return_undecided)
+        from marts.agg_daily_account_reply_funnel group by 1 order by 1
+        """,
+    )
+    replies = query(
+        pipeline_env,
+        """
+        select account_username, count(*), sum(attributed_sessions), sum(answer_page_sessions),
+            count(*) filter (where has_customer_returned),
+            count(*) filter (where has_customer_returned is null)
+        from marts.fct_x_reply_funnel group by 1 order by 1
+        """,
+    )
+    assert [r for r in daily if r[1]] == replies and {r[0] for r in daily} == set(OWN)
+    # and MetricFlow's rates are ratios of those sums
+    got = mf_query(
+        pipeline_env,
+        tmp_path / "funnel.csv",
+        "replies_with_links,reply_visits,answer_page_visit_rate,customer_return_rate",
+        "metric_time__month,reply__account_username",
+    )
+    assert [
+        (
+            r["reply__account_username"],
+            int(r["replies_with_links"]),
+            int(r["reply_visits"]),
+            float(r["answer_page_visit_rate"]),
+            float(r["customer_return_rate"]),
+        )
+        for r in sorted(got, key=lambda r: r["reply__account_username"])
+    ] == [
+        (
+            account,
+            n,
+            visits,
+            pytest.approx(reached / visits),
+            pytest.approx(returned / (n - undecided)),
+        )
+        for account, n, visits, reached, returned, undecided in replies
+    ]
 
 
 def test_the_headline_says_whether_social_media_or_the_own_website_sent_more(

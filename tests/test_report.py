@@ -341,6 +341,24 @@ def expected(env: dict[str, str]) -> dict[str, Any]:
         "select sum(x_referred_sessions), sum(facebook_sessions), sum(linkedin_sessions),"
         " sum(other_social_sessions) from marts.agg_daily_engagement",
     )[0]
+    # the reply funnel per account, from the replies (the report sums the daily mart)
+    funnel = query(
+        env,
+        """
+        select
+            accounts.account_username,
+            count(replies.reply_id),
+            coalesce(sum(replies.attributed_sessions), 0),
+            coalesce(sum(replies.answer_page_sessions), 0),
+            count(*) filter (where replies.has_customer_returned),
+            count(*) filter (
+                where replies.reply_id is not null and replies.has_customer_returned is null
+            )
+        from (select distinct account_username from marts.agg_daily_account_engagement) accounts
+        left join marts.fct_x_reply_funnel as replies using (account_username)
+        group by 1 order by 1
+        """,
+    )
     names = ("X", "Facebook", "LinkedIn", "Other networks")  # one name for X, as the headline's
     return {
         "networks": {
@@ -415,6 +433,23 @@ def expected(env: dict[str, str]) -> dict[str, Any]:
         "social": f"{social:,}",
         "own_site": f"{own_site:,}",
         "days": [str(row[0]) for row in daily],
+        "reply_funnel": [
+            dict(
+                zip(
+                    (
+                        "account",
+                        "replies_with_links",
+                        "visits",
+                        "answer_page_visits",
+                        "returned",
+                        "undecided",
+                    ),
+                    (account, *(f"{n:,}" for n in counts)),
+                    strict=True,
+                )
+            )
+            for account, *counts in funnel
+        ],
     }
 
 
@@ -478,8 +513,12 @@ def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
     )
     rows = [(r["post_id"], r["visits"]) for r in tables["top_posts"]]
     assert rows == [(post, f"{visits:,}") for post, visits in top] and rows
+    assert tables["reply_funnel"] == want["reply_funnel"]
+    assert [r["account"] for r in tables["reply_funnel"]] == list(ACCOUNTS)
+    assert any(r["replies_with_links"] != "0" for r in tables["reply_funnel"])
     # the charts draw them: a point per account and day, bars per account (mentions,
-    # answered; the median), per channel-day, per referrer and per top post
+    # answered; the median), per channel-day, per referrer, per top post and per funnel
+    # step and account
     points = [row for row in want["conversation"] if row["share"] != "–"]
     medians = [row for row in want["accounts"] if row["median_first_response"] != "–"]
     assert shown["charts"] == {
@@ -490,9 +529,10 @@ def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
         "channels": sum(len(day) - 1 for day in want["channels"].values()),
         "referrals": len(want["networks"]) + 2,
         "top_posts": len(top),
+        "reply_funnel": 4 * len(ACCOUNTS),
     }
     # every chart has a title and titled axes
-    assert len(shown["titles"]) == 6
+    assert len(shown["titles"]) == 7
     for chart in shown["titles"]:
         assert chart["title"] and len(chart["axes"]) == 2 and all(chart["axes"]), chart
     assert shown["width"] <= SCREENSHOT_WIDTH  # nothing overflows sideways

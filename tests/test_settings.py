@@ -25,6 +25,11 @@ HMAC_KEY = "supersecret-hmac-key-4242"
         ("SUPPORT_SITE_BLOCK_MB", "0", "SUPPORT_SITE_BLOCK_MB: Input should be greater than 0"),
         ("X_RETRY_BACKOFF", "-1", "X_RETRY_BACKOFF: Input should be greater than or equal to 0"),
         (
+            "SUPPORT_SITE_ANSWER_PATHS",
+            "/kb/*,articles/*",
+            "SUPPORT_SITE_ANSWER_PATHS: Value error, each path pattern starts with / or *",
+        ),
+        (
             "X_METRICS_REFRESH_DAYS",
             "1.5",
             "X_METRICS_REFRESH_DAYS: Input should be a valid integer",
@@ -52,6 +57,9 @@ def test_values_are_read_as_the_readme_says() -> None:
         }
     )
     assert settings.x_accounts == ("brand", "support")
+    assert Settings.from_env(
+        {"SUPPORT_SITE_ANSWER_PATHS": " /kb/* , /faq ,"}
+    ).support_site_answer_paths == ("/kb/*", "/faq")
     assert settings.x_api_base_url == "http://127.0.0.1:1"
     assert settings.x_policy.max_retries == 5  # empty means the default
     assert settings.data_dir.is_absolute()

@@ -167,6 +167,7 @@ def dbt_vars(settings: Settings) -> dict:
     return {
         "support_site_hosts": list(settings.support_site_hosts),
         "company_site_hosts": list(settings.company_site_hosts),
+        "support_site_answer_paths": list(settings.support_site_answer_paths),
         "x_answer_window_days": settings.x_answer_window_days,
         "x_company_usernames": list(settings.x_company_usernames),
         "x_bot_usernames": list(settings.x_bot_usernames),
