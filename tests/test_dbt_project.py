@@ -890,7 +890,7 @@ def test_daily_engagement_has_one_row_per_day_including_quiet_days(built: Build)
 
 def test_version_1_of_the_daily_marts_is_version_2_with_the_daily_ratios(built: Build) -> None:
     """v1 (deprecated) keeps the old columns: v2's counts, and the ratios v2 left out; v2's
-    mentions add the needs-answer and answer-window columns."""
+    mentions add the needs-answer, answer-window, business-hours and target columns."""
     for mart, key, ratios in (
         ("agg_daily_engagement", "date_day", ["x_response_rate", "x_conversation_share"]),
         ("agg_daily_account_engagement", "date_day, account_id", ["response_rate"]),
@@ -901,7 +901,11 @@ def test_version_1_of_the_daily_marts_is_version_2_with_the_daily_ratios(built: 
         for old, new in zip(v1, v2, strict=True):
             assert {k: old[k] for k in new if k in old} == {k: new[k] for k in new if k in old}
             assert set(ratios) <= set(old) and not set(ratios) & set(new)
-    added = "needs_answer, needs_answer_reason, answer_status, late_response_at"  # in v2 only
+    added = (  # in v2 only
+        "needs_answer, needs_answer_reason, answer_status, late_response_at,"
+        " first_response_business_minutes, target_minutes, target_basis, target_due_at,"
+        " is_answered_within_target, is_target_breached"
+    )
     v2 = built.dicts(
         f"select * exclude (is_answered, {added}) from marts.fct_x_mentions order by 1"
     )
