@@ -170,11 +170,12 @@ def load(path: Path | None) -> AccountsFile:
         raise UsageError(f"{where}: holidays: {exc}") from None
 
 
-def dbt_var(accounts: AccountsFile, usernames: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The var `x_account_care`: an entry per configured account and one with username null
-    for any other, each with its time zone, opening spans, holidays and target."""
+def dbt_var(accounts: AccountsFile) -> list[dict[str, Any]]:
+    """The var `x_account_care`: an entry per account the file names and one with username
+    null for any other, each with its time zone, opening spans, holidays and target. Only
+    the file decides it (not X_ACCOUNTS), so only a changed file rebuilds the mart."""
     entries = []
-    for username in [None, *sorted({*accounts.accounts, *(u.lower() for u in usernames)})]:
+    for username in [None, *sorted(accounts.accounts)]:
         care = accounts.care(username)
         target = care.first_response_target
         entries.append(

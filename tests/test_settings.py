@@ -168,7 +168,7 @@ def test_an_accounts_file_gives_each_account_its_own_fields_and_the_defaults_res
     tmp_path,
 ) -> None:
     """What the build passes to dbt: the defaults' entry (username null) and one per account
-    of the file or of X_ACCOUNTS; the demo's file is valid; a missing file is one line."""
+    of the file; the demo's file is valid; a missing file is one line."""
     from engagement import accounts
     from engagement.errors import UsageError
 
@@ -179,10 +179,9 @@ def test_an_accounts_file_gives_each_account_its_own_fields_and_the_defaults_res
         "  '@AcmeSupport': {hours: {mon-fri: '08:00-12:00', sat: ['10:00-11:00', '12:00-24:00']},"
         " holidays: {country: DE, subdivision: BE}, first_response_target: null}\n"
     )
-    entries = accounts.dbt_var(accounts.load(path), ("acmecloud",))
+    entries = accounts.dbt_var(accounts.load(path))
     by_name = {entry["username"]: entry for entry in entries}
-    assert list(by_name) == [None, "acmecloud", "acmesupport"]
-    assert by_name[None] == by_name["acmecloud"] | {"username": None}
+    assert list(by_name) == [None, "acmesupport"]  # other accounts take the null entry
     assert by_name[None]["openings"] == [[day, 0, 1440] for day in range(1, 8)]
     assert (by_name[None]["target_minutes"], by_name[None]["target_basis"]) == (30, "calendar")
     support = by_name["acmesupport"]

@@ -172,9 +172,7 @@ def dbt_vars(settings: Settings) -> dict:
         "x_company_usernames": list(settings.x_company_usernames),
         "x_bot_usernames": list(settings.x_bot_usernames),
         "x_needs_answer_questions_only": settings.x_needs_answer_questions_only,
-        "x_account_care": accounts.dbt_var(
-            accounts.load(settings.accounts_file), settings.x_accounts
-        ),
+        "x_account_care": accounts.dbt_var(accounts.load(settings.accounts_file)),
     }
 
 
