@@ -161,20 +161,9 @@ def engagement_mart():
     def notify_unanswered() -> int:
         from airflow.sdk import get_current_context
 
-        from engagement import orchestration, unanswered
+        from engagement.orchestration import notify_unanswered
 
-        settings = Settings.from_env()
-        context = get_current_context()
-
-        def send(text: str, items: list) -> None:
-            orchestration.log.warning("%s", text)
-            if settings.alert_conn_id:
-                subject = f"engagement: {len(items)} mentions past their target, unanswered"
-                orchestration.send(
-                    settings.alert_conn_id, subject, text, context, event="unanswered"
-                )
-
-        return len(unanswered.notify(settings, send))
+        return notify_unanswered(Settings.from_env(), get_current_context())
 
     build_and_publish() >> [write_report(), notify_unanswered()]
 

@@ -82,6 +82,21 @@ class FailureNotifier(BaseNotifier):
             send(self.conn_id, subject, message, context)
 
 
+def notify_unanswered(settings: Settings, context: Any) -> int:
+    """The mart DAG's task after a publish: the mentions past their target and still
+    unanswered not sent before (engagement/unanswered.py), logged and, with
+    ENGAGEMENT_ALERT_CONN_ID, sent there as one message; returns how many."""
+    from engagement import unanswered
+
+    def report(text: str, items: list[unanswered.Overdue]) -> None:
+        log.warning("%s", text)
+        if settings.alert_conn_id:
+            subject = f"engagement: {len(items)} mentions past their target, unanswered"
+            send(settings.alert_conn_id, subject, text, context, event="unanswered")
+
+    return len(unanswered.notify(settings, report))
+
+
 def send(conn_id: str, subject: str, text: str, context: Any, **fields: Any) -> None:
     """Report `text` to the connection `conn_id` (ENGAGEMENT_ALERT_CONN_ID) with Airflow's
     own notifiers: an `http` connection gets `{"text": text, **fields}` POSTed
