@@ -49,3 +49,23 @@
 {% macro x_data_until() -%}
     (select max(interval_end) from {{ ref('stg_pipeline__batches') }} where source = 'x')
 {%- endmacro %}
+
+{#- the mention counts every daily and period mart adds up, defined once: columns
+    `<prefix>mentions`, `<prefix>mentions_answered`, ... over rows of fct_x_mentions
+    (qualified by `rel`, e.g. 'mentions.'), grouped by the caller -#}
+{% macro mention_counts(prefix='', rel='') -%}
+    count(*) as {{ prefix }}mentions,
+    count(*) filter (where {{ rel }}is_answered) as {{ prefix }}mentions_answered,
+    count(*) filter (where {{ rel }}answer_status = 'waiting') as {{ prefix }}mentions_waiting,
+    count(*) filter (where {{ rel }}needs_answer) as {{ prefix }}mentions_needing_answer,
+    count(*) filter (
+        where {{ rel }}needs_answer and {{ rel }}is_answered
+    ) as {{ prefix }}mentions_needing_answer_answered,
+    count(*) filter (
+        where {{ rel }}needs_answer and {{ rel }}answer_status = 'waiting'
+    ) as {{ prefix }}mentions_needing_answer_waiting,
+    count(*) filter (
+        where {{ rel }}needs_answer and {{ rel }}is_answered_within_target
+    ) as {{ prefix }}mentions_needing_answer_within_target,
+    count(*) filter (where {{ rel }}is_target_breached) as {{ prefix }}mentions_target_breached
+{%- endmacro %}

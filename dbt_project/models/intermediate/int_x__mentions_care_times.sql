@@ -62,6 +62,7 @@ open_time as (
 
     select
         mention_care.mention_id,
+        mention_care.target_minutes,
         business_hours.closes_at,
         date_diff(
             'second',
@@ -101,16 +102,12 @@ business_times as (
         sum(greatest(open_time.seconds_to_response, 0)) / 60.0 as response_business_minutes,
         min(
             open_time.closes_at
-            - to_seconds(
-                open_time.seconds_open_since_mention - mention_care.target_minutes * 60
-            )
+            - to_seconds(open_time.seconds_open_since_mention - open_time.target_minutes * 60)
         ) filter (
-            where open_time.seconds_open_since_mention >= mention_care.target_minutes * 60
+            where open_time.seconds_open_since_mention >= open_time.target_minutes * 60
         ) as business_due_at
 
     from open_time
-    inner join mention_care
-        on open_time.mention_id = mention_care.mention_id
     group by open_time.mention_id
 
 ),

@@ -37,14 +37,7 @@ mention_accounts as (
 
 mentions as (
 
-    select
-        responses.*,
-        care_times.is_answered_within_target,
-        care_times.is_target_breached
-
-    from {{ ref('int_x__mentions_responses') }} as responses
-    inner join {{ ref('int_x__mentions_care_times') }} as care_times
-        on responses.mention_id = care_times.mention_id
+    select * from {{ ref('fct_x_mentions') }}
 
 ),
 
@@ -96,20 +89,7 @@ account_mentions_daily as (
     select
         mention_accounts.account_id,
         mentions.created_date as date_day,
-        count(*) as mentions,
-        count(*) filter (where mentions.is_answered) as mentions_answered,
-        count(*) filter (where mentions.answer_status = 'waiting') as mentions_waiting,
-        count(*) filter (where mentions.needs_answer) as mentions_needing_answer,
-        count(*) filter (
-            where mentions.needs_answer and mentions.is_answered
-        ) as mentions_needing_answer_answered,
-        count(*) filter (
-            where mentions.needs_answer and mentions.answer_status = 'waiting'
-        ) as mentions_needing_answer_waiting,
-        count(*) filter (
-            where mentions.needs_answer and mentions.is_answered_within_target
-        ) as mentions_needing_answer_within_target,
-        count(*) filter (where mentions.is_target_breached) as mentions_target_breached
+        {{ mention_counts(rel='mentions.') }}
 
     from mention_accounts
     inner join mentions

@@ -27,14 +27,7 @@ posts as (
 
 mentions as (
 
-    select
-        responses.*,
-        care_times.is_answered_within_target,
-        care_times.is_target_breached
-
-    from {{ ref('int_x__mentions_responses') }} as responses
-    inner join {{ ref('int_x__mentions_care_times') }} as care_times
-        on responses.mention_id = care_times.mention_id
+    select * from {{ ref('fct_x_mentions') }}
 
 ),
 
@@ -75,18 +68,7 @@ mentions_daily as (
 
     select
         created_date as date_day,
-        count(*) as x_mentions,
-        count(*) filter (where is_answered) as x_mentions_answered,
-        count(*) filter (where answer_status = 'waiting') as x_mentions_waiting,
-        count(*) filter (where needs_answer) as x_mentions_needing_answer,
-        count(*) filter (where needs_answer and is_answered) as x_mentions_needing_answer_answered,
-        count(*) filter (
-            where needs_answer and answer_status = 'waiting'
-        ) as x_mentions_needing_answer_waiting,
-        count(*) filter (
-            where needs_answer and is_answered_within_target
-        ) as x_mentions_needing_answer_within_target,
-        count(*) filter (where is_target_breached) as x_mentions_target_breached
+        {{ mention_counts(prefix='x_') }}
 
     from mentions
     group by created_date

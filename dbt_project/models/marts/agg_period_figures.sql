@@ -160,16 +160,7 @@ period_mentions as (
         day_periods.period_start,
         scoped_mentions.scope,
         scoped_mentions.account_username,
-        count(*) as mentions,
-        count(*) filter (where scoped_mentions.is_answered) as mentions_answered,
-        count(*) filter (where scoped_mentions.answer_status = 'waiting') as mentions_waiting,
-        count(*) filter (where scoped_mentions.needs_answer) as mentions_needing_answer,
-        count(*) filter (
-            where scoped_mentions.needs_answer and scoped_mentions.is_answered
-        ) as mentions_needing_answer_answered,
-        count(*) filter (
-            where scoped_mentions.needs_answer and scoped_mentions.answer_status = 'waiting'
-        ) as mentions_needing_answer_waiting,
+        {{ mention_counts(rel='scoped_mentions.') }},
         median(scoped_mentions.first_response_minutes) filter (
             where scoped_mentions.needs_answer and scoped_mentions.is_answered
         ) as median_first_response_minutes,
@@ -184,11 +175,7 @@ period_mentions as (
         ) as median_first_response_business_minutes,
         quantile_cont(scoped_mentions.first_response_business_minutes, 0.9) filter (
             where scoped_mentions.needs_answer and scoped_mentions.is_answered
-        ) as p90_first_response_business_minutes,
-        count(*) filter (
-            where scoped_mentions.needs_answer and scoped_mentions.is_answered_within_target
-        ) as mentions_needing_answer_within_target,
-        count(*) filter (where scoped_mentions.is_target_breached) as mentions_target_breached
+        ) as p90_first_response_business_minutes
 
     from scoped_mentions
     inner join day_periods
