@@ -76,7 +76,8 @@ class Reroute(requests.adapters.HTTPAdapter):
         self.timeout = timeout
 
     def send(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
-        request.url = self.base_url + request.url.removeprefix(REAL_X_API)
+        if request.url.startswith(REAL_X_API):  # a resent request is already rerouted
+            request.url = self.base_url + request.url.removeprefix(REAL_X_API)
         kwargs["timeout"] = kwargs.get("timeout") or self.timeout
         return super().send(request, **kwargs)
 
