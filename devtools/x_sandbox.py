@@ -52,6 +52,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
@@ -1367,6 +1368,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def version_string(self) -> str:
         return "x-api-v2-sandbox"
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header by the sandbox's clock, as X's is by X's (the 30 days of DMs)."""
+        return formatdate(self.server.clock.now().timestamp(), usegmt=True)
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: no access log on stderr (headers, the token included, are never logged)."""

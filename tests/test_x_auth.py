@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 import requests
 
@@ -214,13 +215,13 @@ def test_two_concurrent_refreshes_make_one_and_a_third_succeeds(
     for thread in threads:
         thread.join(timeout=60)
     assert len(results) == 2 and results[0] == results[1] != stale
-    assert [g["refreshes"] for g in _grants(sandbox)] == [1]
+    assert [g["refreshed"] for g in _grants(sandbox)] == [1]
     kept = store.load(ACCOUNT)
     assert kept is not None and kept.access_token.get_secret_value() == results[0]
     assert kept.refresh_token.get_secret_value() != grant.refresh_token.get_secret_value()
     third = x_auth.access_token(store, app, ACCOUNT, stale=results[0])
     assert third not in (stale, results[0])
-    assert [g["refreshes"] for g in _grants(sandbox)] == [2]
+    assert [g["refreshed"] for g in _grants(sandbox)] == [2]
 
 
 def test_an_expired_access_token_is_refreshed_and_the_request_resent(
@@ -282,8 +283,15 @@ def test_dm_events_land_for_the_authorised_account_only(
     everything = "".join(p.read_text(errors="replace") for p in batch.rglob("*") if p.is_file())
     for secret in _secrets(x_auth.TokenStore(_settings(auth_env).tokens_dir).load(ACCOUNT)):
         assert secret not in everything and secret not in result.stderr
-    load = engagement("load", "x", "--start", "2026-11-03", "--end", "2026-11-04", env=auth_env)
-    assert load.returncode == 0
+    engagement(
+        "load", "--source", "x", "--start", "2026-11-03", "--end", "2026-11-04", env=auth_env
+    )
+    raw = Path(auth_env["ENGAGEMENT_DATA_DIR"]) / "warehouse" / "raw.duckdb"
+    with duckdb.connect(str(raw), read_only=True) as con:
+        loaded = con.sql("select account_username, event_id from x.dm_events").fetchall()
+        access = con.sql("select account_username, is_dm_authorised from x.dm_access").fetchall()
+    assert sorted(loaded) == sorted((ACCOUNT, e["id"]) for e in expected)
+    assert sorted(access) == [("acmecloud", False), (ACCOUNT, True)]
 
 
 def test_an_interval_past_xs_30_days_of_dms_is_a_gap(
