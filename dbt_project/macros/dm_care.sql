@@ -14,7 +14,7 @@
 
 {#- a response rate: answered / those needing an answer that are no longer waiting -#}
 {% macro response_rate(answered, needing, waiting) -%}
-    cast({{ answered }} as double) / nullif({{ needing }} - {{ waiting }}, 0)
+    cast(({{ answered }}) as double) / nullif(({{ needing }}) - ({{ waiting }}), 0)
 {%- endmacro %}
 
 {#- a DM figure of an account's day: null (unknown, never 0) unless its DMs were read by
