@@ -15,6 +15,8 @@
     A plain table rebuilt by every build that takes in X data (see macros/incremental.sql).
 -#}
 
+{%- set authorised = 'account_days.is_dm_authorised' %}
+
 with
 
 days as (
@@ -144,17 +146,18 @@ conversations_daily as (
 requests_daily as (
 
     select
-        account_id,
-        requested_date as date_day,
+        requests.account_id,
+        requests.requested_date as date_day,
         {{ dm_request_counts(rel='requests.') }},
-        median(first_response_minutes) as median_dm_first_response_minutes,
-        quantile_cont(first_response_minutes, 0.9) as p90_dm_first_response_minutes,
-        median(first_response_business_minutes) as median_dm_first_response_business_minutes,
-        quantile_cont(first_response_business_minutes, 0.9)
+        median(requests.first_response_minutes) as median_dm_first_response_minutes,
+        quantile_cont(requests.first_response_minutes, 0.9) as p90_dm_first_response_minutes,
+        median(requests.first_response_business_minutes)
+            as median_dm_first_response_business_minutes,
+        quantile_cont(requests.first_response_business_minutes, 0.9)
             as p90_dm_first_response_business_minutes
 
     from requests
-    group by account_id, requested_date
+    group by requests.account_id, requests.requested_date
 
 ),
 
@@ -173,12 +176,12 @@ account_mentions as (
 mentions_daily as (
 
     select
-        account_id,
-        created_date as date_day,
+        account_mentions.account_id,
+        account_mentions.created_date as date_day,
         {{ mention_counts(rel='account_mentions.') }}
 
     from account_mentions
-    group by account_id, created_date
+    group by account_mentions.account_id, account_mentions.created_date
 
 ),
 
@@ -224,41 +227,38 @@ figures as (
         account_days.account_id,
         account_days.account_username,
         account_days.is_dm_authorised,
+        {{ unless_dm_unknown(authorised, 'conversations_daily.dm_conversations_with_customers') }}
+            as dm_conversations_with_customers,
+        {{ unless_dm_unknown(authorised, 'requests_daily.dm_requests') }}
+            as dm_requests,
+        {{ unless_dm_unknown(authorised, 'requests_daily.dm_requests_answered') }}
+            as dm_requests_answered,
+        {{ unless_dm_unknown(authorised, 'requests_daily.dm_requests_waiting') }}
+            as dm_requests_waiting,
+        {{ unless_dm_unknown(authorised, 'requests_daily.dm_requests_within_target') }}
+            as dm_requests_within_target,
+        {{ unless_dm_unknown(authorised, 'requests_daily.dm_requests_target_breached') }}
+            as dm_requests_target_breached,
         {{ unless_dm_unknown(
-            'account_days.is_dm_authorised', 'conversations_daily.dm_conversations_with_customers'
-        ) }} as dm_conversations_with_customers,
-        {%- for column in [
-            'dm_requests',
-            'dm_requests_answered',
-            'dm_requests_waiting',
-            'dm_requests_within_target',
-            'dm_requests_target_breached',
-        ] %}
-        {{ unless_dm_unknown('account_days.is_dm_authorised', 'requests_daily.' ~ column) }}
-            as {{ column }},
-        {%- endfor %}
-        {%- for column in [
-            'median_dm_first_response_minutes',
-            'p90_dm_first_response_minutes',
-            'median_dm_first_response_business_minutes',
-            'p90_dm_first_response_business_minutes',
-        ] %}
+            authorised, 'requests_daily.median_dm_first_response_minutes', is_count=false
+        ) }} as median_dm_first_response_minutes,
         {{ unless_dm_unknown(
-            'account_days.is_dm_authorised', 'requests_daily.' ~ column, is_count=false
-        ) }} as {{ column }},
-        {%- endfor %}
-        {%- for column in [
-            'mentions_needing_answer',
-            'mentions_needing_answer_answered',
-            'mentions_needing_answer_waiting',
-        ] %}
-        {{ unless_dm_unknown('account_days.is_dm_authorised', 'mentions_daily.' ~ column) }}
-            as {{ column }},
-        {%- endfor %}
+            authorised, 'requests_daily.p90_dm_first_response_minutes', is_count=false
+        ) }} as p90_dm_first_response_minutes,
         {{ unless_dm_unknown(
-            'account_days.is_dm_authorised',
-            'combined_daily.combined_median_first_response_minutes',
-            is_count=false,
+            authorised, 'requests_daily.median_dm_first_response_business_minutes', is_count=false
+        ) }} as median_dm_first_response_business_minutes,
+        {{ unless_dm_unknown(
+            authorised, 'requests_daily.p90_dm_first_response_business_minutes', is_count=false
+        ) }} as p90_dm_first_response_business_minutes,
+        {{ unless_dm_unknown(authorised, 'mentions_daily.mentions_needing_answer') }}
+            as mentions_needing_answer,
+        {{ unless_dm_unknown(authorised, 'mentions_daily.mentions_needing_answer_answered') }}
+            as mentions_needing_answer_answered,
+        {{ unless_dm_unknown(authorised, 'mentions_daily.mentions_needing_answer_waiting') }}
+            as mentions_needing_answer_waiting,
+        {{ unless_dm_unknown(
+            authorised, 'combined_daily.combined_median_first_response_minutes', is_count=false
         ) }} as combined_median_first_response_minutes,
         {{ coverage_status('x') }} as x_status,
         {{ coverage_status('x') }} = 'complete' as is_complete
