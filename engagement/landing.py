@@ -84,6 +84,9 @@ class Endpoint(StrEnum):
     MENTIONS_NEWER = "mentions_newer"
     DM_EVENTS = "dm_events"  # an authorised account's DM events (user context)
     DM_EVENTS_NEWER = "dm_events_newer"
+    # an authorised account's own posts of X's last 30 days, with their private metrics
+    # (user context: non_public_metrics, organic_metrics)
+    OWN_METRICS = "own_metrics"
 
     @property
     def requested(self) -> Endpoint:
@@ -116,6 +119,7 @@ ENDPOINT_PATHS = {
     Endpoint.MENTIONS: "/2/users/:id/mentions",
     Endpoint.LOOKUP: "/2/tweets",
     Endpoint.DM_EVENTS: "/2/dm_events",
+    Endpoint.OWN_METRICS: "/2/users/:id/tweets",
 }
 
 
@@ -181,6 +185,7 @@ class Page:
     endpoint: Endpoint
     status: int | None
     body: dict
+    served_at: str | None = None  # the API's Date header (own_metrics pages keep it)
 
     def timeline_posts(self) -> list[dict]:
         """The posts of an account's timeline or mentions page (none for other pages)."""
@@ -190,6 +195,17 @@ class Page:
         """The DM events of a dm_events page: every one, the interval's and newer ones."""
         return self.body.get("data", []) if self.endpoint is Endpoint.DM_EVENTS else []
 
+    def private_metrics(self) -> list[dict]:
+        """The posts of an own_metrics page that carry private metrics: a snapshot each (a
+        post X served without them, a retweet say, is none)."""
+        if self.endpoint is not Endpoint.OWN_METRICS:
+            return []
+        return [
+            post
+            for post in self.body.get("data", [])
+            if "non_public_metrics" in post or "organic_metrics" in post
+        ]
+
 
 def x_pages(batch: Path) -> Iterator[Page]:
     """The pages of an X batch, in the order they were read: the gate and the loader both
@@ -198,7 +214,13 @@ def x_pages(batch: Path) -> Iterator[Page]:
         for line in pages:
             page = json.loads(line)
             body = json.loads(page["body"])
-            yield Page(page["account"], Endpoint(page["endpoint"]), page.get("status"), body)
+            yield Page(
+                page["account"],
+                Endpoint(page["endpoint"]),
+                page.get("status"),
+                body,
+                page.get("served_at"),
+            )
 
 
 def batch_dir(root: Path, source: Source, interval: Interval) -> Path:
@@ -499,6 +521,10 @@ class XManifest(Manifest):
     # grant, so its DMs are unknown, not zero
     dm_accounts: list[str] = []
     dm_events: int = Field(0, ge=0)  # DM events of the interval
+    # the accounts whose own posts' private metrics were read (user context): an account
+    # not listed had no grant, so its private metrics are unknown ("not authorised"), not zero
+    metrics_accounts: list[str] = []
+    metrics_snapshots: int = Field(0, ge=0)  # posts served with private metrics
 
 
 class LogFileEntry(BaseModel):

@@ -71,42 +71,65 @@ def extract_x(settings: Settings, interval: Interval) -> BatchSummary:
     policy = settings.x_policy
     token = settings.x_bearer_token.get_secret_value()
     client = x.make_client(token, settings.x_api_base_url, policy.timeout)
+    clients = user_clients(settings)
     return x.extract(
         client,
         settings.x_accounts,
         interval,
         settings.raw_dir,
         policy,
-        dm_clients=dm_clients(settings),
+        dm_clients=clients["dm_events"],
+        metrics_clients=clients["private_metrics"],
     )
 
 
-def dm_clients(settings: Settings) -> dict[str, tweepy.Client]:
-    """A user-context client per account of X_ACCOUNTS whose grant allows reading its DMs
-    (`engagement x-login`); none when X_USER_FEATURES leaves out dm_events."""
+def user_clients(settings: Settings) -> dict[str, dict[str, tweepy.Client]]:
+    """Per user-context feature of X_USER_FEATURES (`dm_events`, `private_metrics`), a
+    user-context client per account of X_ACCOUNTS whose grant (`engagement x-login`) has the
+    scopes the feature needs; one client per account, shared by its features. An account
+    with no grant is in none: its DMs and private metrics are "not authorised"."""
     from extract import x_auth
 
+    # what each feature needs of a grant: its own scopes, and reading posts and users
+    needs = {
+        feature: {"tweet.read", "users.read", *scopes}
+        for feature, scopes in x_auth.FEATURE_SCOPES.items()
+    }
+    features: dict[str, dict[str, tweepy.Client]] = {feature: {} for feature in needs}
     store = x_auth.TokenStore(settings.tokens_dir)
     grants = {
         account: grant
         for account in settings.x_accounts
         if (grant := store.load(account)) is not None
     }
-    if "dm_events" not in settings.x_user_features or not grants:
-        return {}
+    wanted = [feature for feature in needs if feature in settings.x_user_features]
+    if not wanted or not grants:
+        return features
     app = x_auth.OAuthApp.from_settings(settings)  # refreshing needs the app's client id
-    clients = {}
     for account, grant in grants.items():
-        if "dm.read" in grant.scope.split():
-            clients[account] = x_auth.user_client(store, app, account)
-        else:
-            log.warning(
-                "@%s: its grant lacks the scope dm.read, so its DMs are not read: run"
-                " `engagement x-login %s` again to grant it",
-                account,
-                account,
-            )
-    return clients
+        granted = set(grant.scope.split())
+        client = None
+        for feature in wanted:
+            missing = sorted(needs[feature] - granted)
+            if missing:
+                log.warning(
+                    "@%s: its grant lacks the scope %s, so its %s are not read: run"
+                    " `engagement x-login %s` again to grant it",
+                    account,
+                    ", ".join(missing),
+                    feature.replace("_", " "),
+                    account,
+                )
+                continue
+            client = client or x_auth.user_client(store, app, account)
+            features[feature][account] = client
+    return features
+
+
+def dm_clients(settings: Settings) -> dict[str, tweepy.Client]:
+    """A user-context client per account of X_ACCOUNTS whose grant allows reading its DMs
+    (`engagement x-login`); none when X_USER_FEATURES leaves out dm_events."""
+    return user_clients(settings)["dm_events"]
 
 
 def extract_support_site(

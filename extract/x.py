@@ -68,6 +68,13 @@ DM_EVENT_FIELDS = [
     "attachments",
 ]
 DM_HISTORY_DAYS = 30  # GET /2/dm_events serves the last 30 days, by X's clock
+# X serves an own post's private metrics (its author's user token) for 30 days after it was
+# posted, by X's clock; the read starts a minute inside, so no post is refused at the edge
+PRIVATE_METRICS_DAYS = 30
+PRIVATE_METRICS_MARGIN = timedelta(minutes=1)
+OWN_METRICS_FIELDS = ["created_at", "public_metrics", "non_public_metrics", "organic_metrics"]
+# the endpoints read with an account's user-context token (a 401 means its grant)
+USER_CONTEXT = (Endpoint.DM_EVENTS, Endpoint.OWN_METRICS)
 
 
 class ExtractionError(EngagementError):
@@ -154,7 +161,7 @@ class Caller:
                 self._wait_for(endpoint, reset + 1, "429 Too Many Requests")
                 continue
             except tweepy.Unauthorized as exc:
-                if endpoint.requested is Endpoint.DM_EVENTS:  # still 401 after a refresh
+                if endpoint.requested in USER_CONTEXT:  # still 401 after a refresh
                     raise RequestRefused(
                         f"{endpoint.request}: {_problem(exc)}: X refused the account's user"
                         " token after refreshing it: run `engagement x-login ACCOUNT` again"
@@ -242,11 +249,15 @@ class Extraction:
     gaps: list[Gap] = field(default_factory=list)
     records: int = 0  # posts on the interval's timeline and mentions pages
     dm_records: int = 0  # DM events of the interval
+    metrics_snapshots: int = 0  # own posts served with their private metrics
+    user_ids: dict[str, str] = field(default_factory=dict)
+    first_served: dict[str, datetime] = field(default_factory=dict)  # X's clock, per account
 
     def user(self, account: str) -> str:
         response = self.caller(
             Endpoint.USER, self.client.get_user, username=account, user_fields=USER_FIELDS
         )
+        self.first_served.setdefault(account, _served_at(response))
         self.pages.append(_page(account, Endpoint.USER, response))
         body = response.json()
         if "data" not in body:
@@ -257,6 +268,7 @@ class Extraction:
                 f"X_ACCOUNTS names @{account}, but X has no account of that username"
                 f" ({said or 'no user in the answer'}): fix X_ACCOUNTS"
             )
+        self.user_ids[account] = body["data"]["id"]
         return body["data"]["id"]
 
     def timeline(self, account: str, user_id: str, endpoint: Endpoint, **params) -> Iterator[dict]:
@@ -354,6 +366,36 @@ class Extraction:
                 )
             )
 
+    def private_metrics(self, account: str, client: tweepy.Client) -> None:
+        """The account's own posts of X's last 30 days with their private metrics, read with
+        its user-context token (X bills them as owned reads): one snapshot of each post's
+        metrics per run, dated by the page's Date header (X's clock), kept in the page as
+        `served_at`. The window starts from X's clock at the account's first answer, a
+        minute inside the 30 days, with no end: the newest posts are read too."""
+        user_id = self.user_ids[account]
+        since = (
+            self.first_served[account]
+            - timedelta(days=PRIVATE_METRICS_DAYS)
+            + PRIVATE_METRICS_MARGIN
+        )
+        method = self.caller.wrap(Endpoint.OWN_METRICS, client.get_users_tweets)
+        for response in tweepy.Paginator(
+            method,
+            user_id,
+            user_auth=False,  # tweepy's user_auth means OAuth 1.0a; the token is OAuth 2.0
+            start_time=iso(since),
+            max_results=100,
+            tweet_fields=OWN_METRICS_FIELDS,
+        ):
+            page = _page(account, Endpoint.OWN_METRICS, response) | {
+                "auth": "user",
+                "served_at": iso(_served_at(response)),
+            }
+            self.pages.append(page)
+            self.metrics_snapshots += sum(
+                "non_public_metrics" in post or "organic_metrics" in post for post in _data(page)
+            )
+
     def _oldest(self, endpoint: Endpoint, account: str) -> str | None:
         stamps = [
             post["created_at"]
@@ -423,19 +465,24 @@ def extract(
     policy: Policy | None = None,
     caller: Caller | None = None,
     dm_clients: Mapping[str, tweepy.Client] | None = None,
+    metrics_clients: Mapping[str, tweepy.Client] | None = None,
 ) -> BatchSummary:
     """Land the interval's posts, mentions and metrics refresh of every account as one batch,
-    and the DM events of the accounts in `dm_clients` (their user-context clients)."""
+    the DM events of the accounts in `dm_clients` and the private metrics of the own posts
+    of those in `metrics_clients` (their user-context clients)."""
     if not accounts:
         raise UsageError("no X accounts configured: set X_ACCOUNTS=brand,support")
     policy = policy or Policy()
     caller = caller or Caller(policy)
     dm_clients = dm_clients or {}
+    metrics_clients = metrics_clients or {}
     run = Extraction(client, caller, interval)
     for account in accounts:
         run.account(account)
         if account in dm_clients:
             run.direct_messages(account, dm_clients[account])
+        if account in metrics_clients:
+            run.private_metrics(account, metrics_clients[account])
     window = Interval(interval.end - timedelta(days=policy.refresh_days), interval.end)
     refreshed, deleted = run.refresh(recent_posts(raw_root, run.pages, window))
     with landing(raw_root, Source.X, interval) as work:
@@ -459,6 +506,8 @@ def extract(
             gaps=run.gaps,
             dm_accounts=[account for account in accounts if account in dm_clients],
             dm_events=run.dm_records,
+            metrics_accounts=[account for account in accounts if account in metrics_clients],
+            metrics_snapshots=run.metrics_snapshots,
         )
         write_manifest(work, manifest)
     return summary(manifest, landed_version(work))

@@ -115,6 +115,70 @@ def env(tmp_path: Path) -> dict[str, str]:
     return dict(os.environ, ENGAGEMENT_DATA_DIR=str(tmp_path / "data"))
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sandbox() -> Iterator:
+    """A sandbox of its own (user context): tests move its clock and revoke its grants."""
+    from devtools.x_sandbox import make_server
+
+    server = make_server(0)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def auth_env(tmp_path: Path, sandbox) -> dict[str, str]:  # a SandboxServer
+    """`engagement` pointed at the test's own sandbox, with an OAuth app to sign in with."""
+    return dict(
+        os.environ,
+        ENGAGEMENT_DATA_DIR=str(tmp_path / "data"),
+        X_API_BASE_URL=sandbox.url,
+        X_BEARER_TOKEN=TOKEN,
+        X_ACCOUNTS="acmecloud,acmesupport",
+        X_CLIENT_ID="test-client-id",
+        X_CLIENT_SECRET="test-client-secret-9d2e",
+        X_REDIRECT_URI=f"http://127.0.0.1:{free_port()}/callback",
+    )
+
+
+def authorise(env: dict[str, str], account: str = "acmesupport"):  # an x_auth.Grant
+    """Sign in as `account` in process: the authorize URL answered as a browser would, the
+    grant kept in the token store as `engagement x-login` keeps it."""
+    from datetime import UTC, datetime
+
+    import requests
+
+    from engagement.settings import Settings
+    from extract import x_auth
+
+    settings = Settings.from_env(env)
+    app = x_auth.OAuthApp.from_settings(settings)
+    handler = app.handler(x_auth.scopes(settings.x_user_features))
+    approved = requests.get(
+        app.authorization_url(handler) + f"&sandbox_user={account}",
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert approved.status_code == 302
+    token = app.exchange(handler, approved.headers["location"])
+    user_id, _ = x_auth.authorised_username(app, token["access_token"])
+    grant = x_auth.Grant.from_token(account, user_id, token, datetime.now(UTC))
+    x_auth.TokenStore(settings.tokens_dir).save(grant)
+    return grant
+
+
+def token_secrets(grant) -> list[str]:  # an x_auth.Grant
+    return [grant.access_token.get_secret_value(), grant.refresh_token.get_secret_value()]
+
+
 @pytest.fixture
 def sandbox_env(env: dict[str, str], sandbox_url: str) -> dict[str, str]:
     """... pointed at the sandbox, as the README says to point it at the real API."""

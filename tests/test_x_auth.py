@@ -4,56 +4,26 @@ refresh with rotation under a lock, revocation, DM events landed, tokens kept se
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import stat
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pytest
 import requests
 
-from devtools.x_sandbox import SandboxServer, make_server
+from devtools.x_sandbox import SandboxServer
 from engagement.settings import Settings
 from extract import x_auth
-from tests.conftest import REPO, TOKEN, engagement
+from tests.conftest import REPO, engagement
+from tests.conftest import authorise as _authorise
+from tests.conftest import token_secrets as _secrets
 
 ACCOUNT = "acmesupport"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    """A sandbox of its own: these tests move its clock and revoke its grants."""
-    server = make_server(0)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def auth_env(tmp_path: Path, sandbox: SandboxServer) -> dict[str, str]:
-    return dict(
-        os.environ,
-        ENGAGEMENT_DATA_DIR=str(tmp_path / "data"),
-        X_API_BASE_URL=sandbox.url,
-        X_BEARER_TOKEN=TOKEN,
-        X_ACCOUNTS="acmecloud,acmesupport",
-        X_CLIENT_ID="test-client-id",
-        X_CLIENT_SECRET="test-client-secret-9d2e",
-        X_REDIRECT_URI=f"http://127.0.0.1:{_free_port()}/callback",
-    )
 
 
 def _settings(env: dict[str, str]) -> Settings:
@@ -62,28 +32,6 @@ def _settings(env: dict[str, str]) -> Settings:
 
 def _grants(sandbox: SandboxServer) -> list[dict]:
     return requests.get(sandbox.url + "/_sandbox/oauth/grants", timeout=10).json()["grants"]
-
-
-def _authorise(env: dict[str, str], account: str = ACCOUNT) -> x_auth.Grant:
-    """Sign in as `account` in process: the authorize URL answered as a browser would."""
-    settings = _settings(env)
-    app = x_auth.OAuthApp.from_settings(settings)
-    handler = app.handler(x_auth.scopes(settings.x_user_features))
-    approved = requests.get(
-        app.authorization_url(handler) + f"&sandbox_user={account}",
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert approved.status_code == 302
-    token = app.exchange(handler, approved.headers["location"])
-    user_id, _ = x_auth.authorised_username(app, token["access_token"])
-    grant = x_auth.Grant.from_token(account, user_id, token, datetime.now(UTC))
-    x_auth.TokenStore(settings.tokens_dir).save(grant)
-    return grant
-
-
-def _secrets(grant: x_auth.Grant) -> list[str]:
-    return [grant.access_token.get_secret_value(), grant.refresh_token.get_secret_value()]
 
 
 def test_x_login_catches_the_redirect_and_keeps_the_tokens_owner_only(
