@@ -341,6 +341,96 @@ def dm_frame(batch: Path, manifest: XManifest) -> pd.DataFrame:
     return data
 
 
+PRIVATE_METRIC_COLUMNS = [
+    f"{group}__{key}"
+    for group, keys in (
+        ("non_public_metrics", ("impression_count", "url_link_clicks", "user_profile_clicks")),
+        ("organic_metrics", ("impression_count", "like_count", "reply_count", "retweet_count",
+                             "url_link_clicks", "user_profile_clicks")),
+    )
+    for key in keys
+]  # fmt: skip
+
+
+def metrics_checks(manifest: XManifest) -> list[Check]:
+    """Every own post an X batch read with its private metrics (user context): a snapshot
+    each, as many as the manifest counts, of the account's own posts, the metrics counts."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    n = manifest.metrics_snapshots
+    return [
+        Check(
+            e.ExpectColumnSumToBeBetween(column="has_metrics", min_value=n, max_value=n),
+            lambda r: (
+                f"{_n(r.get('observed_value'))} private-metrics snapshots where the manifest"
+                f" counts {_n(n)}: snapshots were lost or added after landing"
+            ),
+        ),
+        Check(e.ExpectColumnValuesToNotBeNull(column="id"), _unexpected("own posts lack an id")),
+        Check(
+            e.ExpectColumnValuesToMatchRegex(column="id", regex=r"^[0-9]{1,19}$"),
+            _unexpected("own post ids are not X ids (1-19 digits)"),
+        ),
+        Check(
+            e.ExpectColumnValuesToBeInSet(column="is_own", value_set=[True]),
+            _unexpected("posts of the private-metrics pages are not the account's own"),
+        ),
+        Check(
+            e.ExpectColumnValuesToBeInSet(column="account", value_set=manifest.metrics_accounts),
+            _unexpected("private metrics were read for an account the manifest does not list"),
+        ),
+        Check(
+            e.ExpectColumnValuesToBeInSet(column="status", value_set=[200]),
+            _unexpected("private-metrics pages were not HTTP 200"),
+        ),
+        Check(
+            e.ExpectColumnValuesToNotBeNull(column="served_at"),
+            _unexpected("private-metrics pages have no served_at (the snapshot's time)"),
+        ),
+        *(
+            Check(
+                e.ExpectColumnValuesToBeBetween(column=column, min_value=0),
+                _unexpected(f"{column} is negative or not a count"),
+            )
+            for column in PRIVATE_METRIC_COLUMNS
+        ),
+    ]
+
+
+def metrics_frame(batch: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    user_ids: dict[str, str] = {}
+    rows = []
+    for page in x_pages(batch):
+        if page.endpoint is Endpoint.USER and "data" in page.body:
+            user_ids[page.account] = page.body["data"]["id"]
+        if page.endpoint is not Endpoint.OWN_METRICS:
+            continue
+        for post in page.body.get("data", []):
+            row = {
+                "account": page.account,
+                "status": page.status,
+                "served_at": page.served_at,
+                "id": post.get("id"),
+                "is_own": post.get("author_id") == user_ids.get(page.account),
+                "has_metrics": int("non_public_metrics" in post or "organic_metrics" in post),
+            }
+            for column in PRIVATE_METRIC_COLUMNS:
+                group, key = column.split("__")
+                value = (post.get(group) or {}).get(key)
+                # a count or nothing: anything else fails the range check as -1
+                row[column] = value if value is None or type(value) is int else -1
+            rows.append(row)
+    columns = ["account", "status", "served_at", "id", "is_own", "has_metrics"]
+    frame = pd.DataFrame(rows, columns=columns + PRIVATE_METRIC_COLUMNS)
+    for column in PRIVATE_METRIC_COLUMNS:
+        frame[column] = frame[column].astype("Float64")
+    frame["has_metrics"] = frame["has_metrics"].astype("int64")
+    return frame
+
+
 @dataclass(frozen=True)
 class LineFacts:
     """What the support-site checks of a batch as a whole need, counted in one pass over
@@ -680,6 +770,16 @@ def validate(
             _log_verdicts(f"{source} batch {manifest.batch} DM events", dm, dm_result, dm_failures)
             failures += dm_failures
             report["dm_events"] = json.loads(json.dumps(dm_result.describe_dict(), default=str))
+        if manifest.metrics_accounts:  # the private metrics: a suite of their own too
+            pm = metrics_checks(manifest)
+            pm_result, pm_failures = _run(f"{source}_private_metrics", pm, metrics_frame(batch))
+            _log_verdicts(
+                f"{source} batch {manifest.batch} private metrics", pm, pm_result, pm_failures
+            )
+            failures += pm_failures
+            report["private_metrics"] = json.loads(
+                json.dumps(pm_result.describe_dict(), default=str)
+            )
     else:
         name, facts = "lines", line_facts(batch)
         checks = support_site_checks(manifest, facts) + volume

@@ -72,7 +72,13 @@ DM_HISTORY_DAYS = 30  # GET /2/dm_events serves the last 30 days, by X's clock
 # posted, by X's clock; the read starts a minute inside, so no post is refused at the edge
 PRIVATE_METRICS_DAYS = 30
 PRIVATE_METRICS_MARGIN = timedelta(minutes=1)
-OWN_METRICS_FIELDS = ["created_at", "public_metrics", "non_public_metrics", "organic_metrics"]
+OWN_METRICS_FIELDS = [
+    "created_at",
+    "author_id",  # the gate checks each post is the account's own
+    "public_metrics",
+    "non_public_metrics",
+    "organic_metrics",
+]
 # the endpoints read with an account's user-context token (a 401 means its grant)
 USER_CONTEXT = (Endpoint.DM_EVENTS, Endpoint.OWN_METRICS)
 

@@ -71,6 +71,18 @@ create table if not exists x.dm_access (
     batch_id varchar, interval_start timestamp, interval_end timestamp,
     account_username varchar, is_dm_authorised boolean, _loaded_at timestamp
 );
+-- each authorised account's own posts with their private metrics (user context), one row per
+-- post and read: a snapshot at observed_at, the API's Date header of its page
+create table if not exists x.post_private_metrics (
+    batch_id varchar, interval_start timestamp, interval_end timestamp,
+    account_username varchar, account_id varchar, post_id varchar, observed_at timestamp,
+    payload json, page_no integer, _loaded_at timestamp
+);
+-- per batch, each configured account and whether its private metrics were read
+create table if not exists x.metrics_access (
+    batch_id varchar, interval_start timestamp, interval_end timestamp,
+    account_username varchar, is_metrics_authorised boolean, _loaded_at timestamp
+);
 create table if not exists support_site.requests (
     batch_id varchar, interval_start timestamp, interval_end timestamp,
     site varchar, source_file varchar, file_id varchar, line_no bigint,
@@ -106,6 +118,8 @@ X_TABLES = [
     "x.gaps",
     "x.dm_events",
     "x.dm_access",
+    "x.post_private_metrics",
+    "x.metrics_access",
 ]
 TABLES = {Source.X: X_TABLES, Source.SUPPORT_SITE: ["support_site.requests"]}
 
@@ -161,12 +175,29 @@ def _x_frames(batch: Path, manifest: XManifest) -> dict[str, pd.DataFrame]:
                         "page_no": page_no,
                     }
                 )
+        for post in page.private_metrics():  # every one: a snapshot of X's last 30 days
+            rows["x.post_private_metrics"].append(
+                {
+                    "account_username": account,
+                    "account_id": account_ids[account],
+                    "post_id": post["id"],
+                    "observed_at": parse_instant(page.served_at).replace(tzinfo=None),
+                    "payload": post,
+                    "page_no": page_no,
+                }
+            )
         if page.endpoint in (Endpoint.TWEETS, Endpoint.MENTIONS, Endpoint.LOOKUP):
             for user in body.get("includes", {}).get("users", []):
                 rows["x.users"].append({"user_id": user["id"], "payload": user, "page_no": page_no})
     for account in manifest.accounts:
         rows["x.dm_access"].append(
             {"account_username": account, "is_dm_authorised": account in manifest.dm_accounts}
+        )
+        rows["x.metrics_access"].append(
+            {
+                "account_username": account,
+                "is_metrics_authorised": account in manifest.metrics_accounts,
+            }
         )
     for gap in manifest.gaps:
         rows["x.gaps"].append(
