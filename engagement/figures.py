@@ -54,5 +54,10 @@ def count(value: int | None) -> str:
     return "–" if value is None else f"{value:,}"
 
 
+def ratio(value: float | None) -> str:
+    """A ratio as shown: two decimals, `–` when it has no denominator."""
+    return "–" if value is None else f"{value:.2f}"
+
+
 def minutes(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f} min"

@@ -100,6 +100,20 @@ SQL: dict[str, str] = {
         order by visits desc, visits.post_id
         limit $limit
     """,
+    # link clicks X counted (private metrics, authorised accounts) against credited sessions
+    "clicks_accounts": """
+        select * from marts.agg_account_post_clicks order by account_username
+    """,
+    "clicks_posts": """
+        select
+            clicks.*,
+            posts.post_text
+        from marts.fct_x_post_clicks as clicks
+        left join marts.fct_x_posts as posts on clicks.post_id = posts.post_id
+        where clicks.url_link_clicks > 0
+        order by clicks.url_link_clicks desc, clicks.post_id
+        limit $limit
+    """,
     # the reply funnel per account over the mart's days: sums of the daily counts (null on
     # a day a source is absent, so left out of the sums)
     "reply_funnel": """
@@ -173,6 +187,8 @@ def read_figures(published_db: Path) -> dict[str, Any]:
             "unanswered": rows("unanswered", limit=UNANSWERED_SHOWN),
             "top_posts": rows("top_posts", limit=TOP_POSTS),
             "reply_funnel": rows("reply_funnel"),
+            "clicks_accounts": rows("clicks_accounts"),
+            "clicks_posts": rows("clicks_posts", limit=TOP_POSTS),
         }
 
 
@@ -443,7 +459,9 @@ TEMPLATES = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-TEMPLATES.filters.update(percent=figures.percent, count=figures.count, minutes=figures.minutes)
+TEMPLATES.filters.update(
+    percent=figures.percent, count=figures.count, minutes=figures.minutes, ratio=figures.ratio
+)
 
 
 def render(f: dict[str, Any], generated_at: datetime | None = None) -> str:
