@@ -145,7 +145,7 @@ def _blocked_on(lock: Path, waiters: int, threads: list[threading.Thread]) -> No
 def test_two_concurrent_refreshes_make_one_and_a_third_succeeds(
     auth_env: dict[str, str], sandbox: SandboxServer
 ) -> None:
-    grant = _authorise(auth_env)
+    grant = _authorise(auth_env, ACCOUNT)
     settings = _settings(auth_env)
     store, app = x_auth.TokenStore(settings.tokens_dir), x_auth.OAuthApp.from_settings(settings)
     stale = grant.access_token.get_secret_value()
@@ -175,7 +175,7 @@ def test_two_concurrent_refreshes_make_one_and_a_third_succeeds(
 def test_an_expired_access_token_is_refreshed_and_the_request_resent(
     auth_env: dict[str, str], sandbox: SandboxServer
 ) -> None:
-    grant = _authorise(auth_env)
+    grant = _authorise(auth_env, ACCOUNT)
     settings = _settings(auth_env)
     store, app = x_auth.TokenStore(settings.tokens_dir), x_auth.OAuthApp.from_settings(settings)
     # X's clock passes the token's two hours; ours does not know (its own clock says valid)
@@ -191,7 +191,7 @@ def test_an_expired_access_token_is_refreshed_and_the_request_resent(
 def test_a_revoked_grant_fails_at_once_naming_the_account_and_the_fix(
     auth_env: dict[str, str], sandbox: SandboxServer
 ) -> None:
-    _authorise(auth_env)
+    _authorise(auth_env, ACCOUNT)
     requests.post(sandbox.url + "/_sandbox/oauth/revoke", json={"username": ACCOUNT}, timeout=10)
     requests.delete(sandbox.url + "/_sandbox/requests", timeout=10)
     result = engagement(
@@ -210,7 +210,7 @@ def test_a_revoked_grant_fails_at_once_naming_the_account_and_the_fix(
 def test_dm_events_land_for_the_authorised_account_only(
     auth_env: dict[str, str], sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    grant = _authorise(auth_env)
+    grant = _authorise(auth_env, ACCOUNT)
     result = engagement(
         "extract", "x", "--start", "2026-11-03", "--end", "2026-11-04", env=auth_env
     )
@@ -245,7 +245,7 @@ def test_dm_events_land_for_the_authorised_account_only(
 def test_an_interval_past_xs_30_days_of_dms_is_a_gap(
     auth_env: dict[str, str], sandbox: SandboxServer
 ) -> None:
-    _authorise(auth_env)
+    _authorise(auth_env, ACCOUNT)
     requests.post(sandbox.url + "/_sandbox/clock", json={"now": "2026-12-04T00:00:00Z"}, timeout=10)
     result = engagement(
         "extract", "x", "--start", "2026-11-03", "--end", "2026-11-04", env=auth_env

@@ -64,7 +64,7 @@ def _clock(sandbox: SandboxServer) -> datetime:
 def test_own_posts_are_snapshotted_for_the_authorised_account_only_until_30_days(
     auth_env: dict[str, str], sandbox: SandboxServer
 ) -> None:
-    grant = authorise(auth_env)
+    grant = authorise(auth_env, ACCOUNT)
     requests.delete(sandbox.url + "/_sandbox/requests", timeout=10)
     first = _extract(auth_env, DAY_1)
     now = _clock(sandbox)
@@ -156,7 +156,7 @@ def test_own_posts_are_snapshotted_for_the_authorised_account_only_until_30_days
 def test_without_the_private_metrics_feature_nothing_is_read_with_the_token(
     auth_env: dict[str, str], sandbox: SandboxServer
 ) -> None:
-    authorise(auth_env)
+    authorise(auth_env, ACCOUNT)
     env = auth_env | {"X_USER_FEATURES": "dm_events"}
     batch = _extract(env, DAY_1)
     manifest = json.loads((batch / "manifest.json").read_text())
@@ -178,7 +178,7 @@ def clicks_mart(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "X_REDIRECT_URI": f"http://127.0.0.1:{free_port()}/callback",
         "X_BEARER_TOKEN": TOKEN,
     }
-    grant = authorise(env)
+    grant = authorise(env, ACCOUNT)
     for start, end in (("2026-11-02", "2026-11-03"), ("2026-11-03", "2026-11-04")):
         engagement("run", "--start", start, "--end", end, env=env)
     yield {"env": env, "sandbox": server, "user_id": grant.user_id}
