@@ -272,7 +272,8 @@ class Settings(BaseSettings):
         ("dm_events", "private_metrics"),
         "X_USER_FEATURES",
         "what user-context access is used for, comma-separated: `dm_events` (scope"
-        " `dm.read`) and `private_metrics`; `engagement x-login` asks for these scopes",
+        " `dm.read`) and `private_metrics` (each run snapshots the account's own posts of X's"
+        " last 30 days with their private metrics); `engagement x-login` asks for these scopes",
         "`dm_events,private_metrics`",
     )
     x_tokens_dir: Path | None = _setting(

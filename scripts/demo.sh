@@ -28,7 +28,7 @@ else:
     sys.exit('sandbox did not start')
 " "$X_API_BASE_URL"
 
-echo "== @acmesupport authorises user-context access (its DMs): engagement x-login, the"
+echo "== @acmesupport authorises user-context access (its DMs and private metrics): engagement x-login, the"
 echo "   sandbox's consent page answered as @acmesupport"
 login_log="$ENGAGEMENT_DATA_DIR/x-login.log"
 $bin/engagement x-login acmesupport --wait 60 > "$login_log" 2>&1 &
