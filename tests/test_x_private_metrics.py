@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -261,3 +262,29 @@ def test_the_report_shows_clicks_for_the_authorised_account_and_not_authorised_o
     assert cells["acmesupport"]["attributed_sessions"] == f"{sessions:,}"
     assert cells["acmesupport"]["posts_with_link_clicks"] == f"{posts:,}"
     assert cells["acmesupport"]["sessions_per_link_click"] == f"{sessions / clicks:.2f}"
+
+
+def test_the_gate_refuses_private_metrics_that_are_not_the_account_s_or_not_counts(
+    auth_env: dict[str, str], tmp_path: Path
+) -> None:
+    from engagement import gate
+
+    authorise(auth_env, ACCOUNT)
+    landed = _extract(auth_env, DAY_1)
+    assert gate.validate(landed).failures == []
+    for change, says in (
+        (lambda post: post["non_public_metrics"].update(url_link_clicks=-3), "url_link_clicks"),
+        (lambda post: post.update(author_id="12345"), "not the account's own"),
+        (lambda post: post.pop("non_public_metrics") and post.pop("organic_metrics"), "manifest"),
+    ):
+        batch = tmp_path / f"copy{len(says)}"
+        shutil.copytree(landed, batch)
+        pages = _pages(batch)
+        page = next(p for p in pages if p["endpoint"] == "own_metrics")
+        body = json.loads(page["body"])
+        change(body["data"][0])
+        page["body"] = json.dumps(body)
+        (batch / "pages.jsonl").chmod(0o644)
+        (batch / "pages.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pages))
+        failures = gate.validate(batch).failures
+        assert failures and any(says in f.reason for f in failures), failures
