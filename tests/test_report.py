@@ -554,6 +554,31 @@ def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
     rows = [(r["post_id"], r["visits"]) for r in tables["top_posts"]]
     assert rows == [(post, f"{visits:,}") for post, visits in top] and rows
     assert tables["reply_funnel"] == want["reply_funnel"]
+    # clicks X counted against credited visits: @acmesupport's private metrics were read,
+    # @acmecloud's not
+    [(posts, clicks, sessions)] = query(
+        mart,
+        "select count(*) filter (where url_link_clicks > 0), sum(url_link_clicks),"
+        " sum(attributed_sessions) from marts.fct_x_post_clicks",
+    )
+    assert clicks > 0 and tables["link_clicks"] == [
+        {"account": "acmecloud", "metrics_access": "not authorised"},
+        {
+            "account": "acmesupport",
+            "posts_with_link_clicks": f"{posts:,}",
+            "url_link_clicks": f"{clicks:,}",
+            "attributed_sessions": f"{sessions:,}",
+            "sessions_per_link_click": f"{sessions / clicks:.2f}",
+        },
+    ]
+    top_clicks = query(
+        mart,
+        "select post_id, url_link_clicks from marts.fct_x_post_clicks where url_link_clicks > 0"
+        " order by 2 desc, 1 limit 10",
+    )
+    assert [(r["post_id"], r["url_link_clicks"]) for r in tables["link_click_posts"]] == [
+        (post, f"{n:,}") for post, n in top_clicks
+    ]
     assert [r["account"] for r in tables["reply_funnel"]] == list(ACCOUNTS)
     assert any(r["replies_with_links"] != "0" for r in tables["reply_funnel"])
     # the charts draw them: a point per account and day, bars per account (mentions,
@@ -570,6 +595,7 @@ def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
         "referrals": len(want["networks"]) + 2,
         "top_posts": len(top),
         "reply_funnel": 4 * len(ACCOUNTS),
+        "link_clicks": 0,  # tables only
     }
     # every chart has a title and titled axes
     assert len(shown["titles"]) == 7
