@@ -893,6 +893,8 @@ def test_marts_are_tables_in_schema_marts(built: Build) -> None:
         "agg_daily_account_engagement",
         "agg_daily_account_engagement_v1",
         "agg_daily_account_dm_care",
+        "agg_account_post_clicks",
+        "fct_x_post_clicks",
         "dim_channels",
         "dim_dates",
         "fct_support_sessions",
