@@ -14,7 +14,7 @@ from engagement.landing import BatchSummary, Interval, Source, batch_dir, iso
 from engagement.settings import Settings
 from engagement.warehouse import load
 from engagement.warehouse.build import BuildSummary, build_and_publish
-from extract import access_log, x
+from extract import access_log, x, x_bill
 
 
 class InQuarantine(UsageError, FileNotFoundError):
@@ -64,7 +64,10 @@ def extract_x(settings: Settings, interval: Interval) -> BatchSummary:
     policy = settings.x_policy
     token = settings.x_bearer_token.get_secret_value()
     client = x.make_client(token, settings.x_api_base_url, policy.timeout)
-    return x.extract(client, settings.x_accounts, interval, settings.raw_dir, policy)
+    billing = x_bill.Billing.of(settings)
+    return x.extract(
+        client, settings.x_accounts, interval, settings.raw_dir, policy, billing=billing
+    )
 
 
 def extract_support_site(

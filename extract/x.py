@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
@@ -36,6 +36,7 @@ from engagement.landing import (
     write_manifest,
 )
 from engagement.settings import REAL_X_API, Policy
+from extract import x_bill
 
 log = logging.getLogger(__name__)
 # tweepy logs request headers, bearer token included, at DEBUG: never let that through.
@@ -297,9 +298,15 @@ class Extraction:
         ]
         return min(stamps) if stamps else None
 
-    def refresh(self, ids: list[str]) -> tuple[int, int]:
-        """Re-read the posts' metrics; returns (found, gone)."""
+    def refresh(self, ids: list[str], reused: list[dict] | None = None) -> tuple[int, int]:
+        """Re-read the posts' metrics, `reused` lookup pages standing for reads (see
+        x_bill.reuse_lookups); returns (found, gone)."""
         found = gone = 0
+        for page in reused or []:
+            self.pages.append(page)
+            body = json.loads(page["body"])
+            found += len(body.get("data", []))
+            gone += sum(1 for e in body.get("errors", []) if _is_not_found(e))
         for start in range(0, len(ids), LOOKUP_BATCH):
             response = self.caller(
                 Endpoint.LOOKUP,
@@ -356,17 +363,28 @@ def extract(
     raw_root: Path,
     policy: Policy | None = None,
     caller: Caller | None = None,
+    billing: x_bill.Billing | None = None,
 ) -> BatchSummary:
     """Land the interval's posts, mentions and metrics refresh of every account as one batch."""
     if not accounts:
         raise UsageError("no X accounts configured: set X_ACCOUNTS=brand,support")
     policy = policy or Policy()
     caller = caller or Caller(policy)
-    run = Extraction(client, caller, interval)
-    for account in accounts:
-        run.account(account)
+    billing = billing or x_bill.Billing.beside(raw_root)
+    started = datetime.now(UTC)  # the day X bills the run's reads on (see x_bill)
     window = Interval(interval.end - timedelta(days=policy.refresh_days), interval.end)
-    refreshed, deleted = run.refresh(recent_posts(raw_root, run.pages, window))
+    known = recent_posts(raw_root, [], window)
+    x_bill.check_budget(raw_root, billing, len(accounts), known, started)
+    run = Extraction(client, caller, interval)
+    try:
+        for account in accounts:
+            run.account(account)
+        ids, reused = recent_posts(raw_root, run.pages, window), []
+        if policy.refresh_skip_same_day:
+            reused, ids = x_bill.reuse_lookups(raw_root, ids, started.date())
+        refreshed, deleted = run.refresh(ids, reused)
+    finally:  # what X served is billed, whether the batch lands or not
+        bill = x_bill.bill(run.pages, billing, started.date())
     with landing(raw_root, Source.X, interval) as work:
         with open(work / "pages.jsonl", "w") as out:
             for page in run.pages:
@@ -386,6 +404,7 @@ def extract(
             deleted=deleted,
             refresh_window_start=window.start,
             gaps=run.gaps,
+            bill=bill,
         )
         write_manifest(work, manifest)
     return summary(manifest, landed_version(work))
