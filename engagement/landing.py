@@ -82,6 +82,7 @@ class Endpoint(StrEnum):
     LOOKUP = "lookup"
     TWEETS_NEWER = "tweets_newer"
     MENTIONS_NEWER = "mentions_newer"
+    USAGE = "usage"  # X's count of the posts read (x-usage compares it; never landed)
 
     @property
     def requested(self) -> Endpoint:
@@ -113,6 +114,7 @@ ENDPOINT_PATHS = {
     Endpoint.TWEETS: "/2/users/:id/tweets",
     Endpoint.MENTIONS: "/2/users/:id/mentions",
     Endpoint.LOOKUP: "/2/tweets",
+    Endpoint.USAGE: "/2/usage/tweets",
 }
 
 

@@ -6,6 +6,7 @@ import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import tweepy
 from pydantic import BaseModel, ConfigDict
 
 from engagement import figures, gate, landing
@@ -68,6 +69,26 @@ def extract_x(settings: Settings, interval: Interval) -> BatchSummary:
     return x.extract(
         client, settings.x_accounts, interval, settings.raw_dir, policy, billing=billing
     )
+
+
+def x_usage(settings: Settings, month: date) -> str:
+    """The month's X bill from the ledger and, when the API serves it (the last 90 days, a
+    bearer token set), X's own count of the post reads per day beside ours."""
+    billing = x_bill.Billing.of(settings)
+    today = datetime.now(UTC).date()
+    days = (today - month.replace(day=1)).days + 1
+    if not settings.x_bearer_token:
+        return x_bill.usage(billing, month, None, "X_BEARER_TOKEN is not set")
+    if days > x_bill.USAGE_DAYS or month > today:
+        return x_bill.usage(billing, month, None, "X counts the last 90 days only")
+    policy = settings.x_policy
+    token = settings.x_bearer_token.get_secret_value()
+    client = x.make_client(token, settings.x_api_base_url, policy.timeout)
+    try:
+        theirs = x_bill.x_post_reads(client, x.Caller(policy), days)
+    except tweepy.NotFound:
+        return x_bill.usage(billing, month, None, f"{settings.x_api_base_url} does not serve it")
+    return x_bill.usage(billing, month, theirs)
 
 
 def extract_support_site(

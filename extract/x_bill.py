@@ -19,20 +19,26 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import islice
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import requests
+import tweepy
+
 from engagement.errors import UsageError
 from engagement.landing import (
+    ENDPOINT_PATHS,
     BillKind,
+    Endpoint,
     KindBill,
     Source,
     XBill,
     XManifest,
+    parse_instant,
     read_manifest,
     versions_root,
 )
@@ -342,3 +348,86 @@ def reuse_lookups(raw_root: Path, ids: list[str], today: date) -> tuple[list[dic
                 where = f"{version.parent.name}/{version.name}"
                 carried.append({**page, REUSED: page.get(REUSED, where)})
     return carried, [i for i in ids if i in wanted]
+
+
+# --- the month's usage ---------------------------------------------------------------------
+
+USAGE_DAYS = 90  # the most days GET /2/usage/tweets answers
+
+
+def x_post_reads(
+    client: tweepy.Client, caller: Callable[..., requests.Response], days: int
+) -> dict[date, int]:
+    """X's own count of the project's post reads per UTC day, the last `days` days (GET
+    /2/usage/tweets, app-only bearer; tweepy has no method for it, so its session's request
+    goes through `caller`, the extraction's retry policy). Its counts are integers in the
+    OpenAPI document 2.159 and strings in 2.167: both are read."""
+    response = caller(
+        Endpoint.USAGE,
+        client.request,
+        "GET",
+        ENDPOINT_PATHS[Endpoint.USAGE],
+        params={"days": min(max(days, 1), USAGE_DAYS), "usage.fields": "daily_project_usage"},
+        user_auth=False,
+    )
+    daily = (response.json().get("data") or {}).get("daily_project_usage") or {}
+    return {
+        parse_instant(entry["date"]).date(): int(entry.get("usage") or 0)
+        for entry in daily.get("usage") or []
+    }
+
+
+def month_of(text: str) -> date:
+    """The first day of the month `YYYY-MM`."""
+    return datetime.strptime(text, "%Y-%m").replace(tzinfo=UTC).date()
+
+
+def usage(billing: Billing, month: date, theirs: dict[date, int] | None, why_not: str = "") -> str:
+    """The month's bill from the ledger, per day and kind (resources, cost), its total, the
+    budget and what is left; with `theirs` (X's post reads per day), ours beside them."""
+    days = billing.ledger.days(month)
+    kinds = list(BillKind)
+    width = 20
+    lines = [
+        f"X API usage {month:%Y-%m} (UTC days; USD at X_PRICE_*: "
+        + ", ".join(f"{kind} ${billing.prices.of(kind):g}" for kind in kinds)
+        + ")",
+        "day        " + "".join(f"{kind:>{width}}" for kind in kinds) + f"{'cost':>12}",
+    ]
+
+    def row(label: str, counts: list[int], costs: list[float]) -> str:
+        cells = "".join(f"{f'{n} ${c:.3f}':>{width}}" for n, c in zip(counts, costs, strict=True))
+        return f"{label:<11}" + cells + f"{f'${sum(costs):.3f}':>12}"
+
+    for day, bill in days.items():
+        lines.append(
+            row(str(day), [len(bill[k].ids) for k in kinds], [bill[k].cost for k in kinds])
+        )
+    totals = [sum(len(bill[k].ids) for bill in days.values()) for k in kinds]
+    costs = [_money(sum(bill[k].cost for bill in days.values())) for k in kinds]
+    lines.append(row("total", totals, costs))
+    spent = _money(sum(costs))
+    if billing.budget is None:
+        lines.append(f"budget: none (ENGAGEMENT_X_MONTHLY_BUDGET is not set); spent ${spent:.3f}")
+    else:
+        left = billing.budget - spent
+        lines.append(
+            f"budget ${billing.budget:.3f} (ENGAGEMENT_X_MONTHLY_BUDGET), spent ${spent:.3f},"
+            f" left ${left:.3f}"
+        )
+    if theirs is None:
+        lines.append(f"X's count (GET /2/usage/tweets): not compared: {why_not}")
+        return "\n".join(lines)
+    ours = {day: len(bill[BillKind.POST_READS].ids) for day, bill in days.items()}
+    shown = sorted(d for d in set(ours) | set(theirs) if d.strftime("%Y-%m") == f"{month:%Y-%m}")
+    differ = [d for d in shown if ours.get(d, 0) != theirs.get(d, 0)]
+    lines.append("post reads per day, ours vs X's (GET /2/usage/tweets):")
+    for day in shown:
+        mark = "  differs" if day in differ else ""
+        lines.append(f"{day}  {ours.get(day, 0):>8}  {theirs.get(day, 0):>8}{mark}")
+    lines.append(
+        f"{len(differ)} day(s) differ: " + ", ".join(map(str, differ))
+        if differ
+        else "X's counts and ours agree"
+    )
+    return "\n".join(lines)
