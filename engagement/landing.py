@@ -523,6 +523,14 @@ class XManifest(Manifest):
     gaps: list[Gap] = []
     bill: XBill | None = None  # None: landed before the bill was counted
 
+    @model_serializer(mode="wrap")
+    def _without_no_bill(self, handler: SerializerFunctionWrapHandler) -> dict:
+        # a manifest landed before the bill writes back as it was written: without the key
+        data = handler(self)
+        if data.get("bill") is None:
+            data.pop("bill", None)
+        return data
+
 
 class LogFileEntry(BaseModel):
     """A log file of a support-site batch: its identity, why it was skipped or the lines it

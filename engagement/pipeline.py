@@ -234,7 +234,8 @@ def _version(settings: Settings, source: Source, interval: Interval, version: st
 
 def load_batch(settings: Settings, source: Source, interval: Interval) -> Loaded:
     batch = batch_dir(settings.raw_dir, source, interval)
-    loaded = load.load(batch, settings.raw_db)
+    ledger = x_bill.Billing.of(settings).ledger
+    loaded = load.load(batch, settings.raw_db, ledger.rows() if source == Source.X else None)
     version = landing.in_force(settings.raw_dir, source, interval)
     return Loaded(
         batch=interval.batch_id,
@@ -319,7 +320,9 @@ def report(settings: Settings, out: Path | None = None) -> Path:
     """Write the HTML report of the published mart (to the setting's path by default)."""
     from engagement.report import write_report
 
-    return write_report(settings.published_db, out or settings.report_file)
+    return write_report(
+        settings.published_db, out or settings.report_file, settings.x_monthly_budget
+    )
 
 
 def format_headline(h: dict) -> str:

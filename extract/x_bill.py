@@ -204,6 +204,17 @@ class Ledger:
             date.fromisoformat(path.stem): self.day(date.fromisoformat(path.stem)) for path in found
         }
 
+    def rows(self) -> list[dict]:
+        """Every day of the ledger as rows (day, kind, resources, cost): the raw
+        warehouse's main.x_bill_days, which the mart's agg_monthly_x_bill sums."""
+        rows = []
+        for path in sorted(self.directory.glob("[0-9]*-[0-9][0-9]-[0-9][0-9].json")):
+            day = date.fromisoformat(path.stem)
+            for kind, billed in self.day(day).items():
+                rows.append({"day": day, "kind": kind.value, "resources": len(billed.ids),
+                             "cost": billed.cost})  # fmt: skip
+        return rows
+
     def spent(self, month: date) -> float:
         """USD billed in the month (month: any day of it)."""
         return _money(sum(k.cost for day in self.days(month).values() for k in day.values()))

@@ -327,3 +327,31 @@ def test_the_refresh_skip_reads_less_and_leaves_the_mart_unchanged(
     assert len(lookups[1]) < len(lookups[0])  # fewer posts read again
     assert all(marts[0].values()) and marts[0] == marts[1]
     assert skips[0] == 0 < skips[1]
+
+
+def test_the_month_s_bill_reaches_the_mart_and_the_report(sandbox: str, tmp_path: Path) -> None:
+    """Two days and a rerun (which bills nothing and supersedes a version whose reads were
+    billed): the mart sums the ledger, every run's reads, and the report shows it."""
+    from engagement import pipeline
+
+    env = cli_env(sandbox, tmp_path / "data", ENGAGEMENT_X_MONTHLY_BUDGET="25")
+    settings = Settings.from_env(env)
+    for interval in (DAY, NEXT_DAY, DAY):
+        land(settings, interval, "x")
+    build_and_publish(settings)
+    kinds = ledger(tmp_path / "data")["kinds"]
+    with duckdb.connect(str(settings.published_db), read_only=True) as con:
+        rows = con.execute(
+            "select month_start, kind, resources, cost_usd from marts.agg_monthly_x_bill"
+        ).fetchall()
+    month = datetime.now(UTC).date().replace(day=1)
+    assert sorted(rows) == sorted(
+        (month, kind, len(kinds[kind]["ids"]), pytest.approx(kinds[kind]["cost"])) for kind in kinds
+    )
+    page = pipeline.report(settings, tmp_path / "report.html").read_text()
+    section = page[page.index('<section id="x_bill">') :]
+    total = sum(k["cost"] for k in kinds.values())
+    posts = len(kinds["post_reads"]["ids"])
+    assert f'<td data-field="resources">{posts:,}</td>' in section
+    assert f'<td data-field="total">${total:.3f}</td>' in section
+    assert f"$25.000, ${25 - total:.3f} left" in section
