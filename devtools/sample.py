@@ -3,7 +3,11 @@
 @acmecloud (brand) broadcasts and now and then retweets or quotes; @acmesupport posts how-tos
 and answers customers who mention either account. The support site's access log is consistent
 with that activity: visits referred by t.co follow the posts that link to the support site.
-Everything comes from one ``random.Random(seed)``, so the output is byte-identical across runs.
+Customers also write @acmesupport direct messages (never @acmecloud), and the company's own
+posts carry the private metrics an author's user-context token may read (non_public_metrics,
+organic_metrics), their link clicks at least the t.co visits the access log holds for them.
+Everything comes from ``random.Random(seed)`` and a few generators of their own seeded from it
+(edits, DMs, private metrics, the log), so the output is byte-identical across runs.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import gzip
 import random
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from pathlib import Path
 
 SAMPLE_START: date = date(2026, 11, 2)
@@ -263,6 +268,7 @@ _THREAD_TAIL = "2/2 Still stuck? Reply here or DM us and we'll take a look."
 class SampleCompany:
     users: list[dict]
     tweets: list[dict]
+    dm_events: list[dict] = field(default_factory=list)
 
 
 def _stamp(when: datetime) -> str:
@@ -499,7 +505,16 @@ def _conversation(b: _Builder, customer: dict, day: datetime) -> dict | None:
 
 
 def generate(seed: int = 7, start: date = SAMPLE_START, days: int = SAMPLE_DAYS) -> SampleCompany:
-    """The sample company's users and posts over [start, start + days) UTC."""
+    """The sample company's users, posts and direct messages over [start, start + days) UTC."""
+    company = _public(seed, start, days)
+    clicks = _link_clicks(seed, start, days)
+    _private_metrics(company, clicks, random.Random(f"{seed}-private-metrics"))
+    dm_events = _dm_events(company, random.Random(f"{seed}-dm"), start, days)
+    return SampleCompany(company.users, company.tweets, dm_events)
+
+
+def _public(seed: int, start: date, days: int) -> SampleCompany:
+    """The users and posts as X shows them to anyone (public fields only)."""
     rng = random.Random(seed)
     b = _Builder(rng, start, days)
     brand, support = b.by_name[BRAND], b.by_name[SUPPORT]
@@ -914,3 +929,197 @@ def write_sample(
         path.write_bytes(data)
         paths.append(path)
     return paths
+
+
+# --- private metrics and direct messages ---------------------------------------------------
+
+_TCO_VISIT = re.compile(r'"GET (\S+) HTTP/1\.1" \d{3} \S+ "(https://t\.co/\w+)"')
+
+
+@cache
+def _link_clicks(seed: int, start: date, days: int) -> dict[str, int]:
+    """For each own post linking the support site, the t.co visits of the access log it could
+    be credited with: those through its own link, and any t.co visit landing on a page it links
+    within 24 hours of it (a per-post attribution may credit those to it). Cached: the log
+    takes a tenth of a second to make and generate() runs often."""
+    company = _public(seed, start, days)
+    visits = []
+    for when, line in _access_log(company, seed, start, days):
+        match = _TCO_VISIT.search(line)
+        if match:
+            visits.append((when, match[2], match[1].split("?")[0]))
+    own = {u["id"] for u in company.users if u["username"] in (BRAND, SUPPORT)}
+    by_id = {t["id"]: t for t in company.tweets}
+    clicks = {}
+    for tweet in company.tweets:
+        if tweet["author_id"] not in own or _is_retweet(tweet):
+            continue
+        urls = [
+            u
+            for u in tweet.get("entities", {}).get("urls", [])
+            if u["expanded_url"].startswith(SUPPORT_SITE + "/")
+        ]
+        if not urls:
+            continue
+        root = by_id.get(tweet["edit_history_tweet_ids"][0], tweet)
+        posted = parse_stamp(root["created_at"])
+        codes = {u["url"] for u in urls}
+        paths = {u["expanded_url"].removeprefix(SUPPORT_SITE) for u in urls}
+        clicks[tweet["id"]] = sum(
+            1
+            for when, code, path in visits
+            if code in codes or (path in paths and posted <= when <= posted + timedelta(days=1))
+        )
+    return clicks
+
+
+def _is_retweet(tweet: dict) -> bool:
+    return any(r["type"] == "retweeted" for r in tweet.get("referenced_tweets", []))
+
+
+def _private_metrics(company: SampleCompany, clicks: dict[str, int], rng: random.Random) -> None:
+    """Give the company's own posts (retweets aside: X has no private metrics for them)
+    non_public_metrics and organic_metrics: impressions at least the public engagement, link
+    clicks the log's t.co visits (every version of an edited post shares its link) plus clicks
+    whose visit never arrives (closed tabs, blocked referrers)."""
+    own = {u["id"] for u in company.users if u["username"] in (BRAND, SUPPORT)}
+    for tweet in company.tweets:
+        if tweet["author_id"] not in own or _is_retweet(tweet):
+            continue
+        public = tweet["public_metrics"]
+        engagement = sum(
+            public[key]
+            for key in (
+                "like_count",
+                "retweet_count",
+                "reply_count",
+                "quote_count",
+                "bookmark_count",
+            )
+        )
+        impressions = max(public["impression_count"], engagement)
+        lost = round(impressions * rng.uniform(0.0005, 0.002))
+        link_clicks = (
+            clicks.get(tweet["id"], 0) + lost if tweet.get("entities", {}).get("urls") else 0
+        )
+        profile_clicks = round(impressions * rng.uniform(0.002, 0.01))
+        impressions = max(impressions, engagement + link_clicks + profile_clicks)
+        tweet["non_public_metrics"] = {
+            "impression_count": impressions,
+            "url_link_clicks": link_clicks,
+            "user_profile_clicks": profile_clicks,
+        }
+        tweet["organic_metrics"] = {
+            "impression_count": impressions,
+            "like_count": public["like_count"],
+            "reply_count": public["reply_count"],
+            "retweet_count": public["retweet_count"],
+            "url_link_clicks": link_clicks,
+            "user_profile_clicks": profile_clicks,
+        }
+
+
+_DM_OPENERS = (
+    "Hi! {issue}",
+    "Hello, following up from my post: {issue}",
+    "hey, {issue}",
+    "Hi there, {issue}. Can you help?",
+)
+_DM_DETAILS = (
+    "My order number is #AC-{order}.",
+    "The account email is {email}",
+    "It's order #AC-{order}, placed last week.",
+    "You can reach me at {email} if that's easier.",
+    "Our workspace is called {handle}-prod.",
+    "Happens on both Chrome and Firefox.",
+    "It started right after yesterday's update.",
+)
+_DM_SUPPORT_MORE = (
+    "I've added a note to your account so the team has the context.",
+    "If it happens again, just reply here and we'll pick it up.",
+    "I've also sent the details to {email}.",
+)
+_DM_THANKS = ("thanks, that fixed it!", "great, thank you", "ok will try tonight", "perfect 🙏")
+
+
+def _dm_events(company: SampleCompany, rng: random.Random, start: date, days: int) -> list[dict]:
+    """Customers' one-to-one conversations with @acmesupport over [start, start + days):
+    3-8 a day, those the public replies sent to DMs ("DM us", "sent you a DM") first. A
+    customer writes 1-3 messages, support answers after a delay like the public replies' (about
+    15% never answered), sometimes with a second message, and the customer may thank them.
+    X DmEvent objects (MessageCreate), oldest first; @acmecloud has none."""
+    users = {u["username"]: u for u in company.users}
+    support = users[SUPPORT]
+    customers = {u["id"]: u for u in company.users[2:]}
+    lo = datetime.combine(start, time(), UTC)
+    hi = lo + timedelta(days=days)
+    invited = []
+    for tweet in company.tweets:
+        if tweet["author_id"] == support["id"] and "DM us" in tweet["text"]:
+            invited.append((parse_stamp(tweet["created_at"]), tweet.get("in_reply_to_user_id")))
+        elif tweet["author_id"] in customers and "sent you a DM" in tweet["text"]:
+            invited.append((parse_stamp(tweet["created_at"]), tweet["author_id"]))
+    events: list[dict] = []
+    ids: set[int] = set()
+    for d in range(days):
+        day = lo + timedelta(days=d)
+        starts = [
+            (when + timedelta(seconds=rng.randrange(60, 1800)), customers[who])
+            for when, who in invited
+            if day <= when < day + timedelta(days=1) and who in customers
+        ]
+        for _ in range(max(0, rng.randint(3, 8) - len(starts))):
+            starts.append((_at_hour(rng, day), rng.choice(list(customers.values()))))
+        for when, customer in starts:
+            _dm_conversation(rng, customer, support, when, events, ids)
+    kept = [e for e in events if lo <= parse_stamp(e["created_at"]) < hi]
+    return sorted(kept, key=lambda e: int(e["id"]))
+
+
+def _dm_conversation(
+    rng: random.Random,
+    customer: dict,
+    support: dict,
+    when: datetime,
+    events: list[dict],
+    ids: set[int],
+) -> None:
+    conversation = "-".join(sorted((customer["id"], support["id"]), key=int))
+    first, *rest = customer["name"].split()
+    handle = customer["username"]
+    email = re.sub(r"[^a-z.]", "", f"{first}.{rest[-1] if rest else 'x'}".lower()) + "@example.com"
+
+    def say(sender: dict, at: datetime, text: str) -> None:
+        while True:
+            ms = int(at.timestamp()) * 1000 + rng.randrange(1000)
+            number = ((ms - _TWITTER_EPOCH_MS) << 22) | (rng.randrange(1 << 22))
+            if number not in ids:
+                ids.add(number)
+                break
+        events.append(
+            {
+                "id": str(number),
+                "event_type": "MessageCreate",
+                "text": text.format(email=email, handle=handle, order=rng.randrange(10000, 99999)),
+                "created_at": _stamp(at),
+                "dm_conversation_id": conversation,
+                "sender_id": sender["id"],
+                "participant_ids": [customer["id"], support["id"]],
+            }
+        )
+
+    issue, _, advice = rng.choice(_ISSUES)
+    say(customer, when, rng.choice(_DM_OPENERS).format(issue=issue))
+    for detail in rng.sample(_DM_DETAILS, rng.choice((0, 1, 1, 2))):
+        when += timedelta(seconds=rng.randrange(20, 300))
+        say(customer, when, detail)
+    if rng.random() < 0.15:
+        return  # never answered
+    when += _response_delay(rng)
+    say(support, when, f"Hi {first}, thanks for reaching out! {advice}")
+    if rng.random() < 0.3:
+        when += timedelta(seconds=rng.randrange(20, 180))
+        say(support, when, rng.choice(_DM_SUPPORT_MORE))
+    if rng.random() < 0.5:
+        when += timedelta(seconds=rng.randrange(120, 3600))
+        say(customer, when, rng.choice(_DM_THANKS))

@@ -7,26 +7,55 @@ bearer-token auth, the real per-endpoint app-only rate limits and headers, the r
 the timelines (3,200 most recent posts, 800 most recent mentions), edit chains (timelines serve
 the latest version, a lookup by id any version) and the real API's problem bodies.
 
+User context, as X does it: OAuth 2.0 Authorization Code with PKCE (GET /i/oauth2/authorize,
+where the sandbox-only ``sandbox_user=<username>`` signs in, POST /2/oauth2/token with
+refresh-token rotation, POST /2/oauth2/revoke). A bearer token the token endpoint issued is
+user context for its user (401 once expired or revoked); any other token is app-only. User
+context alone reads GET /2/users/me, GET /2/dm_events (30 days back, dm.read) and the
+private metrics (non_public_metrics, organic_metrics) of the user's own posts younger than 30
+days; app-only alone reads GET /2/usage/tweets. The sandbox has a clock of its own (``now``,
+running on in real time, set or advanced through /_sandbox/clock) for token expiry, the
+30-day horizons and the usage days.
+
+Billing ledger (GET /_sandbox/billing), after X's pay-per-use pricing
+(https://docs.x.com/x-api/getting-started/pricing): a post read costs $0.005, a user read
+$0.010, a DM event read $0.010 and an owned read $0.001, and a resource is charged once per UTC
+day however often it is served. Counted per UTC day of the sandbox clock, over 200 answers:
+posts in ``data`` and ``includes.tweets`` (post_reads), users in ``data`` and ``includes.users``
+(user_reads, /2/users/me and /2/users/by/username included), DM events in ``data``
+(dm_event_reads); everything a /2/users/:id/... endpoint serves when :id is the user of the
+user-context token is an owned read instead (owned_reads). GET /2/usage/tweets counts the
+posts served per UTC day, each once a day.
+
 For tests it also injects faults (429, 500, 503, malformed pages, dropped connections), lets
 posts be added, edited, re-metered or deleted while it runs, and logs the requests it received
-(never their headers). Control endpoints live under /_sandbox/ and need no token.
+(never their headers, form bodies or tokens). Control endpoints live under /_sandbox/ and need
+no token.
 """
 
 from __future__ import annotations
 
+import argparse
+import base64
+import hashlib
+import html
 import json
 import math
 import re
+import secrets
 import signal
+import sys
 import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from devtools.sample import SAMPLE_DAYS, SAMPLE_START, SampleCompany, generate, parse_stamp
 from engagement.errors import UsageError
@@ -41,6 +70,8 @@ RATE_LIMITS = {
     Endpoint.MENTIONS: 450,
     Endpoint.LOOKUP: 3_500,
 }
+# The other endpoints' limits (users/me and dm_events per user on X, kept per endpoint here).
+OTHER_RATE_LIMITS = {"me": 75, "dm_events": 300, "usage": 50}
 RATE_LIMIT = 300  # any other path
 RATE_WINDOW = 15 * 60
 TIMELINE_CAP = Policy.timeline_cap  # GET /2/users/:id/tweets reaches the 3,200 most recent posts
@@ -83,6 +114,39 @@ TIMELINE_PARAMS = frozenset(
     {"since_id", "until_id", "max_results", "pagination_token", "start_time", "end_time"}
     | {"tweet.fields", "user.fields", "expansions", *OTHER_FIELDS}
 )
+DM_EVENT_FIELDS = _names(
+    "attachments created_at dm_conversation_id entities event_type id participant_ids "
+    "referenced_tweets sender_id text"
+)
+DM_EVENT_DEFAULT = ("id", "event_type", "text")
+DM_EXPANSIONS = _names("attachments.media_keys participant_ids referenced_tweets.id sender_id")
+EVENT_TYPES = ("MessageCreate", "ParticipantsJoin", "ParticipantsLeave")
+USAGE_FIELDS = _names(
+    "cap_reset_day daily_client_app_usage daily_project_usage project_cap project_id project_usage"
+)
+USAGE_DEFAULT = ("cap_reset_day", "project_cap", "project_id", "project_usage")
+# The private metrics, with the keys the sandbox serves (an author's token, posts < 30 days).
+PRIVATE_METRICS = {
+    "non_public_metrics": ("impression_count", "url_link_clicks", "user_profile_clicks"),
+    "organic_metrics": (
+        *("impression_count", "like_count", "reply_count", "retweet_count"),
+        *("url_link_clicks", "user_profile_clicks"),
+    ),
+}
+HORIZON = timedelta(days=30)  # DMs and private metrics reach 30 days back
+# X's OAuth 2.0 scopes (docs.x.com .../oauth-2-0/authorization-code).
+SCOPES = _names(
+    "tweet.read tweet.write tweet.moderate.write users.email users.read follows.read "
+    "follows.write offline.access space.read mute.read mute.write like.read like.write "
+    "list.read list.write block.read block.write bookmark.read bookmark.write dm.read "
+    "dm.write media.write"
+)
+ACCESS_TOKEN_LIFETIME = 7200
+CODE_LIFETIME = 30
+PRICES = {"post_reads": 0.005, "user_reads": 0.010, "dm_event_reads": 0.010, "owned_reads": 0.001}
+PROJECT_ID = "1722340815"  # int32: the schema's daily_project_usage.project_id is one
+CLIENT_APP_ID = "29811460"
+PROJECT_CAP = 10_000_000
 ID = re.compile(r"[0-9]{1,19}")
 USERNAME = re.compile(r"[A-Za-z0-9_]{1,15}")
 UNAUTHORIZED = {
@@ -109,6 +173,30 @@ SERVICE_UNAVAILABLE = {
     "status": 503,
     "detail": "Service Unavailable",
 }
+FORBIDDEN = {"title": "Forbidden", "type": "about:blank", "status": 403, "detail": "Forbidden"}
+APP_ONLY_FORBIDDEN = {
+    "title": "Unsupported Authentication",
+    "detail": "Authenticating with OAuth 2.0 Application-Only is forbidden for this endpoint.  "
+    "Supported authentication types are [OAuth 1.0a User Context, OAuth 2.0 User Context].",
+    "type": PROBLEMS + "unsupported-authentication",
+    "status": 403,
+}
+USER_CONTEXT_FORBIDDEN = {
+    "title": "Unsupported Authentication",
+    "detail": "Authenticating with OAuth 2.0 User Context is forbidden for this endpoint.  "
+    "Supported authentication types are [OAuth 2.0 Application-Only].",
+    "type": PROBLEMS + "unsupported-authentication",
+    "status": 403,
+}
+# What the token endpoint answers for a bad, used, expired or revoked code or refresh token.
+INVALID_TOKEN = {
+    "error": "invalid_request",
+    "error_description": "Value passed for the token was invalid.",
+}
+NO_CLIENT = {
+    "error": "unauthorized_client",
+    "error_description": "Missing valid authorization header",
+}
 NOT_FOUND = {"title": "Not Found", "type": "about:blank", "status": 404, "detail": "Not Found"}
 # What an app whose plan does not include the endpoint gets.
 CLIENT_FORBIDDEN = {
@@ -133,6 +221,79 @@ class ApiError(Exception):
     def __init__(self, status: int, body: dict) -> None:
         super().__init__(status)
         self.status, self.body = status, body
+
+
+class Clock:
+    """The sandbox's "now": starts at ``now`` (default: the real time) and runs on in real
+    time; tests set or advance it instead of sleeping."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.set(now or datetime.now(UTC))
+
+    def set(self, now: datetime) -> None:
+        if now.tzinfo is None:
+            raise FixtureError(f"the clock needs a time zone: {now.isoformat()}")
+        self._base, self._started = now.astimezone(UTC), time.monotonic()
+
+    def advance(self, seconds: float) -> None:
+        self._base += timedelta(seconds=seconds)
+
+    def now(self) -> datetime:
+        return self._base + timedelta(seconds=time.monotonic() - self._started)
+
+
+@dataclass(frozen=True)
+class Auth:
+    """Who a request speaks for: the app (any bearer token the sandbox did not issue), or
+    the user of a grant (a token the token endpoint issued)."""
+
+    kind: str  # "app" | "user"
+    grant: dict | None = None
+
+    @property
+    def user_id(self) -> str | None:
+        return self.grant["user_id"] if self.grant else None
+
+
+APP = Auth("app")
+
+
+def _field_errors(tweet: dict, field: str, section: str) -> list[dict]:
+    """X's partial errors for a private metric refused on a post, one per key of it."""
+    return [
+        {
+            "resource_type": "tweet",
+            "field": f"{field}.{key}",
+            "parameter": "id",
+            "resource_id": tweet["id"],
+            "value": tweet["id"],
+            "section": section,
+            "title": "Field Authorization Error",
+            "detail": f"Sorry, you are not authorized to access '{field}.{key}' on the Tweet "
+            f"with id : [{tweet['id']}].",
+            "type": PROBLEMS + "not-authorized-for-field",
+        }
+        for key in PRIVATE_METRICS[field]
+    ]
+
+
+def _page_token(direction: str, event_id: str) -> str:
+    """A DM page token (at least 16 characters, as the schema's PaginationToken32 says)."""
+    raw = f"{direction}{int(event_id):019d}".encode()
+    return base64.b32encode(raw).decode().rstrip("=").lower()
+
+
+def _read_page_token(token: str) -> tuple[str, int] | None:
+    try:
+        raw = base64.b32decode(token.upper() + "=" * (-len(token) % 8)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    match = re.fullmatch(r"([np])([0-9]{19})", raw)
+    return (match[1], int(match[2])) if match else None
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def _invalid(name: str, value: str, message: str) -> ApiError:
@@ -224,12 +385,15 @@ class _Query:
         return moment
 
     def max_results(self) -> int:
-        value = self.params.get("max_results", "10")
-        if not re.fullmatch(r"-?[0-9]{1,9}", value) or not 5 <= int(value) <= 100:
+        return self.number("max_results", 5, 100, 10)
+
+    def number(self, name: str, low: int, high: int, default: int) -> int:
+        value = self.params.get(name, str(default))
+        if not re.fullmatch(r"-?[0-9]{1,9}", value) or not low <= int(value) <= high:
             raise _invalid(
-                "max_results",
+                name,
                 value,
-                f"The `max_results` query parameter value [{value}] is not between 5 and 100",
+                f"The `{name}` query parameter value [{value}] is not between {low} and {high}",
             )
         return int(value)
 
@@ -315,9 +479,50 @@ def check_data(
     return checked_users, checked
 
 
+def check_dm_events(events: object, user_ids: set[str], source: str = "dm_events") -> list[dict]:
+    """Validated copies of X DmEvent objects: an id, an event_type of EVENT_TYPES, an RFC 3339
+    created_at, a dm_conversation_id ("<id>-<id>" for one-to-one) and participant_ids or a
+    sender_id among the users (the participants of a conversation are those of its events)."""
+    if not isinstance(events, list):
+        raise FixtureError(f"{source}: 'dm_events' must be a JSON list")
+    checked, seen = [], set()
+    for n, event in enumerate(events):
+        where = f"{source}: dm_events[{n}]"
+        if not isinstance(event, dict):
+            raise FixtureError(f"{where}: a DM event must be a JSON object")
+        for key in ("id", "event_type", "created_at", "dm_conversation_id"):
+            if not isinstance(event.get(key), str):
+                raise FixtureError(f"{where}: DM event without {key!r} (a string)")
+        if not ID.fullmatch(event["id"]) or event["id"] in seen:
+            raise FixtureError(f"{where}: id {event['id']!r} is not 1-19 digits or repeats")
+        seen.add(event["id"])
+        if event["event_type"] not in EVENT_TYPES:
+            raise FixtureError(f"{where}: event_type is not one of {', '.join(EVENT_TYPES)}")
+        if not re.fullmatch(r"[0-9]{1,19}-[0-9]{1,19}|[0-9]{15,19}", event["dm_conversation_id"]):
+            raise FixtureError(f"{where}: dm_conversation_id is not '<id>-<id>' nor an id")
+        try:
+            created = parse_stamp(event["created_at"])
+        except ValueError:
+            created = None
+        if created is None or created.tzinfo is None:
+            raise FixtureError(f"{where}: created_at {event['created_at']!r} is not RFC 3339 UTC")
+        people = [event.get("sender_id"), *event.get("participant_ids", [])]
+        if any(p is not None and p not in user_ids for p in people) or people == [None]:
+            raise FixtureError(f"{where}: sender_id or participant_ids not among the users")
+        checked.append(dict(event))
+    return checked
+
+
 def load_fixture(path: str | Path) -> tuple[list[dict], list[dict]]:
     """Users and tweets of a fixture file, JSON ``{"users": [...], "tweets": [...]}`` holding
     X API v2 user and tweet objects; raises FixtureError with a clear message when invalid."""
+    company = load_fixture_company(path)
+    return company.users, company.tweets
+
+
+def load_fixture_company(path: str | Path) -> SampleCompany:
+    """A fixture file as a company: `load_fixture`'s users and tweets, and the optional
+    ``"dm_events"`` list (X DmEvent objects)."""
     path = Path(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -338,7 +543,9 @@ def load_fixture(path: str | Path) -> tuple[list[dict], list[dict]]:
                 f"{path}: tweet {tweet['id']}: the latest version of its edit history, "
                 f"{tweet['edit_history_tweet_ids'][-1]}, is not among the tweets"
             )
-    return users, tweets
+    user_ids = {u["id"] for u in users}
+    dm_events = check_dm_events(document.get("dm_events", []), user_ids, str(path))
+    return SampleCompany(users, tweets, dm_events)
 
 
 def check_fault(fault: object) -> dict:
@@ -379,6 +586,29 @@ def parse_fault_spec(spec: str) -> dict:
     return check_fault({"kind": kind, "times": int(times), "path": path})
 
 
+def _client_id(form: dict[str, str], authorization: str) -> str | None:
+    """The client of a token or revoke request: HTTP Basic (a confidential client, any
+    non-empty id and secret) or ``client_id`` in the form (a public client); None if neither,
+    or if they disagree."""
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            client_id, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not client_id or not secret:
+            return None
+        return client_id if form.get("client_id", client_id) == client_id else None
+    return form.get("client_id") or None
+
+
+def _challenge(verifier: str, method: str) -> str:
+    if method == "plain":
+        return verifier
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
 class SandboxServer(ThreadingHTTPServer):
     """Holds the data, rate-limit counters, faults and request log; requests go to _Handler."""
 
@@ -395,19 +625,34 @@ class SandboxServer(ThreadingHTTPServer):
         timeline_cap: int = TIMELINE_CAP,
         mentions_cap: int = MENTIONS_CAP,
         faults: list[dict] | None = None,
-        rate_limits: dict[Endpoint, int] | None = None,
+        rate_limits: dict[str, int] | None = None,
         rate_window: int = RATE_WINDOW,
+        dm_events: list[dict] | None = None,
+        now: datetime | None = None,
+        access_token_lifetime: int = ACCESS_TOKEN_LIFETIME,
     ) -> None:
         if timeline_cap < 0 or mentions_cap < 0:
             raise FixtureError("--timeline-cap and --mentions-cap must be >= 0")
+        if access_token_lifetime < 1:
+            raise FixtureError("--access-token-lifetime must be >= 1 second")
         users, tweets = check_data(users, tweets)
         super().__init__((host, port), _Handler)
         self.lock = threading.RLock()
+        self.clock = Clock(now)
+        self.access_token_lifetime = access_token_lifetime
         self.timeline_cap, self.mentions_cap = timeline_cap, mentions_cap
-        self.rate_limits = RATE_LIMITS | (rate_limits or {})
+        self.rate_limits: dict[str, int] = RATE_LIMITS | OTHER_RATE_LIMITS | (rate_limits or {})
         self.rate_window = rate_window
         # endpoint (None: any other path) -> [window start, requests in window]
-        self.calls: dict[Endpoint | None, list[int]] = {}
+        self.calls: dict[str | None, list[int]] = {}
+        self.codes: dict[str, dict] = {}  # authorization code -> what it grants
+        self.grants: list[dict] = []
+        # every token ever issued -> {"kind": access|refresh, "grant", "expires"|"current"}:
+        # kept after expiry or revocation, so that they answer 401 rather than pass as app-only
+        self.tokens: dict[str, dict] = {}
+        # UTC day -> kind -> the (resource type, id) billed that day
+        self.ledger: dict[date, dict[str, set[tuple[str, str]]]] = {}
+        self.dm_events: list[dict] = []
         self.faults: list[dict] = [check_fault(f) for f in faults or []]
         self.requests: deque[dict] = deque(maxlen=REQUEST_LOG_SIZE)
         self.users: dict[str, dict] = {}
@@ -417,6 +662,7 @@ class SandboxServer(ThreadingHTTPServer):
         self.mentions: dict[str, list[dict]] = {}
         self.add_users(users)
         self.add_tweets(tweets)
+        self.add_dm_events(dm_events or [])
 
     # --- data control -----------------------------------------------------------------------
 
@@ -467,6 +713,13 @@ class SandboxServer(ThreadingHTTPServer):
                         stored = self.tweets[version]
                         self.tweets[version] = dict(stored, edit_history_tweet_ids=list(chain))
             self._reindex()
+
+    def add_dm_events(self, events: list[dict]) -> None:
+        """Add DM events (X DmEvent objects), or replace those with the same id."""
+        with self.lock:
+            checked = check_dm_events(events, set(self.users))
+            by_id = {e["id"]: e for e in self.dm_events} | {e["id"]: e for e in checked}
+            self.dm_events = sorted(by_id.values(), key=lambda e: int(e["id"]), reverse=True)
 
     def delete_tweet(self, tweet_id: str) -> list[str]:
         """Delete a post, and with it every version of its edit chain, as X does.
@@ -526,7 +779,7 @@ class SandboxServer(ThreadingHTTPServer):
         with self.lock:
             return [dict(entry) for entry in self.requests]
 
-    def count_call(self, endpoint: Endpoint | None) -> tuple[dict[str, str], bool]:
+    def count_call(self, endpoint: str | None) -> tuple[dict[str, str], bool]:
         """Count one request to an endpoint: its rate-limit headers, and whether it is over."""
         now = int(time.time())
         limit = self.rate_limits.get(endpoint, RATE_LIMIT)
@@ -544,9 +797,255 @@ class SandboxServer(ThreadingHTTPServer):
         }
         return headers, remaining < 0
 
+    # --- OAuth 2.0 user context -------------------------------------------------------------
+
+    def authorize(self, params: dict[str, str]) -> tuple[int, str, str]:
+        """GET /i/oauth2/authorize: (status, redirect location or "", HTML or plain text).
+
+        ``sandbox_user=<username>`` approves as that user, ``sandbox_deny=1`` refuses;
+        without either, a consent page links one approval per user."""
+        for name in ("response_type", "client_id", "redirect_uri", "scope", "state"):
+            if not params.get(name):
+                return 400, "", f"Missing required parameter: {name}"
+        if not params.get("code_challenge"):
+            return 400, "", "Missing required parameter: code_challenge"
+        if params["response_type"] != "code":
+            return 400, "", f"Invalid response_type: {params['response_type']} (only code)"
+        redirect = urlsplit(params["redirect_uri"])
+        if redirect.scheme not in ("http", "https") or not redirect.netloc:
+            return 400, "", f"Invalid redirect_uri: {params['redirect_uri']}"
+        unknown = [scope for scope in params["scope"].split() if scope not in SCOPES]
+        if unknown:
+            return 400, "", f"Invalid scope: {' '.join(unknown)}"
+        method = params.get("code_challenge_method", "plain")
+        if method not in ("S256", "plain"):
+            return 400, "", f"Invalid code_challenge_method: {method} (S256 or plain)"
+        if len(params["state"]) > 500:
+            return 400, "", "Invalid state: longer than 500 characters"
+        separator = "&" if redirect.query else "?"
+        if params.get("sandbox_deny") == "1":
+            answer = urlencode({"error": "access_denied", "state": params["state"]})
+            return 302, params["redirect_uri"] + separator + answer, ""
+        username = params.get("sandbox_user")
+        if username is None:
+            return 200, "", self._consent_page(params)
+        with self.lock:
+            user = self.usernames.get(username.lower())
+            if user is None:
+                return 400, "", f"Invalid sandbox_user: no user @{username} in the sandbox"
+            code = secrets.token_urlsafe(32)
+            self.codes[code] = {
+                "client_id": params["client_id"],
+                "redirect_uri": params["redirect_uri"],
+                "scopes": list(dict.fromkeys(params["scope"].split())),
+                "challenge": params["code_challenge"],
+                "method": method,
+                "user_id": user["id"],
+                "expires": self.clock.now() + timedelta(seconds=CODE_LIFETIME),
+            }
+        answer = urlencode({"state": params["state"], "code": code})
+        return 302, params["redirect_uri"] + separator + answer, ""
+
+    def _consent_page(self, params: dict[str, str]) -> str:
+        with self.lock:
+            users = list(self.users.values())
+        links = "\n".join(
+            f'<li><a href="/i/oauth2/authorize?'
+            f'{html.escape(urlencode(params | {"sandbox_user": u["username"]}))}">'
+            f"Authorize as @{html.escape(u['username'])}</a></li>"
+            for u in users
+        )
+        scopes = html.escape(params["scope"])
+        cancel = html.escape(urlencode(params | {"sandbox_deny": "1"}))
+        return (
+            "<!doctype html>\n<title>Authorize app (X API sandbox)</title>\n"
+            f"<h1>{html.escape(params['client_id'])} wants to access your account</h1>\n"
+            f"<p>Scopes: {scopes}</p>\n<ul>\n{links}\n</ul>\n"
+            f'<p><a href="/i/oauth2/authorize?{cancel}">Cancel</a></p>\n'
+        )
+
+    def token(self, form: dict[str, str], authorization: str) -> tuple[int, dict]:
+        """POST /2/oauth2/token: grant_type authorization_code or refresh_token."""
+        client_id = _client_id(form, authorization)
+        if client_id is None:
+            return 401, NO_CLIENT
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            needed = ("code", "redirect_uri", "code_verifier")
+        elif grant_type == "refresh_token":
+            needed = ("refresh_token",)
+        else:
+            return 400, {
+                "error": "unsupported_grant_type",
+                "error_description": f"grant_type must be authorization_code or refresh_token, "
+                f"got [{grant_type}]",
+            }
+        for name in needed:
+            if not form.get(name):
+                description = f"Missing required parameter [{name}]."
+                return 400, {"error": "invalid_request", "error_description": description}
+        now = self.clock.now()
+        with self.lock:
+            if grant_type == "refresh_token":
+                info = self.tokens.get(form["refresh_token"])
+                if (
+                    info is None
+                    or info["kind"] != "refresh"
+                    or not info["current"]
+                    or info["grant"]["revoked"]
+                    or info["grant"]["client_id"] != client_id
+                ):
+                    return 400, INVALID_TOKEN
+                info["current"] = False  # rotation: a refresh token works once
+                info["grant"]["refreshed"] += 1
+                return 200, self._issue(info["grant"])
+            code = self.codes.pop(form["code"], None)  # single use, even when refused
+            if (
+                code is None
+                or now >= code["expires"]
+                or code["client_id"] != client_id
+                or code["redirect_uri"] != form["redirect_uri"]
+                or _challenge(form["code_verifier"], code["method"]) != code["challenge"]
+            ):
+                return 400, INVALID_TOKEN
+            grant = {
+                "id": len(self.grants) + 1,
+                "user_id": code["user_id"],
+                "client_id": client_id,
+                "scopes": code["scopes"],
+                "created": _stamp(now),
+                "refreshed": 0,
+                "revoked": False,
+            }
+            self.grants.append(grant)
+            return 200, self._issue(grant)
+
+    def _issue(self, grant: dict) -> dict:
+        access = secrets.token_urlsafe(48)
+        expires = self.clock.now() + timedelta(seconds=self.access_token_lifetime)
+        self.tokens[access] = {"kind": "access", "grant": grant, "expires": expires}
+        body = {
+            "token_type": "bearer",
+            "expires_in": self.access_token_lifetime,
+            "access_token": access,
+            "scope": " ".join(grant["scopes"]),
+        }
+        if "offline.access" in grant["scopes"]:
+            refresh = secrets.token_urlsafe(48)
+            self.tokens[refresh] = {"kind": "refresh", "grant": grant, "current": True}
+            body["refresh_token"] = refresh
+        return body
+
+    def revoke(self, form: dict[str, str], authorization: str) -> tuple[int, dict]:
+        """POST /2/oauth2/revoke: an access token stops working; a refresh token ends its
+        grant (every token of it)."""
+        client_id = _client_id(form, authorization)
+        if client_id is None:
+            return 401, NO_CLIENT
+        if not form.get("token"):
+            description = "Missing required parameter [token]."
+            return 400, {"error": "invalid_request", "error_description": description}
+        with self.lock:
+            info = self.tokens.get(form["token"])
+            if info is not None and info["grant"]["client_id"] == client_id:
+                if info["kind"] == "access":
+                    info["revoked"] = True
+                else:
+                    info["grant"]["revoked"] = True
+        return 200, {"revoked": True}
+
+    def revoke_user(self, username: str) -> int:
+        """The user removed the app: every grant of theirs ends. Returns how many did."""
+        with self.lock:
+            user = self.usernames.get(username.lower())
+            if user is None:
+                raise FixtureError(f"no user @{username} in the sandbox")
+            ended = [g for g in self.grants if g["user_id"] == user["id"] and not g["revoked"]]
+            for grant in ended:
+                grant["revoked"] = True
+            return len(ended)
+
+    def grant_list(self) -> list[dict]:
+        """The grants, oldest first, without any token."""
+        with self.lock:
+            return [
+                {
+                    "username": self.users[g["user_id"]]["username"],
+                    "user_id": g["user_id"],
+                    "client_id": g["client_id"],
+                    "scopes": list(g["scopes"]),
+                    "created": g["created"],
+                    "refreshed": g["refreshed"],
+                    "revoked": g["revoked"],
+                }
+                for g in self.grants
+            ]
+
+    def authenticate(self, token: str) -> tuple[Auth, bool]:
+        """Who a bearer token speaks for, and whether it is (still) valid."""
+        with self.lock:
+            info = self.tokens.get(token)
+            if info is None:
+                return APP, True
+            auth = Auth("user", info["grant"])
+            valid = (
+                info["kind"] == "access"
+                and not info.get("revoked")
+                and not info["grant"]["revoked"]
+                and self.clock.now() < info["expires"]
+            )
+            return auth, valid
+
+    def username_of(self, auth: Auth) -> str | None:
+        user = self.users.get(auth.user_id or "")
+        return user["username"] if user else None
+
+    # --- billing ----------------------------------------------------------------------------
+
+    def bill(self, route: str, parts: list[str], auth: Auth, body: dict) -> None:
+        """Count what a 200 answer served in the ledger of today's UTC day (sandbox clock)."""
+        data = body.get("data")
+        items = data if isinstance(data, list) else [data] if isinstance(data, dict) else []
+        kinds = {Endpoint.USER: "user", "me": "user", "dm_events": "dm_event", "usage": None}
+        kind = kinds.get(route, "post")
+        served = [(kind, item["id"]) for item in items if kind and "id" in item]
+        includes = body.get("includes", {})
+        served += [("post", t["id"]) for t in includes.get("tweets", [])]
+        served += [("user", u["id"]) for u in includes.get("users", [])]
+        owned = route in (Endpoint.TWEETS, Endpoint.MENTIONS) and auth.user_id == parts[0]
+        with self.lock:
+            day = self.ledger.setdefault(self.clock.now().date(), {k: set() for k in PRICES})
+            for resource in served:
+                counter = "owned_reads" if owned else f"{resource[0]}_reads"
+                day[counter].add(resource)
+            # the posts served, whoever paid for them, for GET /2/usage/tweets
+            day.setdefault("posts", set()).update(r for r in served if r[0] == "post")
+
+    def billing(self) -> dict:
+        """The ledger: per UTC day, the distinct resources charged per kind, and their cost."""
+        with self.lock:
+            days = []
+            for day in sorted(self.ledger):
+                counts = {kind: len(self.ledger[day][kind]) for kind in PRICES}
+                cost = sum(PRICES[kind] * n for kind, n in counts.items())
+                days.append({"date": day.isoformat(), **counts, "cost_usd": round(cost, 6)})
+            return {"prices_usd": dict(PRICES), "days": days}
+
     # --- endpoints --------------------------------------------------------------------------
 
-    def user_by_username(self, username: str, query: str) -> dict:
+    def _need_user(self, auth: Auth, scopes: set[str]) -> None:
+        if auth.grant is None:
+            raise ApiError(403, APP_ONLY_FORBIDDEN)
+        if not scopes <= set(auth.grant["scopes"]):
+            raise ApiError(403, FORBIDDEN)
+
+    def _may_read(self, auth: Auth) -> None:
+        """The public reads take app-only or a user token with tweet.read and users.read."""
+        if auth.grant is not None:
+            self._need_user(auth, {"tweet.read", "users.read"})
+
+    def user_by_username(self, username: str, query: str, auth: Auth = APP) -> dict:
+        self._may_read(auth)
         q = _Query(query, frozenset({"user.fields", "expansions", "tweet.fields"}))
         user_fields = q.names("user.fields", USER_FIELDS)
         q.names("expansions", USER_EXPANSIONS)
@@ -564,13 +1063,14 @@ class SandboxServer(ThreadingHTTPServer):
             return {"errors": [_not_found("user", "username", username, detail)]}
         return {"data": _select(user, USER_DEFAULT, user_fields)}
 
-    def user_tweets(self, user_id: str, query: str) -> dict:
-        return self._timeline(user_id, query, self.timelines, exclude=True)
+    def user_tweets(self, user_id: str, query: str, auth: Auth = APP) -> dict:
+        return self._timeline(user_id, query, self.timelines, exclude=True, auth=auth)
 
-    def user_mentions(self, user_id: str, query: str) -> dict:
-        return self._timeline(user_id, query, self.mentions, exclude=False)
+    def user_mentions(self, user_id: str, query: str, auth: Auth = APP) -> dict:
+        return self._timeline(user_id, query, self.mentions, exclude=False, auth=auth)
 
-    def tweets_by_ids(self, query: str) -> dict:
+    def tweets_by_ids(self, query: str, auth: Auth = APP) -> dict:
+        self._may_read(auth)
         allowed = {"ids", "tweet.fields", "user.fields", "expansions", *OTHER_FIELDS}
         q = _Query(query, frozenset(allowed))
         ids = [i for i in (q.get("ids") or "").split(",") if i]
@@ -590,7 +1090,7 @@ class SandboxServer(ThreadingHTTPServer):
                     f"The `ids` query parameter value [{tweet_id}] does not match ^[0-9]{{1,19}}$",
                 )
         found = [self.tweets[i] for i in dict.fromkeys(ids) if i in self.tweets]
-        body = self._tweets_body(found, q)
+        body = self._tweets_body(found, q, auth)
         missing = [i for i in dict.fromkeys(ids) if i not in self.tweets]
         errors = [
             _not_found("tweet", "ids", i, f"Could not find tweet with ids: [{i}].") for i in missing
@@ -600,8 +1100,9 @@ class SandboxServer(ThreadingHTTPServer):
         return body
 
     def _timeline(
-        self, user_id: str, query: str, source: dict[str, list[dict]], *, exclude: bool
+        self, user_id: str, query: str, source: dict[str, list[dict]], *, exclude: bool, auth: Auth
     ) -> dict:
+        self._may_read(auth)
         q = _Query(query, TIMELINE_PARAMS | ({"exclude"} if exclude else set()))
         if not ID.fullmatch(user_id):
             raise _invalid(
@@ -655,7 +1156,7 @@ class SandboxServer(ThreadingHTTPServer):
                 continue
             selected.append(tweet)
         page = selected[:max_results]
-        body = self._tweets_body(page, q)
+        body = self._tweets_body(page, q, auth)
         meta: dict = {"result_count": len(page)}
         if page:
             meta["newest_id"], meta["oldest_id"] = page[0]["id"], page[-1]["id"]
@@ -664,7 +1165,7 @@ class SandboxServer(ThreadingHTTPServer):
         body["meta"] = meta
         return body
 
-    def _tweets_body(self, tweets: list[dict], q: _Query) -> dict:
+    def _tweets_body(self, tweets: list[dict], q: _Query, auth: Auth) -> dict:
         tweet_fields = q.names("tweet.fields", TWEET_FIELDS)
         user_fields = q.names("user.fields", USER_FIELDS)
         expansions = set(q.names("expansions", TWEET_EXPANSIONS))
@@ -688,16 +1189,19 @@ class SandboxServer(ThreadingHTTPServer):
         if "referenced_tweets.id.author_id" in expansions:
             user_ids.extend(t["author_id"] for t in referenced)
         users = [self.users[i] for i in dict.fromkeys(user_ids) if i in self.users]
-        body: dict = {"data": [_select(t, TWEET_DEFAULT, tweet_fields) for t in tweets]}
+        refused: list[dict] = []
+        body: dict = {"data": self._posts(tweets, tweet_fields, auth, "data", refused)}
         includes: dict = {}
         if users:
             includes["users"] = [_select(u, USER_DEFAULT, user_fields) for u in users]
         if referenced and "referenced_tweets.id" in expansions:
-            includes["tweets"] = [_select(t, TWEET_DEFAULT, tweet_fields) for t in referenced]
+            includes["tweets"] = self._posts(referenced, tweet_fields, auth, "includes", refused)
         if includes:
             body["includes"] = includes
+        if refused:
+            body["errors"] = refused
         if gone and "referenced_tweets.id" in expansions:  # deleted: the real API says so
-            body["errors"] = [
+            body["errors"] = refused + [
                 _not_found(
                     "tweet",
                     "referenced_tweets.id",
@@ -708,21 +1212,151 @@ class SandboxServer(ThreadingHTTPServer):
             ]
         return body
 
+    def _posts(
+        self, tweets: list[dict], fields: list[str], auth: Auth, section: str, refused: list
+    ) -> list[dict]:
+        """The posts with the fields asked; a private metric only to its author's user token
+        and for 30 days, otherwise left out with a Field Authorization Error per key."""
+        private = [f for f in fields if f in PRIVATE_METRICS]
+        since = self.clock.now() - HORIZON
+        selected = []
+        for tweet in tweets:
+            post = _select(tweet, TWEET_DEFAULT, fields)
+            if private and not (
+                auth.user_id == tweet["author_id"] and parse_stamp(tweet["created_at"]) >= since
+            ):
+                for field in private:
+                    post.pop(field, None)
+                    refused += _field_errors(tweet, field, section)
+            selected.append(post)
+        return selected
+
+    def users_me(self, query: str, auth: Auth = APP) -> dict:
+        self._need_user(auth, {"tweet.read", "users.read"})
+        q = _Query(query, frozenset({"user.fields", "expansions", "tweet.fields"}))
+        user_fields = q.names("user.fields", USER_FIELDS)
+        q.names("expansions", USER_EXPANSIONS)
+        q.names("tweet.fields", TWEET_FIELDS)
+        return {"data": _select(self.users[auth.grant["user_id"]], USER_DEFAULT, user_fields)}
+
+    def dm_events_list(self, query: str, auth: Auth = APP) -> dict:
+        """GET /2/dm_events: the events of the user's conversations of the last 30 days,
+        newest first."""
+        self._need_user(auth, {"dm.read", "tweet.read", "users.read"})
+        allowed = {"max_results", "pagination_token", "event_types", "dm_event.fields"}
+        allowed |= {"expansions", "user.fields", "tweet.fields", "media.fields"}
+        q = _Query(query, frozenset(allowed))
+        max_results = q.number("max_results", 1, 100, 100)
+        types = set(q.names("event_types", frozenset(EVENT_TYPES)) or EVENT_TYPES)
+        fields = q.names("dm_event.fields", DM_EVENT_FIELDS)
+        user_fields = q.names("user.fields", USER_FIELDS)
+        tweet_fields = q.names("tweet.fields", TWEET_FIELDS)
+        expansions = set(q.names("expansions", DM_EXPANSIONS))
+        token = q.get("pagination_token")
+        cursor = None if token is None else _read_page_token(token)
+        if token is not None and cursor is None:
+            raise _invalid(
+                "pagination_token",
+                token,
+                f"The `pagination_token` query parameter value [{token}] is not valid",
+            )
+        me, now = auth.grant["user_id"], self.clock.now()
+        events = [
+            e
+            for e in self.dm_events
+            if e["event_type"] in types
+            and (me in e.get("participant_ids", []) or me in e["dm_conversation_id"].split("-"))
+            and now - HORIZON <= parse_stamp(e["created_at"]) <= now
+        ]
+        if cursor is None:
+            page = events[:max_results]
+        elif cursor[0] == "n":
+            page = [e for e in events if int(e["id"]) < cursor[1]][:max_results]
+        else:
+            page = [e for e in events if int(e["id"]) > cursor[1]][-max_results:]
+        meta: dict = {"result_count": len(page)}
+        if page and int(events[-1]["id"]) < int(page[-1]["id"]):
+            meta["next_token"] = _page_token("n", page[-1]["id"])
+        if page and token is not None and int(events[0]["id"]) > int(page[0]["id"]):
+            meta["previous_token"] = _page_token("p", page[0]["id"])
+        if not page:
+            return {"meta": meta}
+        user_ids: list[str] = []
+        ref_ids: list[str] = []
+        for event in page:
+            if "sender_id" in expansions and "sender_id" in event:
+                user_ids.append(event["sender_id"])
+            if "participant_ids" in expansions:
+                user_ids += event.get("participant_ids", [])
+            if "referenced_tweets.id" in expansions:
+                ref_ids += [r["id"] for r in event.get("referenced_tweets", [])]
+        body: dict = {"data": [_select(e, DM_EVENT_DEFAULT, fields) for e in page]}
+        users = [self.users[i] for i in dict.fromkeys(user_ids) if i in self.users]
+        tweets = [self.tweets[i] for i in dict.fromkeys(ref_ids) if i in self.tweets]
+        includes: dict = {}
+        refused: list[dict] = []
+        if users:
+            includes["users"] = [_select(u, USER_DEFAULT, user_fields) for u in users]
+        if tweets:
+            includes["tweets"] = self._posts(tweets, tweet_fields, auth, "includes", refused)
+        if includes:
+            body["includes"] = includes
+        if refused:
+            body["errors"] = refused
+        body["meta"] = meta
+        return body
+
+    def usage_tweets(self, query: str, auth: Auth = APP) -> dict:
+        """GET /2/usage/tweets: the posts served per UTC day, each counted once a day."""
+        if auth.grant is not None:
+            raise ApiError(403, USER_CONTEXT_FORBIDDEN)
+        q = _Query(query, frozenset({"days", "usage.fields"}))
+        days = q.number("days", 1, 90, 7)
+        fields = q.names("usage.fields", USAGE_FIELDS) or USAGE_DEFAULT
+        today = self.clock.now().date()
+        period = today.replace(day=1)  # the cap resets on the 1st of each month
+        reset = (period + timedelta(days=32)).replace(day=1)
+        served = {day: len(kinds.get("posts", ())) for day, kinds in self.ledger.items()}
+        daily = [
+            {"date": f"{day.isoformat()}T00:00:00.000Z", "usage": served.get(day, 0)}
+            for day in (today - timedelta(days=n) for n in reversed(range(days)))
+        ]
+        usage = {
+            "cap_reset_day": (reset - today).days,
+            "project_id": PROJECT_ID,
+            "project_cap": PROJECT_CAP,
+            "project_usage": sum(n for day, n in served.items() if period <= day <= today),
+            "daily_project_usage": {"project_id": int(PROJECT_ID), "usage": daily},
+            "daily_client_app_usage": [
+                {"client_app_id": CLIENT_APP_ID, "usage": daily, "usage_result_count": len(daily)}
+            ],
+        }
+        return {"data": {key: value for key, value in usage.items() if key in fields}}
+
 
 def _select(obj: dict, default: tuple[str, ...], requested: list[str]) -> dict:
     wanted = set(default) | set(requested)
     return {key: value for key, value in obj.items() if key in wanted}
 
 
-# The SandboxServer method answering an endpoint, called with the path's parts and the query.
-ANSWERS: dict[Endpoint, Callable[..., dict]] = {
+# The SandboxServer method answering an endpoint, called with the path's parts, the query and
+# the request's Auth; the other endpoints named by their OTHER_RATE_LIMITS key.
+ANSWERS: dict[str, Callable[..., dict]] = {
     Endpoint.USER: SandboxServer.user_by_username,
     Endpoint.TWEETS: SandboxServer.user_tweets,
     Endpoint.MENTIONS: SandboxServer.user_mentions,
     Endpoint.LOOKUP: SandboxServer.tweets_by_ids,
+    "me": SandboxServer.users_me,
+    "dm_events": SandboxServer.dm_events_list,
+    "usage": SandboxServer.usage_tweets,
 }
-# An endpoint's path as a pattern: each `:name` of it a part
-ROUTES = [(re.compile(re.sub(r":\w+", "([^/]+)", e.path)), e) for e in ANSWERS]
+PATHS = {"me": "/2/users/me", "dm_events": "/2/dm_events", "usage": "/2/usage/tweets"}
+# An endpoint's path as a pattern: each `:name` of it a part (/2/users/me before /2/users/:id)
+ROUTES = [(re.compile(re.escape(path)), name) for name, path in PATHS.items()] + [
+    (re.compile(re.sub(r":\w+", "([^/]+)", e.path)), e) for e in ANSWERS if isinstance(e, Endpoint)
+]
+AUTHORIZE_PATH = "/i/oauth2/authorize"
+OAUTH_PATHS = ("/2/oauth2/token", "/2/oauth2/revoke")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -735,12 +1369,22 @@ class _Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return "x-api-v2-sandbox"
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header by the sandbox's clock, as X's is by X's (the 30 days of DMs)."""
+        return formatdate(self.server.clock.now().timestamp(), usegmt=True)
+
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: no access log on stderr (headers, the token included, are never logged)."""
 
-    def _send_bytes(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+    def _send_bytes(
+        self,
+        status: int,
+        data: bytes,
+        headers: dict[str, str],
+        content_type: str = "application/json; charset=utf-8",
+    ) -> None:
         self.send_response(status)
-        self.send_header("content-type", "application/json; charset=utf-8")
+        self.send_header("content-type", content_type)
         self.send_header("content-length", str(len(data)))
         for name, value in headers.items():
             self.send_header(name, value)
@@ -751,13 +1395,22 @@ class _Handler(BaseHTTPRequestHandler):
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         self._send_bytes(status, data, headers or {})
 
-    def _read_json(self) -> object:
+    def _read_body(self) -> bytes:
         length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        return self.rfile.read(length) if length else b""
+
+    def _read_json(self) -> object:
+        raw = self._read_body()
         try:
             return json.loads(raw or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise FixtureError(f"the request body is not JSON: {exc}") from None
+
+    def _log(self, method: str, path: str, query: dict) -> dict:
+        entry = {"method": method, "path": path, "query": query, "time": time.time()}
+        with self.server.lock:
+            self.server.requests.append(entry)
+        return entry
 
     # --- the API ----------------------------------------------------------------------------
 
@@ -766,12 +1419,13 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path.startswith("/_sandbox/"):
             self._control("GET", url.path)
             return
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        if url.path == AUTHORIZE_PATH:
+            self._authorize(query)
+            return
         found = [(e, m) for p, e in ROUTES if (m := p.fullmatch(url.path))]
         endpoint = found[0][0] if found else None
-        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        entry = {"method": "GET", "path": url.path, "query": query, "time": time.time()}
-        with self.server.lock:
-            self.server.requests.append(entry)
+        entry = self._log("GET", url.path, query)
         fault = self.server.take_fault(url.path)
         if fault is not None and fault["kind"] == "drop":
             entry.update(status=None, fault="drop")
@@ -779,15 +1433,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         headers, exceeded = self.server.count_call(endpoint)
         if fault is not None and fault["kind"] in FAULT_BODIES:
-            status, body = FAULT_BODIES[fault["kind"]]
-            if fault["kind"] == "429":
-                reset = math.ceil(time.time() + fault["reset_in"])
-                headers = dict(headers, **{"x-rate-limit-remaining": "0"})
-                headers["x-rate-limit-reset"] = str(reset)
-            entry.update(status=status, fault=fault["kind"])
-            self._send(status, body, headers)
+            self._send_fault(fault, entry, headers)
             return
-        status, body = self._answer(found, url.query, headers, exceeded)
+        status, body = self._answer(found, url.query, headers, exceeded, entry)
         entry["status"] = status
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         if fault is not None:  # malformed: a 200 whose JSON body is cut short
@@ -795,13 +1443,29 @@ class _Handler(BaseHTTPRequestHandler):
             status, data = 200, data[: max(1, len(data) // 2)]
         self._send_bytes(status, data, headers)
 
+    def _send_fault(self, fault: dict, entry: dict, headers: dict[str, str]) -> None:
+        status, body = FAULT_BODIES[fault["kind"]]
+        if fault["kind"] == "429":
+            reset = math.ceil(time.time() + fault["reset_in"])
+            headers = dict(headers, **{"x-rate-limit-remaining": "0"})
+            headers["x-rate-limit-reset"] = str(reset)
+        entry.update(status=status, fault=fault["kind"])
+        self._send(status, body, headers)
+
     def _answer(
-        self, found: list, query: str, headers: dict[str, str], exceeded: bool
+        self, found: list, query: str, headers: dict[str, str], exceeded: bool, entry: dict
     ) -> tuple[int, dict]:
+        entry["auth"] = None
         if not found:
             return 404, NOT_FOUND
         scheme, _, token = self.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
+            return 401, UNAUTHORIZED
+        auth, valid = self.server.authenticate(token.strip())
+        entry["auth"] = auth.kind
+        if auth.grant is not None:
+            entry["username"] = self.server.username_of(auth)
+        if not valid:
             return 401, UNAUTHORIZED
         if exceeded:
             return 429, TOO_MANY
@@ -809,17 +1473,64 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [unquote(part) for part in match.groups()]
         try:
             with self.server.lock:
-                return 200, ANSWERS[endpoint](self.server, *parts, query)
+                body = ANSWERS[endpoint](self.server, *parts, query, auth=auth)
+                self.server.bill(endpoint, parts, auth, body)
+                return 200, body
         except ApiError as error:
             return error.status, error.body
         except Exception:  # a sandbox bug: answer like the real API's 500, and show it
             traceback.print_exc()
             return 500, SERVER_ERROR
 
+    def _authorize(self, query: dict[str, str]) -> None:
+        # the query holds no secret (a code challenge, not the verifier); the code is sent back
+        # in the redirect only
+        entry = self._log("GET", AUTHORIZE_PATH, query)
+        status, location, text = self.server.authorize(query)
+        entry["status"] = status
+        if status == 302:
+            self._send_bytes(302, b"", {"location": location}, "text/plain; charset=utf-8")
+        elif status == 200:
+            self._send_bytes(200, text.encode(), {}, "text/html; charset=utf-8")
+        else:
+            self._send_bytes(status, text.encode(), {}, "text/plain; charset=utf-8")
+
+    def _oauth(self, path: str) -> None:
+        """POST /2/oauth2/token and /2/oauth2/revoke (form-encoded). The log keeps only the
+        grant_type: the form holds codes, verifiers and tokens."""
+        form = {
+            k: v[-1] for k, v in parse_qs(self._read_body().decode("utf-8", "replace")).items() if v
+        }
+        logged = {"grant_type": form["grant_type"]} if "grant_type" in form else {}
+        entry = self._log("POST", path, logged)
+        fault = self.server.take_fault(path)
+        if fault is not None and fault["kind"] == "drop":
+            entry.update(status=None, fault="drop")
+            self.close_connection = True
+            return
+        if fault is not None and fault["kind"] in FAULT_BODIES:
+            self._send_fault(fault, entry, {})
+            return
+        authorization = self.headers.get("Authorization", "")
+        if path.endswith("/token"):
+            status, body = self.server.token(form, authorization)
+        else:
+            status, body = self.server.revoke(form, authorization)
+        entry["status"] = status
+        data = json.dumps(body, separators=(",", ":")).encode()
+        if fault is not None:  # malformed
+            entry["fault"] = "malformed"
+            data = data[: max(1, len(data) // 2)]
+        self._send_bytes(status, data, {"cache-control": "no-store"})
+
     # --- control endpoints (no token, outside /2/) ------------------------------------------
 
     def do_POST(self) -> None:
-        self._control("POST", urlsplit(self.path).path)
+        path = urlsplit(self.path).path
+        if path in OAUTH_PATHS:
+            self._oauth(path)
+        else:
+            self._control("POST", path)
 
     def do_DELETE(self) -> None:
         self._control("DELETE", urlsplit(self.path).path)
@@ -855,6 +1566,10 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     server.add_tweets(items)
                 self._send(200, {"stored": [i.get("id") for i in items if isinstance(i, dict)]})
+            elif path == "/_sandbox/dm_events" and method == "POST":
+                items = body if isinstance(body, list) else [body]
+                server.add_dm_events(items)
+                self._send(200, {"stored": [i.get("id") for i in items if isinstance(i, dict)]})
             elif (
                 m := re.fullmatch(r"/_sandbox/tweets/([0-9]{1,19})", path)
             ) and method == "DELETE":
@@ -863,10 +1578,44 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send(200, {"deleted": deleted})
                 else:
                     self._send(404, {"error": f"no tweet with id {m[1]}"})
+            elif path == "/_sandbox/clock" and method in ("GET", "POST"):
+                if method == "POST":
+                    _set_clock(server.clock, body)
+                self._send(200, {"now": _stamp(server.clock.now())})
+            elif path == "/_sandbox/oauth/revoke" and method == "POST":
+                username = body.get("username") if isinstance(body, dict) else None
+                if not isinstance(username, str):
+                    raise FixtureError('expected {"username": "..."}')
+                self._send(200, {"revoked_grants": server.revoke_user(username)})
+            elif path == "/_sandbox/oauth/grants" and method == "GET":
+                self._send(200, {"grants": server.grant_list()})
+            elif path == "/_sandbox/billing" and method == "GET":
+                self._send(200, server.billing())
             else:
                 self._send(404, {"error": f"no control endpoint {method} {path}"})
         except FixtureError as exc:
             self._send(400, {"error": str(exc)})
+
+
+def _set_clock(clock: Clock, body: object) -> None:
+    """POST /_sandbox/clock: {"now": RFC 3339} or {"advance_seconds": n}."""
+    if isinstance(body, dict) and set(body) == {"now"} and isinstance(body["now"], str):
+        try:
+            moment = datetime.fromisoformat(body["now"].replace("Z", "+00:00"))
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise FixtureError(f"clock: now {body['now']!r} is not an RFC 3339 time with a zone")
+        clock.set(moment)
+    elif (
+        isinstance(body, dict)
+        and set(body) == {"advance_seconds"}
+        and isinstance(body["advance_seconds"], int | float)
+        and not isinstance(body["advance_seconds"], bool)
+    ):
+        clock.advance(body["advance_seconds"])
+    else:
+        raise FixtureError('clock: expected {"now": "<RFC 3339>"} or {"advance_seconds": n}')
 
 
 def make_server(
@@ -875,34 +1624,56 @@ def make_server(
     *,
     users: list[dict] | None = None,
     tweets: list[dict] | None = None,
+    dm_events: list[dict] | None = None,
     timeline_cap: int = TIMELINE_CAP,
     mentions_cap: int = MENTIONS_CAP,
     faults: list[dict] | None = None,
-    rate_limits: dict[Endpoint, int] | None = None,
+    rate_limits: dict[str, int] | None = None,
     rate_window: int = RATE_WINDOW,
     host: str = "127.0.0.1",
+    now: datetime | None = None,
+    access_token_lifetime: int = ACCESS_TOKEN_LIFETIME,
 ) -> SandboxServer:
     """A sandbox on 127.0.0.1:port (0 picks a free port: see ``server.server_address[1]``).
 
-    Serves ``company`` (the default sample company when nothing is given); ``users`` and
-    ``tweets`` replace the company's lists when given. ``timeline_cap`` and ``mentions_cap``
-    are the reach of the timelines; ``faults`` are queued as if POSTed to /_sandbox/faults;
-    ``rate_limits`` overrides the per-endpoint limits (keys of RATE_LIMITS) and
-    ``rate_window`` their window in seconds.
+    Serves ``company`` (the default sample company when nothing is given); ``users``,
+    ``tweets`` and ``dm_events`` replace the company's lists when given (other ``users``
+    leave out the company's DM events unless ``dm_events`` is given). ``timeline_cap`` and
+    ``mentions_cap`` are the reach of the timelines; ``faults`` are queued as if POSTed to
+    /_sandbox/faults; ``rate_limits`` overrides the per-endpoint limits (keys of RATE_LIMITS)
+    and ``rate_window`` their window in seconds. The clock starts at ``now``, by default the
+    end of the data (the midnight UTC after its latest post or DM event: the generated sample's
+    start + days), so that the sample is recent; the real time when there is no data.
     """
     if company is None:
         company = generate() if users is None and tweets is None else SampleCompany([], [])
+    users = company.users if users is None else users
+    tweets = company.tweets if tweets is None else tweets
+    if dm_events is None:  # the company's DMs are between its users
+        dm_events = company.dm_events if users is company.users else []
     return SandboxServer(
         port,
-        company.users if users is None else users,
-        company.tweets if tweets is None else tweets,
+        users,
+        tweets,
         host,
         timeline_cap=timeline_cap,
         mentions_cap=mentions_cap,
         faults=faults,
         rate_limits=rate_limits,
         rate_window=rate_window,
+        dm_events=dm_events,
+        now=now or data_end(tweets, dm_events),
+        access_token_lifetime=access_token_lifetime,
     )
+
+
+def data_end(tweets: list[dict], dm_events: list[dict]) -> datetime | None:
+    """The midnight UTC after the latest post or DM event (None without any)."""
+    stamps = [parse_stamp(item["created_at"]) for item in [*tweets, *dm_events]]
+    if not stamps:
+        return None
+    latest = max(stamps).astimezone(UTC)
+    return datetime.combine(latest.date() + timedelta(days=1), datetime.min.time(), UTC)
 
 
 def serve(
@@ -916,25 +1687,30 @@ def serve(
     timeline_cap: int = TIMELINE_CAP,
     mentions_cap: int = MENTIONS_CAP,
     faults: list[dict] | None = None,
+    now: datetime | None = None,
+    access_token_lifetime: int = ACCESS_TOKEN_LIFETIME,
 ) -> None:
     """Serve the sample company of ``seed`` (its ``days`` from ``start``, or the fixture
     file) until SIGINT or SIGTERM.
 
     ``host`` stays on loopback except inside a container, where 0.0.0.0 lets other services in.
+    The clock starts at ``now``: by default start + days (00:00 UTC) for the sample, the
+    midnight after the latest post or DM event for a fixture.
     """
     if fixture is not None:
-        users, tweets = load_fixture(fixture)
+        company = load_fixture_company(fixture)
     else:
         company = generate(seed, start, days)
-        users, tweets = company.users, company.tweets
+        now = now or datetime.combine(start + timedelta(days=days), datetime.min.time(), UTC)
     server = make_server(
         port,
-        users=users,
-        tweets=tweets,
+        company,
         timeline_cap=timeline_cap,
         mentions_cap=mentions_cap,
         faults=faults,
         host=host,
+        now=now,
+        access_token_lifetime=access_token_lifetime,
     )
     stop = threading.Event()
     previous = {
@@ -948,3 +1724,64 @@ def serve(
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{text}: no time zone")
+    return moment
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m devtools.x_sandbox``: `engagement sandbox`'s options, and the clock's and
+    the access tokens' (``--now``, ``--access-token-lifetime``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.x_sandbox",
+        description="Serve the sample company (or a fixture) over X API v2, with user context.",
+    )
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--host", default="127.0.0.1", help="bind address")
+    parser.add_argument("--start", type=date.fromisoformat, default=SAMPLE_START)
+    parser.add_argument("--days", type=int, default=SAMPLE_DAYS)
+    parser.add_argument("--fixture", help="a JSON file of users, tweets and dm_events to serve")
+    parser.add_argument("--timeline-cap", type=int, default=TIMELINE_CAP)
+    parser.add_argument("--mentions-cap", type=int, default=MENTIONS_CAP)
+    parser.add_argument(
+        "--fault", action="append", default=[], help="KIND:TIMES:PATH_REGEX or a JSON object"
+    )
+    parser.add_argument(
+        "--now",
+        type=_moment,
+        help="the sandbox clock's start, RFC 3339 with a zone (default: the end of the data)",
+    )
+    parser.add_argument(
+        "--access-token-lifetime",
+        type=int,
+        default=ACCESS_TOKEN_LIFETIME,
+        help="seconds an access token lives (sandbox clock)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        serve(
+            args.port,
+            args.seed,
+            args.host,
+            start=args.start,
+            days=args.days,
+            fixture=args.fixture,
+            timeline_cap=args.timeline_cap,
+            mentions_cap=args.mentions_cap,
+            faults=[parse_fault_spec(spec) for spec in args.fault],
+            now=args.now,
+            access_token_lifetime=args.access_token_lifetime,
+        )
+    except (UsageError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -209,6 +209,25 @@ def parser() -> argparse.ArgumentParser:
     )
     usage.add_argument("--month", type=_month, help="the month, YYYY-MM (default: this month, UTC)")
     commands.add_parser("headline", help="print the headline numbers of the published mart")
+    login = commands.add_parser(
+        "x-login",
+        help="authorise user-context access to an X account (OAuth 2.0 with PKCE): its DMs"
+        " and private metrics; the tokens are kept and refreshed in ENGAGEMENT_X_TOKENS_DIR",
+    )
+    login.add_argument("account", help="the X account (a username of X_ACCOUNTS, without @)")
+    login.add_argument(
+        "--paste",
+        action="store_true",
+        help="read the URL the browser was sent back to from the input, even when"
+        " X_REDIRECT_URI is a loopback address x-login could listen on",
+    )
+    login.add_argument(
+        "--wait", type=float, default=300.0, help="seconds to wait for the redirect (300)"
+    )
+    logout = commands.add_parser(
+        "x-logout", help="forget an account's user-context tokens (revoke them at X too)"
+    )
+    logout.add_argument("account")
     commands.add_parser(
         "unanswered",
         help="list the mentions needing an answer that are past their account's target and"
@@ -342,6 +361,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return 0
     settings.check_data_dir()
     _check_writes(settings, args)
+    if args.command in ("x-login", "x-logout"):
+        return _x_login(settings, args)
     if args.command == "headline":
         print(pipeline.format_headline(pipeline.headline(settings.published_db)))
         return 0
@@ -407,6 +428,27 @@ def dispatch(args: argparse.Namespace) -> int:
         print(pipeline.format_headline(pipeline.headline(settings.published_db)))
         return 0
     _print(result)
+    return 0
+
+
+def _x_login(settings: Settings, args: argparse.Namespace) -> int:
+    from extract import x_auth
+
+    account = args.account.removeprefix("@")
+    if account.lower() not in {name.lower() for name in settings.x_accounts}:
+        raise UsageError(
+            f"@{account} is not in X_ACCOUNTS ({', '.join(settings.x_accounts) or 'empty'}):"
+            " add it there first"
+        )
+    if args.command == "x-logout":
+        removed = x_auth.logout(settings, account)
+        print(f"@{account}: " + ("tokens revoked and removed" if removed else "no tokens kept"))
+        return 0
+    grant = x_auth.login(settings, account, paste=args.paste, wait=args.wait)
+    print(
+        f"@{account} authorised (user {grant.user_id}, scopes {grant.scope}); its tokens are"
+        f" kept in {x_auth.TokenStore(settings.tokens_dir).path(account)}, readable only by you"
+    )
     return 0
 
 

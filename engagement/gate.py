@@ -274,6 +274,73 @@ def x_checks(manifest: XManifest) -> list[Check]:
     ]
 
 
+def dm_checks(manifest: XManifest) -> list[Check]:
+    """Every DM event an X batch read (user context), as pages land whole: the interval's, the
+    newer ones paged through to reach it, and the older ones of the page that reached it."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    return [
+        Check(
+            e.ExpectColumnSumToBeBetween(
+                column="in_interval", min_value=manifest.dm_events, max_value=manifest.dm_events
+            ),
+            lambda r: (
+                f"{_n(r.get('observed_value'))} DM events of the interval where the manifest"
+                f" counts {_n(manifest.dm_events)}: events were lost or added after landing"
+            ),
+        ),
+        Check(e.ExpectColumnValuesToNotBeNull(column="id"), _unexpected("DM events lack an id")),
+        Check(
+            e.ExpectColumnValuesToMatchRegex(column="id", regex=r"^[0-9]{1,19}$"),
+            _unexpected("DM event ids are not X ids (1-19 digits)"),
+        ),
+        Check(
+            e.ExpectColumnValuesToBeInSet(column="event_type", value_set=["MessageCreate"]),
+            _unexpected("DM events are not messages (MessageCreate was asked for)"),
+        ),
+        Check(
+            e.ExpectColumnValuesToNotBeNull(column="sender_id"),
+            _unexpected("DM events lack a sender"),
+        ),
+        Check(
+            e.ExpectColumnValuesToNotBeNull(column="dm_conversation_id"),
+            _unexpected("DM events lack a conversation"),
+        ),
+        Check(
+            e.ExpectColumnValuesToBeInSet(column="account", value_set=manifest.dm_accounts),
+            _unexpected("DM events were read for an account the manifest does not list"),
+        ),
+        Check(
+            e.ExpectColumnValuesToBeInSet(column="status", value_set=[200]),
+            _unexpected("DM pages were not HTTP 200"),
+        ),
+        Check(
+            e.ExpectColumnValuesToNotBeNull(column="created_at"),
+            _unexpected("DM events have no readable created_at"),
+        ),
+    ]
+
+
+def dm_frame(batch: Path, manifest: XManifest) -> pd.DataFrame:
+    import pandas as pd
+
+    columns = ["account", "status", "id", "event_type", "sender_id", "dm_conversation_id"]
+    rows = [
+        [page.account, page.status] + [event.get(c) for c in columns[2:]]
+        + [event.get("created_at")]
+        for page in x_pages(batch)
+        for event in page.dm_events()
+    ]  # fmt: skip
+    data = pd.DataFrame(rows, columns=[*columns, "created_at"])
+    stamps = pd.to_datetime(data["created_at"], utc=True, errors="coerce").dt.tz_localize(None)
+    data["created_at"] = stamps
+    data["in_interval"] = (
+        (stamps >= _naive(manifest.start)) & (stamps < _naive(manifest.end))
+    ).astype(int)
+    return data
+
+
 @dataclass(frozen=True)
 class LineFacts:
     """What the support-site checks of a batch as a whole need, counted in one pass over
@@ -607,6 +674,12 @@ def validate(
     if isinstance(manifest, XManifest):
         name, checks = "posts", x_checks(manifest) + volume
         result, failures = _run(f"{source}_{name}", checks, x_frame(batch))
+        if manifest.dm_accounts:  # the DM events: a suite of their own, in the same report
+            dm = dm_checks(manifest)
+            dm_result, dm_failures = _run(f"{source}_dm_events", dm, dm_frame(batch, manifest))
+            _log_verdicts(f"{source} batch {manifest.batch} DM events", dm, dm_result, dm_failures)
+            failures += dm_failures
+            report["dm_events"] = json.loads(json.dumps(dm_result.describe_dict(), default=str))
     else:
         name, facts = "lines", line_facts(batch)
         checks = support_site_checks(manifest, facts) + volume

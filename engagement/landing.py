@@ -82,6 +82,8 @@ class Endpoint(StrEnum):
     LOOKUP = "lookup"
     TWEETS_NEWER = "tweets_newer"
     MENTIONS_NEWER = "mentions_newer"
+    DM_EVENTS = "dm_events"  # an authorised account's DM events (user context)
+    DM_EVENTS_NEWER = "dm_events_newer"
     USAGE = "usage"  # X's count of the posts read (x-usage compares it; never landed)
 
     @property
@@ -114,6 +116,7 @@ ENDPOINT_PATHS = {
     Endpoint.TWEETS: "/2/users/:id/tweets",
     Endpoint.MENTIONS: "/2/users/:id/mentions",
     Endpoint.LOOKUP: "/2/tweets",
+    Endpoint.DM_EVENTS: "/2/dm_events",
     Endpoint.USAGE: "/2/usage/tweets",
 }
 
@@ -184,6 +187,10 @@ class Page:
     def timeline_posts(self) -> list[dict]:
         """The posts of an account's timeline or mentions page (none for other pages)."""
         return self.body.get("data", []) if self.endpoint.is_timeline else []
+
+    def dm_events(self) -> list[dict]:
+        """The DM events of a dm_events page: every one, the interval's and newer ones."""
+        return self.body.get("data", []) if self.endpoint is Endpoint.DM_EVENTS else []
 
 
 def x_pages(batch: Path) -> Iterator[Page]:
@@ -469,12 +476,13 @@ class Manifest(Batch):
 
 class Gap(BaseModel):
     """A reach the API refused to serve: an account's timeline (or mentions) in the interval
-    lies partly past the API's `cap` most recent posts (see extract/x.py)."""
+    lies partly past the API's `cap` most recent posts, or its DM events past the `cap` days
+    of history X keeps (see extract/x.py)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     account: str
-    endpoint: Literal[Endpoint.TWEETS, Endpoint.MENTIONS]
+    endpoint: Literal[Endpoint.TWEETS, Endpoint.MENTIONS, Endpoint.DM_EVENTS]
     cap: int = Field(ge=0)
     newer_than_interval: int = Field(ge=0)  # posts newer than the interval, within the cap
     returned: int = Field(ge=0)  # posts of the interval the API served
@@ -521,6 +529,10 @@ class XManifest(Manifest):
     deleted: int = 0
     refresh_window_start: Instant | None = None
     gaps: list[Gap] = []
+    # the accounts whose DM events were read (user context): an account not listed had no
+    # grant, so its DMs are unknown, not zero
+    dm_accounts: list[str] = []
+    dm_events: int = Field(0, ge=0)  # DM events of the interval
     bill: XBill | None = None  # None: landed before the bill was counted
 
     @model_serializer(mode="wrap")

@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier, Connection
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+from pydantic import SecretStr
 
 from engagement.errors import UsageError
 from engagement.settings import Settings, SettingsError
@@ -24,17 +25,29 @@ log = logging.getLogger(__name__)
 
 def task_settings() -> Settings:
     """The environment's settings, with the X bearer token of the `ENGAGEMENT_X_CONN_ID`
-    connection (its password) when Airflow has one: a token kept in Airflow's connections
-    or secrets backend rather than in every worker's environment."""
+    connection (its password) and the X app's OAuth 2.0 client of the
+    `ENGAGEMENT_X_OAUTH_CONN_ID` connection (login and password) when Airflow has them:
+    secrets kept in Airflow's connections or secrets backend rather than in every worker's
+    environment."""
     settings = Settings.from_env()
-    try:
-        connection = Connection.get(settings.x_conn_id)
-    except AirflowNotFoundException:
-        return settings
-    if not connection.password:
+    oauth = _connection(settings.x_oauth_conn_id)
+    if oauth is not None and oauth.login:
+        secret = SecretStr(oauth.password) if oauth.password else None
+        settings = settings.model_copy(
+            update={"x_client_id": oauth.login, "x_client_secret": secret}
+        )
+    connection = _connection(settings.x_conn_id)
+    if connection is None or not connection.password:
         return settings
     source = f"the Airflow connection {settings.x_conn_id}'s password (ENGAGEMENT_X_CONN_ID)"
     return settings.with_x_token(connection.password, source)
+
+
+def _connection(conn_id: str) -> Connection | None:
+    try:
+        return Connection.get(conn_id)
+    except AirflowNotFoundException:
+        return None
 
 
 @contextmanager
@@ -42,15 +55,24 @@ def failing_for_good() -> Iterator[None]:
     """Errors that the same run cannot mend fail the task at once, without retries: the API
     refused the request (400, 401, 403: the token, plan or settings must change), the gate
     refused the batch (quarantined; clearing the task lands it again), a bad setting (the
-    log format's too), an unknown X account, a run over the monthly X budget."""
+    log format's too), an unknown X account, an account's revoked user-context grant, a run
+    over the monthly X budget."""
     from engagement.gate import BatchRejected
     from extract.log_format import LogFormatError
     from extract.x import RequestRefused
+    from extract.x_auth import NotAuthorised
     from extract.x_bill import OverBudget
 
     try:
         yield
-    except (RequestRefused, OverBudget, BatchRejected, SettingsError, LogFormatError) as error:
+    except (
+        RequestRefused,
+        NotAuthorised,
+        OverBudget,
+        BatchRejected,
+        SettingsError,
+        LogFormatError,
+    ) as error:
         raise AirflowFailException(str(error)) from error
 
 

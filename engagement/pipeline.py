@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,8 @@ from engagement.settings import Settings
 from engagement.warehouse import load
 from engagement.warehouse.build import BuildSummary, build_and_publish
 from extract import access_log, x, x_bill
+
+log = logging.getLogger(__name__)
 
 
 class InQuarantine(UsageError, FileNotFoundError):
@@ -65,10 +68,43 @@ def extract_x(settings: Settings, interval: Interval) -> BatchSummary:
     policy = settings.x_policy
     token = settings.x_bearer_token.get_secret_value()
     client = x.make_client(token, settings.x_api_base_url, policy.timeout)
-    billing = x_bill.Billing.of(settings)
     return x.extract(
-        client, settings.x_accounts, interval, settings.raw_dir, policy, billing=billing
+        client,
+        settings.x_accounts,
+        interval,
+        settings.raw_dir,
+        policy,
+        dm_clients=dm_clients(settings),
+        billing=x_bill.Billing.of(settings),
     )
+
+
+def dm_clients(settings: Settings) -> dict[str, tweepy.Client]:
+    """A user-context client per account of X_ACCOUNTS whose grant allows reading its DMs
+    (`engagement x-login`); none when X_USER_FEATURES leaves out dm_events."""
+    from extract import x_auth
+
+    store = x_auth.TokenStore(settings.tokens_dir)
+    grants = {
+        account: grant
+        for account in settings.x_accounts
+        if (grant := store.load(account)) is not None
+    }
+    if "dm_events" not in settings.x_user_features or not grants:
+        return {}
+    app = x_auth.OAuthApp.from_settings(settings)  # refreshing needs the app's client id
+    clients = {}
+    for account, grant in grants.items():
+        if "dm.read" in grant.scope.split():
+            clients[account] = x_auth.user_client(store, app, account)
+        else:
+            log.warning(
+                "@%s: its grant lacks the scope dm.read, so its DMs are not read: run"
+                " `engagement x-login %s` again to grant it",
+                account,
+                account,
+            )
+    return clients
 
 
 def x_usage(settings: Settings, month: date) -> str:

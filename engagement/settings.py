@@ -24,6 +24,7 @@ PRICES_AS_OF = f"as X's pricing page ({X_PRICING}) gave it on 2026-12-07"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 Names = Annotated[tuple[str, ...], NoDecode]  # comma-separated in the environment
+USER_FEATURES = ("dm_events", "private_metrics")  # what X_USER_FEATURES may name
 
 
 class SettingsError(UsageError, ValueError):
@@ -291,6 +292,43 @@ class Settings(BaseSettings):
         " sign of a problem does not (`dbt_project/macros/needs_answer.sql`)",
         "`false`",
     )
+    x_client_id: str | None = _setting(
+        None,
+        "X_CLIENT_ID",
+        'the OAuth 2.0 client id of your X developer app (its "Keys and tokens" page):'
+        " `engagement x-login` needs it, and so does refreshing the tokens; in Airflow, the"
+        " login of the `ENGAGEMENT_X_OAUTH_CONN_ID` connection instead",
+        "none: no user-context access (DMs, private metrics)",
+    )
+    x_client_secret: SecretStr | None = _setting(
+        None,
+        "X_CLIENT_SECRET",
+        "the OAuth 2.0 client secret of a confidential X app (none for a public one); in"
+        " Airflow, the password of the `ENGAGEMENT_X_OAUTH_CONN_ID` connection instead",
+        "none",
+    )
+    x_redirect_uri: str = _setting(
+        "http://127.0.0.1:8976/callback",
+        "X_REDIRECT_URI",
+        "the callback URL registered in the X app's user authentication settings;"
+        " `engagement x-login` catches the redirect itself when it is a loopback address"
+        " (`127.0.0.1` or `localhost` with a port), otherwise asks you to paste it",
+    )
+    x_user_features: Names = _setting(
+        ("dm_events", "private_metrics"),
+        "X_USER_FEATURES",
+        "what user-context access is used for, comma-separated: `dm_events` (scope"
+        " `dm.read`) and `private_metrics`; `engagement x-login` asks for these scopes",
+        "`dm_events,private_metrics`",
+    )
+    x_tokens_dir: Path | None = _setting(
+        None,
+        "ENGAGEMENT_X_TOKENS_DIR",
+        "where each authorised account's OAuth 2.0 tokens are kept, a file per account"
+        " readable only by its owner (rotated on refresh under a lock: every worker must see"
+        " the same directory)",
+        "`<ENGAGEMENT_DATA_DIR>/state/x_tokens`",
+    )
     accounts_file: Path | None = _setting(
         None,
         "ENGAGEMENT_ACCOUNTS_FILE",
@@ -320,6 +358,12 @@ class Settings(BaseSettings):
         "Airflow: the connection whose password is the X bearer token; without such a"
         " connection, `X_BEARER_TOKEN`",
     )
+    x_oauth_conn_id: str = _setting(
+        "x_oauth",
+        "ENGAGEMENT_X_OAUTH_CONN_ID",
+        "Airflow: the connection whose login and password are the X app's OAuth 2.0 client id"
+        " and secret; without such a connection, `X_CLIENT_ID` and `X_CLIENT_SECRET`",
+    )
     alert_conn_id: str | None = _setting(
         None,
         "ENGAGEMENT_ALERT_CONN_ID",
@@ -339,6 +383,7 @@ class Settings(BaseSettings):
         "support_site_hosts",
         "company_site_hosts",
         "support_site_answer_paths",
+        "x_user_features",
         mode="before",
     )
     @classmethod
@@ -355,7 +400,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"each path pattern starts with / or * ({pattern!r} does not)")
         return value
 
-    @field_validator("data_dir", "dbt_project_dir", "report_path", "accounts_file")
+    @field_validator("x_user_features")
+    @classmethod
+    def _known_features(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(USER_FEATURES))
+        if unknown:
+            raise ValueError(f"unknown {', '.join(unknown)}: expected {', '.join(USER_FEATURES)}")
+        return value
+
+    @field_validator("data_dir", "dbt_project_dir", "report_path", "accounts_file", "x_tokens_dir")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else value.resolve()
@@ -443,6 +496,10 @@ class Settings(BaseSettings):
     @property
     def state_dir(self) -> Path:
         return self.data_dir / "state"
+
+    @property
+    def tokens_dir(self) -> Path:
+        return self.x_tokens_dir or self.state_dir / "x_tokens"
 
     @property
     def quarantine_dir(self) -> Path:

@@ -12,9 +12,10 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import requests
@@ -56,6 +57,18 @@ TWEET_FIELDS = [
 USER_FIELDS = ["created_at", "description", "public_metrics", "verified", "protected"]
 EXPANSIONS = ["author_id", "in_reply_to_user_id", "referenced_tweets.id"]
 LOOKUP_BATCH = 100  # GET /2/tweets takes at most 100 ids
+DM_EVENT_FIELDS = [
+    "id",
+    "event_type",
+    "text",
+    "created_at",
+    "dm_conversation_id",
+    "sender_id",
+    "participant_ids",
+    "referenced_tweets",
+    "attachments",
+]
+DM_HISTORY_DAYS = 30  # GET /2/dm_events serves the last 30 days, by X's clock
 
 
 class ExtractionError(EngagementError):
@@ -77,7 +90,8 @@ class Reroute(requests.adapters.HTTPAdapter):
         self.timeout = timeout
 
     def send(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
-        request.url = self.base_url + request.url.removeprefix(REAL_X_API)
+        if request.url.startswith(REAL_X_API):  # a resent request is already rerouted
+            request.url = self.base_url + request.url.removeprefix(REAL_X_API)
         kwargs["timeout"] = kwargs.get("timeout") or self.timeout
         return super().send(request, **kwargs)
 
@@ -141,6 +155,11 @@ class Caller:
                 self._wait_for(endpoint, reset + 1, "429 Too Many Requests")
                 continue
             except tweepy.Unauthorized as exc:
+                if endpoint.requested is Endpoint.DM_EVENTS:  # still 401 after a refresh
+                    raise RequestRefused(
+                        f"{endpoint.request}: {_problem(exc)}: X refused the account's user"
+                        " token after refreshing it: run `engagement x-login ACCOUNT` again"
+                    ) from None
                 raise RequestRefused(
                     f"{endpoint.request}: {_problem(exc)}: the bearer token was refused; check"
                     f" {self.policy.token_source} (an app-only bearer token of your X"
@@ -209,6 +228,12 @@ def _data(page: dict) -> list[dict]:
     return json.loads(page["body"]).get("data", [])
 
 
+def _served_at(response: requests.Response) -> datetime:
+    """When the API answered, by its own clock (its Date header; ours when it has none)."""
+    date = response.headers.get("date")
+    return parsedate_to_datetime(date) if date else datetime.now(UTC)
+
+
 @dataclass
 class Extraction:
     client: tweepy.Client
@@ -217,6 +242,7 @@ class Extraction:
     pages: list[dict] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
     records: int = 0  # posts on the interval's timeline and mentions pages
+    dm_records: int = 0  # DM events of the interval
 
     def user(self, account: str) -> str:
         response = self.caller(
@@ -288,6 +314,46 @@ class Extraction:
                     gap.complete_from or iso(self.interval.end),
                 )  # fmt: skip
                 self.gaps.append(gap)
+
+    def direct_messages(self, account: str, client: tweepy.Client) -> None:
+        """The account's DM events of the interval (user context): newest first, so paged
+        from the newest until one is older than the interval. X keeps 30 days: an interval
+        reaching past that is a gap, not a quiet day."""
+        method = self.caller.wrap(Endpoint.DM_EVENTS, client.get_direct_message_events)
+        horizon, found, reached = None, 0, False
+        for response in tweepy.Paginator(
+            method,
+            user_auth=False,  # tweepy's user_auth means OAuth 1.0a; the token is OAuth 2.0
+            max_results=100,
+            event_types="MessageCreate",
+            dm_event_fields=DM_EVENT_FIELDS,
+        ):
+            page = _page(account, Endpoint.DM_EVENTS, response) | {"auth": "user"}
+            stamps = [parse_instant(event["created_at"]) for event in _data(page)]
+            if stamps and min(stamps) >= self.interval.end:
+                page["endpoint"] = Endpoint.DM_EVENTS_NEWER
+            self.pages.append(page)
+            found += sum(self.interval.contains(stamp) for stamp in stamps)
+            horizon = _served_at(response) - timedelta(days=DM_HISTORY_DAYS)
+            reached = bool(stamps) and min(stamps) < self.interval.start
+            if reached:
+                break
+        self.dm_records += found
+        if not reached and horizon is not None and self.interval.start < horizon:
+            log.warning(
+                "@%s dm_events: X keeps %d days of DM events, so those of the interval before"
+                " %s are missing (recorded as a gap)", account, DM_HISTORY_DAYS, iso(horizon),
+            )  # fmt: skip
+            self.gaps.append(
+                Gap(
+                    account=account,
+                    endpoint=Endpoint.DM_EVENTS,
+                    cap=DM_HISTORY_DAYS,
+                    newer_than_interval=0,
+                    returned=found,
+                    complete_from=iso(horizon),
+                )
+            )
 
     def _oldest(self, endpoint: Endpoint, account: str) -> str | None:
         stamps = [
@@ -363,13 +429,16 @@ def extract(
     raw_root: Path,
     policy: Policy | None = None,
     caller: Caller | None = None,
+    dm_clients: Mapping[str, tweepy.Client] | None = None,
     billing: x_bill.Billing | None = None,
 ) -> BatchSummary:
-    """Land the interval's posts, mentions and metrics refresh of every account as one batch."""
+    """Land the interval's posts, mentions and metrics refresh of every account as one batch,
+    and the DM events of the accounts in `dm_clients` (their user-context clients)."""
     if not accounts:
         raise UsageError("no X accounts configured: set X_ACCOUNTS=brand,support")
     policy = policy or Policy()
     caller = caller or Caller(policy)
+    dm_clients = dm_clients or {}
     billing = billing or x_bill.Billing.beside(raw_root)
     started = datetime.now(UTC)  # the day X bills the run's reads on (see x_bill)
     window = Interval(interval.end - timedelta(days=policy.refresh_days), interval.end)
@@ -379,6 +448,8 @@ def extract(
     try:
         for account in accounts:
             run.account(account)
+            if account in dm_clients:
+                run.direct_messages(account, dm_clients[account])
         ids, reused = recent_posts(raw_root, run.pages, window), []
         if policy.refresh_skip_same_day:
             reused, ids = x_bill.reuse_lookups(raw_root, ids, started.date())
@@ -404,6 +475,8 @@ def extract(
             deleted=deleted,
             refresh_window_start=window.start,
             gaps=run.gaps,
+            dm_accounts=[account for account in accounts if account in dm_clients],
+            dm_events=run.dm_records,
             bill=bill,
         )
         write_manifest(work, manifest)

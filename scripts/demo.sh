@@ -28,6 +28,26 @@ else:
     sys.exit('sandbox did not start')
 " "$X_API_BASE_URL"
 
+echo "== @acmesupport authorises user-context access (its DMs): engagement x-login, the"
+echo "   sandbox's consent page answered as @acmesupport"
+login_log="$ENGAGEMENT_DATA_DIR/x-login.log"
+$bin/engagement x-login acmesupport --wait 60 > "$login_log" 2>&1 &
+login=$!
+$bin/python - "$login_log" <<'PY'
+import sys, time, urllib.request
+log = sys.argv[1]
+for _ in range(600):  # x-login prints the URL, then "Waiting" once it listens for the redirect
+    lines = open(log).read().splitlines()
+    if any(line.startswith("Waiting") for line in lines):
+        url = next(line for line in lines if line.startswith("http"))
+        urllib.request.urlopen(url + "&sandbox_user=acmesupport", timeout=30).read()
+        break
+    time.sleep(0.1)
+else:
+    sys.exit("x-login did not start: see " + log)
+PY
+wait $login || { cat "$login_log"; exit 1; }
+
 echo "== Airflow metadata database and the DuckDB writer pool ($AIRFLOW_HOME)"
 $bin/airflow db migrate > "$ENGAGEMENT_DATA_DIR/airflow-migrate.log" 2>&1
 $bin/airflow pools set duckdb_writer 1 "DuckDB warehouse writers" > /dev/null 2>&1

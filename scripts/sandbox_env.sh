@@ -29,6 +29,10 @@ export ENGAGEMENT_ACCOUNTS_FILE="${ENGAGEMENT_ACCOUNTS_FILE:-$PWD/scripts/demo_a
 # DEMO ONLY, not a secret: keys the pseudonyms of the sample log's (made-up) client IPs.
 # Real deployments set their own secret ENGAGEMENT_IP_HMAC_KEY; without one, extraction refuses.
 export ENGAGEMENT_IP_HMAC_KEY="${ENGAGEMENT_IP_HMAC_KEY:-demo-only-sandbox-ip-key-not-secret}"
+# DEMO ONLY, not a secret: the sandbox's OAuth 2.0 client (any id works there) and a free
+# loopback port x-login catches the sandbox's redirect on
+export X_CLIENT_ID="${X_CLIENT_ID:-sandbox-client}"
+export X_REDIRECT_URI="${X_REDIRECT_URI:-http://127.0.0.1:$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")/callback}"
 export DEMO_START="${DEMO_START:-2026-11-02}"
 export DEMO_DAYS="${DEMO_DAYS:-7}"
 mkdir -p "$ENGAGEMENT_DATA_DIR"

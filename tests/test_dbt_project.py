@@ -267,6 +267,25 @@ LOOKUP_ERRORS = [
 ]
 GAPS = [(BATCH_2, SUPPORT, "mentions", 800, 790, 10, api_time(ts(5, 12)))]
 
+# DMs (x.dm_events, x.dm_access): acmecloud's read in every X batch, acmesupport's not in
+# BATCH_2 (4-6 November: unknown). Texts carry DM_TEXT, which no model may select.
+DM_TEXT = "DM-SECRET my card ends 4242"
+DM_UNREAD = {(BATCH_2[0], SUPPORT)}
+# event id, conversation, sender, created_at
+DM_EVENTS = [
+    ("7001", "100-1001", "1001", ts(2, 10)),  # dana twice before a reply: one request
+    ("7002", "100-1001", "1001", ts(2, 10, 5)),
+    ("7003", "100-1001", BRAND_ID, ts(2, 10, 45)),
+    ("7004", "100-1001", "1001", ts(2, 11)),  # after the reply: a new request, 120 min
+    ("7005", "100-1001", BRAND_ID, ts(2, 13)),
+    ("7006", "100-1002", "1002", ts(3, 23, 40)),  # answered across midnight, in BATCH_2
+    ("7007", "100-1002", "1002", ts(3, 23, 41)),
+    ("7008", "100-1002", BRAND_ID, ts(4, 0, 10)),
+    ("7009", "100-1003", BRAND_ID, ts(7, 9)),  # the account first, then marco, unanswered
+    ("7010", "100-1003", "1003", ts(7, 9, 30)),
+    ("7011", "100-200", SUPPORT_ID, ts(7, 10)),  # another company account: no request
+]
+
 SEEN = x_observations()
 # version id -> root id (the first id of any edit history that lists it)
 VERSION_ROOT: dict[str, str] = {}
@@ -562,6 +581,29 @@ def build_raw_db(path: Path, loaded_at: datetime | None = None) -> None:
                 [*batch, account, endpoint, cap, newer, returned, complete_from, loaded_at],
             )
 
+        for batch_id, start, end in X_BATCHES:
+            for username in ACCOUNTS.values():
+                con.execute(
+                    "insert into x.dm_access values (?, ?, ?, ?, ?, ?)",
+                    [batch_id, start, end, username, (batch_id, username) not in DM_UNREAD,
+                     loaded_at],
+                )  # fmt: skip
+        for event_id, conversation, sender, created_at in DM_EVENTS:
+            batch = next(b for b in X_BATCHES if b[1] <= created_at < b[2])
+            payload = {
+                "id": event_id,
+                "event_type": "MessageCreate",
+                "text": f"{DM_TEXT} ({event_id})",
+                "created_at": api_time(created_at),
+                "dm_conversation_id": conversation,
+                "sender_id": sender,
+                "participant_ids": conversation.split("-"),
+            }
+            con.execute(
+                "insert into x.dm_events values (?, ?, ?, ?, ?, ?, ?::json, 1, ?)",
+                [*batch, BRAND, BRAND_ID, event_id, json.dumps(payload), loaded_at],
+            )
+
         for line_no, request in enumerate(REQUESTS, start=1):
             batches = [BATCH_1]
             if line_no - 1 == DUPLICATED_REQUEST_INDEX:
@@ -850,12 +892,14 @@ def test_marts_are_tables_in_schema_marts(built: Build) -> None:
         "agg_daily_engagement_v1",
         "agg_daily_account_engagement",
         "agg_daily_account_engagement_v1",
+        "agg_daily_account_dm_care",
         "dim_channels",
         "dim_dates",
         "fct_support_sessions",
         "fct_x_mentions",
         "fct_x_mentions_v1",
         "fct_x_conversations",
+        "fct_x_dm_requests",
         "fct_x_posts",
         "fct_x_post_metrics",
         "agg_daily_referrals",
@@ -1075,6 +1119,66 @@ def test_deleted_text_appears_in_no_mart(built: Build) -> None:
     ):
         for row in built.query(f"select * from marts.{table}"):
             assert not any(deleted_text == str(value) for value in row), (table, row)
+
+
+def test_dm_requests_and_daily_dm_care(built: Build) -> None:
+    requests = {
+        r["request_event_id"]: r
+        for r in built.dicts("select * from marts.fct_x_dm_requests order by requested_at")
+    }
+    assert list(requests) == ["7001", "7004", "7006", "7010"]
+    assert requests["7001"]["customer_messages"] == 2
+    assert requests["7001"]["first_response_minutes"] == 45.0
+    assert requests["7001"]["is_answered_within_target"]
+    assert requests["7004"]["first_response_minutes"] == 120.0
+    assert requests["7004"]["is_target_breached"]
+    assert requests["7006"]["requested_date"] == date(2026, 11, 3)  # across midnight
+    assert requests["7006"]["first_response_minutes"] == 30.0
+    assert requests["7010"]["answer_status"] == "waiting" and requests["7010"]["is_waiting"]
+    assert {r["customer_id"] for r in requests.values()} == {"1001", "1002", "1003"}
+    daily = {
+        (r["account_username"], r["date_day"]): r
+        for r in built.dicts("select * from marts.agg_daily_account_dm_care")
+    }
+    brand_day = daily[(BRAND, date(2026, 11, 2))]
+    assert brand_day["is_dm_authorised"]
+    assert (brand_day["dm_requests"], brand_day["dm_requests_answered"]) == (2, 2)
+    assert brand_day["median_dm_first_response_minutes"] == 82.5
+    assert brand_day["dm_requests_target_breached"] == 1
+    mentions = {
+        (r["account_username"], r["date_day"]): r
+        for r in built.dicts("select * from marts.agg_daily_account_engagement")
+    }
+    assert brand_day["combined_requests_needing_answer"] == (
+        mentions[(BRAND, date(2026, 11, 2))]["mentions_needing_answer"] + 2
+    )
+    for day in (4, 5, 6):  # acmesupport's DMs not read: unknown, not zero
+        unread = daily[(SUPPORT, date(2026, 11, day))]
+        assert not unread["is_dm_authorised"]
+        assert unread["dm_requests"] is None and unread["combined_response_rate"] is None
+    assert daily[(SUPPORT, date(2026, 11, 2))]["dm_requests"] == 0
+
+
+def test_dm_text_appears_in_no_table_or_view(built: Build) -> None:
+    """Raw keeps the DM texts as landed; no model selects them, staging's views included."""
+    with duckdb.connect(str(built.build_db)) as con:
+        con.execute(f"attach '{built.raw_db}' as raw (read_only)")
+        assert con.execute(
+            "select count(*) from raw.x.dm_events where payload ->> '$.text' like ?",
+            [f"{DM_TEXT}%"],
+        ).fetchone() == (len(DM_EVENTS),)
+        relations = con.execute(
+            "select schema_name, table_name from duckdb_tables() where database_name = 'build'"
+            " union all select schema_name, view_name from duckdb_views()"
+            " where database_name = 'build' and not internal"
+        ).fetchall()
+        assert ("staging", "stg_x__dm_events") in relations
+        for schema, name in relations:
+            found = con.execute(
+                f'select count(*) from "{schema}"."{name}" as t where cast(t as varchar) like ?',
+                [f"%{DM_TEXT}%"],
+            ).fetchone()
+            assert found == (0,), (schema, name)
 
 
 def test_fct_x_post_metrics(built: Build) -> None:

@@ -45,6 +45,7 @@ X = BATCH | {
     "metrics_refreshed": 3, "deleted": 1, "refresh_window_start": "2026-10-30T00:00:00Z",
     "gaps": [{"account": "acmecloud", "endpoint": "tweets", "cap": 20,
               "newer_than_interval": 15, "returned": 5, "complete_from": None}],
+    "dm_accounts": ["acmecloud"], "dm_events": 2,
 }  # fmt: skip
 
 
@@ -81,6 +82,10 @@ def test_the_typed_entries_say_what_the_readers_ask(tmp_path: Path) -> None:
     x = read_manifest(tmp_path / "x")
     assert isinstance(x, XManifest)
     assert x.gaps[0].endpoint is Endpoint.TWEETS and x.gaps[0].complete_from is None
+    # a manifest landed before DMs were read: no account's DMs known
+    older = {k: v for k, v in X.items() if k not in ("dm_accounts", "dm_events")}
+    _land(tmp_path / "x_older", older)
+    assert read_manifest(tmp_path / "x_older").dm_accounts == []
 
 
 def test_an_entry_set_by_the_extraction_writes_only_what_was_set() -> None:

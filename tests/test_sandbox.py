@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -25,9 +26,12 @@ from referencing.jsonschema import DRAFT4
 from devtools import x_sandbox as sandbox
 from devtools.sample import (
     BRAND,
+    SAMPLE_DAYS,
     SAMPLE_START,
     SUPPORT,
+    SUPPORT_SITE_HOST,
     SampleCompany,
+    access_log_lines,
     generate,
     latest_versions,
     parse_stamp,
@@ -37,6 +41,7 @@ from engagement import cli
 from engagement.landing import Endpoint
 from engagement.settings import REAL_X_API
 from extract import x
+from tests.attribution import attribute, own_links, tco_sessions
 
 OPENAPI = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference"
 OPENAPI = OPENAPI / "x-api-v2-openapi.json"
@@ -799,3 +804,437 @@ def test_cli_serves_a_fixture_with_caps_and_faults_and_stops_on_sigterm() -> Non
     finally:
         process.kill()
         process.wait()
+
+
+# --- user context: OAuth 2.0 with PKCE, DMs, private metrics, usage and billing ------------
+
+TOKEN_URL = f"{REAL_X_API}/2/oauth2/token"
+SAMPLE_END = datetime.combine(SAMPLE_START + timedelta(days=SAMPLE_DAYS), datetime.min.time(), UTC)
+SCOPES = ["tweet.read", "users.read", "dm.read", "offline.access"]
+REDIRECT = "http://127.0.0.1:9/callback"
+PRIVATE = "non_public_metrics,organic_metrics"
+
+
+@pytest.fixture(autouse=True)
+def _oauth_over_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the sandbox speaks plain http
+
+
+def _handler(base: str, scopes: list[str] = SCOPES, secret: str | None = "s3cr3t"):
+    handler = tweepy.OAuth2UserHandler(
+        client_id="engagement-mart", redirect_uri=REDIRECT, scope=scopes, client_secret=secret
+    )
+    handler.mount(f"{REAL_X_API}/", x.Reroute(base))
+    return handler
+
+
+def _approve(base: str, handler, username: str) -> str:
+    """The redirect the browser follows once the user approves, as the product would get it."""
+    url = handler.get_authorization_url().replace("https://twitter.com", base)
+    response = requests.get(url, params={"sandbox_user": username}, allow_redirects=False)
+    assert response.status_code == 302, response.text
+    return response.headers["location"]
+
+
+def _sign_in(base: str, username: str, scopes: list[str] = SCOPES) -> dict:
+    handler = _handler(base, scopes)
+    return handler.fetch_token(_approve(base, handler, username))
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _as(base: str, path: str, token: str, **params) -> requests.Response:
+    return requests.get(base + path, params=params, headers=_bearer(token), timeout=10)
+
+
+def _post_token(base: str, **form) -> requests.Response:
+    return requests.post(base + "/2/oauth2/token", data=form, auth=("engagement-mart", "s"))
+
+
+def _problem(template: str) -> Draft4Validator:
+    return _validator(template, "default", "application/problem+json")
+
+
+def test_authorize_token_refresh_with_tweepy_rotates_refresh_tokens() -> None:
+    with _serving() as (server, base):
+        handler = _handler(base)
+        token = handler.fetch_token(_approve(base, handler, SUPPORT))
+        assert token["token_type"] == "bearer" and token["expires_in"] == 7200
+        assert token["scope"] == SCOPES  # oauthlib splits X's space-separated scope
+        me = _as(base, "/2/users/me", token["access_token"], **{"user.fields": "created_at"})
+        assert me.status_code == 200
+        _assert_valid(_validator("/2/users/me"), me.json())
+        assert me.json()["data"]["username"] == SUPPORT
+        assert set(me.json()["data"]) == {"id", "name", "username", "created_at"}
+
+        fresh = handler.refresh_token(
+            TOKEN_URL, refresh_token=token["refresh_token"], auth=handler.auth
+        )
+        assert fresh["access_token"] != token["access_token"]
+        assert fresh["refresh_token"] != token["refresh_token"]
+        reused = _post_token(base, grant_type="refresh_token", refresh_token=token["refresh_token"])
+        assert reused.status_code == 400
+        assert reused.json() == {
+            "error": "invalid_request",
+            "error_description": "Value passed for the token was invalid.",
+        }
+        again = _post_token(base, grant_type="refresh_token", refresh_token=fresh["refresh_token"])
+        assert again.status_code == 200 and "refresh_token" in again.json()
+        assert _as(base, "/2/users/me", fresh["access_token"]).status_code == 200
+
+        (grant,) = _control(base, "GET", "/_sandbox/oauth/grants").json()["grants"]
+        assert grant["username"] == SUPPORT and grant["refreshed"] == 2
+        assert grant["scopes"] == SCOPES and grant["revoked"] is False
+        secrets = [token["access_token"], token["refresh_token"], fresh["refresh_token"]]
+        for path in ("/_sandbox/oauth/grants", "/_sandbox/requests"):
+            text = _control(base, "GET", path).text
+            assert not any(secret in text for secret in secrets), path
+        log = server.request_log()
+        assert log[-1]["auth"] == "user" and log[-1]["username"] == SUPPORT
+        assert {"method": "POST", "path": "/2/oauth2/token"}.items() <= log[1].items()
+
+
+def test_offline_access_alone_brings_a_refresh_token_and_public_clients_work() -> None:
+    with _serving() as (_, base):
+        handler = _handler(base, ["tweet.read", "users.read"], secret=None)
+        token = handler.fetch_token(_approve(base, handler, BRAND))
+        assert "refresh_token" not in token
+        assert _as(base, "/2/users/me", token["access_token"]).json()["data"]["username"] == BRAND
+
+
+def test_authorize_checks_its_parameters_offers_consent_and_denial() -> None:
+    with _serving() as (_, base):
+        handler = _handler(base)
+        url = handler.get_authorization_url().replace("https://twitter.com", base)
+        consent = requests.get(url, timeout=10)
+        assert consent.status_code == 200 and "text/html" in consent.headers["content-type"]
+        assert (
+            f"Authorize as @{BRAND}" in consent.text and f"Authorize as @{SUPPORT}" in consent.text
+        )
+        denied = requests.get(url, params={"sandbox_deny": "1"}, allow_redirects=False)
+        state = parse_qs_one(urlsplit(url).query)["state"]
+        assert denied.status_code == 302
+        assert parse_qs_one(urlsplit(denied.headers["location"]).query) == {
+            "error": "access_denied",
+            "state": state,
+        }
+        for change, message in (
+            ({"scope": "tweet.read dm.sniff"}, "Invalid scope: dm.sniff"),
+            ({"response_type": "token"}, "Invalid response_type"),
+            ({"code_challenge": ""}, "Missing required parameter: code_challenge"),
+            ({"redirect_uri": "callback"}, "Invalid redirect_uri"),
+            ({"sandbox_user": "nobody_here"}, "no user @nobody_here"),
+        ):
+            params = parse_qs_one(urlsplit(url).query) | change
+            bad = requests.get(base + "/i/oauth2/authorize", params=params, timeout=10)
+            assert bad.status_code == 400 and message in bad.text, (change, bad.text)
+
+        location = _approve(base, handler, SUPPORT)
+        code = parse_qs_one(urlsplit(location).query)["code"]
+        verifier = handler._client.code_verifier
+        exchange = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
+        assert _post_token(base, **exchange, code_verifier="x" * 50).status_code == 400
+        # the refused attempt spent the code: single use
+        assert _post_token(base, **exchange, code_verifier=verifier).status_code == 400
+        location = _approve(base, handler, SUPPORT)
+        code = parse_qs_one(urlsplit(location).query)["code"]
+        verifier = handler._client.code_verifier
+        _control(base, "POST", "/_sandbox/clock", {"advance_seconds": 31})
+        late = _post_token(base, **exchange | {"code": code}, code_verifier=verifier)
+        assert late.status_code == 400, "codes live 30 s"
+        nobody = requests.post(base + "/2/oauth2/token", data=exchange, timeout=10)
+        assert nobody.status_code == 401 and nobody.json()["error"] == "unauthorized_client"
+
+
+def parse_qs_one(query: str) -> dict[str, str]:
+    return {k: v[-1] for k, v in parse_qs(query).items()}
+
+
+def test_clock_drives_expiry() -> None:
+    with _serving(access_token_lifetime=600) as (_, base):
+        clock = _control(base, "GET", "/_sandbox/clock").json()["now"]
+        assert SAMPLE_END <= parse_stamp(clock) < SAMPLE_END + timedelta(minutes=1)
+        token = _sign_in(base, SUPPORT)
+        assert token["expires_in"] == 600
+        _control(base, "POST", "/_sandbox/clock", {"advance_seconds": 590})
+        assert _as(base, "/2/users/me", token["access_token"]).status_code == 200
+        _control(base, "POST", "/_sandbox/clock", {"advance_seconds": 11})
+        expired = _as(base, "/2/users/me", token["access_token"])
+        assert expired.status_code == 401 and expired.json() == sandbox.UNAUTHORIZED
+        _assert_valid(_problem("/2/users/me"), expired.json())
+        refreshed = _post_token(
+            base, grant_type="refresh_token", refresh_token=token["refresh_token"]
+        ).json()
+        assert _as(base, "/2/users/me", refreshed["access_token"]).status_code == 200
+        moved = _control(base, "POST", "/_sandbox/clock", {"now": "2027-01-01T00:00:00Z"})
+        assert moved.json()["now"].startswith("2027-01-01T00:00:0")
+        for bad in ({"now": "2027-01-01"}, {"advance_seconds": "1"}, {"later": 1}):
+            assert _control(base, "POST", "/_sandbox/clock", bad).status_code == 400
+
+
+def test_revocation_by_the_app_and_by_the_user() -> None:
+    with _serving() as (_, base):
+        token = _sign_in(base, SUPPORT)
+        revoke = requests.post(
+            base + "/2/oauth2/revoke",
+            data={"token": token["access_token"]},
+            auth=("engagement-mart", "s"),
+            timeout=10,
+        )
+        assert revoke.json() == {"revoked": True}
+        assert _as(base, "/2/users/me", token["access_token"]).status_code == 401
+        renewed = _post_token(
+            base, grant_type="refresh_token", refresh_token=token["refresh_token"]
+        )
+        assert renewed.status_code == 200, "revoking an access token leaves the grant"
+        renewed = renewed.json()
+        requests.post(
+            base + "/2/oauth2/revoke",
+            data={"token": renewed["refresh_token"], "client_id": "engagement-mart"},
+            timeout=10,
+        )
+        assert _as(base, "/2/users/me", renewed["access_token"]).status_code == 401
+
+        other = _sign_in(base, SUPPORT)
+        brand = _sign_in(base, BRAND)
+        removed = _control(base, "POST", "/_sandbox/oauth/revoke", {"username": SUPPORT})
+        assert removed.json() == {"revoked_grants": 1}
+        assert _as(base, "/2/users/me", other["access_token"]).status_code == 401
+        refused = _post_token(
+            base, grant_type="refresh_token", refresh_token=other["refresh_token"]
+        )
+        assert refused.status_code == 400
+        assert _as(base, "/2/users/me", brand["access_token"]).status_code == 200
+        grants = _control(base, "GET", "/_sandbox/oauth/grants").json()["grants"]
+        assert [(g["username"], g["revoked"]) for g in grants] == [
+            (SUPPORT, True),
+            (SUPPORT, True),
+            (BRAND, False),
+        ]
+
+
+def test_user_context_and_app_only_endpoints_refuse_each_other() -> None:
+    with _serving() as (_, base):
+        for template, path in (("/2/users/me", "/2/users/me"), ("/2/dm_events", "/2/dm_events")):
+            refused = _get(base, path)
+            assert refused.status_code == 403 and refused.json() == sandbox.APP_ONLY_FORBIDDEN
+            _assert_valid(_problem(template), refused.json())
+        no_dm = _sign_in(base, SUPPORT, ["tweet.read", "users.read"])["access_token"]
+        assert _as(base, "/2/dm_events", no_dm).status_code == 403
+        assert _as(base, "/2/users/me", no_dm).status_code == 200
+        usage = _as(base, "/2/usage/tweets", no_dm)
+        assert usage.status_code == 403 and usage.json() == sandbox.USER_CONTEXT_FORBIDDEN
+        _assert_valid(_problem("/2/usage/tweets"), usage.json())
+
+
+def _expected_dms(username: str, now: datetime) -> list[str]:
+    """An independent filter of the sample: the user's DM events of the 30 days before now."""
+    user_id = USER_IDS[username]
+    return sorted(
+        (
+            e["id"]
+            for e in COMPANY.dm_events
+            if user_id in e["dm_conversation_id"].split("-")
+            and now - timedelta(days=30) <= parse_stamp(e["created_at"]) <= now
+        ),
+        key=int,
+        reverse=True,
+    )
+
+
+def test_dm_events_pages_of_the_users_conversations_of_30_days() -> None:
+    with _serving() as (_, base):
+        support = _sign_in(base, SUPPORT)["access_token"]
+        validator = _validator("/2/dm_events")
+        fields = {
+            "dm_event.fields": "id,text,event_type,created_at,dm_conversation_id,sender_id",
+            "expansions": "sender_id,participant_ids",
+            "user.fields": "username",
+            "max_results": "7",
+        }
+        pages = [_as(base, "/2/dm_events", support, **fields).json()]
+        while "next_token" in pages[-1]["meta"]:
+            token = pages[-1]["meta"]["next_token"]
+            pages.append(
+                _as(base, "/2/dm_events", support, **fields, pagination_token=token).json()
+            )
+        for page in pages:
+            _assert_valid(validator, page)
+            assert page["meta"]["result_count"] == len(page.get("data", []))
+        ids = [e["id"] for page in pages for e in page["data"]]
+        expected = _expected_dms(SUPPORT, SAMPLE_END)
+        assert len(expected) > 50
+        assert ids == expected, "every event once, newest first"
+        assert all(set(p["includes"]["users"][0]) == {"id", "name", "username"} for p in pages)
+        back = pages[2]["meta"]["previous_token"]
+        previous = _as(base, "/2/dm_events", support, **fields, pagination_token=back).json()
+        assert previous["data"] == pages[1]["data"]
+        default = _as(base, "/2/dm_events", support, max_results=1).json()
+        assert set(default["data"][0]) == {"id", "event_type", "text"}
+        assert _as(base, "/2/dm_events", support, max_results=101).status_code == 400
+        only_joins = _as(base, "/2/dm_events", support, event_types="ParticipantsJoin").json()
+        assert only_joins == {"meta": {"result_count": 0}}
+
+        brand = _sign_in(base, BRAND)["access_token"]
+        assert _as(base, "/2/dm_events", brand).json() == {"meta": {"result_count": 0}}
+
+        _control(base, "POST", "/_sandbox/clock", {"advance_seconds": 27 * 86400})
+        later = SAMPLE_END + timedelta(days=27)
+        support = _sign_in(base, SUPPORT)["access_token"]
+        recent = _as(base, "/2/dm_events", support).json()
+        kept = _expected_dms(SUPPORT, later)
+        assert 0 < len(kept) < len(expected), "the test would prove nothing"
+        assert [e["id"] for e in recent["data"]] == kept
+
+
+def _own_posts(username: str) -> dict[str, dict]:
+    return {
+        t["id"]: t
+        for t in latest_versions(COMPANY.tweets)
+        if t["author_id"] == USER_IDS[username] and "non_public_metrics" in t
+    }
+
+
+def test_private_metrics_only_for_the_author_and_30_days() -> None:
+    with _serving() as (_, base):
+        support = _sign_in(base, SUPPORT)["access_token"]
+        brand = _sign_in(base, BRAND)["access_token"]
+        path = f"/2/users/{USER_IDS[SUPPORT]}/tweets"
+        params = {"tweet.fields": PRIVATE + ",public_metrics", "max_results": "100"}
+        validator = _validator("/2/users/{id}/tweets")
+        own = _as(base, path, support, **params).json()
+        _assert_valid(validator, own)
+        stored = _own_posts(SUPPORT)
+        served = {t["id"]: t for t in own["data"] if t["id"] in stored}
+        assert len(served) > 10 and "errors" not in own
+        for tweet_id, tweet in served.items():
+            assert tweet["non_public_metrics"] == stored[tweet_id]["non_public_metrics"]
+            assert tweet["organic_metrics"] == stored[tweet_id]["organic_metrics"]
+            assert set(tweet["organic_metrics"]) == {
+                *("impression_count", "like_count", "reply_count", "retweet_count"),
+                *("url_link_clicks", "user_profile_clicks"),
+            }
+
+        for token in (brand, "app-only-token"):
+            other = _as(base, path, token, **params).json()
+            _assert_valid(validator, other)
+            assert all(
+                "non_public_metrics" not in t and "public_metrics" in t for t in other["data"]
+            )
+            refused = {(e["resource_id"], e["field"]) for e in other["errors"]}
+            assert len(other["errors"]) == len(refused) == len(other["data"]) * 9
+            error = other["errors"][0]
+            assert error["title"] == "Field Authorization Error"
+            assert error["type"] == "https://api.twitter.com/2/problems/not-authorized-for-field"
+            assert (error["resource_type"], error["section"]) == ("tweet", "data")
+
+        mentions = _as(base, f"/2/users/{USER_IDS[SUPPORT]}/mentions", support, **params).json()
+        assert all("organic_metrics" not in t for t in mentions["data"]), "customers' posts"
+        assert len(mentions["errors"]) == 9 * len(mentions["data"])
+
+        _control(base, "POST", "/_sandbox/clock", {"advance_seconds": 27 * 86400})
+        support = _sign_in(base, SUPPORT)["access_token"]
+        aged = _as(base, path, support, **params).json()
+        _assert_valid(validator, aged)
+        horizon = SAMPLE_END + timedelta(days=27) - timedelta(days=30)
+        young = {
+            t["id"]
+            for t in aged["data"]
+            if parse_stamp(stored.get(t["id"], COMPANY.tweets[0])["created_at"]) >= horizon
+        }
+        with_metrics = {t["id"] for t in aged["data"] if "non_public_metrics" in t}
+        assert with_metrics == young & set(stored) and 0 < len(with_metrics) < len(served)
+        lookup = _as(
+            base,
+            "/2/tweets",
+            support,
+            ids=",".join(sorted(with_metrics)[:3]),
+            **{"tweet.fields": PRIVATE},
+        ).json()
+        _assert_valid(_validator("/2/tweets"), lookup)
+        assert all("organic_metrics" in t for t in lookup["data"]) and "errors" not in lookup
+
+
+def test_usage_and_billing_count_each_resource_once_per_utc_day() -> None:
+    with _serving() as (_, base):
+        ids = [t["id"] for t in COMPANY.tweets[:3]]
+        for _ in range(2):
+            assert _get(base, "/2/tweets", ids=",".join(ids)).status_code == 200
+        _get(base, f"/2/users/by/username/{BRAND}")
+        _get(base, "/2/tweets", ids="1")  # not found: nothing served, nothing billed
+        fields = ",".join(sorted(sandbox.USAGE_FIELDS))
+        usage = _get(base, "/2/usage/tweets", days=3, **{"usage.fields": fields}).json()
+        _assert_valid(_validator("/2/usage/tweets"), usage)
+        today = SAMPLE_END.date().isoformat()
+        daily = usage["data"]["daily_project_usage"]["usage"]
+        assert [d["date"][:10] for d in daily][-1] == today and len(daily) == 3
+        assert [d["usage"] for d in daily] == [0, 0, 3]
+        assert usage["data"]["project_usage"] == 3
+        assert set(_get(base, "/2/usage/tweets").json()["data"]) == set(sandbox.USAGE_DEFAULT)
+
+        support = _sign_in(base, SUPPORT)["access_token"]
+        own = _as(base, f"/2/users/{USER_IDS[SUPPORT]}/tweets", support, max_results=5).json()
+        _as(base, "/2/users/me", support)
+        _as(base, "/2/dm_events", support, max_results=4)
+        _control(base, "POST", "/_sandbox/clock", {"advance_seconds": 86400})
+        _get(base, "/2/tweets", ids=",".join(ids[:2]))
+        _as(base, "/2/users/me", support)  # the token still lives: 7,200 s ... not after a day
+        ledger = _control(base, "GET", "/_sandbox/billing").json()
+        assert ledger["prices_usd"] == {
+            "post_reads": 0.005,
+            "user_reads": 0.010,
+            "dm_event_reads": 0.010,
+            "owned_reads": 0.001,
+        }
+        first, second = ledger["days"]
+        assert first == {
+            "date": today,
+            "post_reads": 3,
+            "user_reads": 2,  # @acmecloud by username, @acmesupport as users/me
+            "dm_event_reads": 4,
+            "owned_reads": len(own["data"]),
+            "cost_usd": round(3 * 0.005 + 2 * 0.01 + 4 * 0.01 + len(own["data"]) * 0.001, 6),
+        }
+        assert second["date"] == (SAMPLE_END.date() + timedelta(days=1)).isoformat()
+        assert (second["post_reads"], second["user_reads"]) == (2, 0)
+        usage = _get(base, "/2/usage/tweets", days=2, **{"usage.fields": "daily_project_usage"})
+        assert [d["usage"] for d in usage.json()["data"]["daily_project_usage"]["usage"]] == [
+            3 + len(own["data"]),
+            2,
+        ]
+
+
+def test_sample_dms_and_private_metrics_are_consistent_with_the_log() -> None:
+    brand, support = USER_IDS[BRAND], USER_IDS[SUPPORT]
+    events = COMPANY.dm_events
+    conversations = {e["dm_conversation_id"] for e in events}
+    assert all(brand not in c.split("-") for c in conversations), "no DMs for the brand"
+    assert all(support in c.split("-") for c in conversations)
+    assert all(c.split("-") == sorted(c.split("-"), key=int) for c in conversations)
+    answered = {e["dm_conversation_id"] for e in events if e["sender_id"] == support}
+    assert 0 < len(conversations - answered) < len(conversations) / 3
+    per_day = Counter(parse_stamp(e["created_at"]).date() for e in events)
+    assert len(per_day) == SAMPLE_DAYS
+    assert any("@example.com" in e["text"] for e in events)
+    assert any("#AC-" in e["text"] for e in events)
+
+    own = {brand, support}
+    links = own_links(COMPANY.tweets, own, {SUPPORT_SITE_HOST})
+    clicks = attribute(
+        links, tco_sessions(access_log_lines(COMPANY), SAMPLE_END.replace(tzinfo=None))
+    )
+    credited = Counter(c.post_id for c in clicks if c.post_id)
+    by_id = {t["id"]: t for t in COMPANY.tweets}
+    assert len(credited) > 30
+    for post_id, count in credited.items():
+        assert by_id[post_id]["non_public_metrics"]["url_link_clicks"] >= count, post_id
+    assert sum(by_id[p]["non_public_metrics"]["url_link_clicks"] for p in credited) > sum(
+        credited.values()
+    ), "some clicks never arrive"
+    for tweet in COMPANY.tweets:
+        if "non_public_metrics" in tweet:
+            public = tweet["public_metrics"]
+            engagement = sum(v for k, v in public.items() if k != "impression_count")
+            assert tweet["non_public_metrics"]["impression_count"] >= engagement

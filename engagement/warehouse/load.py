@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from engagement.landing import Endpoint, Manifest, Source, XManifest, read_manifest, x_pages
+from engagement.landing import (
+    Endpoint,
+    Manifest,
+    Source,
+    XManifest,
+    parse_instant,
+    read_manifest,
+    x_pages,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,6 +61,16 @@ create table if not exists x.gaps (
     account_username varchar, endpoint varchar, cap integer, newer_than_interval integer,
     returned integer, complete_from varchar, _loaded_at timestamp
 );
+create table if not exists x.dm_events (
+    batch_id varchar, interval_start timestamp, interval_end timestamp,
+    account_username varchar, account_id varchar, event_id varchar, payload json,
+    page_no integer, _loaded_at timestamp
+);
+-- per batch, each configured account and whether its DMs were read (user context)
+create table if not exists x.dm_access (
+    batch_id varchar, interval_start timestamp, interval_end timestamp,
+    account_username varchar, is_dm_authorised boolean, _loaded_at timestamp
+);
 create table if not exists support_site.requests (
     batch_id varchar, interval_start timestamp, interval_end timestamp,
     site varchar, source_file varchar, file_id varchar, line_no bigint,
@@ -90,6 +108,8 @@ X_TABLES = [
     "x.post_snapshots",
     "x.post_lookup_errors",
     "x.gaps",
+    "x.dm_events",
+    "x.dm_access",
 ]
 TABLES = {Source.X: X_TABLES, Source.SUPPORT_SITE: ["support_site.requests"]}
 
@@ -134,9 +154,24 @@ def _x_frames(batch: Path, manifest: XManifest) -> dict[str, pd.DataFrame]:
                 rows["x.post_lookup_errors"].append(
                     {"post_id": post_id, "payload": error, "page_no": page_no}
                 )
+        for event in page.dm_events():  # the interval's only: newer ones are the next's
+            if manifest.start <= parse_instant(event["created_at"]) < manifest.end:
+                rows["x.dm_events"].append(
+                    {
+                        "account_username": account,
+                        "account_id": account_ids[account],
+                        "event_id": event["id"],
+                        "payload": event,
+                        "page_no": page_no,
+                    }
+                )
         if page.endpoint in (Endpoint.TWEETS, Endpoint.MENTIONS, Endpoint.LOOKUP):
             for user in body.get("includes", {}).get("users", []):
                 rows["x.users"].append({"user_id": user["id"], "payload": user, "page_no": page_no})
+    for account in manifest.accounts:
+        rows["x.dm_access"].append(
+            {"account_username": account, "is_dm_authorised": account in manifest.dm_accounts}
+        )
     for gap in manifest.gaps:
         rows["x.gaps"].append(
             {"account_username": gap.account} | gap.model_dump(mode="json", exclude={"account"})

@@ -1,0 +1,43 @@
+{#-
+    One row per raw row of x.dm_events (not de-duplicated): the DM event parsed from its
+    payload. The message's text is never selected (DM texts reach no model): has_text says
+    whether there was one.
+-#}
+
+with
+
+source as (
+
+    select * from {{ source('x', 'dm_events') }}
+
+),
+
+renamed as (
+
+    select
+        batch_id,
+        interval_start,
+        interval_end,
+        account_username,
+        lower(account_username) as account_username_lower,
+        account_id,
+        coalesce(event_id, json_extract_string(payload, '$.id')) as event_id,
+        json_extract_string(payload, '$.event_type') as event_type,
+        json_extract_string(payload, '$.dm_conversation_id') as dm_conversation_id,
+        json_extract_string(payload, '$.sender_id') as sender_id,
+        coalesce(
+            json_extract_string(payload, '$.participant_ids[*]'), []
+        ) as participant_ids,
+        try_strptime(
+            json_extract_string(payload, '$.created_at'),
+            ['%Y-%m-%dT%H:%M:%S.%gZ', '%Y-%m-%dT%H:%M:%SZ']
+        ) as created_at,
+        coalesce(length(json_extract_string(payload, '$.text')) > 0, false) as has_text,
+        page_no,
+        _loaded_at
+
+    from source
+
+)
+
+select * from renamed
