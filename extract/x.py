@@ -119,6 +119,7 @@ class Caller:
     clock: Callable[[], float] = time.time
     malformed: list[dict] = field(default_factory=list)
     resets: dict[Endpoint, float] = field(default_factory=dict)  # when it has room
+    served_at: datetime | None = None  # X's clock at its first answer: the bill's day
 
     def wrap(self, endpoint: Endpoint, method: Callable) -> Callable:
         @functools.wraps(method)  # tweepy's Paginator reads the method's name
@@ -192,6 +193,7 @@ class Caller:
                 self._backoff(endpoint, failures)
                 continue
             self._pace(endpoint, response)
+            self.served_at = self.served_at or _served_at(response)
             return response
         raise ExtractionError(
             f"{endpoint.request}: giving up after {len(failures)} failed attempts "
@@ -440,7 +442,7 @@ def extract(
     caller = caller or Caller(policy)
     dm_clients = dm_clients or {}
     billing = billing or x_bill.Billing.beside(raw_root)
-    started = datetime.now(UTC)  # the day X bills the run's reads on (see x_bill)
+    started = datetime.now(UTC)
     window = Interval(interval.end - timedelta(days=policy.refresh_days), interval.end)
     known = recent_posts(raw_root, [], window)
     x_bill.check_budget(raw_root, billing, len(accounts), known, started)
@@ -452,10 +454,11 @@ def extract(
                 run.direct_messages(account, dm_clients[account])
         ids, reused = recent_posts(raw_root, run.pages, window), []
         if policy.refresh_skip_same_day:
-            reused, ids = x_bill.reuse_lookups(raw_root, ids, started.date())
+            day = x_bill.day_of(caller.served_at or started)
+            reused, ids = x_bill.reuse_lookups(raw_root, ids, day)
         refreshed, deleted = run.refresh(ids, reused)
     finally:  # what X served is billed, whether the batch lands or not
-        bill = x_bill.bill(run.pages, billing, started.date())
+        bill = x_bill.bill(run.pages, billing, x_bill.day_of(caller.served_at or started))
     with landing(raw_root, Source.X, interval) as work:
         with open(work / "pages.jsonl", "w") as out:
             for page in run.pages:

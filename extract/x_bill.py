@@ -7,9 +7,10 @@ UTC day under `<ENGAGEMENT_DATA_DIR>/state/x_bill/`) keeps every resource billed
 by every run, so a resource read again the same day costs nothing more; the manifest of
 each batch records what it added (`engagement.landing.XBill`).
 
-The day of a read is the UTC day of the extraction's start (pages.jsonl keeps no request
-time, and keeping one would make a rerun's pages differ from the first run's): a run
-crossing midnight counts its later reads on the day it started.
+The day of a run's reads is the UTC day of X's first answer to it, by X's clock (its Date
+header, as X bills by its own days; the extraction's start when X never answered): pages.jsonl
+keeps no request time per page (keeping one would make a rerun's pages differ from the first
+run's), so a run crossing midnight counts its later reads on the day it started.
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ DATA_KIND = {
 OWNED_PATH = re.compile(r"/2/users/([0-9]+)/(?:tweets|mentions)")
 LEDGER = "x_bill"  # under the state directory
 REUSED = "reused_from"  # a lookup page carried over from a batch landed the same day
+
+
+def day_of(served_at: datetime) -> date:
+    """The UTC day a read is billed on."""
+    return served_at.astimezone(UTC).date()
 
 
 def _objects(value: object) -> list[dict]:
@@ -393,9 +399,16 @@ def month_of(text: str) -> date:
     return datetime.strptime(text, "%Y-%m").replace(tzinfo=UTC).date()
 
 
+def _posts_read(day: dict[BillKind, DayKind]) -> int:
+    """The distinct posts read on a day, whoever paid for them: what X's usage counts."""
+    owned = {i.removeprefix("post:") for i in day[BillKind.OWNED_READS].ids if i[:5] == "post:"}
+    return len(day[BillKind.POST_READS].ids | owned)
+
+
 def usage(billing: Billing, month: date, theirs: dict[date, int] | None, why_not: str = "") -> str:
     """The month's bill from the ledger, per day and kind (resources, cost), its total, the
-    budget and what is left; with `theirs` (X's post reads per day), ours beside them."""
+    budget and what is left; with `theirs` (X's post reads per day), ours beside them (the
+    posts of the post reads and of the owned reads: X's usage counts every post served)."""
     days = billing.ledger.days(month)
     kinds = list(BillKind)
     width = 20
@@ -429,7 +442,7 @@ def usage(billing: Billing, month: date, theirs: dict[date, int] | None, why_not
     if theirs is None:
         lines.append(f"X's count (GET /2/usage/tweets): not compared: {why_not}")
         return "\n".join(lines)
-    ours = {day: len(bill[BillKind.POST_READS].ids) for day, bill in days.items()}
+    ours = {day: _posts_read(bill) for day, bill in days.items()}
     shown = sorted(d for d in set(ours) | set(theirs) if d.strftime("%Y-%m") == f"{month:%Y-%m}")
     differ = [d for d in shown if ours.get(d, 0) != theirs.get(d, 0)]
     lines.append("post reads per day, ours vs X's (GET /2/usage/tweets):")

@@ -7,30 +7,42 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 import requests
 
-from devtools.x_sandbox import make_server
+from devtools.x_sandbox import SandboxServer, make_server
 from engagement.landing import BillKind, Interval, XManifest, read_manifest
 from engagement.settings import Settings
 from engagement.warehouse.build import build_and_publish
-from extract import x, x_bill
+from extract import x, x_auth, x_bill
 from tests.conftest import TOKEN, engagement, land
 
 DAY = Interval.parse("2026-11-05", "2026-11-06")
 NEXT_DAY = Interval.parse("2026-11-06", "2026-11-07")
 ACCOUNTS = ("acmecloud", "acmesupport")
+CLOCK_DAY = date(2026, 11, 9)  # the sandbox's clock, unless set
 
 
 @pytest.fixture
 def sandbox() -> Iterator[str]:
-    """A sandbox of this test alone: its request log holds this test's requests only."""
-    server = make_server(0)
+    """A sandbox of this test alone (its request log holds this test's requests only), its
+    clock the real time, as X's is: the bill's days are X's (its Date header)."""
+    server = make_server(0, now=datetime.now(UTC))
     yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def sandbox_server() -> Iterator[SandboxServer]:
+    """A sandbox at its own clock (the sample's last day, 2026-11-09), for the tests that
+    compare our bill with its own."""
+    server = make_server(0)
+    server.start()
+    yield server
     server.stop()
 
 
@@ -74,8 +86,9 @@ def extract(base_url: str, root: Path, interval: Interval = DAY, **options) -> X
 
 
 def ledger(root: Path) -> dict:
-    today = datetime.now(UTC).date()
-    return json.loads((root / "state" / "x_bill" / f"{today}.json").read_text())
+    """The ledger's one day (every run of a test is billed on the same UTC day)."""
+    (day,) = (root / "state" / "x_bill").glob("*.json")
+    return json.loads(day.read_text())
 
 
 def test_a_batch_s_bill_is_what_the_sandbox_served(sandbox: str, tmp_path: Path) -> None:
@@ -244,40 +257,75 @@ def test_x_usage_prints_the_month_s_bill_and_budget(sandbox: str, tmp_path: Path
     assert bad.returncode == 2 and "--month" in bad.stderr
 
 
-def x_s_usage_is_served(base_url: str) -> bool:
-    answer = requests.get(
-        f"{base_url}/2/usage/tweets", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+def authorise(env: dict[str, str], account: str) -> None:
+    """`account` signs in to the sandbox (OAuth 2.0 PKCE, in process, as a browser would):
+    its DM events are read with its user-context token from then on."""
+    settings = Settings.from_env(env)
+    app = x_auth.OAuthApp.from_settings(settings)
+    handler = app.handler(x_auth.scopes(settings.x_user_features))
+    approved = requests.get(
+        app.authorization_url(handler) + f"&sandbox_user={account}",
+        allow_redirects=False,
+        timeout=10,
     )
-    return answer.status_code != 404
+    token = app.exchange(handler, approved.headers["location"])
+    user_id, _ = x_auth.authorised_username(app, token["access_token"])
+    grant = x_auth.Grant.from_token(account, user_id, token, datetime.now(UTC))
+    x_auth.TokenStore(settings.tokens_dir).save(grant)
 
 
-def test_x_usage_compares_our_post_reads_with_x_s(sandbox: str, tmp_path: Path) -> None:
-    """Needs a sandbox serving GET /2/usage/tweets (branch sandbox-uc)."""
-    if not x_s_usage_is_served(sandbox):
-        usage = engagement("x-usage", env=cli_env(sandbox, tmp_path / "data")).stdout
-        assert "not compared" in usage and "does not serve it" in usage
-        pytest.skip("this sandbox does not serve GET /2/usage/tweets yet (branch sandbox-uc)")
-    env = cli_env(sandbox, tmp_path / "data")
-    engagement("extract", "x", *interval_args(DAY), env=env)
-    usage = engagement("x-usage", env=env).stdout
-    assert "X's counts and ours agree" in usage, usage
+def user_context_env(server: SandboxServer, root: Path) -> dict[str, str]:
+    return cli_env(
+        server.url,
+        root,
+        X_CLIENT_ID="test-client-id",
+        X_CLIENT_SECRET="test-client-secret-9d2e",
+        X_REDIRECT_URI="http://127.0.0.1:9/callback",
+    )
 
 
-def test_a_batch_s_bill_equals_the_sandbox_s_billing(sandbox: str, tmp_path: Path) -> None:
-    """Needs a sandbox with GET /_sandbox/billing (branch sandbox-uc): per UTC day, the
-    distinct resources served per kind, counted by the sandbox itself."""
-    answer = requests.get(f"{sandbox}/_sandbox/billing", timeout=10)
-    if answer.status_code == 404:
-        pytest.skip("this sandbox has no GET /_sandbox/billing yet (branch sandbox-uc)")
-    first = extract(sandbox, tmp_path, DAY)
-    second = extract(sandbox, tmp_path, NEXT_DAY)
-    theirs = requests.get(f"{sandbox}/_sandbox/billing", timeout=10).json()
-    today = str(datetime.now(UTC).date())
-    day = next(d for d in theirs["days"] if d["date"] == today)
-    assert first.bill is not None and second.bill is not None
+def test_the_bill_equals_the_sandbox_s_own_billing(
+    sandbox_server: SandboxServer, tmp_path: Path
+) -> None:
+    """Two runs, @acmesupport's DMs read with its own token: per kind, what the manifests
+    say they billed is what the sandbox counted itself (GET /_sandbox/billing), on its day."""
+    env = user_context_env(sandbox_server, tmp_path / "data")
+    authorise(env, "acmesupport")
+    bills = []
+    for interval in (DAY, NEXT_DAY):
+        result = engagement("extract", "x", *interval_args(interval), env=env)
+        manifest = read_manifest(Path(json.loads(result.stdout.splitlines()[-1])["path"]))
+        assert isinstance(manifest, XManifest) and manifest.bill is not None
+        bills.append(manifest.bill)
+    theirs = requests.get(f"{sandbox_server.url}/_sandbox/billing", timeout=10).json()["days"]
+    (day,) = theirs
+    assert {bill.day for bill in bills} == {date.fromisoformat(day["date"])} == {CLOCK_DAY}
     for kind in BillKind:
-        ours = first.bill.kinds[kind].billed + second.bill.kinds[kind].billed
-        assert ours == day[kind], kind
+        assert sum(bill.kinds[kind].billed for bill in bills) == day[kind], kind
+    assert day["dm_event_reads"] > 0 and day["post_reads"] > 0
+    assert sum(bill.cost for bill in bills) == pytest.approx(day["cost_usd"])
+
+
+def test_x_usage_compares_our_post_reads_with_x_s(
+    sandbox_server: SandboxServer, tmp_path: Path
+) -> None:
+    env = cli_env(sandbox_server.url, tmp_path / "data")
+    engagement("extract", "x", *interval_args(DAY), env=env)
+    usage = engagement("x-usage", "--month", f"{CLOCK_DAY:%Y-%m}", env=env).stdout
+    posts = len(ledger(tmp_path / "data")["kinds"]["post_reads"]["ids"])
+    assert f"{CLOCK_DAY}  {posts:>8}  {posts:>8}" in usage, usage
+    assert "X's counts and ours agree" in usage
+    # a post read that the extraction did not make: X counts it, we do not; the day differs
+    read = set(ledger(tmp_path / "data")["kinds"]["post_reads"]["ids"])
+    other = next(i for i in sandbox_server.tweets if i not in read)
+    requests.get(
+        f"{sandbox_server.url}/2/tweets",
+        params={"ids": other},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
+    usage = engagement("x-usage", "--month", f"{CLOCK_DAY:%Y-%m}", env=env).stdout
+    assert f"1 day(s) differ: {CLOCK_DAY}" in usage, usage
 
 
 MART_TABLES = ("fct_x_post_metrics", "fct_x_posts", "agg_daily_account_engagement")
