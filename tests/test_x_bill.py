@@ -133,6 +133,28 @@ def test_a_rerun_the_same_day_bills_nothing_new(sandbox: str, tmp_path: Path) ->
     assert ledger(tmp_path) == before
 
 
+def test_a_run_that_fails_still_bills_what_x_served(tmp_path: Path) -> None:
+    """X bills what it served before a failure; nothing lands, but the ledger has it, so
+    the month's spend (and the budget) count it."""
+    server = make_server(0, now=datetime.now(UTC))
+    server.add_faults([{"path": r"/mentions$", "kind": "503", "times": 10}])
+    base = server.start()
+    try:
+        client = x.make_client(TOKEN, base)
+        policy = x.Policy(max_retries=0)
+        caller = x.Caller(policy, sleep=lambda _: None)
+        with pytest.raises(x.ExtractionError):
+            x.extract(client, ACCOUNTS, DAY, tmp_path / "raw", policy, caller)
+        served_ids = replayed_resources(base)
+    finally:
+        server.stop()
+    assert not (tmp_path / "versions").exists()
+    kinds = ledger(tmp_path)["kinds"]
+    assert served_ids[BillKind.USER_READS] and served_ids[BillKind.POST_READS]
+    for kind in BillKind:
+        assert set(kinds[kind]["ids"]) == served_ids[kind], kind
+
+
 def test_an_old_manifest_without_a_bill_still_loads(sandbox: str, tmp_path: Path) -> None:
     manifest = extract(sandbox, tmp_path)
     written = manifest.model_dump(mode="json", exclude={"bill"})
