@@ -307,10 +307,18 @@ def headline(published_db: Path) -> dict:
             where not is_complete order by date_day
             """
         ).fetchall()
+        dm_days = con.execute(
+            """
+            select account_username, dm_known_days from marts.agg_period_figures
+            where grain = 'period' and scope = 'account' order by account_username
+            """
+        ).fetchall()
     row["coverage"] = {
         source: _day_runs([(r[0], r[1 + i]) for r in incomplete if r[1 + i] != "complete"])
         for i, source in enumerate(COVERAGE_SOURCES)
     }
+    row["dm_authorised"] = [account for account, days in dm_days if days]
+    row["dm_not_authorised"] = [account for account, days in dm_days if not days]
     return row
 
 
@@ -358,6 +366,25 @@ def report(settings: Settings, out: Path | None = None) -> Path:
 
     return write_report(
         settings.published_db, out or settings.report_file, settings.x_monthly_budget
+    )
+
+
+def _dm_line(h: dict) -> str:
+    count = figures.count
+    accounts = ", ".join(f"@{a}" for a in h.get("dm_not_authorised", []))
+    if not h.get("dm_authorised"):
+        return (
+            f"  DMs: not authorised ({accounts or 'no account'}): `engagement x-login ACCOUNT`"
+            " reads an account's DMs"
+        )
+    unknown = f"; not authorised: {accounts}" if accounts else ""
+    return (
+        f"  DMs ({', '.join('@' + a for a in h['dm_authorised'])}):"
+        f" {count(h['dm_requests_answered'])} of {_decided(h, 'dm_requests')} requests answered"
+        f" ({figures.percent(h['dm_response_rate'])}), {count(h['dm_requests_waiting'])} still"
+        f" waiting; median first response"
+        f" {figures.minutes(h['median_dm_first_response_minutes'])},"
+        f" {count(h['dm_requests_target_breached'])} breaches{unknown}"
     )
 
 
@@ -410,6 +437,7 @@ def format_headline(h: dict) -> str:
             f" breaches; p90 first response {figures.minutes(h['p90_first_response_minutes'])},"
             " median in business hours"
             f" {figures.minutes(h['median_first_response_business_minutes'])}",
+            _dm_line(h),
             f"  Support-site sessions: {count(h['support_sessions'])}; social media "
             f"{count(social)} ({percent(h['social_share'])}: X {count(h['x_referred_sessions'])}, "
             f"Facebook {count(h['facebook_sessions'])}, "

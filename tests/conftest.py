@@ -8,10 +8,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+import requests
 
 if TYPE_CHECKING:
     from engagement.landing import Interval
@@ -121,6 +123,34 @@ def sandbox_env(env: dict[str, str], sandbox_url: str) -> dict[str, str]:
     return dict(
         env, X_API_BASE_URL=sandbox_url, X_BEARER_TOKEN=TOKEN, X_ACCOUNTS="acmecloud,acmesupport"
     )
+
+
+def authorise(env: dict[str, str], account: str) -> Any:
+    """`account` signs in and authorises the app (user context), in process: the sandbox's
+    authorize URL answered as a browser would, the code exchanged, the grant kept where the
+    product keeps it. Needs X_CLIENT_ID in `env` (`user_context`)."""
+    from engagement.settings import Settings
+    from extract import x_auth
+
+    settings = Settings.from_env(env)
+    app = x_auth.OAuthApp.from_settings(settings)
+    handler = app.handler(x_auth.scopes(settings.x_user_features))
+    approved = requests.get(
+        app.authorization_url(handler) + f"&sandbox_user={account}",
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert approved.status_code == 302, approved.text
+    token = app.exchange(handler, approved.headers["location"])
+    user_id, _ = x_auth.authorised_username(app, token["access_token"])
+    grant = x_auth.Grant.from_token(account, user_id, token, datetime.now(UTC))
+    x_auth.TokenStore(settings.tokens_dir).save(grant)
+    return grant
+
+
+def user_context(env: dict[str, str]) -> dict[str, str]:
+    """`env` with the X app's OAuth 2.0 client (any id works against the sandbox)."""
+    return dict(env, X_CLIENT_ID="test-client-id", X_CLIENT_SECRET="test-client-secret-9d2e")
 
 
 def company_env(data: Path, logs: Path, sandbox_url: str) -> dict[str, str]:

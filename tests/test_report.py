@@ -23,7 +23,7 @@ import duckdb
 import pytest
 
 from engagement.report import BILL_LABELS
-from tests.conftest import REPO, engagement, land, sample_company_env
+from tests.conftest import REPO, authorise, engagement, land, sample_company_env, user_context
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, warehouse and a browser
 
@@ -221,6 +221,8 @@ def mart(tmp_path_factory: pytest.TempPathFactory, sandbox_url: str) -> dict[str
     # a day's answer window: mentions of the first days decided (some never answered),
     # the last day's still waiting
     env["X_ANSWER_WINDOW_DAYS"] = "1"
+    env = user_context(env)
+    authorise(env, "acmesupport")  # its DMs read; acmecloud's not ("not authorised")
     settings = Settings.from_env(env)
     for day in DAYS:
         land(settings, Interval.parse(str(day), str(day + timedelta(days=1))), "x", "support_site")
@@ -303,6 +305,21 @@ def expected(env: dict[str, str]) -> dict[str, Any]:
             count(*) filter (where needs_answer and answer_status = 'waiting'),
             quantile_cont(first_response_minutes, 0.5) filter (where needs_answer and is_answered)
         from marts.fct_x_mentions
+        group by 1 order by 1
+        """,
+    )
+    # DM care from the requests themselves; acmesupport's DMs are read on every day
+    dm = query(
+        env,
+        """
+        select
+            account_username, count(*), count(*) filter (where is_answered),
+            count(*) filter (where is_waiting),
+            quantile_cont(first_response_minutes, 0.5) filter (where is_answered),
+            quantile_cont(first_response_business_minutes, 0.5) filter (where is_answered),
+            count(*) filter (where is_answered_within_target),
+            count(*) filter (where is_target_breached)
+        from marts.fct_x_dm_requests
         group by 1 order by 1
         """,
     )
@@ -409,6 +426,28 @@ def expected(env: dict[str, str]) -> dict[str, Any]:
             }
             for account, target, basis, within, answered, breaches, calendar, business in targets
         ],
+        "dm_care": [
+            {
+                "account": "acmecloud",
+                "dm_known_days": "not authorised: its DMs are unknown"
+                " (engagement x-login acmecloud)",
+            }
+        ]
+        + [
+            {
+                "account": account,
+                "dm_known_days": str(len(DAYS)),
+                "dm_requests": f"{n:,}",
+                "dm_answered": f"{a:,}",
+                "dm_response_rate": pct(a, n - w),
+                "dm_waiting": f"{w:,}",
+                "dm_median": mins(med),
+                "dm_median_business": mins(business),
+                "dm_within_target": f"{within:,}",
+                "dm_breaches": f"{breaches:,}",
+            }
+            for account, n, a, w, med, business, within, breaches in dm
+        ],
         "unanswered_count": f"{len(unanswered):,}",
         "waiting_count": f"{waiting:,}",
         "not_needing_count": f"{not_needing:,}",
@@ -493,6 +532,7 @@ def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
     assert tables["conversation"] == want["conversation"]
     assert tables["accounts"] == want["accounts"]
     assert tables["targets"] == want["targets"]
+    assert tables["dm_care"] == want["dm_care"] and int(tables["dm_care"][1]["dm_requests"]) > 0
     assert [a["account"] for a in tables["accounts"]] == list(ACCOUNTS)
     for field in ("unanswered_count", "waiting_count", "not_needing_count"):
         assert shown["fields"][field] == want[field], field

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import duckdb
 import pytest
 import requests
 
@@ -33,7 +34,7 @@ from tests.airflow_stack import (
     example_env,
     reachable,
 )
-from tests.conftest import mart_hashes
+from tests.conftest import authorise, mart_hashes, user_context
 
 pytestmark = [pytest.mark.e2e, pytest.mark.scheduler]
 
@@ -42,6 +43,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.scheduler]
 # its backfill run)
 DAYS = 2
 WAIT = 900  # seconds the catch-up may take
+DM_ACCOUNT = "acmesupport"  # authorised by user context; acmecloud reads with the app's token
 
 
 class Api:
@@ -114,9 +116,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     today = datetime.now(UTC).date()
     webhook = Webhook()
     alerts = {"conn_type": "http", "schema": "http", "host": "127.0.0.1"}
+    oauth = {"conn_type": "generic", "login": "sandbox-client", "password": "sandbox-secret"}
     variables = example_env(today - timedelta(DAYS)) | {
         "ENGAGEMENT_ALERT_CONN_ID": "engagement_alerts",
         "AIRFLOW_CONN_ENGAGEMENT_ALERTS": json.dumps(alerts | {"port": webhook.server_port}),
+        "AIRFLOW_CONN_X_OAUTH": json.dumps(oauth),
     }
     stack = NativeStack(tmp_path_factory.mktemp("deployment"), variables)
     stack.create_database()
@@ -124,6 +128,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         stack.run("sample-logs")
         stack.start("x-sandbox")
         stack.healthy("x-sandbox")
+        # @acmesupport authorises user context (its DMs) before the first run; @acmecloud not
+        authorise(user_context(stack.environment(stack.service("airflow-scheduler"))), DM_ACCOUNT)
         for name in AIRFLOW_SERVICES:  # in compose's order: the workers after the api-server
             stack.up(name)
         for name in AIRFLOW_SERVICES:
@@ -189,6 +195,9 @@ def test_the_scheduler_catches_up_the_days_and_publishes_what_the_cli_does(
     cli = stack.environment(stack.service("airflow-scheduler"))
     cli["ENGAGEMENT_DATA_DIR"] = str(tmp_path / "cli")
     cli["X_BEARER_TOKEN"] = "sandbox-token"  # the CLI reads no Airflow connection
+    # ... nor the OAuth client's; it shares the deployment's tokens, as a third worker would
+    cli = user_context(cli)
+    cli["ENGAGEMENT_X_TOKENS_DIR"] = str(stack.data / "state" / "x_tokens")
     with ThreadPoolExecutor(1) as background:
         by_cli = background.submit(cli_runs, cli, start)
         runs = caught_up(api, start)
@@ -205,6 +214,24 @@ def test_the_scheduler_catches_up_the_days_and_publishes_what_the_cli_does(
         assert re.search(r"Task execute_workload\[.*\] succeeded", stack.tail(worker, 10**6))
     mart = Path("warehouse") / "engagement.duckdb"
     assert mart_hashes(stack.data / mart) == mart_hashes(tmp_path / "cli" / mart)
+    # DM care for the authorised account every day; "not authorised" (null), never 0, for
+    # the other
+    with duckdb.connect(str(stack.data / mart), read_only=True) as con:
+        dm_days = con.execute(
+            """
+            select account_username, is_dm_authorised, dm_requests is not null
+            from marts.agg_daily_account_dm_care
+            """
+        ).fetchall()
+        requests_read = con.execute("select count(*) from marts.fct_x_dm_requests").fetchone()
+    assert sorted(set(dm_days)) == [("acmecloud", False, False), (DM_ACCOUNT, True, True)]
+    assert len(dm_days) == 2 * DAYS and requests_read[0] > 0
+    headline = subprocess.run(
+        [sys.executable, "-m", "engagement.cli", "headline"],
+        env=stack.environment(stack.service("airflow-scheduler")),
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert f"DMs (@{DM_ACCOUNT}):" in headline and "not authorised: @acmecloud" in headline
     # after each publish, the mentions past their target and still unanswered went to the
     # webhook, each once, oldest first; all those the published mart has now were sent
     sent = [m for m in deployment.webhook.received if m.get("event") == "unanswered"]

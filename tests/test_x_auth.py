@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -23,6 +22,7 @@ from devtools.x_sandbox import SandboxServer, make_server
 from engagement.settings import Settings
 from extract import x_auth
 from tests.conftest import REPO, TOKEN, engagement
+from tests.conftest import authorise as _authorise
 
 ACCOUNT = "acmesupport"
 
@@ -62,24 +62,6 @@ def _settings(env: dict[str, str]) -> Settings:
 
 def _grants(sandbox: SandboxServer) -> list[dict]:
     return requests.get(sandbox.url + "/_sandbox/oauth/grants", timeout=10).json()["grants"]
-
-
-def _authorise(env: dict[str, str], account: str = ACCOUNT) -> x_auth.Grant:
-    """Sign in as `account` in process: the authorize URL answered as a browser would."""
-    settings = _settings(env)
-    app = x_auth.OAuthApp.from_settings(settings)
-    handler = app.handler(x_auth.scopes(settings.x_user_features))
-    approved = requests.get(
-        app.authorization_url(handler) + f"&sandbox_user={account}",
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert approved.status_code == 302
-    token = app.exchange(handler, approved.headers["location"])
-    user_id, _ = x_auth.authorised_username(app, token["access_token"])
-    grant = x_auth.Grant.from_token(account, user_id, token, datetime.now(UTC))
-    x_auth.TokenStore(settings.tokens_dir).save(grant)
-    return grant
 
 
 def _secrets(grant: x_auth.Grant) -> list[str]:
@@ -197,7 +179,7 @@ def _blocked_on(lock: Path, waiters: int, threads: list[threading.Thread]) -> No
 def test_two_concurrent_refreshes_make_one_and_a_third_succeeds(
     auth_env: dict[str, str], sandbox: SandboxServer
 ) -> None:
-    grant = _authorise(auth_env)
+    grant = _authorise(auth_env, ACCOUNT)
     settings = _settings(auth_env)
     store, app = x_auth.TokenStore(settings.tokens_dir), x_auth.OAuthApp.from_settings(settings)
     stale = grant.access_token.get_secret_value()
@@ -227,7 +209,7 @@ def test_two_concurrent_refreshes_make_one_and_a_third_succeeds(
 def test_an_expired_access_token_is_refreshed_and_the_request_resent(
     auth_env: dict[str, str], sandbox: SandboxServer
 ) -> None:
-    grant = _authorise(auth_env)
+    grant = _authorise(auth_env, ACCOUNT)
     settings = _settings(auth_env)
     store, app = x_auth.TokenStore(settings.tokens_dir), x_auth.OAuthApp.from_settings(settings)
     # X's clock passes the token's two hours; ours does not know (its own clock says valid)
@@ -243,7 +225,7 @@ def test_an_expired_access_token_is_refreshed_and_the_request_resent(
 def test_a_revoked_grant_fails_at_once_naming_the_account_and_the_fix(
     auth_env: dict[str, str], sandbox: SandboxServer
 ) -> None:
-    _authorise(auth_env)
+    _authorise(auth_env, ACCOUNT)
     requests.post(sandbox.url + "/_sandbox/oauth/revoke", json={"username": ACCOUNT}, timeout=10)
     requests.delete(sandbox.url + "/_sandbox/requests", timeout=10)
     result = engagement(
@@ -262,7 +244,7 @@ def test_a_revoked_grant_fails_at_once_naming_the_account_and_the_fix(
 def test_dm_events_land_for_the_authorised_account_only(
     auth_env: dict[str, str], sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    grant = _authorise(auth_env)
+    grant = _authorise(auth_env, ACCOUNT)
     result = engagement(
         "extract", "x", "--start", "2026-11-03", "--end", "2026-11-04", env=auth_env
     )
@@ -297,7 +279,7 @@ def test_dm_events_land_for_the_authorised_account_only(
 def test_an_interval_past_xs_30_days_of_dms_is_a_gap(
     auth_env: dict[str, str], sandbox: SandboxServer
 ) -> None:
-    _authorise(auth_env)
+    _authorise(auth_env, ACCOUNT)
     requests.post(sandbox.url + "/_sandbox/clock", json={"now": "2026-12-04T00:00:00Z"}, timeout=10)
     result = engagement(
         "extract", "x", "--start", "2026-11-03", "--end", "2026-11-04", env=auth_env

@@ -18,8 +18,8 @@ from devtools.x_sandbox import SandboxServer, make_server
 from engagement.landing import BillKind, Interval, XManifest, read_manifest
 from engagement.settings import Settings
 from engagement.warehouse.build import build_and_publish
-from extract import x, x_auth, x_bill
-from tests.conftest import TOKEN, engagement, land
+from extract import x, x_bill
+from tests.conftest import TOKEN, authorise, engagement, land, user_context
 
 DAY = Interval.parse("2026-11-05", "2026-11-06")
 NEXT_DAY = Interval.parse("2026-11-06", "2026-11-07")
@@ -279,39 +279,12 @@ def test_x_usage_prints_the_month_s_bill_and_budget(sandbox: str, tmp_path: Path
     assert bad.returncode == 2 and "--month" in bad.stderr
 
 
-def authorise(env: dict[str, str], account: str) -> None:
-    """`account` signs in to the sandbox (OAuth 2.0 PKCE, in process, as a browser would):
-    its DM events are read with its user-context token from then on."""
-    settings = Settings.from_env(env)
-    app = x_auth.OAuthApp.from_settings(settings)
-    handler = app.handler(x_auth.scopes(settings.x_user_features))
-    approved = requests.get(
-        app.authorization_url(handler) + f"&sandbox_user={account}",
-        allow_redirects=False,
-        timeout=10,
-    )
-    token = app.exchange(handler, approved.headers["location"])
-    user_id, _ = x_auth.authorised_username(app, token["access_token"])
-    grant = x_auth.Grant.from_token(account, user_id, token, datetime.now(UTC))
-    x_auth.TokenStore(settings.tokens_dir).save(grant)
-
-
-def user_context_env(server: SandboxServer, root: Path) -> dict[str, str]:
-    return cli_env(
-        server.url,
-        root,
-        X_CLIENT_ID="test-client-id",
-        X_CLIENT_SECRET="test-client-secret-9d2e",
-        X_REDIRECT_URI="http://127.0.0.1:9/callback",
-    )
-
-
 def test_the_bill_equals_the_sandbox_s_own_billing(
     sandbox_server: SandboxServer, tmp_path: Path
 ) -> None:
     """Two runs, @acmesupport's DMs read with its own token: per kind, what the manifests
     say they billed is what the sandbox counted itself (GET /_sandbox/billing), on its day."""
-    env = user_context_env(sandbox_server, tmp_path / "data")
+    env = user_context(cli_env(sandbox_server.url, tmp_path / "data"))
     authorise(env, "acmesupport")
     bills = []
     for interval in (DAY, NEXT_DAY):

@@ -23,6 +23,18 @@ mentions as (
 
 ),
 
+dm_requests as (
+
+    select * from {{ ref('fct_x_dm_requests') }}
+
+),
+
+account_dm_days as (
+
+    select * from {{ ref('agg_daily_account_dm_care') }}
+
+),
+
 grains as (
 
     select grain_names.grain
@@ -185,6 +197,93 @@ period_mentions as (
 
 ),
 
+-- the days an account's DMs are known (agg_daily_account_dm_care: read by every X batch of
+-- the day, X not absent): for the account, and as account-days for the company
+scoped_dm_days as (
+
+    select
+        date_day,
+        'company' as scope,
+        cast(null as varchar) as account_username,
+        account_username as dm_account_username,
+        dm_requests is not null as is_dm_known
+
+    from account_dm_days
+
+    union all
+
+    select
+        date_day,
+        'account' as scope,
+        account_username,
+        account_username as dm_account_username,
+        dm_requests is not null as is_dm_known
+
+    from account_dm_days
+
+),
+
+period_dm_days as (
+
+    select
+        day_periods.grain,
+        day_periods.period_start,
+        scoped_dm_days.scope,
+        scoped_dm_days.account_username,
+        count(*) filter (where scoped_dm_days.is_dm_known) as dm_known_days
+
+    from scoped_dm_days
+    inner join day_periods
+        on scoped_dm_days.date_day = day_periods.date_day
+    group by all
+
+),
+
+-- a DM request counts on its day when that day of its account's DMs is known
+scoped_dm_requests as (
+
+    select
+        scoped_dm_days.date_day,
+        scoped_dm_days.scope,
+        scoped_dm_days.account_username,
+        dm_requests.is_answered,
+        dm_requests.is_waiting,
+        dm_requests.is_answered_within_target,
+        dm_requests.is_target_breached,
+        dm_requests.first_response_minutes,
+        dm_requests.first_response_business_minutes
+
+    from dm_requests
+    inner join scoped_dm_days
+        on
+            dm_requests.account_username = scoped_dm_days.dm_account_username
+            and dm_requests.requested_date = scoped_dm_days.date_day
+            and scoped_dm_days.is_dm_known
+
+),
+
+period_dm_requests as (
+
+    select
+        day_periods.grain,
+        day_periods.period_start,
+        scoped_dm_requests.scope,
+        scoped_dm_requests.account_username,
+        {{ dm_request_counts(rel='scoped_dm_requests.') }},
+        median(scoped_dm_requests.first_response_minutes) filter (
+            where scoped_dm_requests.is_answered
+        ) as median_dm_first_response_minutes,
+        median(scoped_dm_requests.first_response_business_minutes) filter (
+            where scoped_dm_requests.is_answered
+        ) as median_dm_first_response_business_minutes
+
+    from scoped_dm_requests
+    inner join day_periods
+        on scoped_dm_requests.date_day = day_periods.date_day
+    group by all
+
+),
+
 -- the support site's sessions, of the company only (null on absent days)
 period_sessions as (
 
@@ -277,7 +376,30 @@ joined as (
         case
             when period_coverage.x_days > 0
                 then coalesce(period_mentions.mentions_target_breached, 0)
-        end as mentions_target_breached
+        end as mentions_target_breached,
+        coalesce(period_dm_days.dm_known_days, 0) as dm_known_days,
+        case
+            when period_dm_days.dm_known_days > 0
+                then coalesce(period_dm_requests.dm_requests, 0)
+        end as dm_requests,
+        case
+            when period_dm_days.dm_known_days > 0
+                then coalesce(period_dm_requests.dm_requests_answered, 0)
+        end as dm_requests_answered,
+        case
+            when period_dm_days.dm_known_days > 0
+                then coalesce(period_dm_requests.dm_requests_waiting, 0)
+        end as dm_requests_waiting,
+        case
+            when period_dm_days.dm_known_days > 0
+                then coalesce(period_dm_requests.dm_requests_within_target, 0)
+        end as dm_requests_within_target,
+        case
+            when period_dm_days.dm_known_days > 0
+                then coalesce(period_dm_requests.dm_requests_target_breached, 0)
+        end as dm_requests_target_breached,
+        period_dm_requests.median_dm_first_response_minutes,
+        period_dm_requests.median_dm_first_response_business_minutes
 
     from period_posts
     inner join period_coverage
@@ -291,6 +413,20 @@ joined as (
             and period_posts.scope = period_mentions.scope
             and period_posts.account_username
             is not distinct from period_mentions.account_username
+    left join period_dm_days
+        on
+            period_posts.grain = period_dm_days.grain
+            and period_posts.period_start = period_dm_days.period_start
+            and period_posts.scope = period_dm_days.scope
+            and period_posts.account_username
+            is not distinct from period_dm_days.account_username
+    left join period_dm_requests
+        on
+            period_posts.grain = period_dm_requests.grain
+            and period_posts.period_start = period_dm_requests.period_start
+            and period_posts.scope = period_dm_requests.scope
+            and period_posts.account_username
+            is not distinct from period_dm_requests.account_username
     left join period_sessions
         on
             period_posts.grain = period_sessions.grain
@@ -361,7 +497,18 @@ final as (
         ai_assistant_sessions,
         direct_sessions,
         internal_sessions,
-        other_sessions
+        other_sessions,
+        dm_known_days,
+        dm_requests,
+        dm_requests_answered,
+        dm_requests_waiting,
+        {{ response_rate('dm_requests_answered', 'dm_requests', 'dm_requests_waiting') }}
+            as dm_response_rate,
+        cast(median_dm_first_response_minutes as double) as median_dm_first_response_minutes,
+        cast(median_dm_first_response_business_minutes as double)
+            as median_dm_first_response_business_minutes,
+        dm_requests_within_target,
+        dm_requests_target_breached
 
     from joined
 
