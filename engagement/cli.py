@@ -67,6 +67,16 @@ def _instant(text: str) -> datetime:
         ) from None
 
 
+def _month(text: str) -> date:
+    """A month, `YYYY-MM`: its first day."""
+    from extract.x_bill import month_of
+
+    try:
+        return month_of(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month (expected YYYY-MM)") from None
+
+
 def _source(text: str) -> Source:
     """A source, in either spelling: `support-site` or `support_site`."""
     try:
@@ -192,6 +202,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--logs", help="glob of log files (default: $SUPPORT_SITE_LOGS)")
     _interval(run)
 
+    usage = commands.add_parser(
+        "x-usage",
+        help="the month's X API bill per day and kind (resources, cost), the budget and what"
+        " is left, and X's own count of the post reads per day beside ours",
+    )
+    usage.add_argument("--month", type=_month, help="the month, YYYY-MM (default: this month, UTC)")
     commands.add_parser("headline", help="print the headline numbers of the published mart")
     login = commands.add_parser(
         "x-login",
@@ -349,6 +365,9 @@ def dispatch(args: argparse.Namespace) -> int:
         return _x_login(settings, args)
     if args.command == "headline":
         print(pipeline.format_headline(pipeline.headline(settings.published_db)))
+        return 0
+    if args.command == "x-usage":
+        print(pipeline.x_usage(settings, args.month or datetime.now(UTC).date().replace(day=1)))
         return 0
     if args.command == "unanswered":
         from engagement import unanswered

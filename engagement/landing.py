@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -87,6 +87,7 @@ class Endpoint(StrEnum):
     # an authorised account's own posts of X's last 30 days, with their private metrics
     # (user context: non_public_metrics, organic_metrics)
     OWN_METRICS = "own_metrics"
+    USAGE = "usage"  # X's count of the posts read (x-usage compares it; never landed)
 
     @property
     def requested(self) -> Endpoint:
@@ -120,6 +121,7 @@ ENDPOINT_PATHS = {
     Endpoint.LOOKUP: "/2/tweets",
     Endpoint.DM_EVENTS: "/2/dm_events",
     Endpoint.OWN_METRICS: "/2/users/:id/tweets",
+    Endpoint.USAGE: "/2/usage/tweets",
 }
 
 
@@ -509,6 +511,38 @@ class Gap(BaseModel):
     complete_from: str | None  # the oldest post served (created_at as the API wrote it)
 
 
+class BillKind(StrEnum):
+    """What X bills a read by (extract/x_bill.py says which page's resources are which)."""
+
+    POST_READS = "post_reads"
+    USER_READS = "user_reads"
+    DM_EVENT_READS = "dm_event_reads"
+    OWNED_READS = "owned_reads"
+
+
+class KindBill(BaseModel):
+    """One kind of resource of an extraction's bill: the distinct resources it read, those
+    of them nothing had read earlier the same UTC day (what X bills), and their cost (USD)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    read: int = Field(ge=0)
+    billed: int = Field(ge=0)
+    cost: float = Field(ge=0)
+
+
+class XBill(BaseModel):
+    """What an extraction added to the X bill (the ledger under state/x_bill/ has the
+    resources themselves): the UTC day it is billed on, each kind's counts and the cost."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    day: date  # the UTC day of the extraction's start, when its requests were made
+    kinds: dict[BillKind, KindBill]
+    cost: float = Field(ge=0)  # USD, the sum of the kinds' costs
+    refresh_skipped: int = Field(0, ge=0)  # refresh ids not read again: looked up that day
+
+
 class XManifest(Manifest):
     source: Literal[Source.X] = Source.X
     accounts: list[str] = []
@@ -525,6 +559,15 @@ class XManifest(Manifest):
     # not listed had no grant, so its private metrics are unknown ("not authorised"), not zero
     metrics_accounts: list[str] = []
     metrics_snapshots: int = Field(0, ge=0)  # posts served with private metrics
+    bill: XBill | None = None  # None: landed before the bill was counted
+
+    @model_serializer(mode="wrap")
+    def _without_no_bill(self, handler: SerializerFunctionWrapHandler) -> dict:
+        # a manifest landed before the bill writes back as it was written: without the key
+        data = handler(self)
+        if data.get("bill") is None:
+            data.pop("bill", None)
+        return data
 
 
 class LogFileEntry(BaseModel):

@@ -55,15 +55,24 @@ def failing_for_good() -> Iterator[None]:
     """Errors that the same run cannot mend fail the task at once, without retries: the API
     refused the request (400, 401, 403: the token, plan or settings must change), the gate
     refused the batch (quarantined; clearing the task lands it again), a bad setting (the
-    log format's too), an unknown X account, an account's revoked user-context grant."""
+    log format's too), an unknown X account, an account's revoked user-context grant, a run
+    over the monthly X budget."""
     from engagement.gate import BatchRejected
     from extract.log_format import LogFormatError
     from extract.x import RequestRefused
     from extract.x_auth import NotAuthorised
+    from extract.x_bill import OverBudget
 
     try:
         yield
-    except (RequestRefused, NotAuthorised, BatchRejected, SettingsError, LogFormatError) as error:
+    except (
+        RequestRefused,
+        NotAuthorised,
+        OverBudget,
+        BatchRejected,
+        SettingsError,
+        LogFormatError,
+    ) as error:
         raise AirflowFailException(str(error)) from error
 
 

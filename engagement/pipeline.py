@@ -6,8 +6,8 @@ import logging
 import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import tweepy
 from pydantic import BaseModel, ConfigDict
 
 from engagement import figures, gate, landing
@@ -16,10 +16,7 @@ from engagement.landing import BatchSummary, Interval, Source, batch_dir, iso
 from engagement.settings import Settings
 from engagement.warehouse import load
 from engagement.warehouse.build import BuildSummary, build_and_publish
-from extract import access_log, x
-
-if TYPE_CHECKING:
-    import tweepy
+from extract import access_log, x, x_bill
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +77,7 @@ def extract_x(settings: Settings, interval: Interval) -> BatchSummary:
         policy,
         dm_clients=clients["dm_events"],
         metrics_clients=clients["private_metrics"],
+        billing=x_bill.Billing.of(settings),
     )
 
 
@@ -130,6 +128,26 @@ def dm_clients(settings: Settings) -> dict[str, tweepy.Client]:
     """A user-context client per account of X_ACCOUNTS whose grant allows reading its DMs
     (`engagement x-login`); none when X_USER_FEATURES leaves out dm_events."""
     return user_clients(settings)["dm_events"]
+
+
+def x_usage(settings: Settings, month: date) -> str:
+    """The month's X bill from the ledger and, when the API serves it (the last 90 days, a
+    bearer token set), X's own count of the post reads per day beside ours."""
+    billing = x_bill.Billing.of(settings)
+    today = datetime.now(UTC).date()
+    days = (today - month.replace(day=1)).days + 1
+    if not settings.x_bearer_token:
+        return x_bill.usage(billing, month, None, "X_BEARER_TOKEN is not set")
+    if days > x_bill.USAGE_DAYS or month > today:
+        return x_bill.usage(billing, month, None, "X counts the last 90 days only")
+    policy = settings.x_policy
+    token = settings.x_bearer_token.get_secret_value()
+    client = x.make_client(token, settings.x_api_base_url, policy.timeout)
+    try:
+        theirs = x_bill.x_post_reads(client, x.Caller(policy), days)
+    except tweepy.NotFound:
+        return x_bill.usage(billing, month, None, f"{settings.x_api_base_url} does not serve it")
+    return x_bill.usage(billing, month, theirs)
 
 
 def extract_support_site(
@@ -275,7 +293,8 @@ def _version(settings: Settings, source: Source, interval: Interval, version: st
 
 def load_batch(settings: Settings, source: Source, interval: Interval) -> Loaded:
     batch = batch_dir(settings.raw_dir, source, interval)
-    loaded = load.load(batch, settings.raw_db)
+    ledger = x_bill.Billing.of(settings).ledger
+    loaded = load.load(batch, settings.raw_db, ledger.rows() if source == Source.X else None)
     version = landing.in_force(settings.raw_dir, source, interval)
     return Loaded(
         batch=interval.batch_id,
@@ -368,7 +387,9 @@ def report(settings: Settings, out: Path | None = None) -> Path:
     """Write the HTML report of the published mart (to the setting's path by default)."""
     from engagement.report import write_report
 
-    return write_report(settings.published_db, out or settings.report_file)
+    return write_report(
+        settings.published_db, out or settings.report_file, settings.x_monthly_budget
+    )
 
 
 def _dm_line(h: dict) -> str:

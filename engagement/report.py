@@ -128,6 +128,19 @@ SQL: dict[str, str] = {
         group by account_username
         order by account_username
     """,
+    # the X API bill of the latest month with one, per kind of read
+    "x_bill": """
+        select month_start, kind, resources, cost_usd
+        from marts.agg_monthly_x_bill
+        where month_start = (select max(month_start) from marts.agg_monthly_x_bill)
+        order by kind
+    """,
+}
+BILL_LABELS = {
+    "post_reads": "Posts",
+    "user_reads": "Users",
+    "dm_event_reads": "DM events",
+    "owned_reads": "Owned reads (own posts, mentions)",
 }
 
 SOURCE_LABELS = {"x": "X", "support_site": "Support site"}
@@ -189,6 +202,7 @@ def read_figures(published_db: Path) -> dict[str, Any]:
             "reply_funnel": rows("reply_funnel"),
             "clicks_accounts": rows("clicks_accounts"),
             "clicks_posts": rows("clicks_posts", limit=TOP_POSTS),
+            "x_bill": rows("x_bill"),
         }
 
 
@@ -464,8 +478,10 @@ TEMPLATES.filters.update(
 )
 
 
-def render(f: dict[str, Any], generated_at: datetime | None = None) -> str:
-    """The report page."""
+def render(
+    f: dict[str, Any], generated_at: datetime | None = None, x_budget: float | None = None
+) -> str:
+    """The report page (`x_budget`: ENGAGEMENT_X_MONTHLY_BUDGET, shown beside the X bill)."""
     labels = {c["channel"]: c["channel_label"] for c in f["channels"]}
     x_marks = incomplete_periods(f["coverage"], "x", f["grain"])
     site_marks = incomplete_periods(f["coverage"], "support_site", "day")
@@ -489,14 +505,16 @@ def render(f: dict[str, Any], generated_at: datetime | None = None) -> str:
         site_marks=site_marks,
         incomplete_days=sorted({r["date_day"] for r in f["coverage"]}),
         top_posts_limit=TOP_POSTS,
+        bill_labels=BILL_LABELS,
+        x_budget=x_budget,
         generated_at=(generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M"),
     )
 
 
-def write_report(published_db: Path, out: Path) -> Path:
+def write_report(published_db: Path, out: Path, x_budget: float | None = None) -> Path:
     """Write the report to `out` atomically (a temporary file renamed over it): a reader
     never sees half a page."""
-    page = render(read_figures(published_db))
+    page = render(read_figures(published_db), x_budget=x_budget)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:

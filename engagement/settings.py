@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from engagement.errors import UsageError
 
 REAL_X_API = "https://api.twitter.com"
+X_PRICING = "https://docs.x.com/x-api/getting-started/pricing"
+PRICES_AS_OF = f"as X's pricing page ({X_PRICING}) gave it on 2026-12-07"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 Names = Annotated[tuple[str, ...], NoDecode]  # comma-separated in the environment
@@ -215,6 +217,50 @@ class Settings(BaseSettings):
         "how many most recent mentions of a user the API serves: an interval reaching past"
         " them is a warning and a gap recorded in the batch",
         ge=0,
+    )
+    x_price_post_read: float = _setting(
+        0.005,
+        "X_PRICE_POST_READ",
+        f"USD X bills per post read (a post served, once per UTC day), {PRICES_AS_OF}",
+        ge=0,
+    )
+    x_price_user_read: float = _setting(
+        0.010,
+        "X_PRICE_USER_READ",
+        f"USD X bills per user read (a user served, once per UTC day), {PRICES_AS_OF}",
+        ge=0,
+    )
+    x_price_dm_event_read: float = _setting(
+        0.010,
+        "X_PRICE_DM_EVENT_READ",
+        f"USD X bills per DM event read (once per UTC day), {PRICES_AS_OF}",
+        ge=0,
+    )
+    x_price_owned_read: float = _setting(
+        0.001,
+        "X_PRICE_OWNED_READ",
+        "USD X bills per owned read: what an account's own timeline or mentions serve when"
+        f" read with that account's user-context token (once per UTC day), {PRICES_AS_OF}",
+        ge=0,
+    )
+    x_monthly_budget: float | None = _setting(
+        None,
+        "ENGAGEMENT_X_MONTHLY_BUDGET",
+        "USD the X extraction may spend in a calendar month (UTC): a run whose estimated cost"
+        " would take the month's spend (state/x_bill/) past it is refused before any request"
+        " (exit 2); `engagement x-usage` shows the spend",
+        "none: no limit",
+        ge=0,
+    )
+    x_refresh_skip_same_day: bool = _setting(
+        False,
+        "X_REFRESH_SKIP_SAME_DAY",
+        "the metrics refresh does not read again the posts a batch landed the same UTC day"
+        " looked up: their lookup pages are carried into the new batch as received (marked"
+        " `reused_from`), so the mart is what a re-read of unchanged posts would make it. Off"
+        " by default: X bills a post once per UTC day anyway (this saves requests, not money),"
+        " and a post deleted or re-metered since that read is seen only by the next day's run",
+        "`false`",
     )
     x_answer_window_days: int = _setting(
         7,
@@ -436,6 +482,7 @@ class Settings(BaseSettings):
             timeline_cap=self.x_timeline_cap,
             mentions_cap=self.x_mentions_cap,
             token_source=self.x_token_source,
+            refresh_skip_same_day=self.x_refresh_skip_same_day,
         )
 
     @property
@@ -519,6 +566,7 @@ class Policy:
     timeline_cap: int = _default("x_timeline_cap")
     mentions_cap: int = _default("x_mentions_cap")
     token_source: str = "X_BEARER_TOKEN"  # what to check when the API refuses the token
+    refresh_skip_same_day: bool = _default("x_refresh_skip_same_day")
 
 
 def _one_line(model: type[Settings], exc: ValidationError) -> str:

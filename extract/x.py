@@ -37,6 +37,7 @@ from engagement.landing import (
     write_manifest,
 )
 from engagement.settings import REAL_X_API, Policy
+from extract import x_bill
 
 log = logging.getLogger(__name__)
 # tweepy logs request headers, bearer token included, at DEBUG: never let that through.
@@ -131,6 +132,7 @@ class Caller:
     clock: Callable[[], float] = time.time
     malformed: list[dict] = field(default_factory=list)
     resets: dict[Endpoint, float] = field(default_factory=dict)  # when it has room
+    served_at: datetime | None = None  # X's clock at its first answer: the bill's day
 
     def wrap(self, endpoint: Endpoint, method: Callable) -> Callable:
         @functools.wraps(method)  # tweepy's Paginator reads the method's name
@@ -204,6 +206,7 @@ class Caller:
                 self._backoff(endpoint, failures)
                 continue
             self._pace(endpoint, response)
+            self.served_at = self.served_at or _served_at(response)
             return response
         raise ExtractionError(
             f"{endpoint.request}: giving up after {len(failures)} failed attempts "
@@ -411,9 +414,15 @@ class Extraction:
         ]
         return min(stamps) if stamps else None
 
-    def refresh(self, ids: list[str]) -> tuple[int, int]:
-        """Re-read the posts' metrics; returns (found, gone)."""
+    def refresh(self, ids: list[str], reused: list[dict] | None = None) -> tuple[int, int]:
+        """Re-read the posts' metrics, `reused` lookup pages standing for reads (see
+        x_bill.reuse_lookups); returns (found, gone)."""
         found = gone = 0
+        for page in reused or []:
+            self.pages.append(page)
+            body = json.loads(page["body"])
+            found += len(body.get("data", []))
+            gone += sum(1 for e in body.get("errors", []) if _is_not_found(e))
         for start in range(0, len(ids), LOOKUP_BATCH):
             response = self.caller(
                 Endpoint.LOOKUP,
@@ -472,6 +481,7 @@ def extract(
     caller: Caller | None = None,
     dm_clients: Mapping[str, tweepy.Client] | None = None,
     metrics_clients: Mapping[str, tweepy.Client] | None = None,
+    billing: x_bill.Billing | None = None,
 ) -> BatchSummary:
     """Land the interval's posts, mentions and metrics refresh of every account as one batch,
     the DM events of the accounts in `dm_clients` and the private metrics of the own posts
@@ -482,15 +492,26 @@ def extract(
     caller = caller or Caller(policy)
     dm_clients = dm_clients or {}
     metrics_clients = metrics_clients or {}
-    run = Extraction(client, caller, interval)
-    for account in accounts:
-        run.account(account)
-        if account in dm_clients:
-            run.direct_messages(account, dm_clients[account])
-        if account in metrics_clients:
-            run.private_metrics(account, metrics_clients[account])
+    billing = billing or x_bill.Billing.beside(raw_root)
+    started = datetime.now(UTC)
     window = Interval(interval.end - timedelta(days=policy.refresh_days), interval.end)
-    refreshed, deleted = run.refresh(recent_posts(raw_root, run.pages, window))
+    known = recent_posts(raw_root, [], window)
+    x_bill.check_budget(raw_root, billing, len(accounts), known, started)
+    run = Extraction(client, caller, interval)
+    try:
+        for account in accounts:
+            run.account(account)
+            if account in dm_clients:
+                run.direct_messages(account, dm_clients[account])
+            if account in metrics_clients:
+                run.private_metrics(account, metrics_clients[account])
+        ids, reused = recent_posts(raw_root, run.pages, window), []
+        if policy.refresh_skip_same_day:
+            day = x_bill.day_of(caller.served_at or started)
+            reused, ids = x_bill.reuse_lookups(raw_root, ids, day)
+        refreshed, deleted = run.refresh(ids, reused)
+    finally:  # what X served is billed, whether the batch lands or not
+        bill = x_bill.bill(run.pages, billing, x_bill.day_of(caller.served_at or started))
     with landing(raw_root, Source.X, interval) as work:
         with open(work / "pages.jsonl", "w") as out:
             for page in run.pages:
@@ -514,6 +535,7 @@ def extract(
             dm_events=run.dm_records,
             metrics_accounts=[account for account in accounts if account in metrics_clients],
             metrics_snapshots=run.metrics_snapshots,
+            bill=bill,
         )
         write_manifest(work, manifest)
     return summary(manifest, landed_version(work))

@@ -910,6 +910,7 @@ def test_marts_are_tables_in_schema_marts(built: Build) -> None:
         "agg_daily_account_reply_funnel",
         "agg_daily_source_coverage",
         "agg_period_figures",
+        "agg_monthly_x_bill",
     }
     schemas = {row[0] for row in built.query("select schema_name from information_schema.schemata")}
     assert {"staging", "intermediate", "marts"} <= schemas

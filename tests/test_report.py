@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from engagement.report import BILL_LABELS
 from tests.conftest import REPO, authorise, engagement, land, sample_company_env, user_context
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, warehouse and a browser
@@ -581,6 +582,18 @@ def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
     ]
     assert [r["account"] for r in tables["reply_funnel"]] == list(ACCOUNTS)
     assert any(r["replies_with_links"] != "0" for r in tables["reply_funnel"])
+    # the latest month's X bill, per kind of read, then its total and the budget
+    bill = query(
+        mart,
+        "select kind, resources, cost_usd from marts.agg_monthly_x_bill"
+        " where month_start = (select max(month_start) from marts.agg_monthly_x_bill)"
+        " order by kind",
+    )
+    assert [(r["kind"], r["resources"], r["cost"]) for r in tables["x_bill"][:-2]] == [
+        (BILL_LABELS[kind], f"{n:,}", f"${cost:.3f}") for kind, n, cost in bill
+    ]
+    assert tables["x_bill"][-2]["total"] == f"${sum(cost for *_, cost in bill):.3f}"
+    assert tables["x_bill"][-1]["budget"] == "none set" and sum(n for _, n, _ in bill) > 0
     # the charts draw them: a point per account and day, bars per account (mentions,
     # answered; the median), per channel-day, per referrer, per top post and per funnel
     # step and account
@@ -596,6 +609,7 @@ def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
         "top_posts": len(top),
         "reply_funnel": 4 * len(ACCOUNTS),
         "link_clicks": 0,  # tables only
+        "x_bill": 0,
     }
     # every chart has a title and titled axes
     assert len(shown["titles"]) == 7

@@ -102,6 +102,10 @@ alter table x.post_snapshots add column if not exists page_no integer;
 alter table x.post_lookup_errors add column if not exists page_no integer;
 -- the version of the batch loaded (null: landed before versions, or loaded before them)
 alter table main.batches add column if not exists version varchar;
+-- the X bill per UTC day and kind: the ledger (state/x_bill/), copied at each X load
+create table if not exists main.x_bill_days (
+    day date, kind varchar, resources integer, cost double, primary key (day, kind)
+);
 -- the batches the gate refused last, while no version of them has loaded since
 create table if not exists main.refusals (
     source varchar, batch_id varchar, interval_start timestamp, interval_end timestamp,
@@ -212,8 +216,10 @@ def _x_frames(batch: Path, manifest: XManifest) -> dict[str, pd.DataFrame]:
     return frames
 
 
-def load(batch: Path, raw_db: Path) -> dict:
-    """Load one validated batch; returns the number of rows written per table."""
+def load(batch: Path, raw_db: Path, x_bill_days: list[dict] | None = None) -> dict:
+    """Load one validated batch; returns the number of rows written per table. With
+    `x_bill_days` (the X bill's ledger as rows: day, kind, resources, cost), those replace
+    main.x_bill_days: every run's spend, superseded versions' included, is there."""
     manifest = read_manifest(batch)
     source, batch_id = manifest.source, manifest.batch
     start, end = manifest.start.replace(tzinfo=None), manifest.end.replace(tzinfo=None)
@@ -274,6 +280,12 @@ def load(batch: Path, raw_db: Path) -> dict:
         con.execute(
             "delete from main.refusals where source = ? and batch_id = ?", [source, batch_id]
         )
+        if x_bill_days is not None:
+            con.execute("delete from main.x_bill_days")
+            con.executemany(
+                "insert into main.x_bill_days values ($day, $kind, $resources, $cost)",
+                x_bill_days,
+            )
         con.execute("commit")
     return counts
 
