@@ -191,7 +191,11 @@ def test_the_superset_bundle_is_one_import_of_database_datasets_charts_dashboard
     # the daily tables stay datasets to explore (counts and statuses per day), though no chart
     # reads them since the charts' figures come from agg_period_figures
     unused = {d["table_name"] for d in kinds["datasets"] if d["uuid"] not in used}
-    assert unused == {"agg_daily_engagement", "agg_daily_account_engagement"}
+    assert unused == {
+        "agg_daily_engagement",
+        "agg_daily_account_engagement",
+        "agg_daily_account_dm_care",
+    }
     placed = [e["meta"]["uuid"] for e in dashboard["position"].values()
               if isinstance(e, dict) and e.get("type") == "CHART"]  # fmt: skip
     assert sorted(placed) == sorted(c["uuid"] for c in kinds["charts"])

@@ -1,6 +1,7 @@
 {#-
     One row per own post (edit root) and UTC day it was snapshotted: its private metrics as
-    of the last snapshot of that day (observed_at, X's clock). A post's root is the version
+    of the last snapshot of that day (observed_at: the batch's interval end, the day the
+    interval's last; X's own time of the read stays in raw). A post's root is the version
     map's (int_x__post_versions), else the first id of the edit history served with it.
     A post edited on X is served as its latest version: the metrics are that version's.
 
@@ -29,8 +30,10 @@ rooted as (
         snapshots.account_id,
         snapshots.account_username,
         snapshots.created_at as version_created_at,
-        snapshots.observed_at,
-        cast(snapshots.observed_at as date) as observed_date,
+        -- as of the batch's interval end, as public metrics observations are: a rerun or a
+        -- backfill reading the same figures later gives the same mart (raw keeps X's time)
+        snapshots.interval_end as observed_at,
+        cast(snapshots.interval_end - interval 1 microsecond as date) as observed_date,
         snapshots.impression_count,
         snapshots.url_link_clicks,
         snapshots.user_profile_clicks,
