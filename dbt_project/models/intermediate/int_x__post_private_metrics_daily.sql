@@ -46,6 +46,9 @@ rooted as (
     from snapshots
     left join versions
         on snapshots.post_id = versions.version_id
+    -- as of its interval's end, a version posted after it did not exist yet (a backfill
+    -- reads today's posts; the interval it was posted in, or a later one, snapshots it)
+    where snapshots.created_at < snapshots.interval_end
 
 ),
 
