@@ -124,12 +124,6 @@ def user_clients(settings: Settings) -> dict[str, dict[str, tweepy.Client]]:
     return features
 
 
-def dm_clients(settings: Settings) -> dict[str, tweepy.Client]:
-    """A user-context client per account of X_ACCOUNTS whose grant allows reading its DMs
-    (`engagement x-login`); none when X_USER_FEATURES leaves out dm_events."""
-    return user_clients(settings)["dm_events"]
-
-
 def x_usage(settings: Settings, month: date) -> str:
     """The month's X bill from the ledger and, when the API serves it (the last 90 days, a
     bearer token set), X's own count of the post reads per day beside ours."""
