@@ -376,8 +376,13 @@ def login(
     if paste or not _is_loopback(app.redirect_uri):
         back = input("Paste the URL the browser was sent back to: ").strip()
     else:
-        show(f"Waiting up to {wait:.0f} s for X to send the browser back to {app.redirect_uri}")
-        back = catch_redirect(app.redirect_uri, wait)
+        back = catch_redirect(
+            app.redirect_uri,
+            wait,
+            listening=lambda: show(
+                f"Waiting up to {wait:.0f} s for X to send the browser back to {app.redirect_uri}"
+            ),
+        )
     token = app.exchange(handler, back)
     now = datetime.now(UTC)
     user_id, username = authorised_username(app, token["access_token"])
@@ -424,8 +429,11 @@ def _is_loopback(uri: str) -> bool:
     )
 
 
-def catch_redirect(redirect_uri: str, wait: float) -> str:
-    """The full URL of the first request to `redirect_uri`'s path on its loopback port."""
+def catch_redirect(
+    redirect_uri: str, wait: float, listening: Callable[[], None] = lambda: None
+) -> str:
+    """The full URL of the first request to `redirect_uri`'s path on its loopback port;
+    `listening` is called once the port is bound, so no redirect can arrive before it."""
     parts = urlsplit(redirect_uri)
     caught: list[str] = []
 
@@ -454,6 +462,7 @@ def catch_redirect(redirect_uri: str, wait: float) -> str:
         ) from None
     deadline = time.monotonic() + wait
     with server:
+        listening()
         server.timeout = 0.5
         while not caught and time.monotonic() < deadline:
             server.handle_request()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import stat
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import duckdb
 import pytest
@@ -100,7 +102,7 @@ def test_signed_in_as_another_account_is_refused(auth_env: dict[str, str]) -> No
     login = threading.Thread(
         target=lambda: requests.get(waiting.get() + "&sandbox_user=acmecloud", timeout=30)
     )
-    waiting = _Url()
+    waiting = _Url(settings.x_redirect_uri)
     with pytest.raises(x_auth.NotAuthorised, match=r"signed in as @acmecloud, not @acmesupport"):
         x_auth.login(settings, ACCOUNT, wait=60, show=waiting.see(login.start))
     login.join()
@@ -108,10 +110,12 @@ def test_signed_in_as_another_account_is_refused(auth_env: dict[str, str]) -> No
 
 
 class _Url:
-    """Takes the authorize URL from login's printed lines and starts the 'browser'."""
+    """Takes the authorize URL from login's printed lines and starts the 'browser' once
+    login says it is waiting, checking first that the redirect's port is listened on then."""
 
-    def __init__(self) -> None:
+    def __init__(self, redirect_uri: str) -> None:
         self.url = ""
+        self.redirect = urlsplit(redirect_uri)
 
     def get(self) -> str:
         return self.url
@@ -122,7 +126,9 @@ class _Url:
             if found:
                 self.url = found[0]
             elif text.startswith("Waiting"):
-                browse()  # only now is the loopback port listened on
+                # login is paused here: a refused connection means it said so too early
+                socket.create_connection((self.redirect.hostname, self.redirect.port), 5).close()
+                browse()
 
         return show
 
