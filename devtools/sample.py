@@ -710,7 +710,15 @@ class _Log:
         self.sizes: dict[str, int] = {}
 
     def hit(
-        self, when: datetime, ip: str, method: str, path: str, status: int, ref: str, ua: str
+        self,
+        when: datetime,
+        ip: str,
+        method: str,
+        path: str,
+        status: int,
+        ref: str,
+        ua: str,
+        protocol: str = "HTTP/1.1",
     ) -> None:
         if not self.lo <= when < self.hi:
             return
@@ -723,7 +731,7 @@ class _Log:
             size = {304: "-", 302: "229", 404: "1532", 500: "612"}[status]
         stamp = f"{when.day:02d}/{_MONTHS[when.month - 1]}/{when.year}:{when:%H:%M:%S} +0000"
         agent = ua.replace("\\", "\\\\").replace('"', '\\"')
-        line = f'{ip} - - [{stamp}] "{method} {path} HTTP/1.1" {status} {size} "{ref}" "{agent}"'
+        line = f'{ip} - - [{stamp}] "{method} {path} {protocol}" {status} {size} "{ref}" "{agent}"'
         self.entries.append((when, len(self.entries), line))
 
     def visitor(self, ua_pool: tuple[str, ...]) -> tuple[str, str]:
@@ -734,10 +742,15 @@ class _Log:
             ip = f"{rng.choice(('192.0.2', '198.51.100', '203.0.113'))}.{rng.randrange(1, 255)}"
         return ip, rng.choice(ua_pool)
 
-    def session(self, when: datetime, ref: str, path: str, ua_pool: tuple[str, ...]) -> None:
+    def session(
+        self, when: datetime, ref: str, path: str, ua_pool: tuple[str, ...], ip: str = ""
+    ) -> None:
         """A human visit: 1-6 page views, assets with the first, maybe a contact form post."""
         rng = self.rng
-        ip, ua = self.visitor(ua_pool)
+        if ip:
+            ua = rng.choice(ua_pool)
+        else:
+            ip, ua = self.visitor(ua_pool)
         returning = ref in ("-", f"{COMPANY_SITE}/") and rng.random() < 0.5
         for i in range(rng.choices(range(1, 7), weights=(38, 25, 15, 10, 7, 5))[0]):
             slug = path.split("?")[0].removeprefix("/articles/")
@@ -865,6 +878,7 @@ def _access_log(
                 at = posted + timedelta(seconds=int(rng.expovariate(1 / 5400)) + 5)
                 log.session(at, url["url"], path, _MOBILE + _MOBILE + _X_APP + _DESKTOP)
     _uncredited_visits(log, company, lo, days, seed)
+    _excluded_traffic(log, lo, days, seed)
     return [(when, line) for when, _, line in sorted(log.entries)]
 
 
@@ -902,6 +916,54 @@ def _uncredited_visits(
                 continue
             at = _at_hour(rng, lo + timedelta(days=d))
             log.session(at, code, f"/articles/{rng.choice(_ARTICLES)}", pool)
+
+
+# a crawler that passes for a browser (seen fetching /robots.txt 123 times in a real log)
+_DISGUISED = (
+    "Mozilla/5.0 (compatible; Windows; U; Windows NT 6.2; en-US; rv:12.0) Gecko/20120403211507 "
+    "Firefox/12.0"
+)
+_QUIET_CRAWLER = "Mozilla/5.0 (Windows NT 6.1; WOW64; Trident/7.0; rv:11.0) like Gecko"
+STAFF_NETWORK = "10.20.0.0/16"  # the company's own offices (SUPPORT_SITE_INTERNAL_NETWORKS)
+
+
+def _excluded_traffic(log: _Log, lo: datetime, days: int, seed: int) -> None:
+    """Traffic no person makes from outside, each day: three programs with a browser's user
+    agent (one fetches /robots.txt, one scrapes pages faster than anybody reads, one reads
+    many pages and never a style sheet or an image), the staff's visits from
+    STAFF_NETWORK, and the web server's own requests (health checks from 127.0.0.1,
+    Apache's internal dummy connections from ::1). A random generator of their own, so
+    every line above stays as it was."""
+    rng = log.rng = random.Random(f"excluded-traffic/{seed}")
+    articles = [f"/articles/{slug}" for slug in _ARTICLES]
+    for d in range(days):
+        day = lo + timedelta(days=d)
+        at = day + timedelta(seconds=rng.randrange(3600, 80000))
+        log.hit(at, "198.51.100.150", "GET", "/robots.txt", 200, "-", _DISGUISED)
+        for path in rng.sample(articles, rng.randint(3, 8)):
+            at += timedelta(seconds=rng.randrange(30, 300))
+            log.hit(at, "198.51.100.150", "GET", path, 200, "-", _DISGUISED)
+        at, ua = day + timedelta(seconds=rng.randrange(3600, 80000)), rng.choice(_DESKTOP)
+        for path in rng.sample(articles, rng.randint(14, 20)):  # over two pages a second
+            at += timedelta(seconds=rng.choice((0, 0, 1)))
+            log.hit(at, "203.0.113.40", "GET", path, 200, "-", ua)
+            for asset in _STATIC:
+                log.hit(at, "203.0.113.40", "GET", asset, 304, SUPPORT_SITE + path, ua)
+        at = day + timedelta(seconds=rng.randrange(3600, 20000))
+        for path in rng.sample(articles, rng.randint(10, 16)):
+            log.hit(at, "198.51.100.151", "GET", path, 200, "-", _QUIET_CRAWLER)
+            at += timedelta(seconds=rng.randrange(180, 1200))
+        for _ in range(rng.randint(2, 5)):
+            staff = f"10.20.{rng.randrange(4)}.{rng.randrange(1, 255)}"
+            at = _at_hour(rng, day)
+            log.session(at, "-", rng.choice(articles), _DESKTOP, ip=staff)
+        for hour in range(24):
+            at = day + timedelta(hours=hour, seconds=rng.randrange(60))
+            log.hit(at, "127.0.0.1", "GET", "/healthz", 200, "-", "kube-probe/1.31")
+        for _ in range(rng.randint(1, 3)):
+            at = day + timedelta(seconds=rng.randrange(86400))
+            dummy = "Apache/2.4.62 (Debian) (internal dummy connection)"
+            log.hit(at, "::1", "OPTIONS", "*", 200, "-", dummy, protocol="HTTP/1.0")
 
 
 def access_log_lines(

@@ -128,6 +128,16 @@ SQL: dict[str, str] = {
         group by account_username
         order by account_username
     """,
+    # the support-site traffic that makes no page view, why, in the order the rules apply
+    "excluded": """
+        select rule, kind, sum(page_views) as page_views, sum(requests) as requests
+        from marts.agg_daily_excluded_traffic
+        group by rule, kind
+        order by
+            case rule when 'internal_traffic' then 1 when 'user_agent' then 2 else 3 end,
+            page_views desc,
+            kind
+    """,
     # the X API bill of the latest month with one, per kind of read
     "x_bill": """
         select month_start, kind, resources, cost_usd
@@ -144,6 +154,11 @@ BILL_LABELS = {
 }
 
 SOURCE_LABELS = {"x": "X", "support_site": "Support site"}
+RULE_LABELS = {
+    "internal_traffic": "Internal traffic",
+    "user_agent": "Bot, by its user agent",
+    "behaviour": "Bot, by what it did",
+}
 UNANSWERED_SHOWN = 50
 TOP_POSTS = 10
 DAILY_UP_TO = 31  # periods of up to this many days are shown per day, longer ones per week
@@ -203,6 +218,7 @@ def read_figures(published_db: Path) -> dict[str, Any]:
             "clicks_accounts": rows("clicks_accounts"),
             "clicks_posts": rows("clicks_posts", limit=TOP_POSTS),
             "x_bill": rows("x_bill"),
+            "excluded": rows("excluded"),
         }
 
 
@@ -506,6 +522,7 @@ def render(
         incomplete_days=sorted({r["date_day"] for r in f["coverage"]}),
         top_posts_limit=TOP_POSTS,
         bill_labels=BILL_LABELS,
+        rule_labels=RULE_LABELS,
         x_budget=x_budget,
         generated_at=(generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M"),
     )

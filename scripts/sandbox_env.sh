@@ -25,6 +25,7 @@ export X_API_BASE_URL="http://127.0.0.1:$SANDBOX_PORT"
 export X_BEARER_TOKEN="${X_BEARER_TOKEN:-sandbox-token}"
 export X_ACCOUNTS="${X_ACCOUNTS:-acmecloud,acmesupport}"
 export SUPPORT_SITE_LOGS="$ENGAGEMENT_DATA_DIR/sample_logs/access.log*"
+export SUPPORT_SITE_INTERNAL_NETWORKS="${SUPPORT_SITE_INTERNAL_NETWORKS:-10.20.0.0/16}"  # the sample company's offices
 export ENGAGEMENT_ACCOUNTS_FILE="${ENGAGEMENT_ACCOUNTS_FILE:-$PWD/scripts/demo_accounts.yml}"
 # DEMO ONLY, not a secret: keys the pseudonyms of the sample log's (made-up) client IPs.
 # Real deployments set their own secret ENGAGEMENT_IP_HMAC_KEY; without one, extraction refuses.

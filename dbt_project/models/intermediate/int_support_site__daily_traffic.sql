@@ -1,6 +1,7 @@
 {#-
-    One row per UTC day with any support-site request: page views, and sessions (by the day
-    they started) per channel. Incremental by day (microbatch on date_day): dbt reads the
+    One row per UTC day with any support-site request: page views, the page requests left
+    out of them (by bots, of which by behaviour, and by internal traffic), and sessions (by
+    the day they started) per channel. Incremental by day (microbatch on date_day): dbt reads the
     batch's day of requests and sessions.
 -#}
 
@@ -34,7 +35,12 @@ requests_daily as (
     select
         requested_date as date_day,
         count(*) as requests,
-        count(*) filter (where is_page_view) as page_views
+        count(*) filter (where is_page_view) as page_views,
+        count(*) filter (where is_page_request and is_bot) as bot_page_views,
+        count(*) filter (
+            where is_page_request and starts_with(bot_kind, 'behaviour_')
+        ) as behaviour_bot_page_views,
+        count(*) filter (where is_page_request and is_internal_traffic) as internal_page_views
 
     from requests
     group by requested_date
@@ -84,6 +90,9 @@ final as (
         requests_daily.date_day,
         requests_daily.requests,
         requests_daily.page_views,
+        requests_daily.bot_page_views,
+        requests_daily.behaviour_bot_page_views,
+        requests_daily.internal_page_views,
         coalesce(sessions_daily.sessions, 0) as sessions,
         coalesce(sessions_daily.social_sessions, 0) as social_sessions,
         coalesce(sessions_daily.x_referred_sessions, 0) as x_referred_sessions,

@@ -99,6 +99,11 @@ final as (
             as x_mentions_target_breached,
         {{ unless_missing('support_site', 'support_site_days.page_views') }} as support_requests,
         {{ unless_missing('support_site', 'support_site_days.sessions') }} as support_sessions,
+        {{ unless_missing('support_site', 'support_site_days.bot_page_views') }} as bot_page_views,
+        {{ unless_missing('support_site', 'support_site_days.behaviour_bot_page_views') }}
+            as behaviour_bot_page_views,
+        {{ unless_missing('support_site', 'support_site_days.internal_page_views') }}
+            as internal_page_views,
         {{ unless_missing('support_site', 'support_site_days.social_sessions') }}
             as social_sessions,
         {{ unless_missing('support_site', 'support_site_days.x_referred_sessions') }}
