@@ -165,6 +165,7 @@ def extract_support_site(
         log_format=settings.support_site_log_format,
         state_path=settings.state_dir / "support_site_files.json",
         block_bytes=settings.support_site_block_mb * 1024 * 1024,
+        internal_networks=settings.support_site_internal_networks,
     )
 
 

@@ -6,10 +6,12 @@ as `**********` in reprs, errors and dumps, and only `get_secret_value()` reveal
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +26,7 @@ PRICES_AS_OF = f"as X's pricing page ({X_PRICING}) gave it on 2026-12-07"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 Names = Annotated[tuple[str, ...], NoDecode]  # comma-separated in the environment
+Networks = Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode]  # likewise, CIDR
 USER_FEATURES = ("dm_events", "private_metrics")  # what X_USER_FEATURES may name
 
 
@@ -119,6 +122,15 @@ class Settings(BaseSettings):
         "SUPPORT_SITE_HOSTS",
         "hosts of the support site: referrals from them are internal navigation",
         "`support.acme.example`",
+    )
+    support_site_internal_networks: Networks = _setting(
+        (),
+        "SUPPORT_SITE_INTERNAL_NETWORKS",
+        "comma-separated IPv4 and IPv6 networks of the company (offices, VPN), e.g."
+        " `10.0.0.0/8,192.168.0.0/16,2001:db8:1::/48`; a bare address is a `/32` or `/128`."
+        " Their requests land with `internal_kind` = `internal_network`, decided at extraction"
+        " (the IP is not kept): a change applies to the intervals extracted from then on",
+        "none",
     )
     company_site_hosts: Names = _setting(
         ("www.acme.example", "acme.example"),
@@ -392,6 +404,25 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
+
+    @field_validator("support_site_internal_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        networks = []
+        for entry in (item.strip() for item in value.split(",")):
+            if not entry:
+                continue
+            try:
+                network = ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                example = "such as 10.0.0.0/8 or 2001:db8::/32"
+                raise ValueError(f"{entry!r} is not an IP network {example}") from None
+            if network.network_address != ipaddress.ip_address(entry.partition("/")[0]):
+                raise ValueError(f"{entry!r} has host bits set: the network is {network}")
+            networks.append(network)
+        return tuple(networks)
 
     @field_validator("support_site_answer_paths")
     @classmethod

@@ -39,10 +39,11 @@ import json
 import os
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from ipaddress import IPv4Network, IPv6Network
 from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -68,7 +69,13 @@ from engagement.landing import (
 )
 from extract import _logparse
 from extract.log_format import FIELDS, KINDS, LogFormat
-from extract.visitors import AgentClassifier, Pseudonymiser, agent_classifier, as_dictionary
+from extract.visitors import (
+    AgentClassifier,
+    InternalTraffic,
+    Pseudonymiser,
+    agent_classifier,
+    as_dictionary,
+)
 
 HEAD_BYTES = 64 * 1024
 DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
@@ -134,6 +141,7 @@ ROW_SCHEMA = pa.schema(
         ("user_agent", TEXT),
         ("is_bot", pa.bool_()),
         ("bot_kind", pa.string()),
+        ("internal_kind", TEXT),  # extract.visitors.INTERNAL_KINDS; null: not internal
         ("is_static_asset", pa.bool_()),
     ]
 )
@@ -421,6 +429,7 @@ class Parser:
     interval: Interval
     pseudonymise: Pseudonymiser
     classify: AgentClassifier = field(default_factory=agent_classifier)
+    internal: InternalTraffic = field(default_factory=InternalTraffic)
     threads: int = 2
 
     def __post_init__(self) -> None:
@@ -552,9 +561,10 @@ class Parser:
         )
 
     def _rows(self, file: LogFile, parsed: pa.Table) -> pa.Table:
-        """The rows to land: pseudonyms, bot flags, referrer parts and utm values, each
-        computed once per distinct value."""
+        """The rows to land: pseudonyms, bot flags, internal traffic, referrer parts and utm
+        values, each computed once per distinct value."""
         n = len(parsed)
+        ips = as_dictionary(parsed["ip"])
         agents = as_dictionary(parsed["user_agent"])
         is_bot, bot_kind = self.classify.columns(agents)
         referrers = as_dictionary(parsed["referrer"])
@@ -564,7 +574,7 @@ class Parser:
             else _constant(file.site, n),
             "source_file": _constant(str(file.path), n),
             "file_id": _constant(file.file_id, n),
-            "visitor_id": self.pseudonymise.column(parsed["ip"]),
+            "visitor_id": self.pseudonymise.column(ips),
             "method": as_dictionary(parsed["method"]),
             "protocol": as_dictionary(parsed["protocol"]),
             "referrer": referrers,
@@ -573,6 +583,7 @@ class Parser:
             "user_agent": agents,
             "is_bot": is_bot,
             "bot_kind": bot_kind,
+            "internal_kind": self.internal.column(ips, agents),
         }
         arrays = [columns[f.name] if f.name in columns else parsed[f.name] for f in ROW_SCHEMA]
         return pa.Table.from_arrays(arrays, schema=ROW_SCHEMA)
@@ -745,14 +756,17 @@ def extract(
     state_path: Path | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     threads: int = 2,
+    internal_networks: Sequence[IPv4Network | IPv6Network] = (),
 ) -> dict:
-    """Land the interval's lines of every matching file as one batch; returns the summary."""
+    """Land the interval's lines of every matching file as one batch; returns the summary.
+    Requests from `internal_networks` (SUPPORT_SITE_INTERNAL_NETWORKS) are internal."""
     if isinstance(sources, str):
         sources = parse_sources(sources, "support")
     if not sources:
         raise UsageError("no access logs given: check --logs or SUPPORT_SITE_LOGS")
     fmt = LogFormat.parse(log_format)
-    parser = Parser(fmt, interval, Pseudonymiser(key), threads=threads)
+    internal = InternalTraffic(internal_networks)
+    parser = Parser(fmt, interval, Pseudonymiser(key), internal=internal, threads=threads)
     state = FileState(state_path, fmt)
     files = find_files(sources)
     chosen = _chosen(files)

@@ -1,9 +1,11 @@
-"""Who made a request, as far as the warehouse may know: a keyed pseudonym of the client IP
-and whether the user agent is a person's browser or a program (a bot).
+"""Who made a request, as far as the warehouse may know: a keyed pseudonym of the client IP,
+whether the user agent is a person's browser or a program (a bot), and whether the request
+is the company's own (internal traffic, decided here while the IP is still known).
 
-Both are computed once per distinct value (an access log repeats its IPs and user agents
+All are computed once per distinct value (an access log repeats its IPs and user agents
 many times): visitor ids once per distinct IP of a parsed half block, bot flags once per
-distinct user agent of the whole extraction.
+distinct user agent of the whole extraction, internal traffic once per distinct IP of the
+extraction (or, without internal networks, by Arrow on each half block's distinct IPs).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import hmac
 import ipaddress
 import re
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from ipaddress import IPv4Network, IPv6Network
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -48,6 +52,12 @@ NON_BROWSERS = tuple(
         ("link_checker", r"link ?(?:validator|checker|sleuth)|linkcheck|checklink"),
     )
 )
+# internal_kind, first match wins: a client IP in SUPPORT_SITE_INTERNAL_NETWORKS, then the web
+# server's own requests (a loopback client: health checks; Apache's internal dummy connection)
+INTERNAL_KINDS = ("internal_network", "web_server")
+INTERNAL_NETWORK, WEB_SERVER = 0, 1  # their codes (positions)
+DUMMY_CONNECTION = "(internal dummy connection)"
+LOOPBACK = r"^(?:(?:::ffff:)?127\.|::1$)"  # as web servers write 127.0.0.0/8 and ::1
 IP_LIKE = re.compile(
     r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})"
 )
@@ -198,6 +208,55 @@ class AgentClassifier:
             pc.if_else(absent, missing[0], pc.take(is_bot, indices)),
             pc.if_else(absent, missing[1], pc.take(kind, indices)),
         )
+
+
+class InternalTraffic:
+    """`internal_kind` of requests (`INTERNAL_KINDS`): `internal_network` when the client IP
+    is in one of `networks` (an IPv4-mapped IPv6 address, ::ffff:10.1.2.3, as its IPv4
+    address too), else `web_server` when it is a loopback address (127.0.0.0/8, ::1,
+    ::ffff:127.x: the server's health checks) or the user agent is Apache's internal dummy
+    connection; null for everything else."""
+
+    def __init__(self, networks: Sequence[IPv4Network | IPv6Network] = ()) -> None:
+        self.networks = tuple(networks)
+        self._by_ip: dict[str, int | None] = {}  # code of the kind, per IP
+
+    def column(self, ips: pa.DictionaryArray, agents: pa.DictionaryArray) -> pa.DictionaryArray:
+        """internal_kind of each request, from its client IP and user agent."""
+        if self.networks:  # once per distinct IP of the extraction
+            codes = [self._kind_of(ip) for ip in ips.dictionary.to_pylist()]
+            by_ip = pa.array(codes, pa.int32())
+        else:  # loopback only: Arrow over the block's distinct IPs
+            loopback = pc.match_substring_regex(ips.dictionary, LOOPBACK)
+            by_ip = pc.if_else(loopback, _code(WEB_SERVER), _code(None))
+        dummy = pc.match_substring(agents.dictionary, DUMMY_CONNECTION)
+        kinds = pa.array(INTERNAL_KINDS)
+        if not pc.any(pc.is_valid(by_ip)).as_py() and not pc.any(dummy).as_py():
+            return pa.DictionaryArray.from_arrays(pa.nulls(len(ips), pa.int32()), kinds)
+        codes = pc.take(by_ip, ips.indices)
+        from_agent = pc.and_kleene(pc.is_null(codes), pc.take(dummy, agents.indices))
+        codes = pc.if_else(pc.fill_null(from_agent, False), _code(WEB_SERVER), codes)
+        return pa.DictionaryArray.from_arrays(codes, kinds)
+
+    def _kind_of(self, ip: str) -> int | None:
+        if ip not in self._by_ip:
+            self._by_ip[ip] = self._classify(ip)
+        return self._by_ip[ip]
+
+    def _classify(self, ip: str) -> int | None:
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return None
+        mapped = getattr(address, "ipv4_mapped", None)
+        forms = (address,) if mapped is None else (address, mapped)
+        if any(form in network for form in forms for network in self.networks):
+            return INTERNAL_NETWORK
+        return WEB_SERVER if any(form.is_loopback for form in forms) else None
+
+
+def _code(code: int | None) -> pa.Scalar:
+    return pa.scalar(code, pa.int32())
 
 
 def _browsers_and_devices() -> ua_parser.Parser:

@@ -90,8 +90,8 @@ create table if not exists support_site.requests (
     query_string varchar, protocol varchar, status integer, bytes bigint, request_time double,
     referrer varchar, referrer_host varchar, referrer_path varchar,
     utm_source varchar, utm_medium varchar, utm_campaign varchar,
-    user_agent varchar, is_bot boolean, bot_kind varchar, is_static_asset boolean,
-    _loaded_at timestamp
+    user_agent varchar, is_bot boolean, bot_kind varchar, internal_kind varchar,
+    is_static_asset boolean, _loaded_at timestamp
 );
 -- a row's origin in its batch: the line of pages.jsonl (the API response) it came from;
 -- added to raw warehouses made before it (their rows keep null)
@@ -102,6 +102,8 @@ alter table x.post_snapshots add column if not exists page_no integer;
 alter table x.post_lookup_errors add column if not exists page_no integer;
 -- the version of the batch loaded (null: landed before versions, or loaded before them)
 alter table main.batches add column if not exists version varchar;
+-- internal traffic, decided at extraction (null: ordinary, or landed before it was decided)
+alter table support_site.requests add column if not exists internal_kind varchar;
 -- the X bill per UTC day and kind: the ledger (state/x_bill/), copied at each X load
 create table if not exists main.x_bill_days (
     day date, kind varchar, resources integer, cost double, primary key (day, kind)

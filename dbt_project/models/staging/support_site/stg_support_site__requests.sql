@@ -39,6 +39,7 @@ renamed as (
         nullif(trim(user_agent), '') as user_agent,
         is_bot,
         bot_kind,
+        internal_kind,
         is_static_asset,
         _loaded_at
 
