@@ -890,6 +890,7 @@ def test_marts_are_tables_in_schema_marts(built: Build) -> None:
     assert tables == {
         "agg_daily_engagement",
         "agg_daily_engagement_v1",
+        "agg_daily_excluded_traffic",
         "agg_daily_account_engagement",
         "agg_daily_account_engagement_v1",
         "agg_daily_account_dm_care",

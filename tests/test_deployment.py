@@ -195,6 +195,7 @@ def test_the_superset_bundle_is_one_import_of_database_datasets_charts_dashboard
         "agg_daily_engagement",
         "agg_daily_account_engagement",
         "agg_daily_account_dm_care",
+        "agg_daily_excluded_traffic",
     }
     placed = [e["meta"]["uuid"] for e in dashboard["position"].values()
               if isinstance(e, dict) and e.get("type") == "CHART"]  # fmt: skip

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from engagement.report import BILL_LABELS
+from engagement.report import BILL_LABELS, RULE_LABELS
 from tests.conftest import REPO, authorise, engagement, land, sample_company_env, user_context
 
 pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, warehouse and a browser
@@ -594,6 +594,21 @@ def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
     ]
     assert tables["x_bill"][-2]["total"] == f"${sum(cost for *_, cost in bill):.3f}"
     assert tables["x_bill"][-1]["budget"] == "none set" and sum(n for _, n, _ in bill) > 0
+    # what was left out, per rule in the order they apply, and kind
+    excluded = query(
+        mart,
+        "select rule, kind, sum(page_views), sum(requests) from marts.agg_daily_excluded_traffic"
+        " group by rule, kind",
+    )
+    shown_excluded = [
+        (r["rule"], r["kind"], r["page_views"], r["requests"]) for r in tables["excluded"]
+    ]
+    assert sorted(shown_excluded) == sorted(
+        (RULE_LABELS[rule], kind, f"{views:,}", f"{n:,}") for rule, kind, views, n in excluded
+    )
+    rules = [r[0] for r in shown_excluded]
+    assert rules == sorted(rules, key=list(RULE_LABELS.values()).index)
+    assert set(rules) == set(RULE_LABELS.values())  # the sample has traffic of each
     # the charts draw them: a point per account and day, bars per account (mentions,
     # answered; the median), per channel-day, per referrer, per top post and per funnel
     # step and account
@@ -610,6 +625,7 @@ def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
         "reply_funnel": 4 * len(ACCOUNTS),
         "link_clicks": 0,  # tables only
         "x_bill": 0,
+        "excluded": 0,
     }
     # every chart has a title and titled axes
     assert len(shown["titles"]) == 7

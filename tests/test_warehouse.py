@@ -29,6 +29,7 @@ pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
 DAY = timedelta(days=1)
 CHAIN_HOST = "chain.example"  # the referrer of the visitor whose visit lasts over a day
 MIDNIGHT_HOST = "midnight.example"  # the referrer of the visitor who stays past midnight
+ROBOTS_HOST = "robots.example"  # the referrer of a visitor whose /robots.txt fetch comes late
 
 
 def line(ip: str, at: datetime, path: str, referrer: str) -> str:
@@ -45,18 +46,30 @@ def chain_lines() -> str:
     at, lines = datetime(2026, 11, 4, 22), []
     while at <= datetime(2026, 11, 6, 1):
         lines.append(line("203.0.113.7", at, "/articles/status", f"https://{CHAIN_HOST}/"))
+        if at.hour in (0, 22) and at.minute == 0:  # a browser: its style sheet, each day
+            lines.append(line("203.0.113.7", at, "/static/site.css", f"https://{CHAIN_HOST}/"))
         at += timedelta(minutes=20)
     for at in (datetime(2026, 11, 5, 23, 50), datetime(2026, 11, 6, 0, 10)):
         lines.append(line("203.0.113.8", at, "/articles/sso", f"https://{MIDNIGHT_HOST}/"))
+    at = datetime(2026, 11, 5, 10)
+    lines.append(line("203.0.113.10", at, "/articles/sso", f"https://{ROBOTS_HOST}/"))
     return "".join(sorted(lines, key=lambda text: text.split("[")[1]))
 
 
 def late_lines() -> str:
     """Lines of 2026-11-05 in a log that arrives after that day was loaded: one joins the
-    midnight visit (which then starts at 23:30), one is a visitor of its own."""
-    return line(
-        "203.0.113.8", datetime(2026, 11, 5, 23, 30), "/articles/sso", f"https://{MIDNIGHT_HOST}/"
-    ) + line("203.0.113.9", datetime(2026, 11, 5, 12), "/", "https://www.bing.com/")
+    midnight visit (which then starts at 23:30), one is a visitor of its own, one is the
+    /robots.txt fetch that makes the visitor from ROBOTS_HOST a bot for that day."""
+    return (
+        line(
+            "203.0.113.8",
+            datetime(2026, 11, 5, 23, 30),
+            "/articles/sso",
+            f"https://{MIDNIGHT_HOST}/",
+        )
+        + line("203.0.113.9", datetime(2026, 11, 5, 12), "/", "https://www.bing.com/")
+        + line("203.0.113.10", datetime(2026, 11, 5, 10, 1), "/robots.txt", "-")
+    )
 
 
 @dataclass
@@ -125,7 +138,10 @@ def loaded_out_of_order(
         warehouse.load(day)
         warehouse.build()
         seen[step] = (warehouse.sessions_from(CHAIN_HOST), warehouse.sessions_from(MIDNIGHT_HOST))
-    late = [(warehouse.session_starts(n, date(2026, 11, 5)), n) for n in ("Bing", MIDNIGHT_HOST)]
+    late = [
+        (warehouse.session_starts(n, date(2026, 11, 5)), n)
+        for n in ("Bing", MIDNIGHT_HOST, ROBOTS_HOST)
+    ]
     (warehouse.logs / "access.log-late").write_text(late_lines())
     warehouse.load(date(2026, 11, 5))
     warehouse.build()
@@ -158,7 +174,7 @@ def test_incremental_builds_publish_what_a_full_refresh_does(loaded_out_of_order
     nov = [date(2026, 11, day) for day in (1, 4, 7, 10)]
     assert seen["windows"] == ((nov[0], nov[1]), (nov[2], nov[3]))
     # published in place: the days the builds rebuilt replaced in the marts built by day
-    by_day = ["agg_daily_referrals", "fct_support_sessions"]
+    by_day = ["agg_daily_excluded_traffic", "agg_daily_referrals", "fct_support_sessions"]
     assert [step.updated_in_place for step in warehouse.steps] == [[]] + [by_day] * 5
     result = warehouse.build(full_refresh=True)
     assert result.full_refresh and result.changed_loads == 9
@@ -183,7 +199,7 @@ def test_a_visit_is_regrouped_when_an_earlier_day_arrives(loaded_out_of_order) -
 
 def test_a_late_log_is_taken_in_when_its_day_is_rerun(loaded_out_of_order) -> None:
     _, seen = loaded_out_of_order
-    (bing_before, bing_after), (midnight_before, midnight_after) = seen["late"]
+    (bing_before, bing_after), (midnight_before, midnight_after), robots = seen["late"]
     # the late visitor from Bing is one more session of the day, started at its one line
     assert len(bing_before) >= 1  # the sample's own Bing visitors (so a count of 1 proves nothing)
     assert sorted(bing_after) == sorted([*bing_before, datetime(2026, 11, 5, 12)])
@@ -192,6 +208,8 @@ def test_a_late_log_is_taken_in_when_its_day_is_rerun(loaded_out_of_order) -> No
         [datetime(2026, 11, 5, 23, 50)],
         [datetime(2026, 11, 5, 23, 30)],
     )
+    # the late /robots.txt fetch makes its visitor a bot for the day: its session is gone
+    assert robots == ([datetime(2026, 11, 5, 10)], [])
 
 
 def test_a_build_with_nothing_new_runs_no_dbt(loaded_out_of_order) -> None:
