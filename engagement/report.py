@@ -130,11 +130,11 @@ SQL: dict[str, str] = {
     """,
     # the support-site traffic that makes no page view, why, in the order the rules apply
     "excluded": """
-        select rule, kind, sum(page_views) as page_views, sum(requests) as requests
+        select exclusion_rule, kind, sum(page_views) as page_views, sum(requests) as requests
         from marts.agg_daily_excluded_traffic
-        group by rule, kind
+        group by exclusion_rule, kind
         order by
-            case rule when 'internal_traffic' then 1 when 'user_agent' then 2 else 3 end,
+            case exclusion_rule when 'internal_traffic' then 1 when 'user_agent' then 2 else 3 end,
             page_views desc,
             kind
     """,

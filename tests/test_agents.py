@@ -250,7 +250,7 @@ def test_the_samples_programs_and_staff_are_left_out_and_its_people_are_not(
             excluded.append(
                 con.execute(
                     "select date_day, kind, visitors, page_views"
-                    " from marts.agg_daily_excluded_traffic where rule != 'user_agent'"
+                    " from marts.agg_daily_excluded_traffic where exclusion_rule != 'user_agent'"
                     " order by all"
                 ).fetchall()
             )

@@ -597,8 +597,9 @@ def test_the_report_opens_without_errors_and_shows_the_mart_s_figures(
     # what was left out, per rule in the order they apply, and kind
     excluded = query(
         mart,
-        "select rule, kind, sum(page_views), sum(requests) from marts.agg_daily_excluded_traffic"
-        " group by rule, kind",
+        "select exclusion_rule, kind, sum(page_views), sum(requests)"
+        " from marts.agg_daily_excluded_traffic"
+        " group by exclusion_rule, kind",
     )
     shown_excluded = [
         (r["rule"], r["kind"], r["page_views"], r["requests"]) for r in tables["excluded"]

@@ -13,9 +13,9 @@ excluded as (
 
     select
         date_day,
-        sum(page_views) filter (where rule != 'internal_traffic') as bot_page_views,
-        sum(page_views) filter (where rule = 'behaviour') as behaviour_bot_page_views,
-        sum(page_views) filter (where rule = 'internal_traffic') as internal_page_views
+        sum(page_views) filter (where exclusion_rule != 'internal_traffic') as bot_page_views,
+        sum(page_views) filter (where exclusion_rule = 'behaviour') as behaviour_bot_page_views,
+        sum(page_views) filter (where exclusion_rule = 'internal_traffic') as internal_page_views
 
     from {{ ref('agg_daily_excluded_traffic') }}
     group by date_day

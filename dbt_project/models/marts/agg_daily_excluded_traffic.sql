@@ -31,7 +31,7 @@ excluded as (
             when is_internal_traffic then 'internal_traffic'
             when starts_with(bot_kind, 'behaviour_') then 'behaviour'
             else 'user_agent'
-        end as rule,
+        end as exclusion_rule,
         coalesce(internal_kind, bot_kind, 'unclassified') as kind,
         visitor_id,
         user_agent,
@@ -46,14 +46,14 @@ final as (
 
     select
         date_day,
-        rule,
+        exclusion_rule,
         kind,
         count(distinct concat_ws('|', visitor_id, coalesce(user_agent, ''))) as visitors,
         count(*) as requests,
         count(*) filter (where is_page_request) as page_views
 
     from excluded
-    group by date_day, rule, kind
+    group by date_day, exclusion_rule, kind
 
 )
 
