@@ -223,7 +223,7 @@ class InternalTraffic:
         self.networks = tuple(networks)
         # (version, first address, netmask) as integers: an address is in a network when
         # `address & netmask == first`
-        self._ranges = [(n.version, int(n.network_address), int(n.netmask)) for n in networks]
+        self._ranges = [(n.version, int(n.network_address), int(n.netmask)) for n in self.networks]
         self._by_ip: dict[str, int | None] = {}  # code of the kind, per IP
 
     def column(self, ips: pa.DictionaryArray, agents: pa.DictionaryArray) -> pa.DictionaryArray:
