@@ -224,18 +224,26 @@ class InternalTraffic:
         # (version, first address, netmask) as integers: an address is in a network when
         # `address & netmask == first`
         self._ranges = [(n.version, int(n.network_address), int(n.netmask)) for n in self.networks]
+        # how the IPv4 addresses of the networks are written: the first octet and a dot, or
+        # anything for a network wider than /8; only such IPs and IPv6 ones are looked at
+        ipv4 = [n for n in self.networks if n.version == 4]
+        self._starts = {f"{n.network_address.packed[0]}." if n.prefixlen >= 8 else "" for n in ipv4}
         self._by_ip: dict[str, int | None] = {}  # code of the kind, per IP
 
     def column(self, ips: pa.DictionaryArray, agents: pa.DictionaryArray) -> pa.DictionaryArray:
         """internal_kind of each request, from its client IP and user agent."""
         distinct = ips.dictionary
-        if self.networks:  # once per distinct IP of the extraction
-            by_ip = pa.array([self._kind_of(ip) for ip in distinct.to_pylist()], pa.int32())
-        else:  # loopback only: Arrow over the block's distinct IPs, as web servers write them
-            loopback = pc.equal(distinct, "::1")
-            for prefix in LOOPBACK_PREFIXES:
-                loopback = pc.or_(loopback, pc.starts_with(distinct, prefix))
-            by_ip = pc.if_else(loopback, _code(WEB_SERVER), _code(None))
+        loopback = pc.equal(distinct, "::1")  # by Arrow, on IPs as web servers write them
+        for prefix in LOOPBACK_PREFIXES:
+            loopback = pc.or_(loopback, pc.starts_with(distinct, prefix))
+        by_ip = pc.if_else(loopback, _code(WEB_SERVER), _code(None))
+        if self.networks:  # the IPs that may be in one, each classified once per extraction
+            maybe = pc.match_substring(distinct, ":")
+            for start in self._starts:
+                maybe = pc.or_(maybe, pc.starts_with(distinct, start))
+            if pc.any(maybe).as_py():
+                codes = [self._kind_of(ip) for ip in distinct.filter(maybe).to_pylist()]
+                by_ip = pc.replace_with_mask(by_ip, maybe, pa.array(codes, pa.int32()))
         dummy = pc.match_substring(agents.dictionary, DUMMY_CONNECTION)
         kinds = pa.array(INTERNAL_KINDS)
         if not pc.any(pc.is_valid(by_ip)).as_py() and not pc.any(dummy).as_py():

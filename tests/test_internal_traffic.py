@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import random
 import subprocess
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -19,6 +21,7 @@ from engagement.landing import Interval
 from engagement.settings import Settings
 from engagement.warehouse import load
 from extract import access_log
+from extract.visitors import InternalTraffic
 from tests.conftest import TEST_IP_KEY, engagement
 
 DAY = Interval.parse("2026-11-02", "2026-11-03")
@@ -91,6 +94,17 @@ def test_kinds_are_cached_per_distinct_value_across_blocks(tmp_path: Path) -> No
         )
         rows = pq.read_table(Path(summary.path) / "lines.parquet").to_pylist()
         assert [r["internal_kind"] for r in rows] == [REQUESTS[n][column] for n in order]
+
+
+def test_a_network_wider_than_a_slash_8_is_looked_at_whole() -> None:
+    internal = InternalTraffic([ipaddress.ip_network("10.0.0.0/7")])
+    ips = ["11.1.2.3", "10.0.0.1", "12.0.0.1", "::ffff:11.0.0.1", "127.0.0.1", "2001:db8::1"]
+    kinds = internal.column(
+        pa.array(ips).dictionary_encode(), pa.array([BROWSER] * len(ips)).dictionary_encode()
+    )
+    internal_network, web_server = "internal_network", "web_server"
+    expected = [internal_network, internal_network, None, internal_network, web_server, None]
+    assert kinds.to_pylist() == expected
 
 
 def test_networks_are_read_as_cidr_and_a_bare_address_is_one_host() -> None:
