@@ -4,8 +4,9 @@ is the company's own (internal traffic, decided here while the IP is still known
 
 All are computed once per distinct value (an access log repeats its IPs and user agents
 many times): visitor ids once per distinct IP of a parsed half block, bot flags once per
-distinct user agent of the whole extraction, internal traffic once per distinct IP of the
-extraction (or, without internal networks, by Arrow on each half block's distinct IPs).
+distinct user agent of the whole extraction, internal traffic by Arrow on a half block's
+distinct IPs and user agents (in Python once per extraction for the IPs that may be in an
+internal network).
 """
 
 from __future__ import annotations
