@@ -133,7 +133,7 @@ def baseline(log: Path, interval, out: Path) -> dict:
     import pyarrow.parquet as pq
 
     from extract.access_log import PARQUET_OPTIONS, ROW_SCHEMA
-    from extract.visitors import agent_classifier
+    from extract.visitors import DUMMY_CONNECTION, LOOPBACK_PREFIXES, agent_classifier
 
     line_re = re.compile(
         r"^(\S+) \S+ \S+ \[([^\]]+)\] "
@@ -195,6 +195,8 @@ def baseline(log: Path, interval, out: Path) -> dict:
                 **{k: unquote_plus(params[k][0]).strip().lower() if k in params else None
                    for k in ("utm_source", "utm_medium", "utm_campaign")},
                 "user_agent": agent, "is_bot": is_bot, "bot_kind": kind,
+                "internal_kind": "web_server" if ip.startswith(LOOPBACK_PREFIXES)
+                or ip == "::1" or DUMMY_CONNECTION in (agent or "") else None,
                 "is_static_asset": bool(static.search(path)),
             })  # fmt: skip
             counts["records"] += 1
