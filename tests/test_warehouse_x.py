@@ -232,7 +232,7 @@ def test_x_builds_take_in_the_changed_loads_and_keep_the_marts_built_by_day(x_hi
     assert [step.changed_loads for step in history.steps] == [3, 1, 1, 2]
     # the marts built by day are kept in a copy of the published file (none of their days
     # changed), the other marts copied whole
-    by_day = ["agg_daily_referrals", "fct_support_sessions"]
+    by_day = ["agg_daily_excluded_traffic", "agg_daily_referrals", "fct_support_sessions"]
     assert [step.updated_in_place for step in history.steps] == [[]] + [by_day] * 3
 
 
