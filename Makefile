@@ -6,7 +6,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 
-.PHONY: setup browser demo airflow test test-unit lint bench bench-ingest bench-warehouse fuzz superset-check clean
+.PHONY: setup setup-spark browser demo airflow test test-unit lint bench bench-ingest bench-warehouse fuzz superset-check clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -15,7 +15,18 @@ $(UV):
 # bytecode compiled once here: every later process (CLI, Airflow, dbt, tests) starts faster,
 # also where PYTHONDONTWRITEBYTECODE keeps Python from caching it itself
 setup: $(UV)
-	$(UV) sync --locked --quiet --compile-bytecode
+	$(UV) sync --locked --quiet --compile-bytecode $(if $(wildcard $(VENV)/.spark),--group spark)
+
+# the `spark` dbt target's engine (issue 23): Debian's OpenJDK 17 when no java is found, and
+# the `spark` dependency group (pyspark, dbt-spark), which later `make setup`s keep
+setup-spark: $(UV)
+	@command -v java > /dev/null || { \
+		echo "== installing Debian's OpenJDK 17 (Spark runs on the JVM)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq openjdk-17-jre-headless > /dev/null; }
+	@command -v java > /dev/null || { echo "java could not be installed" >&2; exit 1; }
+	$(UV) sync --locked --quiet --compile-bytecode --group spark
+	touch $(VENV)/.spark
 
 demo: setup
 	scripts/demo.sh
