@@ -44,7 +44,7 @@ null_counts as (
 
     select
         {%- for column in column_names %}
-            count(*) filter (where {{ column }} is null) as "{{ column }}"
+            count(*) filter (where {{ column }} is null) as {{ adapter.quote(column) }}
             {{- "," if not loop.last }}
         {%- endfor %}
 
@@ -54,9 +54,7 @@ null_counts as (
 
 unpivoted as (
 
-    unpivot null_counts
-    on {% for column in column_names %}"{{ column }}"{{ ", " if not loop.last }}{% endfor %}
-    into name column_name value null_rows
+    {{ unpivot_columns('null_counts', column_names, 'column_name', 'null_rows') }}
 
 )
 

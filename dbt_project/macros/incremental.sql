@@ -56,5 +56,5 @@
 
 {#- The build's `--event-time-start` or `--event-time-end` (`name`), a timestamp literal. -#}
 {% macro build_window_bound(name, unbounded) -%}
-    cast('{{ invocation_args_dict.get(name) or unbounded }}' as timestamp)
+    {{ timestamp_literal(invocation_args_dict.get(name) or unbounded) }}
 {%- endmacro %}

@@ -5,7 +5,7 @@
 
 {#- a host with one leading "www." or "m." removed (www.facebook.com -> facebook.com) -#}
 {% macro strip_host_prefix(host) -%}
-    regexp_replace({{ host }}, '^(www|m)\.(.+\..+)$', '\2')
+    regexp_replace({{ host }}, '^(www|m)[.](.+[.].+)$', {{ regex_group_ref(2) }})
 {%- endmacro %}
 
 {#-

@@ -62,7 +62,7 @@ bounds as (
 
 final as (
 
-    select cast(unnest(generate_series(first_day, last_day, interval 1 day)) as date) as date_day
+    select {{ date_series('first_day', 'last_day') }} as date_day
     from bounds
     where first_day is not null
 

@@ -13,6 +13,7 @@
         batch_size='day',
         begin='2020-01-01',
         lookback=2,
+        partition_by='date_day',
     )
 }}
 
@@ -38,7 +39,7 @@ requests_daily as (
         count(*) filter (where is_page_view) as page_views,
         count(*) filter (where is_page_request and is_bot) as bot_page_views,
         count(*) filter (
-            where is_page_request and starts_with(bot_kind, 'behaviour_')
+            where is_page_request and {{ starts_with('bot_kind', "'behaviour_'") }}
         ) as behaviour_bot_page_views,
         count(*) filter (where is_page_request and is_internal_traffic) as internal_page_views
 

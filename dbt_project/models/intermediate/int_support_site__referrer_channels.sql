@@ -63,11 +63,11 @@ seed_hosts as (
             when 'social' then 2
             else 3
         end as channel_rank,
-        '^(.*\.)?'
+        '^(.*[.])?'
         || replace(
-            replace({{ strip_host_prefix('lower(host_pattern)') }}, '.', '\.'),
+            replace({{ strip_host_prefix('lower(host_pattern)') }}, '.', '[.]'),
             '{}',
-            '[a-z0-9-]+(\.[a-z0-9-]+)?'
+            '[a-z0-9-]+([.][a-z0-9-]+)?'
         )
         || '$' as host_regex
 
@@ -109,7 +109,7 @@ host_matches as (
 
     from referrers
     inner join seed_hosts
-        on regexp_matches(referrers.referrer_host_stripped, seed_hosts.host_regex)
+        on {{ regex_matches('referrers.referrer_host_stripped', 'seed_hosts.host_regex') }}
 
 ),
 
@@ -133,7 +133,7 @@ utm_source_matches as (
         on
             lower(seed_hosts.network)
             = case when referrers.utm_source = 'x' then 'twitter' else referrers.utm_source end
-            or regexp_matches(referrers.utm_source_stripped, seed_hosts.host_regex)
+            or {{ regex_matches('referrers.utm_source_stripped', 'seed_hosts.host_regex') }}
     where referrers.referrer_host is null
 
 ),

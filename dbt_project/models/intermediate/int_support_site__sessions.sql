@@ -21,6 +21,7 @@
         batch_size='day',
         begin='2020-01-01',
         lookback=2,
+        partition_by='session_date',
     )
 }}
 
@@ -32,7 +33,7 @@ requests as (
     select * from {{ ref('int_support_site__requests_classified').render() }}
     {% if in_batch() -%}
         where
-            requested_at >= {{ batch_start() }} - to_minutes({{ var('session_timeout_minutes') }})
+            requested_at >= {{ batch_start() }} - interval {{ var('session_timeout_minutes') }} minute
             and requested_at < {{ batch_end() }} + interval 1 day
     {%- endif %}
 
@@ -80,7 +81,7 @@ session_starts as (
         case
             when previous_requested_at is null then 1
             when
-                date_diff('second', previous_requested_at, requested_at)
+                {{ date_diff('second', 'previous_requested_at', 'requested_at') }}
                 > {{ var('session_timeout_minutes') }} * 60
                 then 1
             else 0
@@ -132,7 +133,7 @@ final as (
                 sessions.site,
                 sessions.visitor_id,
                 sessions.user_agent,
-                cast(sessions.session_started_at as varchar)
+                cast(sessions.session_started_at as string)
             )
         ) as session_id,
         sessions.site,
@@ -141,7 +142,7 @@ final as (
         sessions.session_started_at,
         sessions.session_ended_at,
         cast(sessions.session_started_at as date) as session_date,
-        date_diff('second', sessions.session_started_at, sessions.session_ended_at)
+        {{ date_diff('second', 'sessions.session_started_at', 'sessions.session_ended_at') }}
             as session_duration_seconds,
         sessions.page_views,
         sessions.first_request_id,

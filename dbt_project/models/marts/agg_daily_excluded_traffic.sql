@@ -12,6 +12,7 @@
         batch_size='day',
         begin='2020-01-01',
         lookback=2,
+        partition_by='date_day',
     )
 }}
 
@@ -29,7 +30,7 @@ excluded as (
         requested_date as date_day,
         case
             when is_internal_traffic then 'internal_traffic'
-            when starts_with(bot_kind, 'behaviour_') then 'behaviour'
+            when {{ starts_with('bot_kind', "'behaviour_'") }} then 'behaviour'
             else 'user_agent'
         end as exclusion_rule,
         coalesce(internal_kind, bot_kind, 'unclassified') as kind,

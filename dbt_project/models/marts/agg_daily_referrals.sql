@@ -8,6 +8,7 @@
         batch_size='day',
         begin='2020-01-01',
         lookback=2,
+        partition_by='date_day',
     )
 }}
 

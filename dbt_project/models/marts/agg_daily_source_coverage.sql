@@ -41,10 +41,28 @@ batch_files as (
     select
         batch_id,
         source,
-        unnest(from_json(manifest -> '$.files', '["json"]')) as file_entry
+        {{ json_array_elements('manifest', '$.files') }} as file_entry
 
     from batches
     where source = 'support_site'
+
+),
+
+-- the fields of each file
+batch_file_fields as (
+
+    select
+        batch_id,
+        source,
+        {{ json_text('file_entry', '$.path') }} as file_path,
+        {{ json_text('file_entry', '$.skipped') }} as skipped,
+        {{ json_text('file_entry', '$.read_error') }} as read_error,
+        {{ json_text('file_entry', '$.damage_offset') }} as damage_offset,
+        {{ json_text('file_entry', '$.lines_kept') }} as lines_kept,
+        {{ json_text('file_entry', '$.lines_lost_estimate') }} as lines_lost_estimate,
+        {{ json_text('file_entry', '$.bytes_unread') }} as bytes_unread
+
+    from batch_files
 
 ),
 
@@ -54,12 +72,33 @@ batch_files_flagged as (
     select
         *,
         coalesce(
-            cast(file_entry ->> '$.bytes_unread' as bigint) = 0
-            and file_entry ->> '$.read_error' like '%truncated%',
+            cast(bytes_unread as bigint) = 0
+            and read_error like '%truncated%',
             false
         ) as is_loss_unknown
 
-    from batch_files
+    from batch_file_fields
+
+),
+
+batch_files_described as (
+
+    select
+        *,
+        regexp_extract(file_path, '[^/]+$', 0)
+        || case
+            when damage_offset is not null
+                then ' damaged at byte ' || damage_offset || ': '
+                    || coalesce(lines_kept, '?') || ' lines kept, '
+                    || case
+                        when is_loss_unknown
+                            then 'the lines cut off its end lost (how many is unknown)'
+                        else '~' || coalesce(lines_lost_estimate, '?') || ' lost'
+                    end
+            else ' damaged: ' || read_error
+        end as file_damage
+
+    from batch_files_flagged
 
 ),
 
@@ -68,33 +107,19 @@ file_facts as (
     select
         batch_id,
         source,
-        count(*) filter (where file_entry ->> '$.skipped' is null) as files_read,
+        count(*) filter (where skipped is null) as files_read,
         case
             when not bool_or(is_loss_unknown)
                 then coalesce(
-                        sum(cast(file_entry ->> '$.lines_lost_estimate' as bigint))
-                        filter (where file_entry ->> '$.read_error' is not null),
+                        sum(cast(lines_lost_estimate as bigint))
+                        filter (where read_error is not null),
                         0
                     )
         end as lines_lost,
-        string_agg(
-            regexp_extract(file_entry ->> '$.path', '[^/]+$')
-            || case
-                when file_entry ->> '$.damage_offset' is not null
-                    then ' damaged at byte ' || (file_entry ->> '$.damage_offset') || ': '
-                        || coalesce(file_entry ->> '$.lines_kept', '?') || ' lines kept, '
-                        || case
-                            when is_loss_unknown
-                                then 'the lines cut off its end lost (how many is unknown)'
-                            else '~' || coalesce(file_entry ->> '$.lines_lost_estimate', '?')
-                                || ' lost'
-                        end
-                else ' damaged: ' || (file_entry ->> '$.read_error')
-            end,
-            '; ' order by file_entry ->> '$.path'
-        ) filter (where file_entry ->> '$.read_error' is not null) as damage
+        {{ string_agg_ordered('file_damage', "'; '", 'file_path') }}
+            filter (where read_error is not null) as damage
 
-    from batch_files_flagged
+    from batch_files_described
     group by batch_id, source
 
 ),
@@ -105,10 +130,25 @@ batch_gaps as (
     select
         batch_id,
         source,
-        unnest(from_json(manifest -> '$.gaps', '["json"]')) as gap
+        {{ json_array_elements('manifest', '$.gaps') }} as gap
 
     from batches
     where source = 'x'
+
+),
+
+batch_gaps_described as (
+
+    select
+        batch_id,
+        source,
+        {{ json_text('gap', '$.account') }} as gap_account,
+        {{ json_text('gap', '$.endpoint') }} as gap_endpoint,
+        'X gap: @' || {{ json_text('gap', '$.account') }} || ' ' || {{ json_text('gap', '$.endpoint') }}
+        || ' older than ' || coalesce({{ json_text('gap', '$.complete_from') }}, 'the interval')
+        || ' not served (API cap ' || {{ json_text('gap', '$.cap') }} || ')' as gap_text
+
+    from batch_gaps
 
 ),
 
@@ -117,14 +157,9 @@ gap_facts as (
     select
         batch_id,
         source,
-        string_agg(
-            'X gap: @' || (gap ->> '$.account') || ' ' || (gap ->> '$.endpoint')
-            || ' older than ' || coalesce(gap ->> '$.complete_from', 'the interval')
-            || ' not served (API cap ' || (gap ->> '$.cap') || ')',
-            '; ' order by gap ->> '$.account', gap ->> '$.endpoint'
-        ) as gap
+        {{ string_agg_ordered('gap_text', "'; '", 'gap_account, gap_endpoint') }} as gap
 
-    from batch_gaps
+    from batch_gaps_described
     group by batch_id, source
 
 ),
@@ -145,7 +180,7 @@ batch_facts as (
         gap_facts.gap,
         case
             when batches.source = 'support_site'
-                then cast(batches.manifest ->> '$.lines_read' as bigint)
+                then cast({{ json_text('batches.manifest', '$.lines_read') }} as bigint)
         end as lines_read
 
     from batches
@@ -163,17 +198,16 @@ batch_days as (
         *,
         greatest(interval_start, date_day) as covered_from,
         least(interval_end, date_day + interval 1 day) as covered_to,
-        epoch(covered_to - covered_from)
-        / nullif(epoch(interval_end - interval_start), 0) as batch_fraction
+        {{ seconds_between('covered_from', 'covered_to') }}
+        / nullif({{ seconds_between('interval_start', 'interval_end') }}, 0) as batch_fraction
 
     from (
         select
             *,
-            cast(unnest(generate_series(
-                cast(interval_start as date),
-                cast(interval_end - interval 1 microsecond as date),
-                interval 1 day
-            )) as date) as date_day
+            {{ date_series(
+                'cast(interval_start as date)',
+                'cast(interval_end - interval 1 microsecond as date)'
+            ) }} as date_day
 
         from batch_facts
         where interval_end > interval_start
@@ -205,7 +239,9 @@ covered as (
         source,
         date_day,
         sum(greatest(
-            epoch(covered_to - greatest(covered_from, coalesce(covered_before, covered_from))),
+            {{ seconds_between(
+                'greatest(covered_from, coalesce(covered_before, covered_from))', 'covered_to'
+            ) }},
             0
         )) / 86400 as covered_share
 
@@ -225,8 +261,8 @@ loaded_days as (
         sum(round(records * batch_fraction)) as records,
         sum(round(quarantined * batch_fraction)) as quarantined_lines,
         sum(round(lines_lost * batch_fraction)) as lines_lost,
-        string_agg(damage, '; ' order by batch_id) as damage,
-        string_agg(gap, '; ' order by batch_id) as gap,
+        {{ string_agg_ordered('damage', "'; '", 'batch_id') }} as damage,
+        {{ string_agg_ordered('gap', "'; '", 'batch_id') }} as gap,
         max(loaded_at) as loaded_at
 
     from batch_days
@@ -239,22 +275,19 @@ refused_days as (
     select
         source,
         date_day,
-        arg_min(
-            case
-                when json_type(reasons) = 'ARRAY' then reasons ->> '$[0]'
-                else coalesce(reasons ->> '$', 'no reason recorded')
-            end,
-            interval_start
-        ) as first_reason
+        {{ arg_min('reason', 'interval_start') }} as first_reason
 
     from (
         select
             *,
-            cast(unnest(generate_series(
-                cast(interval_start as date),
-                cast(interval_end - interval 1 microsecond as date),
-                interval 1 day
-            )) as date) as date_day
+            case
+                when {{ json_is_array('reasons') }} then {{ json_text('reasons', '$[0]') }}
+                else coalesce({{ json_text('reasons', '$') }}, 'no reason recorded')
+            end as reason,
+            {{ date_series(
+                'cast(interval_start as date)',
+                'cast(interval_end - interval 1 microsecond as date)'
+            ) }} as date_day
 
         from refusals
         where interval_end > interval_start
@@ -279,7 +312,7 @@ bounds as (
 
 days as (
 
-    select cast(unnest(generate_series(first_day, last_day, interval 1 day)) as date) as date_day
+    select {{ date_series('first_day', 'last_day') }} as date_day
 
     from bounds
     where first_day is not null
@@ -348,7 +381,7 @@ final as (
                     case
                         when covered_share < 1
                             then
-                                'only ' || cast(round(100 * covered_share, 1) as varchar)
+                                'only ' || cast(round(100 * covered_share, 1) as string)
                                 || '% of the day loaded'
                                 || case
                                     when first_reason is not null

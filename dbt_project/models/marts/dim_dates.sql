@@ -19,8 +19,8 @@ final as (
         cast(date_trunc('month', date_day) as date) as month_start,
         cast(date_trunc('quarter', date_day) as date) as quarter_start,
         cast(year(date_day) as integer) as calendar_year,
-        cast(isodow(date_day) as integer) as iso_day_of_week,
-        isodow(date_day) >= 6 as is_weekend
+        cast({{ iso_day_of_week('date_day') }} as integer) as iso_day_of_week,
+        {{ iso_day_of_week('date_day') }} >= 6 as is_weekend
 
     from days
 

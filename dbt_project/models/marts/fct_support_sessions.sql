@@ -15,6 +15,7 @@
         batch_size='day',
         begin='2020-01-01',
         lookback=2,
+        partition_by='session_date',
     )
 }}
 

@@ -13,7 +13,7 @@ renamed as (
     select
         -- a line is identified by its site, its file's content id and its line number, so
         -- the same line read from access.log and later from access.log.1 keeps its id
-        md5(concat_ws('|', site, file_id, cast(line_no as varchar))) as request_id,
+        md5(concat_ws('|', site, file_id, cast(line_no as string))) as request_id,
         batch_id,
         interval_start,
         interval_end,
