@@ -117,7 +117,7 @@ file_facts as (
                     )
         end as lines_lost,
         {{ string_agg_ordered('file_damage', "'; '", 'file_path') }}
-            filter (where read_error is not null) as damage
+        filter (where read_error is not null) as damage
 
     from batch_files_described
     group by batch_id, source
@@ -137,18 +137,29 @@ batch_gaps as (
 
 ),
 
-batch_gaps_described as (
+batch_gap_fields as (
 
     select
         batch_id,
         source,
         {{ json_text('gap', '$.account') }} as gap_account,
         {{ json_text('gap', '$.endpoint') }} as gap_endpoint,
-        'X gap: @' || {{ json_text('gap', '$.account') }} || ' ' || {{ json_text('gap', '$.endpoint') }}
-        || ' older than ' || coalesce({{ json_text('gap', '$.complete_from') }}, 'the interval')
-        || ' not served (API cap ' || {{ json_text('gap', '$.cap') }} || ')' as gap_text
+        {{ json_text('gap', '$.complete_from') }} as gap_complete_from,
+        {{ json_text('gap', '$.cap') }} as gap_cap
 
     from batch_gaps
+
+),
+
+batch_gaps_described as (
+
+    select
+        *,
+        'X gap: @' || gap_account || ' ' || gap_endpoint
+        || ' older than ' || coalesce(gap_complete_from, 'the interval')
+        || ' not served (API cap ' || gap_cap || ')' as gap_text
+
+    from batch_gap_fields
 
 ),
 
