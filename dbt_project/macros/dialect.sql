@@ -183,6 +183,19 @@
     json_array_length({{ json }}) is not null
 {%- endmacro %}
 
+{#- The current time in UTC, a timestamp without time zone (Spark's session runs in UTC: profiles.yml). -#}
+{% macro utc_now() -%}
+    {{ return(adapter.dispatch('utc_now')()) }}
+{%- endmacro %}
+
+{% macro default__utc_now() -%}
+    (current_timestamp at time zone 'UTC')
+{%- endmacro %}
+
+{% macro spark__utc_now() -%}
+    cast(current_timestamp() as timestamp_ntz)
+{%- endmacro %}
+
 {#- A timestamp literal of `value` (text), or the earliest or latest timestamp when `value` is '-infinity' or 'infinity'. -#}
 {% macro timestamp_literal(value) -%}
     {{ return(adapter.dispatch('timestamp_literal')(value)) }}

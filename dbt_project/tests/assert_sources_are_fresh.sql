@@ -20,6 +20,10 @@
                 ~ source.database ~ '.' ~ source.schema ~ '.' ~ source.identifier %}
             {%- set name = source.source_name ~ '.' ~ source.name %}
         {%- endif %}
+        {%- if target.type != 'duckdb' %}
+            {#- a loaded_at_query names DuckDB's attached raw database (raw.main.batches): on Spark the table is main.batches -#}
+            {%- set query = query | replace('raw.main.', 'main.') %}
+        {%- endif %}
         {%- set after = source.freshness.error_after %}
         {%- set check = (name, query, after.count ~ ' ' ~ after.period) %}
         {%- if check not in checks %}{% do checks.append(check) %}{% endif %}
@@ -47,7 +51,7 @@ last_loads as (
 final as (
     select source_name, last_loaded_at
     from last_loads
-    where last_loaded_at < (current_timestamp at time zone 'UTC') - error_after
+    where last_loaded_at < {{ utc_now() }} - error_after
 )
 
 select * from final
