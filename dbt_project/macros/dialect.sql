@@ -131,6 +131,19 @@
     string_agg({{ value }}, {{ separator }}) within group (order by {{ order_by }})
 {%- endmacro %}
 
+{#- the aggregate continuous (interpolated) quantile `quantile` of `value` -#}
+{% macro quantile_cont(value, quantile) -%}
+    {{ return(adapter.dispatch('quantile_cont')(value, quantile)) }}
+{%- endmacro %}
+
+{% macro default__quantile_cont(value, quantile) -%}
+    quantile_cont({{ value }}, {{ quantile }})
+{%- endmacro %}
+
+{% macro spark__quantile_cont(value, quantile) -%}
+    percentile({{ value }}, {{ quantile }})
+{%- endmacro %}
+
 {#- The aggregate `value` of the row with the least `ordering`, rows whose value or ordering is null left out (DuckDB's arg_min; Spark's min_by keeps a null value). -#}
 {% macro arg_min(value, ordering) -%}
     {{ return(adapter.dispatch('arg_min')(value, ordering)) }}
