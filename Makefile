@@ -6,7 +6,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 
-.PHONY: setup setup-spark browser demo airflow test test-unit lint bench bench-ingest bench-warehouse fuzz superset-check clean
+.PHONY: setup setup-spark browser demo airflow test test-unit test-spark lint bench bench-ingest bench-warehouse fuzz superset-check clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -58,6 +58,11 @@ browser:
 
 test: setup lint browser
 	$(VENV)/bin/python -m pytest
+
+# the `spark` engine's tests (marker spark): the marts built by Spark, locally and on a
+# standalone cluster on loopback, equal to DuckDB's (tests/test_spark.py)
+test-spark: setup-spark lint
+	$(VENV)/bin/python -m pytest -m spark
 
 # the fast part alone: everything but the end-to-end tests (marker e2e)
 test-unit: setup lint

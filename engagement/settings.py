@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -153,6 +153,22 @@ class Settings(BaseSettings):
         "ENGAGEMENT_DBT_PROJECT_DIR",
         "the dbt project `engagement build` runs",
         "`dbt_project/` of the repository",
+    )
+    warehouse_engine: Literal["duckdb", "spark"] = _setting(
+        "duckdb",
+        "ENGAGEMENT_WAREHOUSE_ENGINE",
+        "what builds the mart: `duckdb` (one process, the build file) or `spark` (dbt's"
+        " `spark` target, for data beyond one machine: `make setup-spark`, docs/spark.md); the"
+        " published mart is the same DuckDB file either way",
+        "`duckdb`",
+    )
+    spark_master: str = _setting(
+        "local[*]",
+        "ENGAGEMENT_SPARK_MASTER",
+        "the Spark master the `spark` engine's build drives: `local[*]` (this machine's"
+        " cores) or a cluster's URL, e.g. `spark://spark-master:7077`; the cluster's workers"
+        " must see the data directory at the same path (shared storage)",
+        "`local[*]`",
     )
     build_lock_wait: float = _setting(
         10.0,
@@ -556,6 +572,11 @@ class Settings(BaseSettings):
     @property
     def published_db(self) -> Path:
         return self.warehouse_dir / "engagement.duckdb"
+
+    @property
+    def spark_dir(self) -> Path:
+        """The `spark` engine's files: the raw export, its warehouse and metastore."""
+        return self.warehouse_dir / "spark"
 
     @property
     def report_file(self) -> Path:

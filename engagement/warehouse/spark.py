@@ -8,13 +8,25 @@ so a Spark build never reads a half-written table; a table's Parquet keeps DuckD
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from pathlib import Path
 
 import duckdb
 
+from engagement.settings import Settings
+
 RAW_SCHEMAS = ("main", "x", "support_site")
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """What profiles.yml's `spark` target reads: absolute paths, the same on every worker."""
+    return {
+        "ENGAGEMENT_SPARK_RAW": str(settings.spark_dir.absolute() / "raw"),
+        "ENGAGEMENT_SPARK_WAREHOUSE": str(settings.spark_dir.absolute() / "warehouse"),
+        "ENGAGEMENT_SPARK_MASTER": settings.spark_master,
+    }
 
 
 def export_raw(raw_db: Path, dest: Path) -> dict[str, int]:
@@ -47,6 +59,28 @@ def table_path(warehouse: Path, schema: str, table: str) -> Path:
     return warehouse / f"{schema}.db" / table
 
 
+def table_files(warehouse: Path, schema: str, table: str) -> list[str]:
+    """The Parquet files of a table Spark built: its data, as Spark reads it (not the files
+    under a hidden or `_` directory, such as a failed job's `_temporary/`)."""
+    path = table_path(warehouse, schema, table)
+    return sorted(
+        str(file)
+        for file in path.rglob("*.parquet")
+        if not any(part.startswith(("_", ".")) for part in file.relative_to(path).parts)
+    )
+
+
+def _rounded(relation: str, columns: list[tuple[str, str]], decimals: int) -> str:
+    """`relation`'s columns cast to their DuckDB types, floating point rounded."""
+    values = []
+    for column, data_type in columns:
+        value = f'cast("{column}" as {data_type})'
+        if data_type in ("DOUBLE", "FLOAT") or data_type.startswith("DECIMAL"):
+            value = f'round(cast("{column}" as double), {decimals})'
+        values.append(f'{value} as "{column}"')
+    return f"select {', '.join(values)} from {relation}"
+
+
 def differences(
     build_db: Path, warehouse: Path, tables: list[str], decimals: int = 9
 ) -> dict[str, tuple[int, int]]:
@@ -62,28 +96,15 @@ def differences(
                 " where schema_name = ? and table_name = ? order by column_index",
                 [schema, table],
             ).fetchall()
-            path = table_path(warehouse, schema, table)
-            files = sorted(path.rglob("*.parquet"))
+            files = table_files(warehouse, schema, table)
             if not files:
                 (rows,) = con.execute(f"select count(*) from {schema}.{table}").fetchone()
                 found[name] = (rows, 0)
                 continue
-            spark = (
-                f"read_parquet({[str(f) for f in files]!r}, hive_partitioning = true,"
-                " union_by_name = true)"
-            )
+            spark = f"read_parquet({files!r}, hive_partitioning = true, union_by_name = true)"
 
-            def select(relation: str) -> str:
-                out = []
-                for column, data_type in columns:
-                    value = f'cast("{column}" as {data_type})'
-                    if data_type in ("DOUBLE", "FLOAT") or data_type.startswith("DECIMAL"):
-                        value = f"round(cast(\"{column}\" as double), {decimals})"
-                    out.append(f'{value} as "{column}"')
-                return f"select {', '.join(out)} from {relation}"
-
-            duck = select(f"{schema}.{table}")
-            theirs = select(spark)
+            duck = _rounded(f"{schema}.{table}", columns, decimals)
+            theirs = _rounded(spark, columns, decimals)
             (only_duck,) = con.execute(
                 f"select count(*) from ({duck} except all {theirs})"
             ).fetchone()
@@ -92,3 +113,39 @@ def differences(
             ).fetchone()
             found[name] = (only_duck, only_spark)
     return found
+
+
+def marts(manifest: Path, schema: str) -> dict[str, list[tuple[str, str]]]:
+    """The tables dbt builds in `schema`, each with its contracted columns (name, DuckDB
+    type) in order, from a dbt manifest."""
+    nodes = json.loads(manifest.read_text())["nodes"]
+    return {
+        node["alias"]: [(c["name"], c["data_type"]) for c in node["columns"].values()]
+        for node in nodes.values()
+        if node["resource_type"] == "model"
+        and node["schema"] == schema
+        and node["config"]["materialized"] in ("table", "incremental")
+    }
+
+
+def import_marts(manifest: Path, warehouse: Path, build_db: Path, schema: str) -> list[str]:
+    """Spark's marts into `build_db`'s `schema`, with their contracts' DuckDB types (what
+    publishing copies from there, as after a DuckDB build). In one transaction: a failure
+    leaves the tables as they were. Returns the tables imported."""
+    tables = marts(manifest, schema)
+    with duckdb.connect(str(build_db)) as con:
+        con.execute("begin transaction")
+        con.execute(f"create schema if not exists {schema}")
+        for table, columns in tables.items():
+            ddl = ", ".join(f'"{name}" {data_type}' for name, data_type in columns)
+            con.execute(f"create or replace table {schema}.{table} ({ddl})")
+            files = table_files(warehouse, schema, table)
+            if files:  # none: an empty table (or one partitioned with no partition yet)
+                values = ", ".join(f'cast("{name}" as {type_})' for name, type_ in columns)
+                con.execute(
+                    f"insert into {schema}.{table} select {values}"
+                    f" from read_parquet({files!r}, hive_partitioning = true,"
+                    " union_by_name = true)"
+                )
+        con.execute("commit")
+    return list(tables)

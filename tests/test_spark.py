@@ -1,0 +1,216 @@
+"""The `spark` engine (issue 23): the same dbt project built by Apache Spark gives the same
+published mart as DuckDB's, on a first build and on an incremental day after it, locally and
+on a standalone cluster on loopback (a master and two workers from pyspark's own scripts).
+
+`make test-spark` runs these (marker `spark`; `make setup-spark` installs Java and pyspark);
+`make test` leaves them out. Floating-point figures are equal when rounded to 9 decimal
+places (Spark and DuckDB sum in different orders); everything else is equal exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import SampleRun, copy_data_dir, engagement, free_port
+
+pytestmark = [pytest.mark.spark, pytest.mark.e2e]
+
+DECIMALS = 9
+ELASTIC_HOSTS = "semicomplete.com,www.semicomplete.com"
+ELASTIC_FIRST = ["--start", "2015-05-17", "--end", "2015-05-20"]
+ELASTIC_NEXT = ["--start", "2015-05-20", "--end", "2015-05-21"]
+SECOND_DAY = ["--start", "2026-11-03", "--end", "2026-11-04"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def spark_installed() -> None:
+    """A clear failure, not a skip, when the engine is missing."""
+    if shutil.which("java") is None:
+        pytest.fail("no java on PATH: run `make setup-spark`")
+    try:
+        import dbt.adapters.spark  # noqa: F401
+        import pyspark  # noqa: F401
+    except ImportError as exc:
+        pytest.fail(f"{exc.name} is not installed: run `make setup-spark`")
+
+
+def spark_env(env: dict[str, str], **settings: str) -> dict[str, str]:
+    return dict(env, ENGAGEMENT_WAREHOUSE_ENGINE="spark", **settings)
+
+
+def mart_differences(one: Path, other: Path) -> dict[str, tuple[int, int]]:
+    """Per published mart, the rows only `one` has and the rows only `other` has (as
+    multisets; doubles rounded to DECIMALS places), and the marts with different columns."""
+    found = {}
+    with duckdb.connect() as con:
+        con.execute(f"attach '{one}' as one (read_only)")
+        con.execute(f"attach '{other}' as other (read_only)")
+        columns = {
+            database: dict(
+                con.execute(
+                    "select table_name, list((column_name, data_type) order by column_index)"
+                    " from duckdb_columns() where database_name = ? and schema_name = 'marts'"
+                    " group by table_name",
+                    [database],
+                ).fetchall()
+            )
+            for database in ("one", "other")
+        }
+        assert columns["one"] == columns["other"], "the published marts' columns differ"
+        for table, table_columns in sorted(columns["one"].items()):
+            values = ", ".join(
+                f'round("{name}", {DECIMALS})' if data_type == "DOUBLE" else f'"{name}"'
+                for name, data_type in table_columns
+            )
+            one_rows, other_rows = (
+                f"select {values} from {database}.marts.{table}" for database in ("one", "other")
+            )
+            (only_one,) = con.execute(
+                f"select count(*) from ({one_rows} except all {other_rows})"
+            ).fetchone()
+            (only_other,) = con.execute(
+                f"select count(*) from ({other_rows} except all {one_rows})"
+            ).fetchone()
+            (rows,) = con.execute(f"select count(*) from one.marts.{table}").fetchone()
+            found[table] = (only_one, only_other, rows)
+    return found
+
+
+def assert_same_marts(duck: Path, spark: Path) -> None:
+    found = mart_differences(duck / "engagement.duckdb", spark / "engagement.duckdb")
+    different = {t: d for t, d in found.items() if d[0] or d[1]}
+    assert not different, f"marts that differ (only DuckDB, only Spark, rows): {different}"
+    # not an empty comparison: the marts have rows
+    assert sum(rows for *_, rows in found.values()) > 100, found
+
+
+@pytest.fixture(scope="module")
+def elastic(tmp_path_factory: pytest.TempPathFactory, elastic_log: Path) -> dict[str, str]:
+    """The shared elastic log's first days extracted and loaded (not built)."""
+    data = tmp_path_factory.mktemp("spark-elastic") / "data"
+    env = dict(os.environ, ENGAGEMENT_DATA_DIR=str(data), SUPPORT_SITE_HOSTS=ELASTIC_HOSTS)
+    for days in (ELASTIC_FIRST, ELASTIC_NEXT):
+        engagement("extract", "support-site", "--logs", str(elastic_log), *days, env=env)
+    engagement("load", "--source", "support-site", *ELASTIC_FIRST, env=env)
+    return env
+
+
+def copy_env(env: dict[str, str], root: Path) -> dict[str, str]:
+    copy_data_dir(Path(env["ENGAGEMENT_DATA_DIR"]), root)
+    return dict(env, ENGAGEMENT_DATA_DIR=str(root))
+
+
+def test_the_elastic_log_builds_the_same_marts_on_spark_first_and_incrementally(
+    elastic: dict[str, str], tmp_path: Path
+) -> None:
+    duck = copy_env(elastic, tmp_path / "duck")
+    spark = spark_env(copy_env(elastic, tmp_path / "spark"))
+    for env in (duck, spark):
+        engagement("build", env=env)
+    warehouses = [Path(env["ENGAGEMENT_DATA_DIR"]) / "warehouse" for env in (duck, spark)]
+    assert_same_marts(*warehouses)
+
+    for env in (duck, spark):  # the next day: an incremental build on each engine
+        engagement("load", "--source", "support-site", *ELASTIC_NEXT, env=env)
+        built = json.loads(engagement("build", env=env).stdout)
+        assert not built["full_refresh"] and built["changed_loads"] == 1
+    assert_same_marts(*warehouses)
+
+
+def test_the_sample_company_builds_the_same_marts_on_spark_and_the_headline_reads_them(
+    sample_day: SampleRun, tmp_path: Path, sandbox_url: str
+) -> None:
+    duck = sample_day.copy(tmp_path / "duck", sandbox_url)
+    spark = spark_env(sample_day.copy(tmp_path / "spark", sandbox_url))
+    spark_warehouse = Path(spark["ENGAGEMENT_DATA_DIR"]) / "warehouse"
+    for built in ("build.duckdb", "engagement.duckdb"):  # Spark builds it all from raw
+        (spark_warehouse / built).unlink()
+    engagement("build", env=spark)
+    duck_warehouse = Path(duck["ENGAGEMENT_DATA_DIR"]) / "warehouse"
+    assert_same_marts(duck_warehouse, spark_warehouse)
+
+    for env in (duck, spark):  # the second day, extracted, loaded and built on each
+        engagement("run", *SECOND_DAY, env=env)
+    assert_same_marts(duck_warehouse, spark_warehouse)
+    headlines = [engagement("headline", env=env).stdout for env in (duck, spark)]
+    assert headlines[0] == headlines[1] and "Support-site sessions" in headlines[0]
+
+
+@pytest.fixture
+def spark_cluster(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A standalone Spark cluster on loopback: a master and two workers (one core each),
+    started with pyspark's own `spark-class`; yields the master's URL and its JSON status
+    page's once both workers have registered there."""
+    import pyspark
+
+    spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
+    port, ui = free_port(), free_port()
+    env = dict(os.environ, SPARK_LOG_DIR=str(tmp_path), SPARK_WORKER_DIR=str(tmp_path / "work"))
+    master_url = f"spark://127.0.0.1:{port}"
+    with open(tmp_path / "spark.log", "w") as log:  # the daemons' logs, for a failure
+        daemons = [
+            subprocess.Popen(
+                [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                 "--port", str(port), "--webui-port", str(ui)],
+                env=env, stdout=log, stderr=log,
+            )
+        ]  # fmt: skip
+        for _ in range(2):
+            daemons.append(
+                subprocess.Popen(
+                    [spark_class, "org.apache.spark.deploy.worker.Worker", master_url,
+                     "--host", "127.0.0.1", "--cores", "1", "--memory", "1g",
+                     "--webui-port", str(free_port())],
+                    env=env, stdout=log, stderr=log,
+                )
+            )  # fmt: skip
+        try:
+            status = f"http://127.0.0.1:{ui}/json/"
+            wait_for_workers(status, 2, daemons)
+            yield master_url, status
+        finally:
+            for daemon in daemons:
+                daemon.terminate()
+            for daemon in daemons:
+                daemon.wait(timeout=60)
+
+
+def wait_for_workers(status_url: str, workers: int, daemons: list[subprocess.Popen]) -> None:
+    """Until the master's status page counts `workers` alive (each poll waits on the HTTP
+    request; a daemon that exits ends the wait with its failure)."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        for daemon in daemons:
+            assert daemon.poll() is None, f"a Spark daemon exited ({daemon.args[1]})"
+        try:
+            with urllib.request.urlopen(status_url, timeout=5) as response:
+                if json.load(response).get("aliveworkers", 0) >= workers:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the Spark master did not see {workers} workers within 180 s")
+
+
+def test_a_standalone_cluster_builds_the_same_marts(
+    elastic: dict[str, str], tmp_path: Path, spark_cluster: tuple[str, str]
+) -> None:
+    master, status = spark_cluster
+    duck = copy_env(elastic, tmp_path / "duck")
+    spark = spark_env(copy_env(elastic, tmp_path / "spark"), ENGAGEMENT_SPARK_MASTER=master)
+    for env in (duck, spark):
+        engagement("build", env=env)
+    assert_same_marts(*(Path(env["ENGAGEMENT_DATA_DIR"]) / "warehouse" for env in (duck, spark)))
+    with urllib.request.urlopen(status, timeout=10) as response:
+        apps = json.load(response)["completedapps"]
+    # the build was an application of the cluster, its work done by the workers' executors
+    assert [app["name"] for app in apps] and all(app["cores"] >= 2 for app in apps), apps
