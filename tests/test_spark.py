@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -147,36 +149,42 @@ def test_the_sample_company_builds_the_same_marts_on_spark_and_the_headline_read
 
 @pytest.fixture
 def spark_cluster(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """A standalone Spark cluster on loopback: a master and two workers (one core each),
-    started with pyspark's own `spark-class`; yields the master's URL and its JSON status
-    page's once both workers have registered there."""
+    """docker-compose.yml's profile spark run natively: its spark-master and its two
+    spark-worker replicas (one core each), their commands run by pyspark's own
+    `spark-class` on loopback ports; yields the master's URL and its JSON status page's
+    once both workers have registered there."""
     import pyspark
 
-    spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
+    from tests.airflow_stack import compose, example_env
+
+    variables = example_env(date(2026, 11, 24)) | {
+        "SPARK_WORKERS": "2", "SPARK_WORKER_CORES": "1", "SPARK_WORKER_MEMORY": "1g"
+    }  # fmt: skip
+    services = compose(variables)["services"]
     port, ui = free_port(), free_port()
-    env = dict(os.environ, SPARK_LOG_DIR=str(tmp_path), SPARK_WORKER_DIR=str(tmp_path / "work"))
-    master_url = f"spark://127.0.0.1:{port}"
+    native = {
+        "/opt/spark/bin/spark-class": str(Path(pyspark.__file__).parent / "bin" / "spark-class"),
+        "spark-master": "127.0.0.1",
+        "spark://spark-master:7077": f"spark://127.0.0.1:{port}",
+        "7077": str(port),
+        "8080": str(ui),
+    }
+
+    def command(service: str) -> list[str]:
+        argv = [native.get(arg, arg) for arg in shlex.split(services[service]["command"])]
+        return [str(free_port()) if arg == "8081" else arg for arg in argv]
+
+    replicas = int(services["spark-worker"]["deploy"]["replicas"])
+    env = dict(os.environ, SPARK_WORKER_DIR=str(tmp_path / "work"))
     with open(tmp_path / "spark.log", "w") as log:  # the daemons' logs, for a failure
         daemons = [
-            subprocess.Popen(
-                [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                 "--port", str(port), "--webui-port", str(ui)],
-                env=env, stdout=log, stderr=log,
-            )
-        ]  # fmt: skip
-        for _ in range(2):
-            daemons.append(
-                subprocess.Popen(
-                    [spark_class, "org.apache.spark.deploy.worker.Worker", master_url,
-                     "--host", "127.0.0.1", "--cores", "1", "--memory", "1g",
-                     "--webui-port", str(free_port())],
-                    env=env, stdout=log, stderr=log,
-                )
-            )  # fmt: skip
+            subprocess.Popen(command(service), env=env, stdout=log, stderr=log)
+            for service in ["spark-master"] + ["spark-worker"] * replicas
+        ]
         try:
             status = f"http://127.0.0.1:{ui}/json/"
-            wait_for_workers(status, 2, daemons)
-            yield master_url, status
+            wait_for_workers(status, replicas, daemons)
+            yield native["spark://spark-master:7077"], status
         finally:
             for daemon in daemons:
                 daemon.terminate()
