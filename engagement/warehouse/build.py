@@ -152,9 +152,11 @@ def windows(days: list[date]) -> tuple[tuple[date, date], ...]:
 
 
 def fingerprint(settings: Settings) -> str:
-    """Identifies the dbt project's code, seeds and vars, and the dbt that runs them."""
+    """Identifies the dbt project's code, seeds and vars, and the dbt and engine that run
+    them (a build on another engine starts from nothing: a full one)."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([dbt_vars(settings), version("dbt-core")]).encode())
+    engine = [] if settings.warehouse_engine == "duckdb" else [settings.warehouse_engine]
+    digest.update(json.dumps([dbt_vars(settings), version("dbt-core"), *engine]).encode())
     project = settings.dbt_project_dir
     for path in sorted(project.rglob("*")):
         relative = path.relative_to(project)
