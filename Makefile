@@ -6,7 +6,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 
-.PHONY: setup setup-spark browser demo airflow test test-unit test-spark lint bench bench-ingest bench-warehouse fuzz superset-check clean
+.PHONY: setup setup-spark browser demo airflow test test-unit test-spark lint bench bench-ingest bench-warehouse bench-spark fuzz superset-check clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -68,7 +68,7 @@ test-spark: setup-spark lint
 test-unit: setup lint
 	$(VENV)/bin/python -m pytest -m "not e2e"
 
-bench: bench-ingest bench-warehouse
+bench: bench-ingest bench-warehouse bench-spark
 
 # support-site ingest speed vs a plain-Python baseline (input built in a temp dir)
 bench-ingest: setup
@@ -104,3 +104,9 @@ superset-check: $(UV)
 
 clean:
 	rm -rf data .airflow .airflow-local dbt_project/target dbt_project/logs
+
+# a day's build on DuckDB and on Spark (local mode) at SPARK_LINES log lines a day, each
+# engine's published marts equal to the other's
+SPARK_LINES ?= 1000000 10000000
+bench-spark: setup-spark
+	$(VENV)/bin/python scripts/bench_spark.py --lines $(SPARK_LINES)

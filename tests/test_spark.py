@@ -4,7 +4,7 @@ on a standalone cluster on loopback (a master and two workers from pyspark's own
 
 `make test-spark` runs these (marker `spark`; `make setup-spark` installs Java and pyspark);
 `make test` leaves them out. Floating-point figures are equal when rounded to 9 decimal
-places (Spark and DuckDB sum in different orders); everything else is equal exactly."""
+places (Spark and DuckDB add in different orders); everything else is equal exactly."""
 
 from __future__ import annotations
 
@@ -19,14 +19,13 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
 
+from engagement.warehouse.spark import published_differences
 from tests.conftest import SampleRun, copy_data_dir, engagement, free_port
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
-DECIMALS = 9
 ELASTIC_HOSTS = "semicomplete.com,www.semicomplete.com"
 ELASTIC_FIRST = ["--start", "2015-05-17", "--end", "2015-05-20"]
 ELASTIC_NEXT = ["--start", "2015-05-20", "--end", "2015-05-21"]
@@ -49,46 +48,8 @@ def spark_env(env: dict[str, str], **settings: str) -> dict[str, str]:
     return dict(env, ENGAGEMENT_WAREHOUSE_ENGINE="spark", **settings)
 
 
-def mart_differences(one: Path, other: Path) -> dict[str, tuple[int, int]]:
-    """Per published mart, the rows only `one` has and the rows only `other` has (as
-    multisets; doubles rounded to DECIMALS places), and the marts with different columns."""
-    found = {}
-    with duckdb.connect() as con:
-        con.execute(f"attach '{one}' as one (read_only)")
-        con.execute(f"attach '{other}' as other (read_only)")
-        columns = {
-            database: dict(
-                con.execute(
-                    "select table_name, list((column_name, data_type) order by column_index)"
-                    " from duckdb_columns() where database_name = ? and schema_name = 'marts'"
-                    " group by table_name",
-                    [database],
-                ).fetchall()
-            )
-            for database in ("one", "other")
-        }
-        assert columns["one"] == columns["other"], "the published marts' columns differ"
-        for table, table_columns in sorted(columns["one"].items()):
-            values = ", ".join(
-                f'round("{name}", {DECIMALS})' if data_type == "DOUBLE" else f'"{name}"'
-                for name, data_type in table_columns
-            )
-            one_rows, other_rows = (
-                f"select {values} from {database}.marts.{table}" for database in ("one", "other")
-            )
-            (only_one,) = con.execute(
-                f"select count(*) from ({one_rows} except all {other_rows})"
-            ).fetchone()
-            (only_other,) = con.execute(
-                f"select count(*) from ({other_rows} except all {one_rows})"
-            ).fetchone()
-            (rows,) = con.execute(f"select count(*) from one.marts.{table}").fetchone()
-            found[table] = (only_one, only_other, rows)
-    return found
-
-
 def assert_same_marts(duck: Path, spark: Path) -> None:
-    found = mart_differences(duck / "engagement.duckdb", spark / "engagement.duckdb")
+    found = published_differences(duck / "engagement.duckdb", spark / "engagement.duckdb")
     different = {t: d for t, d in found.items() if d[0] or d[1]}
     assert not different, f"marts that differ (only DuckDB, only Spark, rows): {different}"
     # not an empty comparison: the marts have rows

@@ -149,3 +149,42 @@ def import_marts(manifest: Path, warehouse: Path, build_db: Path, schema: str) -
                 )
         con.execute("commit")
     return list(tables)
+
+
+def published_differences(
+    one: Path, other: Path, decimals: int = 9
+) -> dict[str, tuple[int, int, int]]:
+    """Per published mart of two DuckDB files: the rows only `one` has, the rows only
+    `other` has (as multisets; doubles rounded to `decimals` places) and `one`'s rows.
+    Marts with other columns (names, types, order) are an error."""
+    found = {}
+    with duckdb.connect() as con:
+        con.execute(f"attach '{one}' as one (read_only)")
+        con.execute(f"attach '{other}' as other (read_only)")
+        columns = [
+            dict(
+                con.execute(
+                    "select table_name, list((column_name, data_type) order by column_index)"
+                    " from duckdb_columns() where database_name = ? and schema_name = 'marts'"
+                    " group by table_name",
+                    [database],
+                ).fetchall()
+            )
+            for database in ("one", "other")
+        ]
+        if columns[0] != columns[1]:
+            raise ValueError(f"the marts of {one} and {other} have different columns")
+        for table, table_columns in sorted(columns[0].items()):
+            rows = [
+                _rounded(f"{database}.marts.{table}", table_columns, decimals)
+                for database in ("one", "other")
+            ]
+            (only_one,) = con.execute(
+                f"select count(*) from ({rows[0]} except all {rows[1]})"
+            ).fetchone()
+            (only_other,) = con.execute(
+                f"select count(*) from ({rows[1]} except all {rows[0]})"
+            ).fetchone()
+            (count,) = con.execute(f"select count(*) from one.marts.{table}").fetchone()
+            found[table] = (only_one, only_other, count)
+    return found
