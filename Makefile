@@ -83,6 +83,12 @@ bench-warehouse: setup
 	$(VENV)/bin/python scripts/bench_warehouse.py --days $(DAYS) --lines $(LINES) \
 		--publish-rows $(PUBLISH_ROWS)
 
+# a day's build on DuckDB and on Spark (local mode) at SPARK_LINES log lines a day, each
+# engine's published marts equal to the other's
+SPARK_LINES ?= 1000000 10000000
+bench-spark: setup-spark
+	$(VENV)/bin/python scripts/bench_spark.py --lines $(SPARK_LINES)
+
 # extract/_logparse.c rebuilt with ASan/UBSan and fed random and mutated lines for
 # FUZZ_SECONDS (FUZZ_SEED to repeat a run, FUZZ_REPLAY to rerun one failing iteration)
 FUZZ_SECONDS ?= 60
@@ -104,9 +110,3 @@ superset-check: $(UV)
 
 clean:
 	rm -rf data .airflow .airflow-local dbt_project/target dbt_project/logs
-
-# a day's build on DuckDB and on Spark (local mode) at SPARK_LINES log lines a day, each
-# engine's published marts equal to the other's
-SPARK_LINES ?= 1000000 10000000
-bench-spark: setup-spark
-	$(VENV)/bin/python scripts/bench_spark.py --lines $(SPARK_LINES)
