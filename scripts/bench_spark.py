@@ -41,6 +41,7 @@ FIRST_DAY = date(2026, 10, 1)
 
 def bench(lines: int, root: Path, server_url: str) -> dict[str, float]:
     from engagement.warehouse.spark import published_differences
+    from tests.conftest import RUN_COLUMNS
 
     logs = root / "logs"
     logs.mkdir()
@@ -72,6 +73,7 @@ def bench(lines: int, root: Path, server_url: str) -> dict[str, float]:
         for table, found in published_differences(
             root / "duckdb" / "warehouse" / "engagement.duckdb",
             root / "spark" / "warehouse" / "engagement.duckdb",
+            RUN_COLUMNS,
         ).items()
         if found[0] or found[1]
     }

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from engagement.warehouse.spark import published_differences
-from tests.conftest import SampleRun, copy_data_dir, engagement, free_port
+from tests.conftest import RUN_COLUMNS, SampleRun, copy_data_dir, engagement, free_port
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
@@ -49,7 +49,9 @@ def spark_env(env: dict[str, str], **settings: str) -> dict[str, str]:
 
 
 def assert_same_marts(duck: Path, spark: Path) -> None:
-    found = published_differences(duck / "engagement.duckdb", spark / "engagement.duckdb")
+    found = published_differences(
+        duck / "engagement.duckdb", spark / "engagement.duckdb", RUN_COLUMNS
+    )
     different = {t: d for t, d in found.items() if d[0] or d[1]}
     assert not different, f"marts that differ (only DuckDB, only Spark, rows): {different}"
     # not an empty comparison: the marts have rows

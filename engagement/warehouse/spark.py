@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
@@ -152,11 +153,13 @@ def import_marts(manifest: Path, warehouse: Path, build_db: Path, schema: str) -
 
 
 def published_differences(
-    one: Path, other: Path, decimals: int = 9
+    one: Path, other: Path, ignore: Mapping[str, str] | None = None, decimals: int = 9
 ) -> dict[str, tuple[int, int, int]]:
     """Per published mart of two DuckDB files: the rows only `one` has, the rows only
-    `other` has (as multisets; doubles rounded to `decimals` places) and `one`'s rows.
-    Marts with other columns (names, types, order) are an error."""
+    `other` has (as multisets; doubles rounded to `decimals` places; without the columns
+    `ignore` names per table, comma-separated) and `one`'s rows. Marts with other columns
+    (names, types, order) are an error."""
+    ignore = ignore or {}
     found = {}
     with duckdb.connect() as con:
         con.execute(f"attach '{one}' as one (read_only)")
@@ -175,8 +178,10 @@ def published_differences(
         if columns[0] != columns[1]:
             raise ValueError(f"the marts of {one} and {other} have different columns")
         for table, table_columns in sorted(columns[0].items()):
+            skipped = {name.strip() for name in ignore.get(table, "").split(",")}
+            compared = [column for column in table_columns if column[0] not in skipped]
             rows = [
-                _rounded(f"{database}.marts.{table}", table_columns, decimals)
+                _rounded(f"{database}.marts.{table}", compared, decimals)
                 for database in ("one", "other")
             ]
             (only_one,) = con.execute(
