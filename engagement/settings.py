@@ -35,10 +35,10 @@ class SettingsError(UsageError, ValueError):
 
 
 def _setting(
-    default: Any, variable: str, description: str, shown: str | None = None, **bounds: float
+    default: Any, variable: str, description: str, shown: str | None = None, **bounds: float | str
 ) -> Any:
     """A field read from `variable`; `shown` is its default as docs/configuration.md writes
-    it; `bounds` are pydantic's (ge=0: not negative, gt=0: positive)."""
+    it; `bounds` are pydantic's (ge=0: not negative, gt=0: positive; pattern: a regex)."""
     shown = shown if shown is not None else f"`{default}`"
     extra = {"shown": shown}
     return Field(
@@ -161,6 +161,16 @@ class Settings(BaseSettings):
         " `spark` target, for data beyond one machine: `make setup-spark`, docs/spark.md); the"
         " published mart is the same DuckDB file either way",
         "`duckdb`",
+    )
+    spark_thrift: str | None = _setting(
+        None,
+        "ENGAGEMENT_SPARK_THRIFT",
+        "`host:port` of a Spark Thrift Server the `spark` engine's dbt sends its SQL to"
+        " instead of driving ENGAGEMENT_SPARK_MASTER itself (EMR's, Dataproc's, a standalone"
+        " cluster's); its `spark.sql.warehouse.dir` must be this data directory's"
+        " `warehouse/spark/warehouse`, on storage both see at the same path",
+        "none",
+        pattern=r"^[^\s:]+:\d+$",
     )
     spark_master: str = _setting(
         "local[*]",

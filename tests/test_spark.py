@@ -205,3 +205,55 @@ def test_a_standalone_cluster_builds_the_same_marts(
         apps = json.load(response)["completedapps"]
     # the build was an application of the cluster, its work done by the workers' executors
     assert [app["name"] for app in apps] and all(app["cores"] >= 2 for app in apps), apps
+
+
+@pytest.fixture
+def thrift_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A Spark Thrift Server on loopback (pyspark's own jars, local mode), its warehouse a
+    data directory's Spark warehouse: yields `host:port` and that data directory, once the
+    server answers a query."""
+    import pyspark
+    from pyhive import hive
+
+    data = tmp_path / "data"
+    warehouse = data / "warehouse" / "spark" / "warehouse"
+    warehouse.mkdir(parents=True)
+    port = free_port()
+    spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
+    with open(tmp_path / "thrift.log", "w") as log:
+        server = subprocess.Popen(
+            [spark_class, "org.apache.spark.deploy.SparkSubmit",
+             "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
+             "--master", "local[2]", "--conf", f"spark.sql.warehouse.dir={warehouse}",
+             "--conf", "spark.ui.enabled=false",
+             "--hiveconf", f"hive.server2.thrift.port={port}",
+             "--hiveconf", "hive.server2.thrift.bind.host=127.0.0.1", "spark-internal"],
+            cwd=tmp_path, stdout=log, stderr=log,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                assert server.poll() is None, "the Thrift server exited: see thrift.log"
+                try:
+                    hive.connect(host="127.0.0.1", port=port, username="test").close()
+                    break
+                except Exception:  # thrift's TTransportException: not listening yet
+                    assert time.monotonic() < deadline, "the Thrift server did not answer"
+                    time.sleep(0.2)
+            yield f"127.0.0.1:{port}", data
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+
+def test_a_thrift_server_builds_the_same_marts(
+    elastic: dict[str, str], tmp_path: Path, thrift_server: tuple[str, Path]
+) -> None:
+    address, data = thrift_server
+    shutil.rmtree(data)  # what the server made at its start, made again by the build
+    spark = spark_env(copy_env(elastic, data), ENGAGEMENT_SPARK_THRIFT=address)
+    (data / "warehouse" / "spark" / "warehouse").mkdir(parents=True, exist_ok=True)
+    duck = copy_env(elastic, tmp_path / "duck")
+    for env in (duck, spark):
+        engagement("build", env=env)
+    assert_same_marts(*(Path(env["ENGAGEMENT_DATA_DIR"]) / "warehouse" for env in (duck, spark)))

@@ -282,8 +282,9 @@ def dbt_command(settings: Settings, work: Path) -> tuple[list[str], dict[str, st
     cwd = settings.warehouse_dir
     target = []
     if settings.warehouse_engine == "spark":  # Spark's metastore is made in its directory
-        env |= spark.dbt_env(settings)
-        cwd, target = settings.spark_dir, ["--target", "spark"]
+        name, spark_env = spark.dbt_target(settings)
+        env |= spark_env
+        cwd, target = settings.spark_dir, ["--target", name]
         cwd.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "engagement.warehouse.dbt_main", "build",

@@ -21,12 +21,20 @@ from engagement.settings import Settings
 RAW_SCHEMAS = ("main", "x", "support_site")
 
 
-def dbt_env(settings: Settings) -> dict[str, str]:
-    """What profiles.yml's `spark` target reads: absolute paths, the same on every worker."""
-    return {
+def dbt_target(settings: Settings) -> tuple[str, dict[str, str]]:
+    """profiles.yml's target for the settings (`spark`, or `spark_thrift` with a Thrift
+    server), and the variables it reads: absolute paths, the same on every executor."""
+    env = {
         "ENGAGEMENT_SPARK_RAW": str(settings.spark_dir.absolute() / "raw"),
         "ENGAGEMENT_SPARK_WAREHOUSE": str(settings.spark_dir.absolute() / "warehouse"),
         "ENGAGEMENT_SPARK_MASTER": settings.spark_master,
+    }
+    if settings.spark_thrift is None:
+        return "spark", env
+    host, port = settings.spark_thrift.rsplit(":", 1)
+    return "spark_thrift", env | {
+        "ENGAGEMENT_SPARK_THRIFT_HOST": host,
+        "ENGAGEMENT_SPARK_THRIFT_PORT": port,
     }
 
 
