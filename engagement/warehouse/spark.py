@@ -2,9 +2,10 @@
 reads (dbt_project/macros/spark_raw.sql makes them Spark tables at the start of every run).
 
 The raw DuckDB file stays the one place a batch is loaded into, in a transaction. The export
-writes every raw table into a new directory beside the last one and swaps it in by renames,
-so a Spark build never reads a half-written table; a table's Parquet keeps DuckDB's types
-(JSON as text, timestamps without a zone, read by Spark in UTC)."""
+runs in the build (under its lock, before dbt): it writes again only the batches loaded since
+the last export, each into a new directory renamed into place, and keeps what it wrote in
+`exported.json`, written after the files, so an export that dies is finished by the next.
+Parquet keeps DuckDB's types (JSON as text, timestamps without a zone)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import duckdb
 from engagement.settings import Settings
 
 RAW_SCHEMAS = ("main", "x", "support_site")
+EXPORTED = "exported.json"  # per source table: batch_id -> load time of the files written
 
 
 def dbt_target(settings: Settings) -> tuple[str, dict[str, str]]:
@@ -39,28 +41,73 @@ def dbt_target(settings: Settings) -> tuple[str, dict[str, str]]:
 
 
 def export_raw(raw_db: Path, dest: Path) -> dict[str, int]:
-    """Every table of `raw_db`'s raw schemas as `dest/<schema>/<table>/data.parquet`;
-    returns the rows written per `schema.table`."""
-    staging = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}")
-    counts: dict[str, int] = {}
+    """The raw warehouse's tables as Parquet under `dest/<schema>/<table>/`, written again
+    only where they changed: the source tables per batch (`<batch_id>/`, rewritten when its
+    load time changed, removed when the batch is gone), the small bookkeeping tables of
+    `main` whole. Each table also has `schema.parquet`, no rows and its current columns, so
+    Spark knows them when no batch has rows (and merges them with older batches' files).
+    Returns the rows written per `schema.table`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    exported_file = dest / EXPORTED
+    exported = json.loads(exported_file.read_text()) if exported_file.exists() else {}
+    written: dict[str, int] = {}
     with duckdb.connect(str(raw_db), read_only=True) as con:
         tables = con.execute(
             "select schema_name, table_name from duckdb_tables()"
             f" where schema_name in {RAW_SCHEMAS!r} order by all"
         ).fetchall()
         for schema, table in tables:
-            (staging / schema / table).mkdir(parents=True)
-            target = staging / schema / table / "data.parquet"
-            con.execute(f"copy {schema}.{table} to '{target}' (format parquet)")
-            (counts[f"{schema}.{table}"],) = con.execute(
-                f"select count(*) from {schema}.{table}"
-            ).fetchone()
-    old = dest.with_name(f".{dest.name}.old.{uuid.uuid4().hex}")
-    if dest.exists():
-        dest.rename(old)
-    staging.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
-    return counts
+            name, directory = f"{schema}.{table}", dest / schema / table
+            directory.mkdir(parents=True, exist_ok=True)
+            _parquet(con, f"select * from {name} limit 0", directory / "schema.parquet")
+            if schema == "main":
+                _batch(con, f"select * from {name}", directory / "all")
+                (written[name],) = con.execute(f"select count(*) from {name}").fetchone()
+                continue
+            loads = dict(
+                con.execute(
+                    f"select batch_id, cast(max(_loaded_at) as varchar) from {name} group by 1"
+                ).fetchall()
+            )
+            before = exported.get(name, {})
+            for gone in before.keys() - loads.keys():
+                shutil.rmtree(directory / gone, ignore_errors=True)
+            changed = sorted(batch for batch, at in loads.items() if before.get(batch) != at)
+            written[name] = 0
+            for batch in changed:
+                rows = f"select * from {name} where batch_id = '{batch}'"
+                _batch(con, rows, directory / batch)
+                (count,) = con.execute(f"select count(*) from ({rows})").fetchone()
+                written[name] += count
+            exported[name] = loads
+            _write_atomically(exported_file, json.dumps(exported, indent=1, sort_keys=True))
+    return written
+
+
+def _parquet(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
+    """The query's rows as the Parquet file `path`, written beside it, then renamed over it."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    con.execute(f"copy ({query}) to '{temporary}' (format parquet)")
+    temporary.replace(path)
+
+
+def _batch(con: duckdb.DuckDBPyConnection, query: str, directory: Path) -> None:
+    """The query's rows as `directory/data.parquet`, the directory replaced whole by renames
+    (Spark reads every file under a table's directory: no half-written one is left there)."""
+    staging = directory.with_name(f".{directory.name}.{uuid.uuid4().hex}")
+    staging.mkdir()
+    _parquet(con, query, staging / "data.parquet")
+    if directory.exists():
+        old = directory.with_name(f".{directory.name}.old.{uuid.uuid4().hex}")
+        directory.rename(old)
+        shutil.rmtree(old)
+    staging.rename(directory)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    temporary.write_text(text)
+    temporary.replace(path)
 
 
 def table_path(warehouse: Path, schema: str, table: str) -> Path:
