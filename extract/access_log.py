@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Network, IPv6Network
 from itertools import chain
 from pathlib import Path
@@ -72,6 +72,8 @@ from engagement.landing import (
     new_version,
     parse_instant,
     summary,
+    version_time,
+    versions_root,
     write_manifest,
 )
 from extract import _logparse
@@ -762,7 +764,7 @@ def _chosen(files: list[LogFile]) -> dict[str, LogFile]:
 # three in one process; the ingest DAG runs the parts as mapped tasks.
 
 DEFAULT_PART_BYTES = 512 * 1024 * 1024
-PARTS = ".parts"  # under the raw directory: raw/.parts/support_site/<batch>/<attempt>/
+PARTS = ".parts"  # versions/.parts/support_site/<batch>/<attempt>/ (see `staging_dir`)
 PART_RESULT = "part.json"
 
 
@@ -862,13 +864,34 @@ class PartMissing(RuntimeError):
 
 
 def staging_dir(raw_root: Path, interval: Interval, attempt: str) -> Path:
-    """Where an extraction's parts land before they are combined: hidden under the raw
-    directory, so on its storage (shared by the workers that parse the parts)."""
-    return raw_root / PARTS / Source.SUPPORT_SITE / interval.batch_id / attempt
+    """Where an extraction's parts land before they are combined: hidden beside the
+    versions they become, so on the data directory's storage (which the workers that parse
+    the parts share)."""
+    return versions_root(raw_root) / PARTS / Source.SUPPORT_SITE / interval.batch_id / attempt
 
 
 def new_attempt() -> str:
     return f"{new_version()}-{uuid.uuid4().hex[:8]}"
+
+
+def remove_staging(raw_root: Path, plan: Plan) -> None:
+    """The extraction's staging directory, and its parents up to versions/.parts once
+    empty."""
+    stage = staging_dir(raw_root, plan.interval, plan.attempt)
+    shutil.rmtree(stage, ignore_errors=True)
+    for parent in stage.parents[:3]:
+        with suppress(OSError):  # not empty: another extraction's
+            parent.rmdir()
+
+
+def remove_stale_attempts(raw_root: Path, interval: Interval, now: datetime) -> None:
+    """The interval's staging directories of extractions started a day or more ago (runs
+    that failed before combining): no part of theirs can still be running."""
+    parent = staging_dir(raw_root, interval, "x").parent
+    for attempt in parent.iterdir() if parent.is_dir() else ():
+        with suppress(ValueError):
+            if version_time(attempt.name.split("-")[0]) <= now - timedelta(days=1):
+                shutil.rmtree(attempt, ignore_errors=True)
 
 
 def plan(
@@ -877,6 +900,7 @@ def plan(
     log_format: str | None = None,
     state_path: Path | None = None,
     part_bytes: int = DEFAULT_PART_BYTES,
+    raw_root: Path | None = None,
     attempt: str | None = None,
 ) -> Plan:
     """The interval's files found, identified (their first 64 KiB read, nothing parsed),
@@ -891,6 +915,8 @@ def plan(
     state = FileState(state_path, fmt)
     files = find_files(sources)
     chosen = _chosen(files)
+    if raw_root is not None:
+        remove_stale_attempts(raw_root, interval, datetime.now(UTC))
     attempt = attempt or new_attempt()
     entries: list[LogFileEntry] = []
     firsts: list[SiteFirst] = []
@@ -1046,8 +1072,9 @@ def _part_results(plan: Plan, raw_root: Path) -> list[PartResult]:
         where = f"part {part.index} of {len(plan.parts)} of the support-site batch {plan.batch}"
         if not (directory / PART_RESULT).is_file():
             raise PartMissing(
-                f"{where} has no result at {directory}: its extraction failed or has not run"
-                " (run it again, or the whole extraction); no batch was landed"
+                f"{where} has no result at {directory}: its extraction failed or has not run,"
+                " or ran on a machine that does not share this raw directory (the workers must"
+                " share ENGAGEMENT_DATA_DIR); no batch was landed"
             )
         result = PartResult.model_validate_json((directory / PART_RESULT).read_text())
         planned = [f.index for f in part.files]
@@ -1141,7 +1168,7 @@ def combine(plan: Plan, raw_root: Path, state_path: Path | None = None) -> Batch
                 span = None if result.first is None else (result.first, result.last)
                 state.record(file, span, result.entry.lines_read)
     state.save()
-    shutil.rmtree(stage, ignore_errors=True)
+    remove_staging(raw_root, plan)
     return summary(landed, landed_version(work))
 
 
@@ -1169,7 +1196,7 @@ def extract(
     """Land the interval's lines of every matching file as one batch; returns the summary:
     the plan, each part and the combining in this process (what the DAG runs as tasks).
     Requests from `internal_networks` (SUPPORT_SITE_INTERNAL_NETWORKS) are internal."""
-    planned = plan(sources, interval, log_format, state_path, part_bytes)
+    planned = plan(sources, interval, log_format, state_path, part_bytes, raw_root)
     try:
         for part in planned.parts:
             extract_part(
@@ -1178,7 +1205,7 @@ def extract(
             )  # fmt: skip
         return combine(planned, raw_root, state_path)
     finally:
-        shutil.rmtree(staging_dir(raw_root, interval, planned.attempt), ignore_errors=True)
+        remove_staging(raw_root, planned)
 
 
 def _naive(instant: datetime) -> datetime:
