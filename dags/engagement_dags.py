@@ -101,15 +101,17 @@ def source_tasks(source: str):
 
         # the support site's files are parsed in parts, a mapped task each, on any worker
         # (they share the data directory); the parts are combined into one batch version
-        @task(multiple_outputs=True, execution_timeout=timedelta(minutes=30))
-        def plan_parts(data_interval_start=None, data_interval_end=None) -> dict:
+        # returns the parts (what is mapped over); the whole plan goes to `combine` as the
+        # XCom "plan" (a task can only be mapped over another's return value)
+        @task(execution_timeout=timedelta(minutes=30))
+        def plan_parts(ti=None, data_interval_start=None, data_interval_end=None) -> list:
             from engagement import pipeline
 
             with failing_for_good():
                 settings, _, interval = _inputs(source, data_interval_start, data_interval_end)
                 plan = pipeline.plan_support_site(settings, interval)
-                parts = [part.model_dump(mode="json") for part in plan.parts]
-                return {"plan": plan.model_dump(mode="json"), "parts": parts}
+                ti.xcom_push(key="plan", value=plan.model_dump(mode="json"))
+                return [part.model_dump(mode="json") for part in plan.parts]
 
         @task(execution_timeout=timedelta(hours=1))
         def extract_part(part: dict, data_interval_start=None, data_interval_end=None) -> dict:
@@ -165,9 +167,9 @@ def source_tasks(source: str):
                 return pipeline.load_batch(*inputs).model_dump(mode="json")
 
         if source == "support_site":
-            planned = plan_parts()
-            extracted = combine(planned["plan"])
-            extract_part.expand(part=planned["parts"]) >> extracted
+            parts = plan_parts()
+            extracted = combine(parts["plan"])
+            extract_part.expand(part=parts) >> extracted
         else:
             extracted = extract()
         extracted >> validate() >> load()
