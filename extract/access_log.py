@@ -399,6 +399,11 @@ class Counts:
         for name in ("lines_read", "rows", "quarantined", "outside_interval"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
+    @classmethod
+    def of(cls, counted: LogFileEntry | PartResult) -> Counts:
+        """The counts a file's entry or a part's result gives."""
+        return cls(counted.lines_read, counted.rows, counted.quarantined, counted.outside_interval)
+
 
 @dataclass
 class Block:
@@ -1126,22 +1131,18 @@ def combine(plan: Plan, raw_root: Path, state_path: Path | None = None) -> Batch
                 directory = stage / _part_name(result.index)
                 _copy_row_groups(directory / "lines.parquet", rows_out)
                 _copy_row_groups(directory / "quarantine.parquet", quarantine_out)
-                total.add(Counts(result.lines_read, result.rows, result.quarantined,
-                                 result.outside_interval))  # fmt: skip
+                total.add(Counts.of(result))
         finally:
             rows_out.close()
             quarantine_out.close()
         for index, file in sorted(parsed.items()):
             entry = entries[index]
-            _check(entry, Counts(entry.lines_read, entry.rows, entry.quarantined,
-                                 entry.outside_interval))  # fmt: skip
+            _check(entry, Counts.of(entry))
             if entry.read_error:
                 _place_damage(entry, entry.site, file.last, firsts, interval)
         by_entries = Counts()
         for entry in entries:
-            by_entries.add(
-                Counts(entry.lines_read, entry.rows, entry.quarantined, entry.outside_interval)
-            )
+            by_entries.add(Counts.of(entry))
         if by_entries != total:
             raise RuntimeError(f"the files' counts {by_entries} differ from the parts' {total}")
         landed = SupportSiteManifest(
@@ -1164,7 +1165,7 @@ def combine(plan: Plan, raw_root: Path, state_path: Path | None = None) -> Batch
     for part in plan.parts:
         for planned in part.files:
             file, result = planned.log_file(), parsed[planned.index]
-            if result.entry.read_error is None and result.entry.damage_offset is None:
+            if result.entry.damage_offset is None:  # read whole: its span is known
                 span = None if result.first is None else (result.first, result.last)
                 state.record(file, span, result.entry.lines_read)
     state.save()
