@@ -100,9 +100,9 @@ def source_tasks(source: str):
                 return pipeline.extract(*inputs).model_dump(mode="json")
 
         # the support site's files are parsed in parts, a mapped task each, on any worker
-        # (they share the data directory); the parts are combined into one batch version
-        # returns the parts (what is mapped over); the whole plan goes to `combine` as the
-        # XCom "plan" (a task can only be mapped over another's return value)
+        # (they share the data directory), then combined into one batch version. The parts
+        # are plan_parts' return value (a task maps only over one); the whole plan goes to
+        # `combine` as the XCom "plan"
         @task(execution_timeout=timedelta(minutes=30))
         def plan_parts(ti=None, data_interval_start=None, data_interval_end=None) -> list:
             from engagement import pipeline
