@@ -117,6 +117,15 @@ class Settings(BaseSettings):
         " by a few blocks, not by the file",
         gt=0,
     )
+    support_site_part_mb: float = _setting(
+        512,
+        "SUPPORT_SITE_PART_MB",
+        "log content (uncompressed) per part of an interval's extraction: the ingest DAG"
+        " parses each part of a site's files in a task of its own (`support_site.extract_part`,"
+        " on any Celery worker) and combines the parts into one batch; a larger file is a"
+        " part of its own",
+        gt=0,
+    )
     support_site_hosts: Names = _setting(
         ("support.acme.example",),
         "SUPPORT_SITE_HOSTS",
