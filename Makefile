@@ -6,7 +6,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 
-.PHONY: setup setup-spark browser demo airflow test test-unit lint bench bench-ingest bench-warehouse fuzz superset-check clean
+.PHONY: setup setup-spark browser demo airflow test test-unit test-spark lint bench bench-ingest bench-warehouse bench-spark fuzz superset-check clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -59,11 +59,16 @@ browser:
 test: setup lint browser
 	$(VENV)/bin/python -m pytest
 
+# the `spark` engine's tests (marker spark): the marts built by Spark, locally and on a
+# standalone cluster on loopback, equal to DuckDB's (tests/test_spark.py)
+test-spark: setup-spark lint
+	$(VENV)/bin/python -m pytest -m spark
+
 # the fast part alone: everything but the end-to-end tests (marker e2e)
 test-unit: setup lint
 	$(VENV)/bin/python -m pytest -m "not e2e"
 
-bench: bench-ingest bench-warehouse
+bench: bench-ingest bench-warehouse bench-spark
 
 # support-site ingest speed vs a plain-Python baseline (input built in a temp dir)
 bench-ingest: setup
@@ -77,6 +82,12 @@ PUBLISH_ROWS ?= 5000000
 bench-warehouse: setup
 	$(VENV)/bin/python scripts/bench_warehouse.py --days $(DAYS) --lines $(LINES) \
 		--publish-rows $(PUBLISH_ROWS)
+
+# a day's build on DuckDB and on Spark (local mode) at SPARK_LINES log lines a day, each
+# engine's published marts equal to the other's
+SPARK_LINES ?= 1000000 10000000
+bench-spark: setup-spark
+	$(VENV)/bin/python scripts/bench_spark.py --lines $(SPARK_LINES)
 
 # extract/_logparse.c rebuilt with ASan/UBSan and fed random and mutated lines for
 # FUZZ_SECONDS (FUZZ_SEED to repeat a run, FUZZ_REPLAY to rerun one failing iteration)

@@ -2,7 +2,11 @@
 the mart on their Assets.
 
 `engagement_ingest` waits a little for late data, then lands, validates and loads exactly
-its data interval for each source (a task group per source, side by side); the tasks only
+its data interval for each source (a task group per source, side by side). The support
+site's extraction is fanned out: `plan_parts` groups the interval's log files into parts
+(SUPPORT_SITE_PART_MB), `extract_part` is mapped over them (the Celery workers parse them in
+parallel, into a staging area of the shared data directory), and `combine` lands them as one
+batch version, atomically, before the gate and the load. The tasks only
 call functions of `engagement.pipeline` (imported inside the tasks, so parsing stays
 light). The scheduler catches up every interval from ENGAGEMENT_START_DATE, one at a time.
 `engagement_mart` builds on any load of either source (`|`): a reload of one source
@@ -95,6 +99,45 @@ def source_tasks(source: str):
                 inputs = _inputs(source, data_interval_start, data_interval_end)
                 return pipeline.extract(*inputs).model_dump(mode="json")
 
+        # the support site's files are parsed in parts, a mapped task each, on any worker
+        # (they share the data directory), then combined into one batch version. The parts
+        # are plan_parts' return value (a task maps only over one); the whole plan goes to
+        # `combine` as the XCom "plan"
+        @task(execution_timeout=timedelta(minutes=30))
+        def plan_parts(ti=None, data_interval_start=None, data_interval_end=None) -> list:
+            from engagement import pipeline
+
+            with failing_for_good():
+                settings, _, interval = _inputs(source, data_interval_start, data_interval_end)
+                plan = pipeline.plan_support_site(settings, interval)
+                ti.xcom_push(key="plan", value=plan.model_dump(mode="json"))
+                return [part.model_dump(mode="json") for part in plan.parts]
+
+        @task(execution_timeout=timedelta(hours=1))
+        def extract_part(part: dict, data_interval_start=None, data_interval_end=None) -> dict:
+            from engagement import pipeline
+            from extract.access_log import Part
+
+            with failing_for_good():
+                settings, _, interval = _inputs(source, data_interval_start, data_interval_end)
+                planned = Part.model_validate(part)
+                result = pipeline.extract_support_site_part(settings, interval, planned)
+                return result.model_dump(mode="json")
+
+        # none_failed: with no file to parse (all known), no part is mapped (skipped) and
+        # the batch still lands, empty
+        @task(trigger_rule="none_failed", execution_timeout=timedelta(minutes=30))
+        def combine(plan: dict, data_interval_start=None, data_interval_end=None) -> dict:
+            from engagement import pipeline
+            from extract.access_log import Plan
+
+            with failing_for_good():
+                settings, _, interval = _inputs(source, data_interval_start, data_interval_end)
+                planned = Plan.model_validate(plan)
+                return pipeline.combine_support_site(settings, interval, planned).model_dump(
+                    mode="json"
+                )
+
         # a writer: a refusal is recorded in the raw warehouse (main.refusals)
         @task(
             pool=WRITER_POOL,
@@ -123,7 +166,13 @@ def source_tasks(source: str):
                 inputs = _inputs(source, data_interval_start, data_interval_end)
                 return pipeline.load_batch(*inputs).model_dump(mode="json")
 
-        extract() >> validate() >> load()
+        if source == "support_site":
+            parts = plan_parts()
+            extracted = combine(parts["plan"])
+            extract_part.expand(part=parts) >> extracted
+        else:
+            extracted = extract()
+        extracted >> validate() >> load()
 
     return land()
 

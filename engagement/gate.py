@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import shutil
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,6 +60,11 @@ log = logging.getLogger(__name__)
 # Great Expectations logs ~200 INFO lines as it is imported ("Skipping registering function
 # ... because it is a closure", its registries): a validate task's log is the checks instead
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
+# with the spark group installed, Great Expectations imports pyspark, which warns on stderr
+# that pandas 3 is newer than it supports (a command's error must stay one line)
+warnings.filterwarnings(
+    "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+)
 GX_LOUD_LOGGERS = ("great_expectations.data_context.types.base",)  # set to INFO when imported
 
 HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"]

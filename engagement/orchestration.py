@@ -56,8 +56,10 @@ def failing_for_good() -> Iterator[None]:
     refused the request (400, 401, 403: the token, plan or settings must change), the gate
     refused the batch (quarantined; clearing the task lands it again), a bad setting (the
     log format's too), an unknown X account, an account's revoked user-context grant, a run
-    over the monthly X budget."""
+    over the monthly X budget, a part of a support-site extraction missing when the parts are
+    combined (the workers do not share the data directory, or it was removed)."""
     from engagement.gate import BatchRejected
+    from extract.access_log import PartMissing
     from extract.log_format import LogFormatError
     from extract.x import RequestRefused
     from extract.x_auth import NotAuthorised
@@ -72,6 +74,7 @@ def failing_for_good() -> Iterator[None]:
         BatchRejected,
         SettingsError,
         LogFormatError,
+        PartMissing,
     ) as error:
         raise AirflowFailException(str(error)) from error
 

@@ -144,29 +144,82 @@ def x_usage(settings: Settings, month: date) -> str:
     return x_bill.usage(billing, month, theirs)
 
 
-def extract_support_site(
-    settings: Settings, interval: Interval, logs: str | None = None
-) -> BatchSummary:
+def _support_site_logs(settings: Settings, interval: Interval, logs: str | None) -> str:
+    """The logs to read, once the interval can land and client IPs can be pseudonymised."""
     ready_to_land(settings, interval)
     logs = logs or settings.support_site_logs
     if not logs:
         raise UsageError("no access logs given: pass --logs GLOB or set SUPPORT_SITE_LOGS")
+    _ip_key(settings)
+    return logs
+
+
+def _ip_key(settings: Settings) -> str:
     if not settings.ip_hmac_key:
         # client IPs may only land pseudonymised, and a pseudonym needs the secret
         raise UsageError(
             "ENGAGEMENT_IP_HMAC_KEY is not set: it keys the pseudonyms that replace client IPs"
             " (any secret of 16+ bytes; keep it stable, or visitors' ids change)"
         )
-    return access_log.extract(
+    return settings.ip_hmac_key.get_secret_value()
+
+
+def _support_site_state(settings: Settings) -> Path:
+    return settings.state_dir / "support_site_files.json"
+
+
+def plan_support_site(
+    settings: Settings, interval: Interval, logs: str | None = None
+) -> access_log.Plan:
+    """The interval's support-site extraction planned: its files found and identified, and
+    grouped into parts of SUPPORT_SITE_PART_MB (nothing parsed yet)."""
+    logs = _support_site_logs(settings, interval, logs)
+    return access_log.plan(
         access_log.parse_sources(logs, (settings.support_site_hosts or ("support",))[0]),
         interval,
-        settings.raw_dir,
-        key=settings.ip_hmac_key.get_secret_value(),
         log_format=settings.support_site_log_format,
-        state_path=settings.state_dir / "support_site_files.json",
+        state_path=_support_site_state(settings),
+        part_bytes=round(settings.support_site_part_mb * 1024 * 1024),
+        raw_root=settings.raw_dir,
+    )
+
+
+def extract_support_site_part(
+    settings: Settings, interval: Interval, part: access_log.Part
+) -> access_log.PartResult:
+    """One part of a planned extraction parsed into the staging area of the raw directory
+    (on any machine that mounts the data directory)."""
+    return access_log.extract_part(
+        part,
+        interval,
+        settings.raw_dir,
+        key=_ip_key(settings),
+        log_format=settings.support_site_log_format,
         block_bytes=settings.support_site_block_mb * 1024 * 1024,
         internal_networks=settings.support_site_internal_networks,
     )
+
+
+def combine_support_site(
+    settings: Settings, interval: Interval, plan: access_log.Plan
+) -> BatchSummary:
+    """The planned extraction's parts landed as one batch version (all of them, or none)."""
+    if plan.batch != interval.batch_id:
+        raise UsageError(f"the plan is of the batch {plan.batch}, not of {interval.batch_id}")
+    return access_log.combine(plan, settings.raw_dir, _support_site_state(settings))
+
+
+def extract_support_site(
+    settings: Settings, interval: Interval, logs: str | None = None
+) -> BatchSummary:
+    """The support-site extraction in this process: planned, each part parsed, combined."""
+    plan = plan_support_site(settings, interval, logs)
+    try:
+        for part in plan.parts:
+            extract_support_site_part(settings, interval, part)
+        return combine_support_site(settings, interval, plan)
+    finally:
+        access_log.remove_staging(settings.raw_dir, plan)
 
 
 def extract(settings: Settings, source: Source, interval: Interval) -> BatchSummary:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -35,10 +35,10 @@ class SettingsError(UsageError, ValueError):
 
 
 def _setting(
-    default: Any, variable: str, description: str, shown: str | None = None, **bounds: float
+    default: Any, variable: str, description: str, shown: str | None = None, **bounds: float | str
 ) -> Any:
     """A field read from `variable`; `shown` is its default as docs/configuration.md writes
-    it; `bounds` are pydantic's (ge=0: not negative, gt=0: positive)."""
+    it; `bounds` are pydantic's (ge=0: not negative, gt=0: positive; pattern: a regex)."""
     shown = shown if shown is not None else f"`{default}`"
     extra = {"shown": shown}
     return Field(
@@ -117,6 +117,15 @@ class Settings(BaseSettings):
         " by a few blocks, not by the file",
         gt=0,
     )
+    support_site_part_mb: float = _setting(
+        512,
+        "SUPPORT_SITE_PART_MB",
+        "log content (uncompressed) per part of an interval's extraction: the ingest DAG"
+        " parses each part of a site's files in a task of its own (`support_site.extract_part`,"
+        " on any Celery worker) and combines the parts into one batch; a larger file is a"
+        " part of its own",
+        gt=0,
+    )
     support_site_hosts: Names = _setting(
         ("support.acme.example",),
         "SUPPORT_SITE_HOSTS",
@@ -153,6 +162,32 @@ class Settings(BaseSettings):
         "ENGAGEMENT_DBT_PROJECT_DIR",
         "the dbt project `engagement build` runs",
         "`dbt_project/` of the repository",
+    )
+    warehouse_engine: Literal["duckdb", "spark"] = _setting(
+        "duckdb",
+        "ENGAGEMENT_WAREHOUSE_ENGINE",
+        "what builds the mart: `duckdb` (one process, the build file) or `spark` (dbt's"
+        " `spark` target, for data beyond one machine: `make setup-spark`, docs/spark.md); the"
+        " published mart is the same DuckDB file either way",
+        "`duckdb`",
+    )
+    spark_thrift: str | None = _setting(
+        None,
+        "ENGAGEMENT_SPARK_THRIFT",
+        "`host:port` of a Spark Thrift Server the `spark` engine's dbt sends its SQL to"
+        " instead of driving ENGAGEMENT_SPARK_MASTER itself (EMR's, Dataproc's, a standalone"
+        " cluster's); its `spark.sql.warehouse.dir` must be this data directory's"
+        " `warehouse/spark/warehouse`, on storage both see at the same path",
+        "none",
+        pattern=r"^[^\s:]+:\d+$",
+    )
+    spark_master: str = _setting(
+        "local[*]",
+        "ENGAGEMENT_SPARK_MASTER",
+        "the Spark master the `spark` engine's build drives: `local[*]` (this machine's"
+        " cores) or a cluster's URL, e.g. `spark://spark-master:7077`; the cluster's workers"
+        " must see the data directory at the same path (shared storage)",
+        "`local[*]`",
     )
     build_lock_wait: float = _setting(
         10.0,
@@ -556,6 +591,11 @@ class Settings(BaseSettings):
     @property
     def published_db(self) -> Path:
         return self.warehouse_dir / "engagement.duckdb"
+
+    @property
+    def spark_dir(self) -> Path:
+        """The `spark` engine's files: the raw export, its warehouse and metastore."""
+        return self.warehouse_dir / "spark"
 
     @property
     def report_file(self) -> Path:

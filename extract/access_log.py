@@ -37,12 +37,15 @@ import glob
 import hashlib
 import json
 import os
+import shutil
+import uuid
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Network, IPv6Network
 from itertools import chain
 from pathlib import Path
@@ -53,9 +56,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
 
 from engagement.errors import UsageError
 from engagement.landing import (
+    BatchSummary,
+    Instant,
     Interval,
     LogFileEntry,
     Source,
@@ -63,8 +69,11 @@ from engagement.landing import (
     iso,
     landed_version,
     landing,
+    new_version,
     parse_instant,
     summary,
+    version_time,
+    versions_root,
     write_manifest,
 )
 from extract import _logparse
@@ -389,6 +398,11 @@ class Counts:
     def add(self, other: Counts) -> None:
         for name in ("lines_read", "rows", "quarantined", "outside_interval"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @classmethod
+    def of(cls, counted: LogFileEntry | PartResult) -> Counts:
+        """The counts a file's entry or a part's result gives."""
+        return cls(counted.lines_read, counted.rows, counted.quarantined, counted.outside_interval)
 
 
 @dataclass
@@ -747,6 +761,427 @@ def _chosen(files: list[LogFile]) -> dict[str, LogFile]:
     return best
 
 
+# --- the fan-out: plan, parts, combine ---------------------------------------------------
+#
+# An interval's extraction is planned (the files found, copies and known files skipped, the
+# rest grouped into parts), each part parsed on its own (anywhere the raw directory is
+# mounted), and the parts' results combined into one batch version. `extract` does the
+# three in one process; the ingest DAG runs the parts as mapped tasks.
+
+DEFAULT_PART_BYTES = 512 * 1024 * 1024
+PARTS = ".parts"  # versions/.parts/support_site/<batch>/<attempt>/ (see `staging_dir`)
+PART_RESULT = "part.json"
+
+
+class PartFile(BaseModel):
+    """A file a part parses, as the plan identified it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index: int = Field(ge=0)  # its place among the interval's files (the manifest's order)
+    path: str
+    site: str
+    file_id: str
+    is_gzip: bool
+    content_size: int = Field(ge=0)
+
+    @classmethod
+    def of(cls, index: int, file: LogFile) -> PartFile:
+        fields = ("site", "file_id", "is_gzip", "content_size")
+        return cls(index=index, path=str(file.path), **{k: getattr(file, k) for k in fields})
+
+    def log_file(self) -> LogFile:
+        return LogFile(Path(self.path), self.site, self.is_gzip, self.file_id, self.content_size)
+
+
+class Part(BaseModel):
+    """A group of one site's files, parsed by one task: what the plan hands each."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch: str
+    attempt: str  # the extraction's staging directory (see `staging_dir`)
+    format: str  # the log format's name: a part parses with the plan's format only
+    index: int = Field(ge=0)
+    site: str
+    files: list[PartFile]
+
+
+class SiteFirst(BaseModel):
+    """The first stamp of a file of a site (naive UTC): where a damaged file's loss ends."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    site: str
+    first: datetime
+
+
+class Plan(BaseModel):
+    """An interval's extraction planned: every file of its sources in order (a skipped one
+    says why), the first stamps of the files skipped as known, and the parts to parse."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch: str
+    start: Instant
+    end: Instant
+    format: str
+    attempt: str
+    files: list[LogFileEntry]
+    known_firsts: list[SiteFirst]
+    parts: list[Part]
+
+    @property
+    def interval(self) -> Interval:
+        return Interval(self.start, self.end)
+
+
+class FileResult(BaseModel):
+    """A parsed file's manifest entry and the span of its lines (naive UTC; None: no line
+    dated), for the state file and for placing damage across files."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index: int = Field(ge=0)
+    entry: LogFileEntry
+    first: datetime | None
+    last: datetime | None
+
+
+class PartResult(BaseModel):
+    """What a part landed in its staging directory besides its Parquet files: each file's
+    result and the part's counts, which its files' rows must match."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch: str
+    attempt: str
+    index: int = Field(ge=0)
+    files: list[FileResult]
+    lines_read: int = Field(ge=0)
+    rows: int = Field(ge=0)
+    quarantined: int = Field(ge=0)
+    outside_interval: int = Field(ge=0)
+
+
+class PartMissing(RuntimeError):
+    """A planned part has no result to combine: no batch lands."""
+
+
+def staging_dir(raw_root: Path, interval: Interval, attempt: str) -> Path:
+    """Where an extraction's parts land before they are combined: hidden beside the
+    versions they become, so on the data directory's storage (which the workers that parse
+    the parts share)."""
+    return versions_root(raw_root) / PARTS / Source.SUPPORT_SITE / interval.batch_id / attempt
+
+
+def new_attempt() -> str:
+    return f"{new_version()}-{uuid.uuid4().hex[:8]}"
+
+
+def remove_staging(raw_root: Path, plan: Plan) -> None:
+    """The extraction's staging directory, and its parents up to versions/.parts once
+    empty."""
+    stage = staging_dir(raw_root, plan.interval, plan.attempt)
+    shutil.rmtree(stage, ignore_errors=True)
+    for parent in stage.parents[:3]:
+        with suppress(OSError):  # not empty: another extraction's
+            parent.rmdir()
+
+
+def remove_stale_attempts(raw_root: Path, interval: Interval, now: datetime) -> None:
+    """The interval's staging directories of extractions started a day or more ago (runs
+    that failed before combining): no part of theirs can still be running."""
+    parent = staging_dir(raw_root, interval, "x").parent
+    for attempt in parent.iterdir() if parent.is_dir() else ():
+        with suppress(ValueError):
+            if version_time(attempt.name.split("-")[0]) <= now - timedelta(days=1):
+                shutil.rmtree(attempt, ignore_errors=True)
+
+
+def plan(
+    sources: list[LogSource] | str,
+    interval: Interval,
+    log_format: str | None = None,
+    state_path: Path | None = None,
+    part_bytes: int = DEFAULT_PART_BYTES,
+    raw_root: Path | None = None,
+    attempt: str | None = None,
+) -> Plan:
+    """The interval's files found, identified (their first 64 KiB read, nothing parsed),
+    copies and files known to miss the interval skipped, and the rest grouped into parts:
+    per site, in order, each part at most `part_bytes` of content (a larger file is a
+    part of its own)."""
+    if isinstance(sources, str):
+        sources = parse_sources(sources, "support")
+    if not sources:
+        raise UsageError("no access logs given: check --logs or SUPPORT_SITE_LOGS")
+    fmt = LogFormat.parse(log_format)
+    state = FileState(state_path, fmt)
+    files = find_files(sources)
+    chosen = _chosen(files)
+    if raw_root is not None:
+        remove_stale_attempts(raw_root, interval, datetime.now(UTC))
+    attempt = attempt or new_attempt()
+    entries: list[LogFileEntry] = []
+    firsts: list[SiteFirst] = []
+    groups: dict[str, list[list[PartFile]]] = {}  # per site, its parts' files
+    for index, file in enumerate(files):
+        entry = LogFileEntry(path=str(file.path), site=file.site, file_id=file.file_id)
+        reader = chosen[f"{file.site}|{file.file_id}"]
+        if reader is not file:
+            entry.skipped = f"same content as {reader.path}"
+        elif state.misses(file, interval):
+            entry.skipped = "known content with no line in the interval"
+            if first := state.spans[state.key(file)]["first"]:
+                firsts.append(SiteFirst(site=file.site, first=_naive(parse_instant(first))))
+        else:
+            entries.append(entry)
+            site = groups.setdefault(file.site, [[]])
+            size = sum(f.content_size for f in site[-1])
+            if site[-1] and size + file.content_size > part_bytes:
+                site.append([])
+            site[-1].append(PartFile.of(index, file))
+            continue
+        # a skipped file's counts are written, zero, as every read file's are
+        entry.lines_read = entry.rows = entry.quarantined = entry.outside_interval = 0
+        entries.append(entry)
+    grouped = [(site, group) for site, site_groups in groups.items() for group in site_groups]
+    parts = [
+        Part(batch=interval.batch_id, attempt=attempt, format=fmt.name, index=index,
+             site=site, files=group)
+        for index, (site, group) in enumerate(grouped)
+    ]  # fmt: skip
+    return Plan(
+        batch=interval.batch_id,
+        start=interval.start,
+        end=interval.end,
+        format=fmt.name,
+        attempt=attempt,
+        files=entries,
+        known_firsts=firsts,
+        parts=parts,
+    )
+
+
+def extract_part(
+    part: Part,
+    interval: Interval,
+    raw_root: Path,
+    key: str,
+    log_format: str | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    threads: int = 2,
+    internal_networks: Sequence[IPv4Network | IPv6Network] = (),
+) -> PartResult:
+    """Parse a part's files into its staging directory: its rows and quarantined lines
+    (Parquet) and its result, written in a hidden directory and renamed into place, so a
+    part is there whole or not at all, and a retried part replaces its earlier try."""
+    fmt = LogFormat.parse(log_format)
+    if part.batch != interval.batch_id or fmt.name != part.format:
+        raise UsageError(
+            f"part {part.index} of the batch {part.batch} (format {part.format}) does not"
+            f" belong to the interval {interval.batch_id} with the log format {fmt.name}:"
+            " plan the extraction again"
+        )
+    stage = staging_dir(raw_root, interval, part.attempt)
+    stage.mkdir(parents=True, exist_ok=True)
+    work = stage / f".{_part_name(part.index)}.{uuid.uuid4().hex}.tmp"
+    work.mkdir()
+    internal = InternalTraffic(internal_networks)
+    parser = Parser(fmt, interval, Pseudonymiser(key), internal=internal, threads=threads)
+    writer_pool = ThreadPoolExecutor(max_workers=1)
+    total = Counts()
+    results: list[FileResult] = []
+    # the schema kept, so combining reads the dictionary columns back as they were written
+    rows_out = pq.ParquetWriter(
+        work / "lines.parquet", ROW_SCHEMA, **(PARQUET_OPTIONS | {"store_schema": True})
+    )
+    quarantine_out = pq.ParquetWriter(work / "quarantine.parquet", QUARANTINE_SCHEMA)
+    try:
+        writes: deque[Future] = deque()
+        try:
+            for planned in part.files:
+                file = planned.log_file()
+                entry = LogFileEntry(path=planned.path, site=file.site, file_id=file.file_id)
+                counts = Counts()
+                span: tuple[datetime, datetime] | None = None
+                for block in parser.read(file, block_bytes):
+                    if block.span:
+                        span = block.span if span is None else (
+                            min(span[0], block.span[0]), max(span[1], block.span[1])
+                        )  # fmt: skip
+                    counts.add(block.counts)
+                    writes.append(writer_pool.submit(_write, rows_out, block.rows))
+                    if len(writes) > 2:  # bounds the rows waiting in memory
+                        writes.popleft().result()
+                    if len(block.quarantined):
+                        quarantine_out.write_table(block.quarantined)
+                entry.read_error = file.error
+                file.record_damage(entry, counts.lines_read)
+                entry.lines_read, entry.rows = counts.lines_read, counts.rows
+                entry.quarantined = counts.quarantined
+                entry.outside_interval = counts.outside_interval
+                _check(entry, counts)
+                total.add(counts)
+                first, last = span or (None, None)
+                results.append(FileResult(index=planned.index, entry=entry, first=first, last=last))
+            for write in writes:
+                write.result()
+        finally:
+            parser.close()
+            writer_pool.shutdown()
+            rows_out.close()
+            quarantine_out.close()
+        result = PartResult(
+            batch=part.batch,
+            attempt=part.attempt,
+            index=part.index,
+            files=results,
+            lines_read=total.lines_read,
+            rows=total.rows,
+            quarantined=total.quarantined,
+            outside_interval=total.outside_interval,
+        )
+        _check(result, total)
+        (work / PART_RESULT).write_text(result.model_dump_json(indent=1) + "\n")
+        _replace(work, stage / _part_name(part.index))
+    finally:
+        if work.exists():  # the part failed: none of it stays
+            shutil.rmtree(work)
+    return result
+
+
+def _part_name(index: int) -> str:
+    return f"part-{index:05d}"
+
+
+def _replace(work: Path, target: Path) -> None:
+    """`work` renamed to `target`; an earlier try at `target` is moved aside first, then
+    removed (a directory cannot be renamed over one that is not empty)."""
+    old = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
+    with suppress(FileNotFoundError):
+        os.rename(target, old)
+    os.rename(work, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _part_results(plan: Plan, raw_root: Path) -> list[PartResult]:
+    """Every planned part's result, checked against the plan and its own Parquet files:
+    a part missing, of another attempt, or whose files' rows differ from its counts is an
+    error (no batch lands)."""
+    stage = staging_dir(raw_root, plan.interval, plan.attempt)
+    results = []
+    for part in plan.parts:
+        directory = stage / _part_name(part.index)
+        where = f"part {part.index} of {len(plan.parts)} of the support-site batch {plan.batch}"
+        if not (directory / PART_RESULT).is_file():
+            raise PartMissing(
+                f"{where} has no result at {directory}: its extraction failed or has not run,"
+                " or ran on a machine that does not share this raw directory (the workers must"
+                " share ENGAGEMENT_DATA_DIR); no batch was landed"
+            )
+        result = PartResult.model_validate_json((directory / PART_RESULT).read_text())
+        planned = [f.index for f in part.files]
+        if (result.batch, result.attempt, result.index) != (plan.batch, plan.attempt, part.index):
+            raise PartMissing(f"{where}: {directory} holds another part's result")
+        if [f.index for f in result.files] != planned:
+            raise PartMissing(f"{where}: its result covers other files than the plan's")
+        landed_rows = pq.ParquetFile(directory / "lines.parquet").metadata.num_rows
+        landed_quarantine = pq.ParquetFile(directory / "quarantine.parquet").metadata.num_rows
+        if (landed_rows, landed_quarantine) != (result.rows, result.quarantined):
+            raise RuntimeError(
+                f"{where}: its files hold {landed_rows} rows and {landed_quarantine}"
+                f" quarantined lines, its result counts {result.rows} and {result.quarantined}"
+            )
+        results.append(result)
+    return results
+
+
+def combine(plan: Plan, raw_root: Path, state_path: Path | None = None) -> BatchSummary:
+    """Land the parts' results as one batch version of the plan's interval (through
+    `landing`: whole or not at all): their rows and quarantined lines copied into one file
+    each (row group by row group, nothing parsed again), every file's entry in the plan's
+    order, the damage placed with the first stamps of every site's files, the line
+    accounting checked per file, per part and in total; then the state file updated and
+    the staging directory removed."""
+    interval = plan.interval
+    results = _part_results(plan, raw_root)
+    stage = staging_dir(raw_root, interval, plan.attempt)
+    state = FileState(state_path, LogFormat.parse(plan.format))
+    entries = [entry.model_copy() for entry in plan.files]
+    parsed: dict[int, FileResult] = {}
+    for result in results:
+        for file in result.files:
+            if file.index in parsed or entries[file.index].skipped:
+                raise RuntimeError(f"{plan.files[file.index].path} was parsed twice or skipped")
+            parsed[file.index] = file
+            entries[file.index] = file.entry.model_copy()
+    unread = [e.path for i, e in enumerate(plan.files) if not e.skipped and i not in parsed]
+    if unread:
+        raise PartMissing(f"no part parsed {', '.join(unread)}: no batch was landed")
+    firsts = [(f.site, f.first) for f in plan.known_firsts]
+    firsts += [(entries[i].site, f.first) for i, f in parsed.items() if f.first is not None]
+    total = Counts()
+    with landing(raw_root, Source.SUPPORT_SITE, interval) as work:
+        rows_out = pq.ParquetWriter(work / "lines.parquet", ROW_SCHEMA, **PARQUET_OPTIONS)
+        quarantine_out = pq.ParquetWriter(work / "quarantine.parquet", QUARANTINE_SCHEMA)
+        try:
+            for result in results:
+                directory = stage / _part_name(result.index)
+                _copy_row_groups(directory / "lines.parquet", rows_out)
+                _copy_row_groups(directory / "quarantine.parquet", quarantine_out)
+                total.add(Counts.of(result))
+        finally:
+            rows_out.close()
+            quarantine_out.close()
+        for index, file in sorted(parsed.items()):
+            entry = entries[index]
+            _check(entry, Counts.of(entry))
+            if entry.read_error:
+                _place_damage(entry, entry.site, file.last, firsts, interval)
+        by_entries = Counts()
+        for entry in entries:
+            by_entries.add(Counts.of(entry))
+        if by_entries != total:
+            raise RuntimeError(f"the files' counts {by_entries} differ from the parts' {total}")
+        landed = SupportSiteManifest(
+            batch=interval.batch_id,
+            start=interval.start,
+            end=interval.end,
+            format=plan.format,
+            records=total.rows,
+            quarantined=total.quarantined,
+            lines_read=total.lines_read,
+            outside_interval=total.outside_interval,
+            files=entries,
+        )
+        _check(landed, total)
+        written = [pq.ParquetFile(work / name).metadata.num_rows
+                   for name in ("lines.parquet", "quarantine.parquet")]  # fmt: skip
+        if written != [total.rows, total.quarantined]:
+            raise RuntimeError(f"the batch's files hold {written} rows, its parts {total}")
+        write_manifest(work, landed)
+    for part in plan.parts:
+        for planned in part.files:
+            file, result = planned.log_file(), parsed[planned.index]
+            if result.entry.damage_offset is None:  # read whole: its span is known
+                span = None if result.first is None else (result.first, result.last)
+                state.record(file, span, result.entry.lines_read)
+    state.save()
+    remove_staging(raw_root, plan)
+    return summary(landed, landed_version(work))
+
+
+def _copy_row_groups(source: Path, out: pq.ParquetWriter) -> None:
+    """A part's Parquet file appended to the batch's, a row group at a time (each keeps its
+    dictionaries: nothing is parsed again)."""
+    parquet = pq.ParquetFile(source)
+    for group in range(parquet.num_row_groups):
+        for piece in parquet.read_row_group(group).to_batches():
+            out.write_batch(piece)
+
+
 def extract(
     sources: list[LogSource] | str,
     interval: Interval,
@@ -757,89 +1192,25 @@ def extract(
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     threads: int = 2,
     internal_networks: Sequence[IPv4Network | IPv6Network] = (),
-) -> dict:
-    """Land the interval's lines of every matching file as one batch; returns the summary.
+    part_bytes: int = DEFAULT_PART_BYTES,
+) -> BatchSummary:
+    """Land the interval's lines of every matching file as one batch; returns the summary:
+    the plan, each part and the combining in this process (what the DAG runs as tasks).
     Requests from `internal_networks` (SUPPORT_SITE_INTERNAL_NETWORKS) are internal."""
-    if isinstance(sources, str):
-        sources = parse_sources(sources, "support")
-    if not sources:
-        raise UsageError("no access logs given: check --logs or SUPPORT_SITE_LOGS")
-    fmt = LogFormat.parse(log_format)
-    internal = InternalTraffic(internal_networks)
-    parser = Parser(fmt, interval, Pseudonymiser(key), internal=internal, threads=threads)
-    state = FileState(state_path, fmt)
-    files = find_files(sources)
-    chosen = _chosen(files)
-    total = Counts()
-    entries: list[LogFileEntry] = []
-    firsts: list[tuple[str, datetime]] = []  # (site, first line's stamp) of each file known
-    damaged: list[tuple[LogFileEntry, LogFile, datetime | None]] = []
-    writer_pool = ThreadPoolExecutor(max_workers=1)
-    with landing(raw_root, Source.SUPPORT_SITE, interval) as work:
-        rows_out = pq.ParquetWriter(work / "lines.parquet", ROW_SCHEMA, **PARQUET_OPTIONS)
-        quarantine_out = pq.ParquetWriter(work / "quarantine.parquet", QUARANTINE_SCHEMA)
-        writes: deque[Future] = deque()
-        try:
-            for file in files:
-                entry = LogFileEntry(path=str(file.path), site=file.site, file_id=file.file_id)
-                counts = Counts()
-                reader = chosen[f"{file.site}|{file.file_id}"]
-                if reader is not file:
-                    entry.skipped = f"same content as {reader.path}"
-                elif state.misses(file, interval):
-                    entry.skipped = "known content with no line in the interval"
-                    if first := state.spans[state.key(file)]["first"]:
-                        firsts.append((file.site, parse_instant(first).replace(tzinfo=None)))
-                else:
-                    span: tuple[datetime, datetime] | None = None
-                    for block in parser.read(file, block_bytes):
-                        if block.span:
-                            span = block.span if span is None else (
-                                min(span[0], block.span[0]), max(span[1], block.span[1])
-                            )  # fmt: skip
-                        counts.add(block.counts)
-                        writes.append(writer_pool.submit(_write, rows_out, block.rows))
-                        if len(writes) > 2:  # bounds the rows waiting in memory
-                            writes.popleft().result()
-                        if len(block.quarantined):
-                            quarantine_out.write_table(block.quarantined)
-                    state.record(file, span, counts.lines_read)
-                    entry.read_error = file.error
-                    file.record_damage(entry, counts.lines_read)
-                    if span:
-                        firsts.append((file.site, span[0]))
-                    if file.damage:
-                        damaged.append((entry, file, span and span[1]))
-                entry.lines_read, entry.rows = counts.lines_read, counts.rows
-                entry.quarantined = counts.quarantined
-                entry.outside_interval = counts.outside_interval
-                _check(entry, counts)
-                total.add(counts)
-                entries.append(entry)
-            for write in writes:
-                write.result()
-            for entry, file, last in damaged:
-                _place_damage(entry, file.site, last, firsts, interval)
-        finally:
-            parser.close()
-            writer_pool.shutdown()
-            rows_out.close()
-            quarantine_out.close()
-        landed = SupportSiteManifest(
-            batch=interval.batch_id,
-            start=interval.start,
-            end=interval.end,
-            format=fmt.name,
-            records=total.rows,
-            quarantined=total.quarantined,
-            lines_read=total.lines_read,
-            outside_interval=total.outside_interval,
-            files=entries,
-        )
-        _check(landed, total)
-        write_manifest(work, landed)
-    state.save()
-    return summary(landed, landed_version(work))
+    planned = plan(sources, interval, log_format, state_path, part_bytes, raw_root)
+    try:
+        for part in planned.parts:
+            extract_part(
+                part, interval, raw_root, key, log_format, block_bytes, threads,
+                internal_networks,
+            )  # fmt: skip
+        return combine(planned, raw_root, state_path)
+    finally:
+        remove_staging(raw_root, planned)
+
+
+def _naive(instant: datetime) -> datetime:
+    return instant.astimezone(UTC).replace(tzinfo=None)
 
 
 def _place_damage(

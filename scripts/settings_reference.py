@@ -9,7 +9,7 @@ import sys
 import types
 from datetime import date
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import SecretStr
@@ -91,6 +91,8 @@ def type_of(field: FieldInfo) -> str:
         annotation = next(arg for arg in get_args(annotation) if arg is not type(None))
     if get_origin(annotation) is tuple:
         name = "comma-separated list"
+    elif get_origin(annotation) is Literal:
+        name = " or ".join(f"`{value}`" for value in get_args(annotation))
     else:
         names = {
             SecretStr: "secret",

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e  # drives the real CLI, dbt, Airflow or warehouse
 INSPECT = """
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.definitions.mappedoperator import MappedOperator
 bag = DagBag(dag_folder=sys.argv[1])
 dags = {}
 for dag_id, dag in bag.dags.items():
@@ -29,6 +30,7 @@ for dag_id, dag in bag.dags.items():
         "tasks": {t.task_id: {"pool": t.pool, "outlets": [a.name for a in t.outlets],
                               "priority": t.priority_weight}
                   for t in dag.tasks},
+        "mapped": sorted(t.task_id for t in dag.tasks if isinstance(t, MappedOperator)),
         "schedule": type(condition).__name__,
         "assets": sorted(a.name for a in getattr(condition, "objects", [])),
     }
@@ -72,10 +74,17 @@ def test_dagbag_imports_thin_dags(tmp_path: Path) -> None:
     assert not {path.stem for path in (REPO / "dags").glob("*.py")} & packages
     ingest = bag["dags"]["engagement_ingest"]
     assert ingest["timetable"] == "CronDataIntervalTimetable"
+    # the support site's extraction fanned out: planned, its parts mapped, combined
+    extracting = {"x": ["extract"], "support_site": ["plan_parts", "extract_part", "combine"]}
+    assert {t for t in ingest["tasks"] if ".extract" in t or ".plan" in t or ".comb" in t} == {
+        f"{source}.{task}" for source, tasks in extracting.items() for task in tasks
+    }
+    assert ingest["mapped"] == ["support_site.extract_part"]
     for source in ("x", "support_site"):
         load = ingest["tasks"][f"{source}.load"]
         assert (load["pool"], load["outlets"]) == ("duckdb_writer", [f"engagement_raw_{source}"])
-        assert ingest["tasks"][f"{source}.extract"]["pool"] == "default_pool"
+        for task in extracting[source]:  # they write no warehouse: any worker, in parallel
+            assert ingest["tasks"][f"{source}.{task}"]["pool"] == "default_pool"
         # the gate's refusals are recorded in the raw warehouse: validation writes it too
         assert ingest["tasks"][f"{source}.validate"]["pool"] == "duckdb_writer"
     mart = bag["dags"]["engagement_mart"]
@@ -126,6 +135,7 @@ def test_airflow_runs_the_pipeline_for_a_day(tmp_path: Path, sandbox_url: str) -
         X_BEARER_TOKEN=TOKEN,
         X_ACCOUNTS="acmecloud,acmesupport",
         SUPPORT_SITE_LOGS=str(tmp_path / "logs" / "access.log*"),
+        SUPPORT_SITE_PART_MB="0.5",  # a part per file of the sample (~0.55 MB each)
     )
     airflow = str(Path(sys.executable).parent / "airflow")
     run([airflow, "db", "migrate"], env)
@@ -143,10 +153,20 @@ def test_airflow_runs_the_pipeline_for_a_day(tmp_path: Path, sandbox_url: str) -
         events = meta.execute(
             "select a.name from asset_event e join asset a on a.id = e.asset_id order by 1"
         ).fetchall()
+        parts = meta.execute(
+            "select map_index, state from task_instance"
+            " where task_id = 'support_site.extract_part' order by map_index"
+        ).fetchall()
     assert [(r[0], r[1][:10], r[2][:10], r[3]) for r in runs] == [
         ("engagement_ingest", "2026-11-05", "2026-11-06", "success"),
     ]
     assert {e[0] for e in events} >= {"engagement_raw_x", "engagement_raw_support_site"}
+    # the sample's seven files, none known yet: seven parts, each a mapped task instance
+    assert parts == [(index, "success") for index in range(7)]
+    manifest = json.loads(next((tmp_path / "data" / "raw" / "support_site").glob(
+        "*/manifest.json")).read_text())  # fmt: skip
+    assert len(manifest["files"]) == 7 and manifest["records"] > 0
+    assert not (tmp_path / "data" / "versions" / ".parts").exists()  # staging removed
     mart = tmp_path / "data" / "warehouse" / "engagement.duckdb"
     with duckdb.connect(str(mart), read_only=True) as con:
         days = con.execute("select date_day::varchar, x_posts from marts.agg_daily_engagement")

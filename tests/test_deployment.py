@@ -27,6 +27,7 @@ from tests.conftest import REPO
 ONE_OFF = {"airflow-init", "sample-logs", "superset-init"}  # jobs that run to their end
 MACHINE = {"postgres", "redis"}  # what the machine provides natively
 BI = {"superset-init", "superset"}  # profile bi: another image, not run natively (test_bi.py)
+SPARK = {"spark-master", "spark-worker"}  # profile spark: apache/spark, run natively by test_spark
 SUPERSET = REPO / "bi" / "superset"
 
 
@@ -37,7 +38,7 @@ def stack(tmp_path: Path) -> NativeStack:
 
 def test_compose_has_the_official_shape(stack: NativeStack) -> None:
     services = stack.spec["services"]
-    assert set(services) == set(AIRFLOW_SERVICES) | ONE_OFF | MACHINE | BI | {"x-sandbox"}
+    assert set(services) == set(AIRFLOW_SERVICES) | ONE_OFF | MACHINE | BI | SPARK | {"x-sandbox"}
     assert stack.spec["services"]["airflow-worker"]["deploy"]["replicas"] == 2
     for name, spec in services.items():
         if name not in ONE_OFF:
@@ -49,7 +50,7 @@ def test_compose_has_the_official_shape(stack: NativeStack) -> None:
         }
         assert "engagement-data:/data" in services[name]["volumes"]
         assert services[name]["environment"]["ENGAGEMENT_DATA_DIR"] == "/data"
-    assert {p for s in services.values() for p in s.get("profiles", [])} == {"sandbox", "bi"}
+    assert {p for s in services.values() for p in s.get("profiles", [])} == {"sandbox", "bi", "spark"}
 
 
 def test_the_native_stack_runs_what_compose_describes(stack: NativeStack) -> None:
@@ -57,7 +58,7 @@ def test_the_native_stack_runs_what_compose_describes(stack: NativeStack) -> Non
     each with its compose command; only addresses differ from the compose settings."""
     common = stack.service("airflow-scheduler").environment
     assert set(stack.addresses()) <= set(common), set(stack.addresses()) - set(common)
-    for name in set(stack.spec["services"]) - MACHINE - BI:
+    for name in set(stack.spec["services"]) - MACHINE - BI - SPARK:
         service = stack.service(name)
         command = stack.localise(service.command)
         assert (BIN / command[0]).exists() or command[0] == "bash", command

@@ -121,6 +121,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         "ENGAGEMENT_ALERT_CONN_ID": "engagement_alerts",
         "AIRFLOW_CONN_ENGAGEMENT_ALERTS": json.dumps(alerts | {"port": webhook.server_port}),
         "AIRFLOW_CONN_X_OAUTH": json.dumps(oauth),
+        "SUPPORT_SITE_PART_MB": "0.5",  # a part per file of the sample (~0.6 MB a day)
     }
     stack = NativeStack(tmp_path_factory.mktemp("deployment"), variables)
     stack.create_database()
@@ -206,12 +207,27 @@ def test_the_scheduler_catches_up_the_days_and_publishes_what_the_cli_does(
     ingest = [r for r in runs if r["dag_id"] == "engagement_ingest"]
     assert len(ingest) == DAYS and {r["run_type"] for r in ingest} == {"scheduled"}
     tasks = api.task_instances("engagement_ingest")
-    assert len(tasks) == DAYS * 7 and {t["state"] for t in tasks} == {"success"}
+    parts = [t for t in tasks if t["task_id"] == "support_site.extract_part"]
+    assert len(tasks) - len(parts) == DAYS * 8 and {t["state"] for t in tasks} == {"success"}
     # each at its first try: none lost starting (as when a worker's first task outwaited a
     # cold api-server, see its healthcheck) and saved only by a retry
     assert {t["try_number"] for t in tasks} == {1}, [t for t in tasks if t["try_number"] != 1]
-    for worker in ("airflow-worker-1", "airflow-worker-2"):  # both took tasks
-        assert re.search(r"Task execute_workload\[.*\] succeeded", stack.tail(worker, 10**6))
+    workers = {w: stack.tail(w, 10**6) for w in ("airflow-worker-1", "airflow-worker-2")}
+    for log in workers.values():  # both took tasks
+        assert re.search(r"Task execute_workload\[.*\] succeeded", log)
+    # the support site's extraction fanned out: a mapped task instance per part (per file
+    # here: the first day reads both sample files, the second only its own, the other known)
+    mapped = {run["dag_run_id"]: [] for run in ingest}
+    for part in parts:
+        mapped[part["dag_run_id"]].append(part["map_index"])
+    first = min(ingest, key=lambda r: r["data_interval_start"])["dag_run_id"]
+    assert {run: sorted(indexes) for run, indexes in mapped.items()} == {
+        run: [0, 1] if run == first else [0] for run in mapped
+    }
+    # ... parsed on both workers: a worker logs each task instance it runs, by its id
+    ran_on = {p["id"]: [w for w, log in workers.items() if p["id"] in log] for p in parts}
+    assert all(len(on) == 1 for on in ran_on.values()), ran_on
+    assert {on[0] for on in ran_on.values()} == set(workers), ran_on
     mart = Path("warehouse") / "engagement.duckdb"
     assert mart_hashes(stack.data / mart) == mart_hashes(tmp_path / "cli" / mart)
     # DM care for the authorised account every day; "not authorised" (null), never 0, for
@@ -418,7 +434,7 @@ def test_clearing_a_refused_validation_lands_the_interval_again_and_publishes_it
     held = log.rename(stack.logs.parent / "held-back.log")
 
     log.write_text("")
-    clear(api, run_id, "support_site.extract")
+    clear(api, run_id, "support_site.plan_parts")
     refused = task_ends(api, run_id, "support_site.validate", {"failed", "success"})
     assert refused["state"] == "failed"
     run_fails(api, run_id)

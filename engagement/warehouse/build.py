@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict
 from engagement import accounts
 from engagement.errors import DataRefused, UsageError
 from engagement.settings import Settings
+from engagement.warehouse import spark
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +152,11 @@ def windows(days: list[date]) -> tuple[tuple[date, date], ...]:
 
 
 def fingerprint(settings: Settings) -> str:
-    """Identifies the dbt project's code, seeds and vars, and the dbt that runs them."""
+    """Identifies the dbt project's code, seeds and vars, and the dbt and engine that run
+    them (a build on another engine starts from nothing: a full one)."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([dbt_vars(settings), version("dbt-core")]).encode())
+    engine = [] if settings.warehouse_engine == "duckdb" else [settings.warehouse_engine]
+    digest.update(json.dumps([dbt_vars(settings), version("dbt-core"), *engine]).encode())
     project = settings.dbt_project_dir
     for path in sorted(project.rglob("*")):
         relative = path.relative_to(project)
@@ -276,6 +279,13 @@ def dbt_command(settings: Settings, work: Path) -> tuple[list[str], dict[str, st
     )
     env.pop("ENGAGEMENT_BUILD_DB", None)
     env.pop("ENGAGEMENT_RAW_DB", None)
+    cwd = settings.warehouse_dir
+    target = []
+    if settings.warehouse_engine == "spark":  # Spark's metastore is made in its directory
+        name, spark_env = spark.dbt_target(settings)
+        env |= spark_env
+        cwd, target = settings.spark_dir, ["--target", name]
+        cwd.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "engagement.warehouse.dbt_main", "build",
         "--project-dir", project,
@@ -284,8 +294,9 @@ def dbt_command(settings: Settings, work: Path) -> tuple[list[str], dict[str, st
         "--log-path", str(work / "logs"),
         "--vars", json.dumps(dbt_vars(settings)),
         "--threads", str(settings.dbt_threads),
+        *target,
     ]  # fmt: skip
-    return command, env, settings.warehouse_dir
+    return command, env, cwd
 
 
 def dbt_build(settings: Settings, build: Plan, lock_fd: int) -> None:
@@ -294,6 +305,8 @@ def dbt_build(settings: Settings, build: Plan, lock_fd: int) -> None:
     life of a process, and the build file must be free to publish it."""
     work = settings.data_dir / "dbt"
     command, env, cwd = dbt_command(settings, work)
+    if settings.warehouse_engine == "spark":
+        spark.export_raw(settings.raw_db, settings.spark_dir / "raw")
     # unit tests check the code, not the data: CI runs them (tests/test_dbt_project.py), a
     # pipeline build does not, as dbt's documentation recommends for production
     command += ["--exclude-resource-type", "unit_test"]
@@ -582,6 +595,11 @@ def build_and_publish(settings: Settings, full_refresh: bool = False) -> BuildSu
         build = plan(settings, full_refresh)
         if build.full_refresh or build.changed_loads:
             dbt_build(settings, build, lock_fd)
+            if settings.warehouse_engine == "spark":  # published from the build file, as ever
+                manifest = settings.data_dir / "dbt" / "target" / "manifest.json"
+                spark.import_marts(
+                    manifest, settings.spark_dir / "warehouse", settings.build_db, PUBLISHED_SCHEMA
+                )
             record_built(settings, build)
         seconds["build"] = time.perf_counter() - started
         tables, updated = [], []
