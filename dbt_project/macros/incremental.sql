@@ -58,3 +58,27 @@
 {% macro build_window_bound(name, unbounded) -%}
     {{ timestamp_literal(invocation_args_dict.get(name) or unbounded) }}
 {%- endmacro %}
+
+{#-
+    Spark: a microbatch batch overwrites its day's partition named in full (a static
+    partition), so a day rebuilt with no rows is emptied, as DuckDB's delete and insert
+    empties it; dbt-spark's dynamic overwrite replaces only the partitions the batch writes
+    rows to, and would keep such a day's old rows. Anything else is dbt-spark's own SQL (but
+    for Iceberg tables, which this project does not make).
+-#}
+{% macro get_insert_overwrite_sql(source_relation, target_relation, existing_relation) %}
+    {%- set partition_by = config.get('partition_by') -%}
+    {%- set dest_columns = adapter.get_columns_in_relation(target_relation) -%}
+    {%- if in_batch() and partition_by is string -%}
+        {%- set day = model.batch.event_time_start | string -%}
+        {%- set columns = dest_columns | rejectattr('name', 'equalto', partition_by) -%}
+    insert overwrite table {{ target_relation }}
+    partition ({{ partition_by }} = date'{{ day[:10] }}')
+    select {{ columns | map(attribute='quoted') | join(', ') }} from {{ source_relation }}
+    where {{ partition_by }} = date'{{ day[:10] }}'
+    {%- else -%}
+    insert overwrite table {{ target_relation }}
+    {{ partition_cols(label="partition") }}
+    select {{ dest_columns | map(attribute='quoted') | join(', ') }} from {{ source_relation }}
+    {%- endif -%}
+{% endmacro %}
