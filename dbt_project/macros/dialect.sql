@@ -180,7 +180,7 @@
 {%- endmacro %}
 
 {% macro spark__list_element(list, position) -%}
-    try_element_at({{ list }}, {{ position }})
+    try_element_at({{ list }}, cast({{ position }} as int))
 {%- endmacro %}
 
 {#- the 1-based position of the first element of a list equal to `value`; null when none is -#}
