@@ -35,13 +35,13 @@
             {{ items }}.{{ id_column }},
             {{ items }}.target_minutes,
             business_hours.closes_at,
-            {{ seconds_between(
+            {{ date_diff('second', 
                 'greatest(business_hours.opens_at, ' ~ items ~ '.created_at)',
                 'least(business_hours.closes_at, coalesce('
                 ~ items ~ '.first_response_at, business_hours.closes_at))'
             ) }} as seconds_to_response,
             sum(
-                {{ seconds_between(
+                {{ date_diff('second', 
                     'greatest(business_hours.opens_at, ' ~ items ~ '.created_at)',
                     'business_hours.closes_at'
                 ) }}

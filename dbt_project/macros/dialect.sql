@@ -8,6 +8,121 @@
     json_* macros read text there, DuckDB's JSON type here.
 -#}
 
+{#- Shared with the site chain's dialect.sql (the same macros, verbatim). -#}
+
+{#- The number of `unit` boundaries (second, minute, hour, day) crossed from timestamp `start` to `end`, a bigint: DuckDB's date_diff. -#}
+{% macro date_diff(unit, start, end) -%}
+    {{ return(adapter.dispatch('date_diff')(unit, start, end)) }}
+{%- endmacro %}
+
+{% macro default__date_diff(unit, start, end) -%}
+    date_diff('{{ unit }}', {{ start }}, {{ end }})
+{%- endmacro %}
+
+{% macro spark__date_diff(unit, start, end) -%}
+    {%- set seconds = {'second': 1, 'minute': 60, 'hour': 3600} -%}
+    {%- if unit == 'day' -%}
+        datediff(cast({{ end }} as date), cast({{ start }} as date))
+    {%- elif unit in seconds -%}
+        (unix_seconds({{ end }}) div {{ seconds[unit] }} - unix_seconds({{ start }}) div {{ seconds[unit] }})
+    {%- else -%}
+        {{ exceptions.raise_compiler_error('date_diff: no Spark SQL for unit ' ~ unit) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A select-list expression that makes one row per day (a date) from date `start` to date `end`, both included; none when start > end is not allowed on Spark. -#}
+{% macro date_series(start, end) -%}
+    {{ return(adapter.dispatch('date_series')(start, end)) }}
+{%- endmacro %}
+
+{% macro default__date_series(start, end) -%}
+    cast(unnest(generate_series({{ start }}, {{ end }}, interval 1 day)) as date)
+{%- endmacro %}
+
+{% macro spark__date_series(start, end) -%}
+    explode(sequence(cast({{ start }} as date), cast({{ end }} as date), interval 1 day))
+{%- endmacro %}
+
+{#- The ISO day of the week of a date: 1 (Monday) to 7 (Sunday). -#}
+{% macro iso_day_of_week(day) -%}
+    {{ return(adapter.dispatch('iso_day_of_week')(day)) }}
+{%- endmacro %}
+
+{% macro default__iso_day_of_week(day) -%}
+    isodow({{ day }})
+{%- endmacro %}
+
+{% macro spark__iso_day_of_week(day) -%}
+    extract(dayofweek_iso from {{ day }})
+{%- endmacro %}
+
+{#- Whether the regular expression `pattern` matches somewhere in `value` (null when either is null). -#}
+{% macro regex_matches(value, pattern) -%}
+    {{ return(adapter.dispatch('regex_matches')(value, pattern)) }}
+{%- endmacro %}
+
+{% macro default__regex_matches(value, pattern) -%}
+    regexp_matches({{ value }}, {{ pattern }})
+{%- endmacro %}
+
+{% macro spark__regex_matches(value, pattern) -%}
+    regexp_like({{ value }}, {{ pattern }})
+{%- endmacro %}
+
+{#- The aggregate of the non-null strings `value` joined by `separator` in the order of `order_by` (null when there are none); a `filter (where ...)` may follow. -#}
+{% macro string_agg_ordered(value, separator, order_by) -%}
+    {{ return(adapter.dispatch('string_agg_ordered')(value, separator, order_by)) }}
+{%- endmacro %}
+
+{% macro default__string_agg_ordered(value, separator, order_by) -%}
+    string_agg({{ value }}, {{ separator }} order by {{ order_by }})
+{%- endmacro %}
+
+{% macro spark__string_agg_ordered(value, separator, order_by) -%}
+    string_agg({{ value }}, {{ separator }}) within group (order by {{ order_by }})
+{%- endmacro %}
+
+{#- The aggregate `value` of the row with the least `ordering`, rows whose value or ordering is null left out (DuckDB's arg_min; Spark's min_by keeps a null value). -#}
+{% macro arg_min(value, ordering) -%}
+    {{ return(adapter.dispatch('arg_min')(value, ordering)) }}
+{%- endmacro %}
+
+{% macro default__arg_min(value, ordering) -%}
+    arg_min({{ value }}, {{ ordering }})
+{%- endmacro %}
+
+{% macro spark__arg_min(value, ordering) -%}
+    min_by({{ value }}, case when ({{ value }}) is not null then {{ ordering }} end)
+{%- endmacro %}
+
+{#- The text of the JSON value at `path` ('$.key', '$[0]') of JSON text `json`: a string unquoted, null for a JSON null or no value. -#}
+{% macro json_text(json, path) -%}
+    {{ return(adapter.dispatch('json_text')(json, path)) }}
+{%- endmacro %}
+
+{% macro default__json_text(json, path) -%}
+    ({{ json }} ->> '{{ path }}')
+{%- endmacro %}
+
+{% macro spark__json_text(json, path) -%}
+    get_json_object({{ json }}, '{{ path }}')
+{%- endmacro %}
+
+{#- Whether JSON text `json` is an array. -#}
+{% macro json_is_array(json) -%}
+    {{ return(adapter.dispatch('json_is_array')(json)) }}
+{%- endmacro %}
+
+{% macro default__json_is_array(json) -%}
+    json_type({{ json }}) = 'ARRAY'
+{%- endmacro %}
+
+{% macro spark__json_is_array(json) -%}
+    json_array_length({{ json }}) is not null
+{%- endmacro %}
+
+{#- The X chain's. -#}
+
 {#- a value as a quoted SQL string literal (Spark reads backslashes in literals as escapes) -#}
 {% macro sql_string(value) -%}
     {{ return(adapter.dispatch('sql_string')(value)) }}
@@ -41,19 +156,6 @@
     {{ sql_string(pattern) }}
 {%- endmacro %}
 
-{#- whether `value` contains a match of the regular expression literal `pattern` -#}
-{% macro regex_matches(value, pattern) -%}
-    {{ return(adapter.dispatch('regex_matches')(value, pattern)) }}
-{%- endmacro %}
-
-{% macro default__regex_matches(value, pattern) -%}
-    regexp_matches({{ value }}, {{ pattern }})
-{%- endmacro %}
-
-{% macro spark__regex_matches(value, pattern) -%}
-    regexp_like({{ value }}, {{ pattern }})
-{%- endmacro %}
-
 {#- `value` with every match of the regular expression literal `pattern` replaced by the
     string literal `replacement` (no group references) -#}
 {% macro regex_replace_all(value, pattern, replacement) -%}
@@ -68,20 +170,6 @@
     regexp_replace({{ value }}, {{ pattern }}, {{ replacement }})
 {%- endmacro %}
 
-{#- the text at the JSONPath `path` of JSON `json`: a string's contents, a number's digits,
-    an object's or array's JSON; null when absent -#}
-{% macro json_string(json, path) -%}
-    {{ return(adapter.dispatch('json_string')(json, path)) }}
-{%- endmacro %}
-
-{% macro default__json_string(json, path) -%}
-    json_extract_string({{ json }}, '{{ path }}')
-{%- endmacro %}
-
-{% macro spark__json_string(json, path) -%}
-    get_json_object({{ json }}, '{{ path }}')
-{%- endmacro %}
-
 {#- the JSON at the JSONPath `path` of JSON `json` (DuckDB: JSON; Spark: its text), null
     when absent -#}
 {% macro json_fragment(json, path) -%}
@@ -94,19 +182,6 @@
 
 {% macro spark__json_fragment(json, path) -%}
     get_json_object({{ json }}, '{{ path }}')
-{%- endmacro %}
-
-{#- whether the value at the JSONPath `path` of JSON `json` is an array -#}
-{% macro json_is_array(json, path) -%}
-    {{ return(adapter.dispatch('json_is_array')(json, path)) }}
-{%- endmacro %}
-
-{% macro default__json_is_array(json, path) -%}
-    json_type({{ json }}, '{{ path }}') = 'ARRAY'
-{%- endmacro %}
-
-{% macro spark__json_is_array(json, path) -%}
-    coalesce(json_array_length(get_json_object({{ json }}, '{{ path }}')) is not null, false)
 {%- endmacro %}
 
 {#- the texts a JSONPath with one `[*]` selects (e.g. `$.entities.urls[*].expanded_url`), as a
@@ -242,19 +317,6 @@
     ))
 {%- endmacro %}
 
-{#- in a select list: one row per day from `first_day` to `last_day` (dates, both included) -#}
-{% macro unnest_days(first_day, last_day) -%}
-    {{ return(adapter.dispatch('unnest_days')(first_day, last_day)) }}
-{%- endmacro %}
-
-{% macro default__unnest_days(first_day, last_day) -%}
-    cast(unnest(generate_series({{ first_day }}, {{ last_day }}, interval 1 day)) as date)
-{%- endmacro %}
-
-{% macro spark__unnest_days(first_day, last_day) -%}
-    explode(sequence(cast({{ first_day }} as date), cast({{ last_day }} as date), interval 1 day))
-{%- endmacro %}
-
 {#- the aggregate list of `value` ordered by the expressions `order_by` (ascending, nulls
     last), nulls kept -#}
 {% macro ordered_list_agg(value, order_by) -%}
@@ -276,41 +338,6 @@
         ))),
         sort_entry -> sort_entry.list_value
     )
-{%- endmacro %}
-
-{#- the aggregate `value` of the row with the smallest `order_by` (a list of expressions,
-    compared in turn, nulls last); rows whose `value` is null are skipped -#}
-{% macro arg_min(value, order_by) -%}
-    {{ return(adapter.dispatch('arg_min')(value, order_by)) }}
-{%- endmacro %}
-
-{% macro default__arg_min(value, order_by) -%}
-    arg_min({{ value }}, ({{ order_by | join(', ') }}))
-{%- endmacro %}
-
-{% macro spark__arg_min(value, order_by) -%}
-    min_by(
-        {{ value }},
-        struct(
-            {%- for key in order_by %}
-            ({{ key }}) is null, {{ key }}{{ ',' if not loop.last }}
-            {%- endfor %}
-        )
-    ) filter (where ({{ value }}) is not null)
-{%- endmacro %}
-
-{#- the aggregate string of `value`s joined by the string literal `separator`, in ascending
-    order of value (nulls skipped) -#}
-{% macro string_agg_sorted(value, separator) -%}
-    {{ return(adapter.dispatch('string_agg_sorted')(value, separator)) }}
-{%- endmacro %}
-
-{% macro default__string_agg_sorted(value, separator) -%}
-    string_agg({{ value }}, {{ separator }} order by {{ value }})
-{%- endmacro %}
-
-{% macro spark__string_agg_sorted(value, separator) -%}
-    string_agg({{ value }}, {{ separator }}) within group (order by {{ value }})
 {%- endmacro %}
 
 {#- the aggregate continuous (interpolated) quantile `quantile` of `value` -#}
@@ -359,20 +386,6 @@
     ) as timestamp_ntz)
 {%- endmacro %}
 
-{#- the whole seconds from timestamp `start` to timestamp `end` (the seconds boundaries
-    crossed: sub-second parts are dropped first) -#}
-{% macro seconds_between(start, end) -%}
-    {{ return(adapter.dispatch('seconds_between')(start, end)) }}
-{%- endmacro %}
-
-{% macro default__seconds_between(start, end) -%}
-    date_diff('second', {{ start }}, {{ end }})
-{%- endmacro %}
-
-{% macro spark__seconds_between(start, end) -%}
-    (unix_seconds(cast({{ end }} as timestamp)) - unix_seconds(cast({{ start }} as timestamp)))
-{%- endmacro %}
-
 {#- an interval of `n` days -#}
 {% macro interval_days(n) -%}
     {{ return(adapter.dispatch('interval_days')(n)) }}
@@ -412,15 +425,27 @@
     make_dt_interval(0, 0, 0, cast({{ n }} as decimal(18, 6)))
 {%- endmacro %}
 
-{#- the ISO day of the week of a date: 1 Monday ... 7 Sunday -#}
-{% macro iso_weekday(day) -%}
-    {{ return(adapter.dispatch('iso_weekday')(day)) }}
+{#-
+    Contracts. The marts' contracts declare DuckDB's types (varchar, integer, timestamp...),
+    what the published DuckDB file has. On Spark a declared type is read as Spark's type of
+    the same values: varchar is string, timestamp (DuckDB's has no time zone) timestamp_ntz.
+-#}
+
+{#- Spark's name of the type of a contract's data_type in DuckDB's words. -#}
+{% macro spark_data_type(data_type) -%}
+    {%- set name = data_type | trim | lower -%}
+    {{- {'varchar': 'string', 'text': 'string', 'timestamp': 'timestamp_ntz', 'hugeint': 'decimal(38, 0)'}.get(name, name) -}}
 {%- endmacro %}
 
-{% macro default__iso_weekday(day) -%}
-    isodow({{ day }})
-{%- endmacro %}
-
-{% macro spark__iso_weekday(day) -%}
-    (weekday({{ day }}) + 1)
+{#- dbt's query of a contract's declared columns (dbt-adapters' default, with the types read as Spark's). -#}
+{% macro spark__get_empty_schema_sql(columns) -%}
+    {%- set spark_columns = {} -%}
+    {%- for name, column in columns.items() -%}
+        {%- set spark_column = column.copy() -%}
+        {%- if column.get('data_type') -%}
+            {%- do spark_column.update({'data_type': spark_data_type(column['data_type'])}) -%}
+        {%- endif -%}
+        {%- do spark_columns.update({name: spark_column}) -%}
+    {%- endfor -%}
+    {{ return(default__get_empty_schema_sql(spark_columns)) }}
 {%- endmacro %}

@@ -11,25 +11,25 @@
 {% macro x_post_payload_columns(payload='payload', post_id_column='post_id') -%}
     {%- set references -%}
         case
-            when {{ json_is_array(payload, '$.referenced_posts') }}
+            when {{ json_is_array(json_fragment(payload, '$.referenced_posts')) }}
                 then {{ json_fragment(payload, '$.referenced_posts') }}
             else {{ json_fragment(payload, '$.referenced_tweets') }}
         end
     {%- endset -%}
     {%- set edit_history -%}
         case
-            when {{ json_is_array(payload, '$.edit_history_post_ids') }}
+            when {{ json_is_array(json_fragment(payload, '$.edit_history_post_ids')) }}
                 then {{ json_fragment(payload, '$.edit_history_post_ids') }}
             else {{ json_fragment(payload, '$.edit_history_tweet_ids') }}
         end
     {%- endset -%}
-    coalesce({{ post_id_column }}, {{ json_string(payload, '$.id') }}) as post_id,
-        {{ json_string(payload, '$.author_id') }} as author_id,
-        {{ parse_x_timestamp(json_string(payload, '$.created_at')) }} as created_at,
-        {{ json_string(payload, '$.text') }} as post_text,
-        {{ json_string(payload, '$.lang') }} as lang,
-        {{ json_string(payload, '$.conversation_id') }} as conversation_id,
-        {{ json_string(payload, '$.in_reply_to_user_id') }} as in_reply_to_user_id,
+    coalesce({{ post_id_column }}, {{ json_text(payload, '$.id') }}) as post_id,
+        {{ json_text(payload, '$.author_id') }} as author_id,
+        {{ parse_x_timestamp(json_text(payload, '$.created_at')) }} as created_at,
+        {{ json_text(payload, '$.text') }} as post_text,
+        {{ json_text(payload, '$.lang') }} as lang,
+        {{ json_text(payload, '$.conversation_id') }} as conversation_id,
+        {{ json_text(payload, '$.in_reply_to_user_id') }} as in_reply_to_user_id,
         {%- for reference_type, column in [
             ('replied_to', 'replied_to_post_id'),
             ('quoted', 'quoted_post_id'),

@@ -48,7 +48,7 @@ bounds as (
 
 local_days as (
 
-    select {{ unnest_days('first_day', 'last_day') }} as local_day
+    select {{ date_series('first_day', 'last_day') }} as local_day
     from bounds
     where first_day is not null
 
@@ -71,7 +71,7 @@ spans as (
     inner join openings
         on
             care.care_username is not distinct from openings.care_username
-            and {{ iso_weekday('local_days.local_day') }} = openings.iso_weekday
+            and {{ iso_day_of_week('local_days.local_day') }} = openings.iso_weekday
     left join holidays
         on
             care.care_username is not distinct from holidays.care_username

@@ -76,7 +76,7 @@ final as (
         version_created_at,
         observed_at,
         round(
-            cast({{ seconds_between('version_created_at', 'observed_at') }} as double) / 86400, 2
+            cast({{ date_diff('second', 'version_created_at', 'observed_at') }} as double) / 86400, 2
         ) as age_days,
         impression_count,
         url_link_clicks,

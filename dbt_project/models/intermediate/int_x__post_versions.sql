@@ -91,7 +91,9 @@ first_hop as (
 
     select
         version_id,
-        {{ arg_min('candidate_root_id', [numeric_id('candidate_root_id'), 'candidate_root_id']) }}
+        {{ arg_min(
+            'candidate_root_id', '(' ~ numeric_id('candidate_root_id') ~ ', candidate_root_id)'
+        ) }}
             as root_post_id,
         max(version_number) as version_number,
         bool_or(is_observed) as is_observed

@@ -84,7 +84,7 @@ x_batch_days as (
 
     select
         batch_id,
-        {{ unnest_days(
+        {{ date_series(
             'cast(interval_start as date)', 'cast(interval_end - interval 1 microsecond as date)'
         ) }} as date_day
 

@@ -92,7 +92,7 @@ final as (
         linked_path,
         post_created_at,
         round(
-            cast({{ seconds_between('post_created_at', 'session_started_at') }} as double) / 60, 1
+            cast({{ date_diff('second', 'post_created_at', 'session_started_at') }} as double) / 60, 1
         )
             as minutes_after_post
 

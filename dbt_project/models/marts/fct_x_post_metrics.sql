@@ -135,9 +135,9 @@ final as (
         with_previous.bookmark_count - with_previous.previous_bookmark_count
             as bookmark_growth,
         cast(
-            {{ seconds_between('own_posts.created_at', 'with_previous.snapshot_at') }} as double
+            {{ date_diff('second', 'own_posts.created_at', 'with_previous.snapshot_at') }} as double
         ) / 3600 as hours_since_posting,
-        cast({{ seconds_between(
+        cast({{ date_diff('second', 
             'with_previous.previous_snapshot_at', 'with_previous.snapshot_at'
         ) }} as double) / 3600 as hours_since_previous_snapshot,
         own_posts.created_at,

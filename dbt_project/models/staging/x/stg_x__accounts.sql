@@ -12,11 +12,11 @@ renamed as (
         batch_id,
         interval_start,
         interval_end,
-        coalesce(user_id, {{ json_string('payload', '$.id') }}) as user_id,
-        coalesce(username, {{ json_string('payload', '$.username') }}) as username,
-        lower(coalesce(username, {{ json_string('payload', '$.username') }})) as username_lower,
-        {{ json_string('payload', '$.name') }} as display_name,
-        {{ parse_x_timestamp(json_string('payload', '$.created_at')) }} as account_created_at,
+        coalesce(user_id, {{ json_text('payload', '$.id') }}) as user_id,
+        coalesce(username, {{ json_text('payload', '$.username') }}) as username,
+        lower(coalesce(username, {{ json_text('payload', '$.username') }})) as username_lower,
+        {{ json_text('payload', '$.name') }} as display_name,
+        {{ parse_x_timestamp(json_text('payload', '$.created_at')) }} as account_created_at,
         cast(
             {{ json_fragment('payload', '$.public_metrics.followers_count') }} as bigint
         ) as followers_count,

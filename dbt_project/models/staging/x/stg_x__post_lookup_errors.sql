@@ -22,15 +22,15 @@ renamed as (
         interval_end as snapshot_at,
         coalesce(
             post_id,
-            {{ json_string('payload', '$.resource_id') }},
-            {{ json_string('payload', '$.value') }}
+            {{ json_text('payload', '$.resource_id') }},
+            {{ json_text('payload', '$.value') }}
         ) as post_id,
-        {{ json_string('payload', '$.title') }} as error_title,
-        {{ json_string('payload', '$.type') }} as error_type,
-        {{ json_string('payload', '$.detail') }} as error_detail,
-        {{ json_string('payload', '$.resource_type') }} as resource_type,
-        {{ json_string('payload', '$.parameter') }} as error_parameter,
-        {{ json_string('payload', '$.value') }} as requested_value,
+        {{ json_text('payload', '$.title') }} as error_title,
+        {{ json_text('payload', '$.type') }} as error_type,
+        {{ json_text('payload', '$.detail') }} as error_detail,
+        {{ json_text('payload', '$.resource_type') }} as resource_type,
+        {{ json_text('payload', '$.parameter') }} as error_parameter,
+        {{ json_text('payload', '$.value') }} as requested_value,
         payload,
         _loaded_at
 

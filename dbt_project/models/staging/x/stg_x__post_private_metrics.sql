@@ -21,14 +21,14 @@ renamed as (
         account_username,
         lower(account_username) as account_username_lower,
         account_id,
-        coalesce(post_id, {{ json_string('payload', '$.id') }}) as post_id,
+        coalesce(post_id, {{ json_text('payload', '$.id') }}) as post_id,
         coalesce(
-            {{ json_string('payload', '$.edit_history_tweet_ids[0]') }},
+            {{ json_text('payload', '$.edit_history_tweet_ids[0]') }},
             post_id,
-            {{ json_string('payload', '$.id') }}
+            {{ json_text('payload', '$.id') }}
         ) as root_post_id,
-        {{ json_string('payload', '$.author_id') }} as author_id,
-        {{ parse_x_timestamp(json_string('payload', '$.created_at')) }} as created_at,
+        {{ json_text('payload', '$.author_id') }} as author_id,
+        {{ parse_x_timestamp(json_text('payload', '$.created_at')) }} as created_at,
         observed_at,
         try_cast(
             {{ json_fragment('payload', '$.non_public_metrics.impression_count') }} as bigint
