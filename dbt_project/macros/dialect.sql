@@ -434,7 +434,11 @@
 {#- Spark's name of the type of a contract's data_type in DuckDB's words. -#}
 {% macro spark_data_type(data_type) -%}
     {%- set name = data_type | trim | lower -%}
-    {{- {'varchar': 'string', 'text': 'string', 'timestamp': 'timestamp_ntz', 'hugeint': 'decimal(38, 0)'}.get(name, name) -}}
+    {%- if name.endswith('[]') -%}
+        array<{{ spark_data_type(name[:-2]) }}>
+    {%- else -%}
+        {{- {'varchar': 'string', 'text': 'string', 'timestamp': 'timestamp_ntz', 'hugeint': 'decimal(38, 0)'}.get(name, name) -}}
+    {%- endif -%}
 {%- endmacro %}
 
 {#- dbt's query of a contract's declared columns (dbt-adapters' default, with the types read as Spark's). -#}

@@ -96,7 +96,7 @@ with_previous as (
 
     select
         *,
-        row_number() over post_snapshots as snapshot_number,
+        cast(row_number() over post_snapshots as bigint) as snapshot_number,
         lag(snapshot_at) over post_snapshots as previous_snapshot_at,
         lag(impression_count) over post_snapshots as previous_impression_count,
         lag(like_count) over post_snapshots as previous_like_count,
