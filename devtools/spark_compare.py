@@ -21,7 +21,6 @@ from engagement.warehouse import build, spark
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--select", nargs="*", default=[])
-    parser.add_argument("--exclude", nargs="*", default=[])
     parser.add_argument("--no-build", action="store_true", help="compare the last Spark build")
     args = parser.parse_args()
     settings = Settings()
@@ -38,8 +37,6 @@ def main() -> None:
         command += ["--target", "spark", "--full-refresh", "--exclude-resource-type", "unit_test"]
         if args.select:
             command += ["--select", *args.select]
-        if args.exclude:
-            command += ["--exclude", *args.exclude]
         result = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True)
         tail = [line for line in result.stdout.splitlines() if "ERROR" in line or "FAIL" in line]
         print("\n".join(tail[-40:]) or "dbt: green")
