@@ -425,6 +425,38 @@
     make_dt_interval(0, 0, 0, cast({{ n }} as decimal(18, 6)))
 {%- endmacro %}
 
+{#- `value` (a double) rounded to `digits` decimals (0 to 7), halves away from zero, as DuckDB
+    rounds a double: by its exact binary value (0.15, 0.1499999999999999944..., to 1 decimal
+    is 0.1). Spark's round reads a double as its shortest decimal (0.15, so 0.2): there a
+    tie of the scaled value is decided by its exact error (Dekker's product) -#}
+{% macro round_double(value, digits) -%}
+    {{ return(adapter.dispatch('round_double')(value, digits)) }}
+{%- endmacro %}
+
+{% macro default__round_double(value, digits) -%}
+    round({{ value }}, {{ digits }})
+{%- endmacro %}
+
+{% macro spark__round_double(value, digits) -%}
+    {%- set scale = (10 ** digits) ~ 'D' -%}
+    {%- set high = '(134217729D * rounded.v - (134217729D * rounded.v - rounded.v))' -%}
+    element_at(transform(
+        array(named_struct('v', cast({{ value }} as double), 'p', cast({{ value }} as double) * {{ scale }})),
+        rounded -> case
+            when rounded.p - floor(rounded.p) != 0.5D then round(rounded.p)
+            -- a tie of the scaled double: the exact product's error decides
+            when
+                ({{ high }} * {{ scale }} - rounded.p) + (rounded.v - {{ high }}) * {{ scale }} < 0
+                or (
+                    ({{ high }} * {{ scale }} - rounded.p) + (rounded.v - {{ high }}) * {{ scale }} = 0
+                    and rounded.p < 0
+                )
+                then floor(rounded.p)
+            else floor(rounded.p) + 1
+        end / {{ scale }}
+    ), 1)
+{%- endmacro %}
+
 {#-
     Contracts. The marts' contracts declare DuckDB's types (varchar, integer, timestamp...),
     what the published DuckDB file has. On Spark a declared type is read as Spark's type of

@@ -91,9 +91,9 @@ final as (
         is_post_deleted,
         linked_path,
         post_created_at,
-        round(
-            cast({{ date_diff('second', 'post_created_at', 'session_started_at') }} as double) / 60, 1
-        )
+        {{ round_double(
+            'cast(' ~ date_diff('second', 'post_created_at', 'session_started_at') ~ ' as double) / 60', 1
+        ) }}
             as minutes_after_post
 
     from candidates
