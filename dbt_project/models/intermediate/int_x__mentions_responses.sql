@@ -37,7 +37,8 @@ mentions as (
         max(case when is_primary_account then account_id end) as mentioned_account_id,
         max(case when is_primary_account then account_username end)
             as mentioned_account_username,
-        {{ string_agg_ordered('account_username', "','", 'account_username') }} as mentioned_account_usernames,
+        {{ string_agg_ordered('account_username', "','", 'account_username') }}
+            as mentioned_account_usernames,
         count(*) as mentioned_account_count,
         bool_or(is_reply_to_account) as is_reply_to_account
 
@@ -135,9 +136,9 @@ final as (
         case when replied.is_within_window then replied.responded_at end as first_response_at,
         case
             when replied.is_within_window
-                then cast(
-                    {{ date_diff('second', 'replied.created_at', 'replied.responded_at') }} as double
-                ) / 60
+                then cast({{ date_diff(
+                    'second', 'replied.created_at', 'replied.responded_at'
+                ) }} as double) / 60
         end as first_response_minutes,
         case when replied.is_within_window then replied.responder_id end as responder_id,
         case

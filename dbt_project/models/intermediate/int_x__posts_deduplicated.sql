@@ -95,7 +95,8 @@ known_versions as (
     select
         root_post_id,
         count(*) as known_version_count,
-        {{ ordered_list_agg('version_id', [numeric_id('version_id'), 'version_id']) }} as version_ids
+        {{ ordered_list_agg('version_id', [numeric_id('version_id'), 'version_id']) }}
+            as version_ids
 
     from versions
     group by root_post_id

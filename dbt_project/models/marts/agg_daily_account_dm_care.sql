@@ -148,7 +148,8 @@ requests_daily as (
         requests.requested_date as date_day,
         {{ dm_request_counts(rel='requests.') }},
         median(requests.first_response_minutes) as median_dm_first_response_minutes,
-        {{ quantile_cont('requests.first_response_minutes', 0.9) }} as p90_dm_first_response_minutes,
+        {{ quantile_cont('requests.first_response_minutes', 0.9) }}
+            as p90_dm_first_response_minutes,
         median(requests.first_response_business_minutes)
             as median_dm_first_response_business_minutes,
         {{ quantile_cont('requests.first_response_business_minutes', 0.9) }}

@@ -94,7 +94,7 @@ scoped_posts as (
     select
         date_day,
         'company' as scope,
-        cast(null as varchar) as account_username,
+        cast(null as string) as account_username,
         x_posts as broadcast_posts,
         x_replies_to_customers as replies_to_customers
 
@@ -136,7 +136,7 @@ scoped_mentions as (
     select
         created_date,
         'company' as scope,
-        cast(null as varchar) as account_username,
+        cast(null as string) as account_username,
         needs_answer,
         answer_status,
         is_answered,
@@ -179,13 +179,13 @@ period_mentions as (
         median(scoped_mentions.first_response_minutes) filter (
             where scoped_mentions.is_answered
         ) as median_first_response_minutes_all_mentions,
-        quantile_cont(scoped_mentions.first_response_minutes, 0.9) filter (
+        {{ quantile_cont('scoped_mentions.first_response_minutes', 0.9) }} filter (
             where scoped_mentions.needs_answer and scoped_mentions.is_answered
         ) as p90_first_response_minutes,
         median(scoped_mentions.first_response_business_minutes) filter (
             where scoped_mentions.needs_answer and scoped_mentions.is_answered
         ) as median_first_response_business_minutes,
-        quantile_cont(scoped_mentions.first_response_business_minutes, 0.9) filter (
+        {{ quantile_cont('scoped_mentions.first_response_business_minutes', 0.9) }} filter (
             where scoped_mentions.needs_answer and scoped_mentions.is_answered
         ) as p90_first_response_business_minutes
 
@@ -204,7 +204,7 @@ scoped_dm_days as (
     select
         date_day,
         'company' as scope,
-        cast(null as varchar) as account_username,
+        cast(null as string) as account_username,
         account_username as dm_account_username,
         dm_requests is not null as is_dm_known
 
