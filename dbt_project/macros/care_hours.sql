@@ -29,21 +29,25 @@
     timezone('UTC', timezone({{ tz }}, {{ ts }}))
 {%- endmacro %}
 
+{% macro spark__local_to_utc(ts, tz) -%}
+    cast(to_utc_timestamp({{ ts }}, {{ tz }}) as timestamp_ntz)
+{%- endmacro %}
+
 {#- the care entries as rows (care_username, time_zone, target_minutes, target_basis) -#}
 {% macro care_entries_sql() -%}
     {%- for entry in var('x_account_care') -%}
-        select cast({{ care_literal(entry.username) }} as varchar) as care_username, cast({{ care_literal(entry.time_zone) }} as varchar) as time_zone, cast({{ care_literal(entry.target_minutes) }} as double) as target_minutes, cast({{ care_literal(entry.target_basis) }} as varchar) as target_basis{{ ' union all ' if not loop.last }}
+        select cast({{ care_literal(entry.username) }} as string) as care_username, cast({{ care_literal(entry.time_zone) }} as string) as time_zone, cast({{ care_literal(entry.target_minutes) }} as double) as target_minutes, cast({{ care_literal(entry.target_basis) }} as string) as target_basis{{ ' union all ' if not loop.last }}
     {%- endfor -%}
 {%- endmacro %}
 
 {#- their weekly openings as rows (care_username, iso_weekday, opens_minute, closes_minute) -#}
 {% macro care_openings_sql() -%}
-    select cast(null as varchar) as care_username, cast(null as integer) as iso_weekday, cast(null as integer) as opens_minute, cast(null as integer) as closes_minute where false
+    select cast(null as string) as care_username, cast(null as integer) as iso_weekday, cast(null as integer) as opens_minute, cast(null as integer) as closes_minute where false
     {%- for entry in var('x_account_care') -%}{%- for day, opens, closes in entry.openings %} union all select {{ care_literal(entry.username) }}, {{ day }}, {{ opens }}, {{ closes }}{%- endfor -%}{%- endfor -%}
 {%- endmacro %}
 
 {#- their holidays as rows (care_username, holiday_date) -#}
 {% macro care_holidays_sql() -%}
-    select cast(null as varchar) as care_username, cast(null as date) as holiday_date where false
+    select cast(null as string) as care_username, cast(null as date) as holiday_date where false
     {%- for entry in var('x_account_care') -%}{%- for day in entry.holidays %} union all select {{ care_literal(entry.username) }}, date '{{ day }}'{%- endfor -%}{%- endfor -%}
 {%- endmacro %}

@@ -35,20 +35,16 @@
             {{ items }}.{{ id_column }},
             {{ items }}.target_minutes,
             business_hours.closes_at,
-            date_diff(
-                'second',
-                greatest(business_hours.opens_at, {{ items }}.created_at),
-                least(
-                    business_hours.closes_at,
-                    coalesce({{ items }}.first_response_at, business_hours.closes_at)
-                )
-            ) as seconds_to_response,
+            {{ date_diff('second', 
+                'greatest(business_hours.opens_at, ' ~ items ~ '.created_at)',
+                'least(business_hours.closes_at, coalesce('
+                ~ items ~ '.first_response_at, business_hours.closes_at))'
+            ) }} as seconds_to_response,
             sum(
-                date_diff(
-                    'second',
-                    greatest(business_hours.opens_at, {{ items }}.created_at),
-                    business_hours.closes_at
-                )
+                {{ date_diff('second', 
+                    'greatest(business_hours.opens_at, ' ~ items ~ '.created_at)',
+                    'business_hours.closes_at'
+                ) }}
             ) over (
                 partition by {{ items }}.{{ id_column }}
                 order by business_hours.opens_at
@@ -62,7 +58,7 @@
                 and business_hours.closes_at > {{ items }}.created_at
                 -- as far as int_x__account_business_hours reaches from the end of the X data
                 and business_hours.opens_at
-                < {{ answer_window_end(items ~ '.created_at') }} + to_days(14)
+                < {{ answer_window_end(items ~ '.created_at') }} + {{ interval_days(14) }}
 
     ),
 
@@ -70,10 +66,13 @@
 
         select
             open_time.{{ id_column }},
-            sum(greatest(open_time.seconds_to_response, 0)) / 60.0 as response_business_minutes,
+            cast(sum(greatest(open_time.seconds_to_response, 0)) as double) / 60
+                as response_business_minutes,
             min(
                 open_time.closes_at
-                - to_seconds(open_time.seconds_open_since_request - open_time.target_minutes * 60)
+                - {{ interval_seconds(
+                    'open_time.seconds_open_since_request - open_time.target_minutes * 60'
+                ) }}
             ) filter (
                 where open_time.seconds_open_since_request >= open_time.target_minutes * 60
             ) as business_due_at
@@ -92,7 +91,7 @@
             end as first_response_business_minutes,
             case {{ items }}.target_basis
                 when 'calendar'
-                    then {{ items }}.created_at + to_seconds({{ items }}.target_minutes * 60)
+                    then {{ items }}.created_at + {{ interval_seconds(items ~ '.target_minutes * 60') }}
                 when 'business' then business_times.business_due_at
             end as target_due_at
 

@@ -14,17 +14,19 @@
 -#}
 {% macro needs_answer_reason(text, author_username) -%}
     {%- set plain -%}
-        regexp_replace(coalesce({{ text }}, ''), '(https?://\S+)|(@\w+)', ' ', 'g')
+        {{ regex_replace_all(
+            "coalesce(" ~ text ~ ", '')", regex_literal('(https?://\\S+)|(@\\w+)'), "' '"
+        ) }}
     {%- endset -%}
     case
         when lower({{ author_username }}) in ({{ lowercase_string_list(var('x_company_usernames')) }})
             then 'company_account'
         when lower({{ author_username }}) in ({{ lowercase_string_list(var('x_bot_usernames')) }})
             then 'bot'
-        when regexp_matches({{ plain }}, '[?¿？]') then 'question'
+        when {{ regex_matches(plain, "'[?¿？]'") }} then 'question'
         when
-            regexp_matches({{ plain }}, {{ sql_string(var('x_thanks_pattern')) }})
-            and not regexp_matches({{ plain }}, {{ sql_string(var('x_problem_pattern')) }})
+            {{ regex_matches(plain, regex_literal(var('x_thanks_pattern'))) }}
+            and not {{ regex_matches(plain, regex_literal(var('x_problem_pattern'))) }}
             then 'thanks'
         {% if var('x_needs_answer_questions_only') -%}
         else 'not_a_question'
@@ -34,14 +36,9 @@
     end
 {%- endmacro %}
 
-{#- a value as a quoted SQL string literal -#}
-{% macro sql_string(value) -%}
-    '{{ value | string | replace("'", "''") }}'
-{%- endmacro %}
-
 {#- when the answer window (var x_answer_window_days) of something posted at `ts` closes -#}
 {% macro answer_window_end(ts) -%}
-    {{ ts }} + to_days({{ var('x_answer_window_days') }})
+    {{ ts }} + {{ interval_days(var('x_answer_window_days')) }}
 {%- endmacro %}
 
 {#- how far the X data reaches (the latest X batch's interval end): a window still open

@@ -17,9 +17,8 @@
         | replace('%', '\\%')
         | replace('_', '\\_')
         | replace('*', '%')
-        | replace('?', '_')
-        | replace("'", "''") -%}
-    '{{ escaped }}'
+        | replace('?', '_') -%}
+    {{ sql_string(escaped) }}
 {%- endmacro %}
 
 {#- whether the path `path` (an SQL expression; normalised here) matches any of `patterns`
@@ -31,7 +30,7 @@
     {%- else -%}
         (
             {%- for pattern in patterns %}
-            {{ normalized_url_path(path) }} like {{ like_pattern(pattern) }} escape '\'
+            {{ normalized_url_path(path) }} like {{ like_pattern(pattern) }} escape {{ sql_string('\\') }}
             {{- ' or' if not loop.last }}
             {%- endfor %}
         )

@@ -16,7 +16,8 @@
 -#}
 {% macro normalized_url_path(path) -%}
     coalesce(
-        nullif(rtrim(regexp_replace(coalesce({{ path }}, ''), '[?#].*$', ''), '/'), ''), '/'
+        nullif(trim(trailing '/' from regexp_replace(coalesce({{ path }}, ''), '[?#].*$', '')), ''),
+        '/'
     )
 {%- endmacro %}
 

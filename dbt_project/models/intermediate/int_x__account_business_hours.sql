@@ -48,7 +48,7 @@ bounds as (
 
 local_days as (
 
-    select cast(unnest(generate_series(first_day, last_day, interval 1 day)) as date) as local_day
+    select {{ date_series('first_day', 'last_day') }} as local_day
     from bounds
     where first_day is not null
 
@@ -60,10 +60,10 @@ spans as (
         care.care_username,
         local_days.local_day,
         {{ local_to_utc(
-            'local_days.local_day + to_minutes(openings.opens_minute)', 'care.time_zone'
+            'local_days.local_day + ' ~ interval_minutes('openings.opens_minute'), 'care.time_zone'
         ) }} as opens_at,
         {{ local_to_utc(
-            'local_days.local_day + to_minutes(openings.closes_minute)', 'care.time_zone'
+            'local_days.local_day + ' ~ interval_minutes('openings.closes_minute'), 'care.time_zone'
         ) }} as closes_at
 
     from care
@@ -71,7 +71,7 @@ spans as (
     inner join openings
         on
             care.care_username is not distinct from openings.care_username
-            and isodow(local_days.local_day) = openings.iso_weekday
+            and {{ iso_day_of_week('local_days.local_day') }} = openings.iso_weekday
     left join holidays
         on
             care.care_username is not distinct from holidays.care_username

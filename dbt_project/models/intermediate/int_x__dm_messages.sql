@@ -30,7 +30,7 @@ ranked as (
         *,
         row_number() over (
             partition by account_id, event_id
-            order by interval_end desc, batch_id desc, _loaded_at desc, page_no asc
+            order by interval_end desc, batch_id desc, _loaded_at desc, page_no asc nulls last
         ) as recency_rank
 
     from events
@@ -63,7 +63,7 @@ final as (
         deduplicated.has_text,
         row_number() over (
             partition by deduplicated.account_id, deduplicated.dm_conversation_id
-            order by deduplicated.created_at asc, deduplicated.event_id asc
+            order by deduplicated.created_at asc nulls last, deduplicated.event_id asc
         ) as message_seq
 
     from deduplicated

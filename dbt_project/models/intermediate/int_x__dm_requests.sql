@@ -162,7 +162,8 @@ request_status as (
         case when is_within_window then response_event_id end as first_response_event_id,
         case when is_within_window then responded_at end as first_response_at,
         case
-            when is_within_window then date_diff('second', created_at, responded_at) / 60.0
+            when is_within_window
+                then cast({{ date_diff('second', 'created_at', 'responded_at') }} as double) / 60
         end as first_response_minutes,
         case when not is_within_window then responded_at end as late_response_at
 

@@ -40,15 +40,17 @@ matched as (
         accounts.account_username,
         candidate_posts.in_reply_to_user_id = accounts.account_id as is_reply_to_account,
         coalesce(
-            list_contains(candidate_posts.mentioned_user_ids, accounts.account_id)
-            or list_contains(
-                candidate_posts.mentioned_usernames, accounts.account_username_lower
-            ),
+            {{ list_contains('candidate_posts.mentioned_user_ids', 'accounts.account_id') }}
+            or {{ list_contains(
+                'candidate_posts.mentioned_usernames', 'accounts.account_username_lower'
+            ) }},
             false
         ) as is_tagged,
         coalesce(
-            list_position(candidate_posts.mentioned_usernames, accounts.account_username_lower),
-            list_position(candidate_posts.mentioned_user_ids, accounts.account_id)
+            {{ list_position(
+                'candidate_posts.mentioned_usernames', 'accounts.account_username_lower'
+            ) }},
+            {{ list_position('candidate_posts.mentioned_user_ids', 'accounts.account_id') }}
         ) as mention_position
 
     from candidate_posts
@@ -72,7 +74,7 @@ final as (
             order by
                 coalesce(is_reply_to_account, false) desc,
                 mention_position asc nulls last,
-                account_username asc
+                account_username asc nulls last
         ) = 1 as is_primary_account
 
     from matched

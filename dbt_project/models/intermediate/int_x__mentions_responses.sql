@@ -37,7 +37,8 @@ mentions as (
         max(case when is_primary_account then account_id end) as mentioned_account_id,
         max(case when is_primary_account then account_username end)
             as mentioned_account_username,
-        string_agg(account_username, ',' order by account_username) as mentioned_account_usernames,
+        {{ string_agg_ordered('account_username', "','", 'account_username') }}
+            as mentioned_account_usernames,
         count(*) as mentioned_account_count,
         bool_or(is_reply_to_account) as is_reply_to_account
 
@@ -56,7 +57,7 @@ own_replies as (
         created_at as responded_at,
         row_number() over (
             partition by replied_to_post_id
-            order by created_at asc, post_id asc
+            order by created_at asc nulls last, post_id asc
         ) as response_rank
 
     from posts
@@ -135,7 +136,9 @@ final as (
         case when replied.is_within_window then replied.responded_at end as first_response_at,
         case
             when replied.is_within_window
-                then date_diff('second', replied.created_at, replied.responded_at) / 60.0
+                then cast({{ date_diff(
+                    'second', 'replied.created_at', 'replied.responded_at'
+                ) }} as double) / 60
         end as first_response_minutes,
         case when replied.is_within_window then replied.responder_id end as responder_id,
         case

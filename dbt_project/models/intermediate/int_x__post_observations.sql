@@ -61,7 +61,7 @@ snapshot_observations as (
         batch_id,
         snapshot_at as observed_at,
         'lookup' as observed_via,
-        cast(null as varchar) as account_username,
+        cast(null as string) as account_username,
         post_id,
         author_id,
         created_at,

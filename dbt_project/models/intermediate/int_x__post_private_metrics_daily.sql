@@ -75,9 +75,9 @@ final as (
         account_username,
         version_created_at,
         observed_at,
-        round(
-            cast(date_diff('second', version_created_at, observed_at) as double) / 86400, 2
-        ) as age_days,
+        {{ round_double(
+            'cast(' ~ date_diff('second', 'version_created_at', 'observed_at') ~ ' as double) / 86400', 2
+        ) }} as age_days,
         impression_count,
         url_link_clicks,
         user_profile_clicks,

@@ -65,11 +65,11 @@ linked_urls as (
 
     select distinct
         versions.root_post_id as post_id,
-        unnest(
-            coalesce(
-                json_extract_string(observations.payload, '$.entities.urls[*].expanded_url'), []
-            )
-        ) as linked_url
+        {{ unnest_list(
+            'coalesce('
+            ~ json_string_list('observations.payload', '$.entities.urls[*].expanded_url')
+            ~ ', ' ~ empty_list() ~ ')'
+        ) }} as linked_url
 
     from observations
     inner join versions

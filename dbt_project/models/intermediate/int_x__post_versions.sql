@@ -27,7 +27,7 @@ observed_ids as (
 
     select
         post_id as version_id,
-        coalesce(edit_history_post_ids[1], post_id) as candidate_root_id,
+        coalesce({{ list_element('edit_history_post_ids', 1) }}, post_id) as candidate_root_id,
         cast(null as integer) as version_number,
         true as is_observed
 
@@ -35,16 +35,26 @@ observed_ids as (
 
 ),
 
-history_ids as (
+history_entries as (
 
     select
-        unnest(edit_history_post_ids) as version_id,
-        edit_history_post_ids[1] as candidate_root_id,
-        unnest(generate_series(1, len(edit_history_post_ids))) as version_number,
-        false as is_observed
+        {{ unnest_list_with_position('edit_history_post_ids', 'version_id', 'version_number') }},
+        {{ list_element('edit_history_post_ids', 1) }} as candidate_root_id
 
     from observations
     where edit_history_count > 0
+
+),
+
+history_ids as (
+
+    select
+        version_id,
+        candidate_root_id,
+        version_number,
+        false as is_observed
+
+    from history_entries
 
 ),
 
@@ -81,9 +91,10 @@ first_hop as (
 
     select
         version_id,
-        arg_min(
-            candidate_root_id, (try_cast(candidate_root_id as hugeint), candidate_root_id)
-        ) as root_post_id,
+        {{ arg_min(
+            'candidate_root_id', '(' ~ numeric_id('candidate_root_id') ~ ', candidate_root_id)'
+        ) }}
+            as root_post_id,
         max(version_number) as version_number,
         bool_or(is_observed) as is_observed
 

@@ -55,7 +55,7 @@ ranked as (
         row_number() over (
             partition by root_post_id
             order by
-                try_cast(post_id as hugeint) desc,
+                {{ numeric_id('post_id') }} desc,
                 post_id desc,
                 observed_at desc,
                 observed_via = 'lookup' desc,
@@ -63,8 +63,8 @@ ranked as (
                 edit_history_count desc,
                 batch_id desc,
                 observed_via desc,
-                account_username asc,
-                cast(payload as varchar) asc
+                account_username asc nulls last,
+                cast(payload as string) asc nulls last
         ) as version_rank
 
     from rooted_observations
@@ -95,7 +95,8 @@ known_versions as (
     select
         root_post_id,
         count(*) as known_version_count,
-        list(version_id order by try_cast(version_id as hugeint), version_id) as version_ids
+        {{ ordered_list_agg('version_id', [numeric_id('version_id'), 'version_id']) }}
+            as version_ids
 
     from versions
     group by root_post_id

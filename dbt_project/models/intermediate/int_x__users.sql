@@ -24,7 +24,7 @@ candidates as (
         account_username as username,
         display_name,
         0 as source_rank,
-        cast(null as varchar) as batch_id
+        cast(null as string) as batch_id
 
     from accounts
 
@@ -47,7 +47,7 @@ ranked as (
         *,
         row_number() over (
             partition by user_id
-            order by source_rank asc, batch_id desc, username asc
+            order by source_rank asc, batch_id desc, username asc nulls last
         ) as recency_rank
 
     from candidates

@@ -84,11 +84,9 @@ x_batch_days as (
 
     select
         batch_id,
-        cast(unnest(generate_series(
-            cast(interval_start as date),
-            cast(interval_end - interval 1 microsecond as date),
-            interval 1 day
-        )) as date) as date_day
+        {{ date_series(
+            'cast(interval_start as date)', 'cast(interval_end - interval 1 microsecond as date)'
+        ) }} as date_day
 
     from batches
     where source = 'x' and interval_end > interval_start
@@ -150,10 +148,11 @@ requests_daily as (
         requests.requested_date as date_day,
         {{ dm_request_counts(rel='requests.') }},
         median(requests.first_response_minutes) as median_dm_first_response_minutes,
-        quantile_cont(requests.first_response_minutes, 0.9) as p90_dm_first_response_minutes,
+        {{ quantile_cont('requests.first_response_minutes', 0.9) }}
+            as p90_dm_first_response_minutes,
         median(requests.first_response_business_minutes)
             as median_dm_first_response_business_minutes,
-        quantile_cont(requests.first_response_business_minutes, 0.9)
+        {{ quantile_cont('requests.first_response_business_minutes', 0.9) }}
             as p90_dm_first_response_business_minutes
 
     from requests

@@ -18,7 +18,10 @@ days as (
 
 kinds as (
 
-    select unnest(['post_reads', 'user_reads', 'dm_event_reads', 'owned_reads']) as kind
+    select kind_values.kind
+    from
+        (values ('post_reads'), ('user_reads'), ('dm_event_reads'), ('owned_reads'))
+            as kind_values (kind)
 
 ),
 

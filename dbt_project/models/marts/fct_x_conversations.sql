@@ -37,7 +37,7 @@ customer_posts as (
         needs_answer,
         created_at,
         row_number() over (
-            partition by conversation_id order by created_at asc, mention_id asc
+            partition by conversation_id order by created_at asc nulls last, mention_id asc
         ) as post_rank
 
     from mentions

@@ -62,7 +62,7 @@ candidates as (
             partition by link_clicks.session_id
             order by
                 links.post_created_at desc,
-                try_cast(links.post_id as hugeint) desc,
+                {{ numeric_id('links.post_id') }} desc,
                 links.post_id desc
         ) as recency_rank
 
@@ -91,7 +91,9 @@ final as (
         is_post_deleted,
         linked_path,
         post_created_at,
-        round(cast(date_diff('second', post_created_at, session_started_at) as double) / 60, 1)
+        {{ round_double(
+            'cast(' ~ date_diff('second', 'post_created_at', 'session_started_at') ~ ' as double) / 60', 1
+        ) }}
             as minutes_after_post
 
     from candidates

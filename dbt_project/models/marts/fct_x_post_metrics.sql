@@ -67,14 +67,14 @@ own_observations as (
         row_number() over (
             partition by versions.root_post_id, observations.observed_at
             order by
-                try_cast(observations.post_id as hugeint) desc,
+                {{ numeric_id('observations.post_id') }} desc,
                 observations.post_id desc,
                 observations.observed_via = 'lookup' desc,
                 observations._loaded_at desc,
                 observations.batch_id desc,
                 observations.observed_via desc,
-                observations.account_username asc,
-                cast(observations.payload as varchar) asc
+                observations.account_username asc nulls last,
+                cast(observations.payload as string) asc nulls last
         ) as snapshot_rank
 
     from observations
@@ -96,7 +96,7 @@ with_previous as (
 
     select
         *,
-        row_number() over post_snapshots as snapshot_number,
+        cast(row_number() over post_snapshots as bigint) as snapshot_number,
         lag(snapshot_at) over post_snapshots as previous_snapshot_at,
         lag(impression_count) over post_snapshots as previous_impression_count,
         lag(like_count) over post_snapshots as previous_like_count,
@@ -134,10 +134,12 @@ final as (
         with_previous.quote_count - with_previous.previous_quote_count as quote_growth,
         with_previous.bookmark_count - with_previous.previous_bookmark_count
             as bookmark_growth,
-        date_diff('second', own_posts.created_at, with_previous.snapshot_at) / 3600.0
-            as hours_since_posting,
-        date_diff('second', with_previous.previous_snapshot_at, with_previous.snapshot_at)
-        / 3600.0 as hours_since_previous_snapshot,
+        cast(
+            {{ date_diff('second', 'own_posts.created_at', 'with_previous.snapshot_at') }} as double
+        ) / 3600 as hours_since_posting,
+        cast({{ date_diff('second', 
+            'with_previous.previous_snapshot_at', 'with_previous.snapshot_at'
+        ) }} as double) / 3600 as hours_since_previous_snapshot,
         own_posts.created_at,
         with_previous.previous_snapshot_at,
         with_previous.snapshot_at

@@ -77,7 +77,7 @@ linked_replies as (
         post_id,
         any_value(account_id) as account_id,
         any_value(account_username) as account_username,
-        string_agg(linked_path, ',' order by linked_path) as linked_paths,
+        {{ string_agg_ordered('linked_path', "','", 'linked_path') }} as linked_paths,
         count(*) as linked_path_count
 
     from links

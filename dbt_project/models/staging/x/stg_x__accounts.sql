@@ -12,24 +12,21 @@ renamed as (
         batch_id,
         interval_start,
         interval_end,
-        coalesce(user_id, json_extract_string(payload, '$.id')) as user_id,
-        coalesce(username, json_extract_string(payload, '$.username')) as username,
-        lower(coalesce(username, json_extract_string(payload, '$.username'))) as username_lower,
-        json_extract_string(payload, '$.name') as display_name,
-        try_strptime(
-            json_extract_string(payload, '$.created_at'),
-            ['%Y-%m-%dT%H:%M:%S.%gZ', '%Y-%m-%dT%H:%M:%SZ']
-        ) as account_created_at,
+        coalesce(user_id, {{ json_text('payload', '$.id') }}) as user_id,
+        coalesce(username, {{ json_text('payload', '$.username') }}) as username,
+        lower(coalesce(username, {{ json_text('payload', '$.username') }})) as username_lower,
+        {{ json_text('payload', '$.name') }} as display_name,
+        {{ parse_x_timestamp(json_text('payload', '$.created_at')) }} as account_created_at,
         cast(
-            json_extract(payload, '$.public_metrics.followers_count') as bigint
+            {{ json_fragment('payload', '$.public_metrics.followers_count') }} as bigint
         ) as followers_count,
         cast(
-            json_extract(payload, '$.public_metrics.following_count') as bigint
+            {{ json_fragment('payload', '$.public_metrics.following_count') }} as bigint
         ) as following_count,
         cast(
             coalesce(
-                json_extract(payload, '$.public_metrics.post_count'),
-                json_extract(payload, '$.public_metrics.tweet_count')
+                {{ json_fragment('payload', '$.public_metrics.post_count') }},
+                {{ json_fragment('payload', '$.public_metrics.tweet_count') }}
             ) as bigint
         ) as post_count,
         _loaded_at

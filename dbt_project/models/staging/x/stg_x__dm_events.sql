@@ -21,18 +21,15 @@ renamed as (
         account_username,
         lower(account_username) as account_username_lower,
         account_id,
-        coalesce(event_id, json_extract_string(payload, '$.id')) as event_id,
-        json_extract_string(payload, '$.event_type') as event_type,
-        json_extract_string(payload, '$.dm_conversation_id') as dm_conversation_id,
-        json_extract_string(payload, '$.sender_id') as sender_id,
+        coalesce(event_id, {{ json_text('payload', '$.id') }}) as event_id,
+        {{ json_text('payload', '$.event_type') }} as event_type,
+        {{ json_text('payload', '$.dm_conversation_id') }} as dm_conversation_id,
+        {{ json_text('payload', '$.sender_id') }} as sender_id,
         coalesce(
-            json_extract_string(payload, '$.participant_ids[*]'), []
+            {{ json_string_list('payload', '$.participant_ids[*]') }}, {{ empty_list() }}
         ) as participant_ids,
-        try_strptime(
-            json_extract_string(payload, '$.created_at'),
-            ['%Y-%m-%dT%H:%M:%S.%gZ', '%Y-%m-%dT%H:%M:%SZ']
-        ) as created_at,
-        coalesce(length(json_extract_string(payload, '$.text')) > 0, false) as has_text,
+        {{ parse_x_timestamp(json_text('payload', '$.created_at')) }} as created_at,
+        coalesce(length({{ json_text('payload', '$.text') }}) > 0, false) as has_text,
         page_no,
         _loaded_at
 

@@ -24,9 +24,7 @@ renamed as (
         cap,
         newer_than_interval,
         returned,
-        try_strptime(
-            complete_from, ['%Y-%m-%dT%H:%M:%S.%gZ', '%Y-%m-%dT%H:%M:%SZ']
-        ) as complete_from,
+        {{ parse_x_timestamp('complete_from') }} as complete_from,
         _loaded_at
 
     from source

@@ -22,15 +22,15 @@ renamed as (
         interval_end as snapshot_at,
         coalesce(
             post_id,
-            json_extract_string(payload, '$.resource_id'),
-            json_extract_string(payload, '$.value')
+            {{ json_text('payload', '$.resource_id') }},
+            {{ json_text('payload', '$.value') }}
         ) as post_id,
-        json_extract_string(payload, '$.title') as error_title,
-        json_extract_string(payload, '$.type') as error_type,
-        json_extract_string(payload, '$.detail') as error_detail,
-        json_extract_string(payload, '$.resource_type') as resource_type,
-        json_extract_string(payload, '$.parameter') as error_parameter,
-        json_extract_string(payload, '$.value') as requested_value,
+        {{ json_text('payload', '$.title') }} as error_title,
+        {{ json_text('payload', '$.type') }} as error_type,
+        {{ json_text('payload', '$.detail') }} as error_detail,
+        {{ json_text('payload', '$.resource_type') }} as resource_type,
+        {{ json_text('payload', '$.parameter') }} as error_parameter,
+        {{ json_text('payload', '$.value') }} as requested_value,
         payload,
         _loaded_at
 
@@ -44,7 +44,7 @@ flagged as (
         *,
         coalesce(
             (
-                ends_with(error_type, '/resource-not-found')
+                error_type like '%/resource-not-found'
                 or error_title = 'Not Found Error'
             )
             and coalesce(resource_type, 'tweet') in ('tweet', 'post')

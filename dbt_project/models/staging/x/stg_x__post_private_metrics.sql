@@ -21,44 +21,41 @@ renamed as (
         account_username,
         lower(account_username) as account_username_lower,
         account_id,
-        coalesce(post_id, json_extract_string(payload, '$.id')) as post_id,
+        coalesce(post_id, {{ json_text('payload', '$.id') }}) as post_id,
         coalesce(
-            json_extract_string(payload, '$.edit_history_tweet_ids[0]'),
+            {{ json_text('payload', '$.edit_history_tweet_ids[0]') }},
             post_id,
-            json_extract_string(payload, '$.id')
+            {{ json_text('payload', '$.id') }}
         ) as root_post_id,
-        json_extract_string(payload, '$.author_id') as author_id,
-        try_strptime(
-            json_extract_string(payload, '$.created_at'),
-            ['%Y-%m-%dT%H:%M:%S.%gZ', '%Y-%m-%dT%H:%M:%SZ']
-        ) as created_at,
+        {{ json_text('payload', '$.author_id') }} as author_id,
+        {{ parse_x_timestamp(json_text('payload', '$.created_at')) }} as created_at,
         observed_at,
         try_cast(
-            json_extract(payload, '$.non_public_metrics.impression_count') as bigint
+            {{ json_fragment('payload', '$.non_public_metrics.impression_count') }} as bigint
         ) as impression_count,
         try_cast(
-            json_extract(payload, '$.non_public_metrics.url_link_clicks') as bigint
+            {{ json_fragment('payload', '$.non_public_metrics.url_link_clicks') }} as bigint
         ) as url_link_clicks,
         try_cast(
-            json_extract(payload, '$.non_public_metrics.user_profile_clicks') as bigint
+            {{ json_fragment('payload', '$.non_public_metrics.user_profile_clicks') }} as bigint
         ) as user_profile_clicks,
         try_cast(
-            json_extract(payload, '$.organic_metrics.impression_count') as bigint
+            {{ json_fragment('payload', '$.organic_metrics.impression_count') }} as bigint
         ) as organic_impression_count,
         try_cast(
-            json_extract(payload, '$.organic_metrics.like_count') as bigint
+            {{ json_fragment('payload', '$.organic_metrics.like_count') }} as bigint
         ) as organic_like_count,
         try_cast(
-            json_extract(payload, '$.organic_metrics.reply_count') as bigint
+            {{ json_fragment('payload', '$.organic_metrics.reply_count') }} as bigint
         ) as organic_reply_count,
         try_cast(
-            json_extract(payload, '$.organic_metrics.retweet_count') as bigint
+            {{ json_fragment('payload', '$.organic_metrics.retweet_count') }} as bigint
         ) as organic_retweet_count,
         try_cast(
-            json_extract(payload, '$.organic_metrics.url_link_clicks') as bigint
+            {{ json_fragment('payload', '$.organic_metrics.url_link_clicks') }} as bigint
         ) as organic_url_link_clicks,
         try_cast(
-            json_extract(payload, '$.organic_metrics.user_profile_clicks') as bigint
+            {{ json_fragment('payload', '$.organic_metrics.user_profile_clicks') }} as bigint
         ) as organic_user_profile_clicks,
         page_no,
         _loaded_at
