@@ -50,7 +50,8 @@ def test_compose_has_the_official_shape(stack: NativeStack) -> None:
         }
         assert "engagement-data:/data" in services[name]["volumes"]
         assert services[name]["environment"]["ENGAGEMENT_DATA_DIR"] == "/data"
-    assert {p for s in services.values() for p in s.get("profiles", [])} == {"sandbox", "bi", "spark"}
+    profiles = {p for s in services.values() for p in s.get("profiles", [])}
+    assert profiles == {"sandbox", "bi", "spark"}
 
 
 def test_the_native_stack_runs_what_compose_describes(stack: NativeStack) -> None:
