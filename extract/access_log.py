@@ -993,10 +993,8 @@ def extract_part(
     writer_pool = ThreadPoolExecutor(max_workers=1)
     total = Counts()
     results: list[FileResult] = []
-    # the schema kept, so combining reads the dictionary columns back as they were written
-    rows_out = pq.ParquetWriter(
-        work / "lines.parquet", ROW_SCHEMA, **(PARQUET_OPTIONS | {"store_schema": True})
-    )
+    # written as the batch's file is: a batch of one part is this file
+    rows_out = pq.ParquetWriter(work / "lines.parquet", ROW_SCHEMA, **PARQUET_OPTIONS)
     quarantine_out = pq.ParquetWriter(work / "quarantine.parquet", QUARANTINE_SCHEMA)
     try:
         writes: deque[Future] = deque()
@@ -1124,17 +1122,12 @@ def combine(plan: Plan, raw_root: Path, state_path: Path | None = None) -> Batch
     firsts += [(entries[i].site, f.first) for i, f in parsed.items() if f.first is not None]
     total = Counts()
     with landing(raw_root, Source.SUPPORT_SITE, interval) as work:
-        rows_out = pq.ParquetWriter(work / "lines.parquet", ROW_SCHEMA, **PARQUET_OPTIONS)
-        quarantine_out = pq.ParquetWriter(work / "quarantine.parquet", QUARANTINE_SCHEMA)
-        try:
-            for result in results:
-                directory = stage / _part_name(result.index)
-                _copy_row_groups(directory / "lines.parquet", rows_out)
-                _copy_row_groups(directory / "quarantine.parquet", quarantine_out)
-                total.add(Counts.of(result))
-        finally:
-            rows_out.close()
-            quarantine_out.close()
+        for result in results:
+            total.add(Counts.of(result))
+        if len(results) == 1:  # one part (most days): its files are the batch's, linked
+            _link_files(stage / _part_name(results[0].index), work)
+        else:
+            _concatenate_files([stage / _part_name(result.index) for result in results], work)
         for index, file in sorted(parsed.items()):
             entry = entries[index]
             _check(entry, Counts.of(entry))
@@ -1173,10 +1166,35 @@ def combine(plan: Plan, raw_root: Path, state_path: Path | None = None) -> Batch
     return summary(landed, landed_version(work))
 
 
-def _copy_row_groups(source: Path, out: pq.ParquetWriter) -> None:
-    """A part's Parquet file appended to the batch's, a row group at a time (each keeps its
-    dictionaries: nothing is parsed again)."""
-    parquet = pq.ParquetFile(source)
+def _link_files(part: Path, work: Path) -> None:
+    """A part's Parquet files as the batch's: hard links (instant, on the same file system;
+    the part keeps its files until the batch has landed, so a failed combine can be run
+    again), or copies where the file system has no links."""
+    for name in ("lines.parquet", "quarantine.parquet"):
+        try:
+            os.link(part / name, work / name)
+        except OSError:
+            shutil.copyfile(part / name, work / name)
+
+
+def _concatenate_files(parts: list[Path], work: Path) -> None:
+    """The parts' Parquet files, in order, as the batch's one file of each."""
+    rows_out = pq.ParquetWriter(work / "lines.parquet", ROW_SCHEMA, **PARQUET_OPTIONS)
+    quarantine_out = pq.ParquetWriter(work / "quarantine.parquet", QUARANTINE_SCHEMA)
+    try:
+        for directory in parts:
+            _copy_row_groups(directory / "lines.parquet", rows_out, ROW_SCHEMA)
+            _copy_row_groups(directory / "quarantine.parquet", quarantine_out, QUARANTINE_SCHEMA)
+    finally:
+        rows_out.close()
+        quarantine_out.close()
+
+
+def _copy_row_groups(source: Path, out: pq.ParquetWriter, schema: pa.Schema) -> None:
+    """A part's Parquet file appended to the batch's, a row group at a time, its dictionary
+    columns read as dictionaries (nothing is parsed or encoded again)."""
+    dictionaries = [f.name for f in schema if pa.types.is_dictionary(f.type)]
+    parquet = pq.ParquetFile(source, read_dictionary=dictionaries)
     for group in range(parquet.num_row_groups):
         for piece in parquet.read_row_group(group).to_batches():
             out.write_batch(piece)
