@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from engagement.warehouse.spark import published_differences
@@ -82,7 +83,7 @@ def copy_env(env: dict[str, str], root: Path) -> dict[str, str]:
     return dict(env, ENGAGEMENT_DATA_DIR=str(root))
 
 
-def test_the_elastic_log_builds_the_same_marts_on_spark_first_and_incrementally(
+def test_spark_builds_the_elastic_log_as_duckdb_does_and_publishes_only_green(
     elastic: dict[str, str], tmp_path: Path
 ) -> None:
     duck = copy_env(elastic, tmp_path / "duck")
@@ -93,7 +94,22 @@ def test_the_elastic_log_builds_the_same_marts_on_spark_first_and_incrementally(
     assert_same_marts(*warehouses)
 
     engagement("load", "--source", "support-site", *ELASTIC_NEXT, env=duck)
+    # write, audit, publish on Spark: a load whose data fails a dbt test (lines without a
+    # visitor) publishes nothing and moves no state
+    published = (warehouses[1] / "engagement.duckdb").read_bytes()
     share_raw(duck, spark)
+    with duckdb.connect(str(warehouses[1] / "raw.duckdb")) as con:
+        con.execute(
+            "update support_site.requests set visitor_id = null,"
+            " _loaded_at = _loaded_at + interval 1 second where interval_start = ?",
+            [ELASTIC_NEXT[1]],
+        )
+    failed = engagement("build", env=spark, check=False)
+    assert failed.returncode == 3 and "nothing published" in failed.stderr, failed.stderr
+    assert "not_null_columns_stg_support_site__requests" in failed.stderr
+    assert (warehouses[1] / "engagement.duckdb").read_bytes() == published
+
+    share_raw(duck, spark)  # the load as it should be
     for env in (duck, spark):  # the next day: an incremental build on each engine
         built = json.loads(engagement("build", env=env).stdout)
         assert not built["full_refresh"] and built["changed_loads"] == 1
