@@ -224,10 +224,10 @@ def test_the_scheduler_catches_up_the_days_and_publishes_what_the_cli_does(
     assert {run: sorted(indexes) for run, indexes in mapped.items()} == {
         run: [0, 1] if run == first else [0] for run in mapped
     }
-    # ... parsed on both workers: a worker logs each task instance it runs, by its id
+    # ... each part run once, by one of the workers: a worker logs each task instance it
+    # runs, by its id (which worker takes which part is Celery's choice: both, most often)
     ran_on = {p["id"]: [w for w, log in workers.items() if p["id"] in log] for p in parts}
     assert all(len(on) == 1 for on in ran_on.values()), ran_on
-    assert {on[0] for on in ran_on.values()} == set(workers), ran_on
     mart = Path("warehouse") / "engagement.duckdb"
     assert mart_hashes(stack.data / mart) == mart_hashes(tmp_path / "cli" / mart)
     # DM care for the authorised account every day; "not authorised" (null), never 0, for
