@@ -230,7 +230,11 @@ def plan(settings: Settings, full_refresh: bool = False) -> Plan:
             f"nothing loaded yet: {settings.raw_db} does not exist (engagement load first;"
             " or ENGAGEMENT_DATA_DIR is not the data directory you loaded)"
         )
-    return plan_build(settings.raw_db, settings.build_db, fingerprint(settings), full_refresh)
+    # Spark's tables are not in the build file: without its warehouse, build it all again
+    spark_gone = settings.warehouse_engine == "spark" and not spark.built(settings)
+    return plan_build(
+        settings.raw_db, settings.build_db, fingerprint(settings), full_refresh or spark_gone
+    )
 
 
 def plan_build(raw_db: Path, build_db: Path, current: str, full_refresh: bool = False) -> Plan:

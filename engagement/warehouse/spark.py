@@ -40,6 +40,11 @@ def dbt_target(settings: Settings) -> tuple[str, dict[str, str]]:
     }
 
 
+def built(settings: Settings) -> bool:
+    """Whether the `spark` engine's warehouse holds a build (its marts' directory)."""
+    return (settings.spark_dir / "warehouse" / "marts.db").is_dir()
+
+
 def export_raw(raw_db: Path, dest: Path) -> dict[str, int]:
     """The raw warehouse's tables as Parquet under `dest/<schema>/<table>/`, written again
     only where they changed: the source tables per batch (`<batch_id>/`, rewritten when its
