@@ -142,6 +142,13 @@ def _rounded(relation: str, columns: list[tuple[str, str]], decimals: int) -> st
     return f"select {', '.join(values)} from {relation}"
 
 
+def _only_in_each(con: duckdb.DuckDBPyConnection, one: str, other: str) -> tuple[int, int]:
+    """The rows only query `one` gives and those only `other` gives (as multisets)."""
+    (only_one,) = con.execute(f"select count(*) from ({one} except all {other})").fetchone()
+    (only_other,) = con.execute(f"select count(*) from ({other} except all {one})").fetchone()
+    return only_one, only_other
+
+
 def differences(
     build_db: Path, warehouse: Path, tables: list[str], decimals: int = 9
 ) -> dict[str, tuple[int, int]]:
@@ -166,13 +173,7 @@ def differences(
 
             duck = _rounded(f"{schema}.{table}", columns, decimals)
             theirs = _rounded(spark, columns, decimals)
-            (only_duck,) = con.execute(
-                f"select count(*) from ({duck} except all {theirs})"
-            ).fetchone()
-            (only_spark,) = con.execute(
-                f"select count(*) from ({theirs} except all {duck})"
-            ).fetchone()
-            found[name] = (only_duck, only_spark)
+            found[name] = _only_in_each(con, duck, theirs)
     return found
 
 
@@ -244,12 +245,6 @@ def published_differences(
                 _rounded(f"{database}.marts.{table}", compared, decimals)
                 for database in ("one", "other")
             ]
-            (only_one,) = con.execute(
-                f"select count(*) from ({rows[0]} except all {rows[1]})"
-            ).fetchone()
-            (only_other,) = con.execute(
-                f"select count(*) from ({rows[1]} except all {rows[0]})"
-            ).fetchone()
             (count,) = con.execute(f"select count(*) from one.marts.{table}").fetchone()
-            found[table] = (only_one, only_other, count)
+            found[table] = (*_only_in_each(con, *rows), count)
     return found
